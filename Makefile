@@ -1,0 +1,29 @@
+# Two entry points: `make demo` and `make test`. Both create .venv when it is missing.
+# CPU setups take torch 2.13.0 (a CPU build); for a CUDA build see README.md ("GPU").
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+TORCH  ?= torch==2.13.0
+
+.PHONY: demo test venv bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: venv
+	$(BIN)/neurons demo
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+bench: venv
+	$(BIN)/python benchmarks/extract.py
+
+clean:
+	rm -rf $(VENV) warehouse/*.duckdb warehouse/*.wal warehouse/demo-model

@@ -1,0 +1,196 @@
+"""The `neurons` command: a thin click layer over the library calls in `toolkit.*`."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from toolkit import __version__
+from toolkit.errors import UserError
+from toolkit.warehouse import default_db
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"neurons: {message}", err=True)
+    sys.exit(code)
+
+
+def handled(fn):
+    """Turn UserError into one line on stderr; Ctrl-C into a note on what was kept."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            fail("interrupted; what was committed is kept (rerun with --resume to continue an extraction)", 130)
+        except BrokenPipeError:
+            sys.exit(0)
+        except Exception as exc:  # a bug, not bad input: one line, the traceback on request
+            if os.environ.get("NEURONS_DEBUG"):
+                raise
+            fail(f"internal error: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''} "
+                 "(rerun with NEURONS_DEBUG=1 for the traceback and report it)", 70)
+
+    return wrapper
+
+
+class Context:
+    def __init__(self, db: Path):
+        self.db = db
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), envvar="NEURONS_DB", default=None,
+              help="Warehouse file (env NEURONS_DB; default warehouse/activations.duckdb).")
+@click.version_option(__version__, prog_name="neurons")
+@click.pass_context
+def cli(ctx: click.Context, db: Path | None) -> None:
+    """Neuron-level analysis of text encoders across languages.
+
+    Extract activations of a fine-tuned encoder into a DuckDB warehouse, then query them with SQL.
+    Start with `neurons demo`.
+    """
+    ctx.obj = Context(db or default_db())
+
+
+def data_options(fn):
+    """The options that say which columns of a data file hold what."""
+    for opt in reversed(
+        [
+            click.option("--text-column", default="text", show_default=True, help="Column with the sentence."),
+            click.option("--language-column", default="language", show_default=True, help="Column with the language code."),
+            click.option("--label-column", default="label", show_default=True, help="Column with the gold label."),
+            click.option("--id-column", default=None, help="Column with unique sentence ids (default: row numbers)."),
+            click.option("--split-column", default=None, help="Column with the split (default 'split' when --split is given)."),
+            click.option("--split", "splits", default=None, help="Keep only these splits, comma-separated, e.g. dev,test."),
+            click.option("--limit", type=int, default=None, help="Use only the first N sentences (after --split)."),
+        ]
+    ):
+        fn = opt(fn)
+    return fn
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--run", required=True, help="Name of the run to create.")
+@data_options
+@click.option("--layers", default="-2", show_default=True,
+              help="hidden_states indices: 11 | 6,11 | -2 (penultimate) | all. 0 is the embedding output.")
+@click.option("--pooling", type=click.Choice(["cls", "mean"]), default="cls", show_default=True,
+              help="First token ([CLS]/<s>) or the mean over non-padding tokens.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--max-length", type=int, default=None, help="Truncate longer inputs (default: the model's limit).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True,
+              help="Model weights' dtype; activations are stored as float32.")
+@click.option("--no-predictions", is_flag=True,
+              help="Skip the classification head: no predicted labels, and no compute above the deepest layer.")
+@click.option("--commit-every", type=int, default=1024, show_default=True,
+              help="Sentences per committed chunk (what an interruption can lose at most).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run with the same settings.")
+@click.option("--replace", is_flag=True, help="Redo the run from scratch if it exists.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@pass_ctx
+@handled
+def extract(ctx: Context, model: str, data: Path, run: str, text_column: str, language_column: str,
+            label_column: str, id_column: str | None, split_column: str | None, splits: str | None,
+            limit: int | None, layers: str, pooling: str, batch_size: int, max_length: int | None, device: str,
+            dtype: str, no_predictions: bool, commit_every: int, resume: bool, replace: bool, quiet: bool) -> None:
+    """Extract pooled activations of MODEL (checkpoint directory or hub id) on DATA into a run.
+
+    DATA is CSV, TSV, JSONL or Parquet with text, language and label columns.
+    """
+    from toolkit.datasets import read_dataset
+    from toolkit.extract import ExtractOptions
+    from toolkit.extract import extract as run_extract
+    from toolkit.report_text import extraction_summary
+
+    dataset = read_dataset(data, text_column, language_column, label_column, id_column, split_column,
+                           splits.split(",") if splits else None, limit)
+    summary = run_extract(
+        ctx.db, model, dataset, run,
+        ExtractOptions(layers=layers, pooling=pooling, batch_size=batch_size, max_length=max_length, device=device,
+                       dtype=dtype, predictions=not no_predictions, commit_every=commit_every),
+        resume=resume, replace=replace, progress=not quiet,
+    )
+    click.echo(extraction_summary(summary))
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--run", required=True, help="Name of the run to create.")
+@click.option("--replace", is_flag=True, help="Replace the run if it exists.")
+@pass_ctx
+@handled
+def load(ctx: Context, file: Path, run: str, replace: bool) -> None:
+    """Import a long-format table of activations made elsewhere (Parquet, CSV, TSV or JSONL).
+
+    Columns: sentence_id, language, label, layer, neuron, value; text optional.
+    """
+    from toolkit.load import load_long
+
+    summary = load_long(ctx.db, file, run, replace=replace)
+    click.echo(
+        f"loaded run '{run}' into {ctx.db}: {summary['n_sentences']} sentences, layers {summary['layers']}, "
+        f"{summary['hidden_size']} neurons, {summary['n_values']:,} values"
+    )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@pass_ctx
+@handled
+def runs(ctx: Context, as_json: bool) -> None:
+    """List every run with its model, data, layers, pooling, counts and status."""
+    from toolkit.query import render
+    from toolkit.warehouse import Warehouse
+
+    with Warehouse(ctx.db, read_only=True) as wh:
+        df = wh.runs()
+    click.echo(render(df, "json" if as_json else "table"), nl=False)
+
+
+@cli.command()
+@click.argument("sql")
+@click.option("--csv", "fmt", flag_value="csv", help="CSV output.")
+@click.option("--json", "fmt", flag_value="json", help="JSON output (a list of rows).")
+@click.option("--markdown", "fmt", flag_value="markdown", help="Markdown table output.")
+@pass_ctx
+@handled
+def query(ctx: Context, sql: str, fmt: str | None) -> None:
+    """Run read-only SQL on the warehouse (SQL `-` reads it from stdin).
+
+    Tables: runs, sentences, activations; view: activations_long. Writes are refused.
+    """
+    from toolkit.query import render, run_query
+
+    if sql == "-":
+        sql = sys.stdin.read()
+    click.echo(render(run_query(ctx.db, sql), fmt or "table"), nl=False)
+
+
+@cli.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("warehouse"), show_default=True,
+              help="Folder for the demo model and warehouse.")
+@click.option("--epochs", type=int, default=30, show_default=True, help="Training epochs of the tiny classifier.")
+@handled
+def demo(out: Path, epochs: int) -> None:
+    """Train a tiny XLM-R classifier on the bundled sample and extract it (illustrative only)."""
+    from toolkit.demo import run_demo
+
+    run_demo(out, epochs=epochs)
+
+
+def main() -> None:
+    cli(prog_name="neurons")

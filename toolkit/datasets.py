@@ -1,0 +1,179 @@
+"""Reading a user's labelled dataset (CSV, TSV, JSONL, Parquet) and checking it before anything is written.
+
+Every problem found here is a `UserError` naming the file, what is wrong and how to fix it, raised
+before the warehouse is touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from toolkit.errors import UserError
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_table(path: str | Path, formats: dict[str, str] = FORMATS) -> pl.DataFrame:
+    """Read a data file into a DataFrame; text formats are decoded strictly as UTF-8."""
+    path = Path(path)
+    kind = formats.get(path.suffix.lower())
+    if kind is None:
+        raise UserError(
+            f"{path}: unsupported format '{path.suffix or '(none)'}'; use one of {', '.join(sorted(formats))}"
+        )
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        if kind == "parquet":
+            df = pl.read_parquet(path)
+        else:
+            raw = path.read_bytes()
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise UserError(
+                    f"{path}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); re-save it as UTF-8"
+                ) from None
+            if not raw.strip():
+                raise UserError(f"{path}: the file is empty; it needs a header and at least one row")
+            if kind == "jsonl":
+                df = pl.read_ndjson(raw)
+            else:
+                df = pl.read_csv(raw, separator="\t" if kind == "tsv" else ",", infer_schema=False,
+                                 quote_char=None if kind == "tsv" else '"')
+    except UserError:
+        raise
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: cannot read it as {kind.upper()} ({first}); check the file's format") from None
+    if df.height == 0:
+        raise UserError(f"{path}: the file has no rows; it needs at least one sentence")
+    return df
+
+
+def require_columns(df: pl.DataFrame, path: Path, wanted: dict[str, str]) -> None:
+    """Fail with the missing and the found column names. WANTED maps column -> option that renames it."""
+    missing = [c for c in wanted if c not in df.columns]
+    if missing:
+        hints = ", ".join(f"{wanted[c]}" for c in missing if wanted[c])
+        raise UserError(
+            f"{path}: missing column(s) {', '.join(repr(c) for c in missing)} "
+            f"(found: {', '.join(repr(c) for c in df.columns)})"
+            + (f"; name the right ones with {hints}" if hints else "")
+        )
+
+
+def file_rows(df: pl.DataFrame) -> pl.Series:
+    """1-based data row numbers (header excluded) of DF's rows in the file: its `_row` column, else 1..n."""
+    return df["_row"] if "_row" in df.columns else pl.int_range(1, df.height + 1, eager=True)
+
+
+def first_rows(mask: pl.Series, rows: pl.Series, n: int = 3) -> str:
+    """'rows 3, 9, 12' of the first N true entries of MASK, numbered by ROWS."""
+    rows = rows.filter(mask).head(n).to_list()
+    more = int(mask.sum()) - len(rows)
+    return ("row " if len(rows) == 1 else "rows ") + ", ".join(map(str, rows)) + (f" and {more} more" if more > 0 else "")
+
+
+def require_present(df: pl.DataFrame, path: Path, column: str, what: str) -> None:
+    """Fail when COLUMN has nulls or blank strings."""
+    col = df[column]
+    bad = col.is_null() | (col.cast(pl.String).str.strip_chars() == "")
+    if bad.any():
+        raise UserError(
+            f"{path}: {what} (column '{column}') is empty or missing in {int(bad.sum())} row(s) "
+            f"({first_rows(bad, file_rows(df))}); fill or remove them"
+        )
+
+
+def require_unique(df: pl.DataFrame, path: Path, columns: list[str], what: str) -> None:
+    """Fail on the first duplicated key of COLUMNS, naming both rows."""
+    dup = df.select(columns).is_duplicated()
+    if dup.any():
+        key = df.row(int(dup.arg_true()[0]), named=True)
+        same = pl.all_horizontal(pl.col(c) == key[c] for c in columns)
+        rows = file_rows(df).filter(df.select(same).to_series()).head(2).to_list()
+        shown = ", ".join(f"{c}={key[c]!r}" for c in columns)
+        raise UserError(f"{path}: duplicate {what} ({shown}) in rows {rows[0]} and {rows[1]}; {what}s must be unique")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Sentences to extract: sentence_id (0-based file row), source_id, text, language, label, split."""
+
+    path: Path
+    sha256: str
+    frame: pl.DataFrame
+    options: dict  # the column names, splits and limit it was read with (recorded in the run's settings)
+
+    @property
+    def n_sentences(self) -> int:
+        return self.frame.height
+
+
+def read_dataset(
+    path: str | Path,
+    text_column: str = "text",
+    language_column: str = "language",
+    label_column: str = "label",
+    id_column: str | None = None,
+    split_column: str | None = None,
+    splits: list[str] | None = None,
+    limit: int | None = None,
+) -> Dataset:
+    """Read and check a labelled dataset; keep rows of SPLITS (if given), then the first LIMIT rows."""
+    path = Path(path)
+    df = read_table(path)
+    if splits and not split_column:
+        split_column = "split"
+    wanted = {text_column: "--text-column", language_column: "--language-column", label_column: "--label-column"}
+    if id_column:
+        wanted[id_column] = "--id-column"
+    if split_column:
+        wanted[split_column] = "--split-column"
+    require_columns(df, path, wanted)
+
+    def as_text(column: str | None) -> pl.Expr:
+        return pl.col(column).cast(pl.String) if column else pl.lit(None, dtype=pl.String)
+
+    frame = df.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("sentence_id"),
+        as_text(id_column).alias("source_id"),
+        as_text(text_column).alias("text"),
+        as_text(language_column).str.strip_chars().alias("language"),
+        as_text(label_column).str.strip_chars().alias("label"),
+        as_text(split_column).alias("split"),
+    )
+    if splits:
+        keep = frame["split"].is_in(splits)
+        if not keep.any():
+            found = ", ".join(sorted(frame["split"].drop_nulls().unique().to_list())) or "none"
+            raise UserError(f"{path}: no rows with {split_column} in {', '.join(splits)} (found: {found})")
+        frame = frame.filter(keep)
+    if limit is not None:
+        if limit < 1:
+            raise UserError(f"--limit must be at least 1 (got {limit})")
+        frame = frame.head(limit)
+    checked = frame.with_columns(_row=pl.col("sentence_id").cast(pl.Int64) + 1)
+    for column, what in (("text", "text"), ("language", "language"), ("label", "label")):
+        require_present(checked, path, column, what)
+    if id_column:
+        require_present(checked, path, "source_id", "sentence id")
+        require_unique(checked.rename({"source_id": id_column}), path, [id_column], "sentence id")
+    options = {
+        "text_column": text_column, "language_column": language_column, "label_column": label_column,
+        "id_column": id_column, "split_column": split_column, "splits": splits, "limit": limit,
+    }
+    return Dataset(path=path.resolve(), sha256=file_sha256(path), frame=frame, options=options)

@@ -1,0 +1,312 @@
+"""Extraction: run an encoder over a dataset and store pooled activations of chosen layers in the warehouse.
+
+Paper Section 2.2 ("Neuron Activation Extraction"): [CLS] (or mean-pooled) hidden states of the chosen
+layers, stored with each sentence's language and label. Batched with attention masks, sentences sorted
+by length to cut padding, under `torch.inference_mode`, and blocks above the deepest requested layer are
+not run unless the classification head's predictions are wanted.
+
+The batch plan is a pure function of the data and the settings, and each chunk of whole batches is
+committed in one transaction together with its sentences; so `--resume` skips exactly the committed
+batches and the finished run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+from tqdm import tqdm
+
+from toolkit import __version__
+from toolkit.arrow import INSERT_ACTIVATIONS, activation_table
+from toolkit.datasets import Dataset
+from toolkit.errors import UserError
+from toolkit.models import LoadedModel, load_config, load_model, parse_layers, truncated
+from toolkit.warehouse import Warehouse, default_db
+
+POOLINGS = ("cls", "mean")
+
+
+@dataclass
+class ExtractOptions:
+    """How to extract. `layers` uses hidden_states numbering; the default -2 is the penultimate layer."""
+
+    layers: str = "-2"
+    pooling: str = "cls"
+    batch_size: int = 32
+    max_length: int | None = None
+    device: str = "auto"
+    dtype: str = "float32"
+    predictions: bool = True
+    commit_every: int = 1024
+
+
+@dataclass
+class ExtractSummary:
+    run: str
+    db: Path
+    model: str
+    n_sentences: int
+    n_done_before: int
+    n_truncated: int
+    layers: list[int]
+    hidden_size: int
+    seconds: float
+    predictions: bool
+    languages: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_values(self) -> int:
+        return self.n_sentences * len(self.layers) * self.hidden_size
+
+    @property
+    def sentences_per_second(self) -> float:
+        return (self.n_sentences - self.n_done_before) / self.seconds if self.seconds > 0 else float("nan")
+
+
+def tokenize(loaded: LoadedModel, texts: list[str], max_length: int) -> tuple[list[list[int]], np.ndarray]:
+    """Token ids of each text (special tokens added, cut at MAX_LENGTH) and which texts were cut."""
+    tok = loaded.tokenizer
+    ids = tok(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    cut = np.fromiter((len(x) > max_length for x in ids), dtype=bool, count=len(ids))
+    if cut.any():
+        where = np.flatnonzero(cut)
+        redo = tok([texts[i] for i in where], add_special_tokens=True, truncation=True, max_length=max_length)
+        for i, seq in zip(where, redo["input_ids"]):
+            ids[i] = seq
+    return ids, cut
+
+
+def batch_plan(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Row positions grouped into batches, longest first (stable), so padding is minimal."""
+    order = np.argsort(-lengths, kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded input ids and attention mask."""
+    width = max(len(s) for s in seqs)
+    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(seqs), width), dtype=np.int64)
+    for r, s in enumerate(seqs):
+        ids[r, : len(s)] = s
+        mask[r, : len(s)] = 1
+    return torch.from_numpy(ids), torch.from_numpy(mask)
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """[batch, seq, hidden] -> [batch, hidden]: the first token, or the mean over non-padding tokens."""
+    if pooling == "cls":
+        return hidden[:, 0, :].float()
+    m = mask.unsqueeze(-1).to(torch.float32)
+    return (hidden.float() * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)
+
+
+def forward_batch(
+    loaded: LoadedModel, ids: torch.Tensor, mask: torch.Tensor, layers: list[int], pooling: str, want_logits: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pooled activations [batch, len(layers), hidden] as float32, and class probabilities if wanted."""
+    ids, mask = ids.to(loaded.device), mask.to(loaded.device)
+    out = loaded.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    pooled = torch.stack([pool(out.hidden_states[k], mask, pooling) for k in layers], dim=1)
+    probs = torch.softmax(out.logits.float(), dim=-1).cpu().numpy() if want_logits else None
+    return pooled.cpu().numpy(), probs
+
+
+def _settings(dataset: Dataset, reference: str, layers: list[int], opts: ExtractOptions, max_length: int, predictions: bool) -> dict:
+    """Everything that determines the stored numbers; `--resume` requires it unchanged."""
+    return {
+        "model": reference,
+        "data_file": str(dataset.path),
+        "data_sha256": dataset.sha256,
+        **dataset.options,
+        "layers": layers,
+        "pooling": opts.pooling,
+        "batch_size": opts.batch_size,
+        "max_length": max_length,
+        "dtype": opts.dtype,
+        "predictions": predictions,
+    }
+
+
+def _check_options(opts: ExtractOptions) -> None:
+    if opts.pooling not in POOLINGS:
+        raise UserError(f"unknown --pooling {opts.pooling}; use cls or mean")
+    if opts.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1 (got {opts.batch_size})")
+    if opts.commit_every < 1:
+        raise UserError(f"--commit-every must be at least 1 (got {opts.commit_every})")
+    if opts.max_length is not None and opts.max_length < 2:
+        raise UserError(f"--max-length must be at least 2 (got {opts.max_length})")
+
+
+def _check_resume(existing: dict, settings: dict) -> None:
+    stored = json.loads(existing["settings"])
+    changed = [k for k in settings if stored.get(k) != settings[k]]
+    if changed:
+        diffs = "; ".join(f"{k}: {stored.get(k)!r} then, {settings[k]!r} now" for k in changed)
+        raise UserError(
+            f"--resume needs the settings the run was started with ({diffs}); rerun with those, or use --replace"
+        )
+
+
+def extract(
+    db: str | Path | None,
+    model: str,
+    dataset: Dataset,
+    run: str,
+    options: ExtractOptions | None = None,
+    resume: bool = False,
+    replace: bool = False,
+    progress: bool = True,
+) -> ExtractSummary:
+    """Extract MODEL's activations on DATASET into run RUN of warehouse DB; returns a summary."""
+    opts = options or ExtractOptions()
+    _check_options(opts)
+    if resume and replace:
+        raise UserError("--resume and --replace exclude each other; pick one")
+    config, _ = load_config(model)
+    layers = parse_layers(opts.layers, int(config.num_hidden_layers))
+
+    db_path = Path(db) if db is not None else None
+    wh = Warehouse(db_path) if (db_path or default_db()).exists() else None
+    try:
+        existing = wh.run_row(run) if wh else None
+        if existing is not None and not resume:
+            wh.check_new_run(run, replace)
+        if existing is not None and resume and existing["status"] == "complete":
+            raise UserError(f"run '{run}' is already complete; nothing to resume (use --replace to redo it)")
+
+        loaded = load_model(model, opts.device, opts.dtype, classifier=opts.predictions)
+        max_length = min(opts.max_length or loaded.max_length, loaded.max_length)
+        want_logits = loaded.class_names is not None
+        settings = _settings(dataset, loaded.reference, layers, opts, max_length, want_logits)
+        if existing is not None and resume:
+            _check_resume(existing, settings)
+
+        frame = dataset.frame
+        token_ids, cut = tokenize(loaded, frame["text"].to_list(), max_length)
+        lengths = np.fromiter((len(x) for x in token_ids), dtype=np.int64, count=len(token_ids))
+        plan = batch_plan(lengths, opts.batch_size)
+        sentence_ids = frame["sentence_id"].to_numpy()
+
+        if wh is None:
+            wh = Warehouse(db_path)
+        if existing is not None and resume:
+            run_id = int(existing["run_id"])
+            done = set(wh.sql("select sentence_id from sentences where run_id = ?", [run_id])["sentence_id"].to_list())
+        else:
+            run_id = wh.next_run_id()
+            done = set()
+            with wh.transaction():
+                if existing is not None:
+                    wh.delete_run(int(existing["run_id"]))
+                wh.insert_run(
+                    {
+                        "run_id": run_id, "name": run, "status": "incomplete", "source": "extract",
+                        "model": loaded.reference, "model_type": loaded.model_type,
+                        "data_file": str(dataset.path), "data_sha256": dataset.sha256, "layers": layers,
+                        "pooling": opts.pooling, "hidden_size": loaded.hidden_size,
+                        "n_sentences": frame.height, "n_languages": frame["language"].n_unique(),
+                        "n_labels": frame["label"].n_unique(), "class_names": loaded.class_names,
+                        "settings": json.dumps(settings), "created_at": datetime.now(),
+                        "toolkit_version": __version__,
+                    }
+                )
+        todo = [(i, b) for i, b in enumerate(plan) if not done.issuperset(sentence_ids[b].tolist())]
+        n_done_before = len(done)
+
+        start = time.perf_counter()
+        bar = tqdm(total=frame.height, initial=n_done_before, unit="sent", desc=f"extract {run}",
+                   disable=not progress, file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+        pending: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+        pending_n = 0
+        pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
+        block_keep = loaded.n_layers if want_logits else max(layers)
+        with torch.inference_mode(), truncated(loaded.model, loaded.n_layers, block_keep):
+            for k, (_, rows) in enumerate(todo):
+                ids, mask = pad([token_ids[r] for r in rows], pad_id)
+                values, probs = forward_batch(loaded, ids, mask, layers, opts.pooling, want_logits)
+                pending.append((rows, values, probs))
+                pending_n += len(rows)
+                bar.update(len(rows))
+                if pending_n >= opts.commit_every or k == len(todo) - 1:
+                    _commit_chunk(wh, run_id, frame, pending, lengths, cut, layers, loaded.class_names)
+                    pending, pending_n = [], 0
+                    bar.set_postfix_str(f"saved {bar.n}/{frame.height}", refresh=False)
+        bar.close()
+        with wh.transaction():
+            wh.con.execute(
+                "update runs set status = 'complete', finished_at = ?, "
+                "n_truncated = (select count(*) from sentences where run_id = ? and truncated) where run_id = ?",
+                [datetime.now(), run_id, run_id],
+            )
+        seconds = time.perf_counter() - start
+        return ExtractSummary(
+            run=run, db=wh.path, model=loaded.reference, n_sentences=frame.height, n_done_before=n_done_before,
+            n_truncated=int(cut.sum()), layers=layers, hidden_size=loaded.hidden_size, seconds=seconds,
+            predictions=want_logits,
+            languages=dict(frame["language"].value_counts(sort=True).iter_rows()),
+            labels=dict(frame["label"].value_counts(sort=True).iter_rows()),
+        )
+    finally:
+        if wh is not None:
+            wh.close()
+
+
+def _commit_chunk(
+    wh: Warehouse,
+    run_id: int,
+    frame,
+    pending: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+    lengths: np.ndarray,
+    cut: np.ndarray,
+    layers: list[int],
+    class_names: list[str] | None,
+) -> None:
+    """Write the sentences and activations of whole batches in one transaction."""
+    rows = np.concatenate([p[0] for p in pending])
+    values = np.concatenate([p[1] for p in pending])
+    chunk = frame[rows]
+    sentence_cols = {
+        "sentence_id": chunk["sentence_id"].to_arrow(),
+        "source_id": chunk["source_id"].to_arrow(),
+        "text": chunk["text"].to_arrow(),
+        "language": chunk["language"].to_arrow(),
+        "label": chunk["label"].to_arrow(),
+        "split": chunk["split"].to_arrow(),
+        "n_tokens": pa.array(lengths[rows].astype(np.int32)),
+        "truncated": pa.array(cut[rows]),
+    }
+    if class_names is not None:
+        probs = np.concatenate([p[2] for p in pending]).astype(np.float32)
+        sentence_cols["predicted_label"] = pa.array(np.asarray(class_names, dtype=object)[probs.argmax(axis=1)])
+        sentence_cols["probabilities"] = pa.ListArray.from_arrays(
+            pa.array(np.arange(0, probs.size + 1, probs.shape[1], dtype=np.int32)), pa.array(probs.reshape(-1))
+        )
+    else:
+        sentence_cols["predicted_label"] = pa.nulls(len(rows), pa.string())
+        sentence_cols["probabilities"] = pa.nulls(len(rows), pa.list_(pa.float32()))
+    sentences_tbl = pa.table(sentence_cols)
+    acts = activation_table(chunk["sentence_id"].to_numpy(), layers, values)
+    with wh.transaction() as con:
+        con.register("chunk_sentences", sentences_tbl)
+        con.register("chunk_activations", acts)
+        try:
+            con.execute(
+                "insert into sentences select ?::usmallint, sentence_id, source_id, text, language, label, split, "
+                "n_tokens, truncated, predicted_label, probabilities from chunk_sentences",
+                [run_id],
+            )
+            con.execute(INSERT_ACTIVATIONS.format(table="chunk_activations"), [run_id])
+        finally:
+            con.unregister("chunk_sentences")
+            con.unregister("chunk_activations")

@@ -1,0 +1,150 @@
+"""Importing a long-format activations table made elsewhere (another extractor, another framework).
+
+Columns: sentence_id, language, label, layer, neuron, value; text optional. The table is checked whole
+before the warehouse is touched, then written in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from toolkit import __version__
+from toolkit.arrow import INSERT_ACTIVATIONS
+from toolkit.datasets import file_sha256, first_rows, file_rows, read_table, require_columns, require_present, require_unique
+from toolkit.errors import UserError
+from toolkit.warehouse import Warehouse
+
+REQUIRED = ("sentence_id", "language", "label", "layer", "neuron", "value")
+
+
+def _numeric(df: pl.DataFrame, path: Path, column: str, dtype: pl.DataType, what: str) -> pl.Series:
+    """COLUMN cast to DTYPE; a clear error naming the first rows that are missing or not numbers."""
+    raw = df[column]
+    cast = raw.cast(dtype, strict=False) if raw.dtype != dtype else raw
+    if dtype.is_integer() and raw.dtype.is_float():
+        bad_frac = (raw != raw.floor()).fill_null(False)
+        if bad_frac.any():
+            raise UserError(f"{path}: {what} must be whole numbers ({first_rows(bad_frac, file_rows(df))})")
+    bad = cast.is_null()
+    if bad.any():
+        example = raw.filter(bad).head(1).to_list()[0]
+        raise UserError(
+            f"{path}: {what} (column '{column}') is missing or not a number in {int(bad.sum())} row(s) "
+            f"({first_rows(bad, file_rows(df))}, e.g. {example!r}); fix or remove them"
+        )
+    return cast
+
+
+def _sentence_ids(raw: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """(integer sentence_id, source_id text): the ids themselves when they are integers in range, else
+    their order of first appearance."""
+    as_int = raw.cast(pl.Int64, strict=False)
+    text = raw.cast(pl.String)
+    if as_int.null_count() == 0 and as_int.min() >= 0 and as_int.max() < 2**32:
+        return as_int.cast(pl.UInt32), text
+    firsts = text.unique(maintain_order=True)
+    mapping = pl.DataFrame({"key": firsts, "id": pl.int_range(0, len(firsts), dtype=pl.UInt32, eager=True)})
+    ids = pl.DataFrame({"key": text}).join(mapping, on="key", how="left", maintain_order="left")["id"]
+    return ids, text
+
+
+def read_long(path: str | Path) -> pl.DataFrame:
+    """Read and check a long table; returns sentence_id, source_id, text, language, label, layer, neuron, value."""
+    path = Path(path)
+    df = read_table(path)
+    require_columns(df, path, {c: "" for c in REQUIRED})
+    for column in ("sentence_id", "language", "label"):
+        require_present(df, path, column, column.replace("_", " "))
+    value = _numeric(df, path, "value", pl.Float64, "value")
+    nonfinite = ~value.is_finite()
+    if nonfinite.any():
+        raise UserError(
+            f"{path}: value is not finite (nan or inf) in {int(nonfinite.sum())} row(s) "
+            f"({first_rows(nonfinite, file_rows(df))}); fix or remove them"
+        )
+    layer = _numeric(df, path, "layer", pl.Int64, "layer")
+    neuron = _numeric(df, path, "neuron", pl.Int64, "neuron")
+    for s, hi, what in ((layer, 255, "layer"), (neuron, 65535, "neuron")):
+        out = (s < 0) | (s > hi)
+        if out.any():
+            raise UserError(f"{path}: {what} must be between 0 and {hi} ({first_rows(out, file_rows(df))})")
+    sid, source = _sentence_ids(df["sentence_id"])
+    long = pl.DataFrame(
+        {
+            "sentence_id": sid,
+            "source_id": source,
+            "text": df["text"].cast(pl.String) if "text" in df.columns else pl.Series([None] * df.height, dtype=pl.String),
+            "language": df["language"].cast(pl.String).str.strip_chars(),
+            "label": df["label"].cast(pl.String).str.strip_chars(),
+            "layer": layer.cast(pl.UInt8),
+            "neuron": neuron.cast(pl.UInt16),
+            "value": value.cast(pl.Float32),
+        }
+    )
+    require_unique(long, path, ["sentence_id", "layer", "neuron"], "(sentence_id, layer, neuron) row")
+    per_sentence = long.group_by("sentence_id").agg(
+        pl.col("source_id").first(), pl.col("language").n_unique().alias("nl"), pl.col("label").n_unique().alias("nb"),
+        pl.col("text").n_unique().alias("nt"),
+    )
+    mixed = per_sentence.filter((pl.col("nl") > 1) | (pl.col("nb") > 1) | (pl.col("nt") > 1))
+    if mixed.height:
+        raise UserError(
+            f"{path}: sentence {mixed['source_id'][0]!r} has more than one language, label or text; "
+            "each sentence_id must carry one of each"
+        )
+    grid = long.group_by("layer").agg(pl.col("neuron").n_unique().alias("neurons"), pl.col("sentence_id").n_unique().alias("sentences"))
+    n_sentences = per_sentence.height
+    cells = long.group_by("sentence_id", "layer").len().join(grid, on="layer")
+    gaps = grid.filter(pl.col("sentences") < n_sentences)
+    short = cells.filter(pl.col("len") < pl.col("neurons"))
+    if gaps.height or short.height:
+        where = (f"layer {gaps['layer'][0]} lacks some sentences" if gaps.height
+                 else f"sentence_id {short['sentence_id'][0]} has {short['len'][0]} of the {short['neurons'][0]} neurons of layer {short['layer'][0]}")
+        raise UserError(f"{path}: the table is not a full sentence x layer x neuron grid ({where}); every sentence needs every neuron of every layer")
+    return long
+
+
+def load_long(db: str | Path | None, path: str | Path, run: str, replace: bool = False) -> dict:
+    """Import a long table as run RUN in one transaction; returns counts."""
+    path = Path(path)
+    long = read_long(path)
+    sentences = long.unique("sentence_id", keep="first", maintain_order=True).select(
+        "sentence_id", "source_id", "text", "language", "label"
+    ).sort("sentence_id")
+    activations = long.select("sentence_id", "layer", "neuron", "value").sort("layer", "neuron", "sentence_id")
+    layers = sorted(long["layer"].unique().to_list())
+    hidden = int(long.group_by("layer").agg(pl.col("neuron").max())["neuron"].max()) + 1
+    digest = file_sha256(path)
+    with Warehouse(db) as wh:
+        existing = wh.check_new_run(run, replace)
+        run_id = wh.next_run_id()
+        with wh.transaction() as con:
+            if existing is not None:
+                wh.delete_run(int(existing["run_id"]))
+            wh.insert_run(
+                {
+                    "run_id": run_id, "name": run, "status": "complete", "source": "load", "model": None,
+                    "model_type": None, "data_file": str(path.resolve()), "data_sha256": digest, "layers": layers,
+                    "pooling": None, "hidden_size": hidden, "n_sentences": sentences.height,
+                    "n_languages": sentences["language"].n_unique(), "n_labels": sentences["label"].n_unique(),
+                    "class_names": None, "settings": json.dumps({"data_file": str(path.resolve()), "data_sha256": digest}),
+                    "created_at": datetime.now(), "finished_at": datetime.now(), "toolkit_version": __version__,
+                }
+            )
+            con.register("load_sentences", sentences.to_arrow())
+            con.register("load_activations", activations.to_arrow())
+            try:
+                con.execute(
+                    "insert into sentences (run_id, sentence_id, source_id, text, language, label) "
+                    "select ?::usmallint, sentence_id, source_id, text, language, label from load_sentences",
+                    [run_id],
+                )
+                con.execute(INSERT_ACTIVATIONS.format(table="load_activations"), [run_id])
+            finally:
+                con.unregister("load_sentences")
+                con.unregister("load_activations")
+    return {"n_sentences": sentences.height, "layers": layers, "hidden_size": hidden, "n_values": activations.height}

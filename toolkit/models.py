@@ -1,0 +1,177 @@
+"""Loading a user's encoder checkpoint and choosing its layers.
+
+A checkpoint directory is loaded with `from_pretrained`, exactly as a fine-tuned model is shipped. A hub
+id works when the hub is reachable (or the model is in the local cache); offline, the user is told to
+pass a directory. Layer numbers follow `hidden_states`: 0 is the embedding output, k the output of block k.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from toolkit.errors import UserError
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference with its tokenizer and what extraction needs to know of it."""
+
+    model: nn.Module
+    tokenizer: object
+    reference: str          # what the user passed (directory resolved to an absolute path)
+    model_type: str
+    n_layers: int           # transformer blocks; hidden_states has n_layers + 1 entries
+    hidden_size: int
+    class_names: list[str] | None  # id2label in id order, when the model has a classification head
+    device: torch.device
+    max_length: int          # the longest input the model accepts
+
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+def resolve_reference(ref: str) -> tuple[str, bool]:
+    """(reference to load, is_local_dir). Fails clearly for a missing path or a directory without weights."""
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise UserError(f"model {ref} is a file; pass the checkpoint directory that holds config.json")
+        if not (path / "config.json").is_file():
+            raise UserError(f"model directory {ref} has no config.json; pass a Hugging Face checkpoint directory")
+        if not any((path / w).is_file() for w in WEIGHT_FILES):
+            raise UserError(
+                f"model directory {ref} has no weights ({' or '.join(WEIGHT_FILES[::2])}); "
+                "save the model with save_pretrained"
+            )
+        return str(path.resolve()), True
+    if not HUB_ID.match(ref):
+        raise UserError(f"model path {ref} does not exist; pass a checkpoint directory or a hub id")
+    return ref, False
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"} or os.environ.get(
+        "TRANSFORMERS_OFFLINE", ""
+    ).lower() in {"1", "true", "yes"}
+
+
+def load_config(ref: str):
+    """The model's config (cheap: no weights), resolving hub ids offline-safely."""
+    from transformers import AutoConfig
+
+    reference, local = resolve_reference(ref)
+    try:
+        return AutoConfig.from_pretrained(reference, local_files_only=local or _offline()), reference
+    except (OSError, ValueError) as exc:
+        if local:
+            raise UserError(f"model directory {ref}: cannot read config.json ({str(exc).splitlines()[0]})") from None
+        raise UserError(
+            f"model '{ref}' is not a local directory and could not be fetched from the Hugging Face hub "
+            "(offline or unknown id); download it where you have network and pass its directory"
+        ) from None
+
+
+def block_list(model: nn.Module, n_layers: int) -> tuple[nn.Module, str, nn.ModuleList]:
+    """(parent, attribute, ModuleList) of the model's transformer blocks."""
+    for name, module in model.named_modules():
+        for attr, child in module.named_children():
+            if isinstance(child, nn.ModuleList) and len(child) == n_layers and "layer" in attr:
+                return module, attr, child
+    raise UserError(f"cannot find the {n_layers} transformer blocks of this model; use a BERT-like encoder")
+
+
+@contextmanager
+def truncated(model: nn.Module, n_layers: int, keep: int) -> Iterator[None]:
+    """Run only the first KEEP blocks inside the context (no compute above the deepest layer needed)."""
+    if keep >= n_layers:
+        yield
+        return
+    parent, attr, blocks = block_list(model, n_layers)
+    setattr(parent, attr, nn.ModuleList(list(blocks)[:keep]))
+    try:
+        yield
+    finally:
+        setattr(parent, attr, blocks)
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    return torch.device(device)
+
+
+def has_classifier(config) -> bool:
+    return any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+
+
+def load_model(ref: str, device: str = "auto", dtype: str = "float32", classifier: bool | None = None) -> LoadedModel:
+    """Load tokenizer and model from a checkpoint; a sequence classifier keeps its head unless CLASSIFIER=False."""
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+    config, reference = load_config(ref)
+    local = Path(reference).is_dir()
+    with_head = has_classifier(config) if classifier is None else classifier and has_classifier(config)
+    dev = pick_device(device)
+    if dtype not in DTYPES:
+        raise UserError(f"unknown --dtype {dtype}; use one of {', '.join(DTYPES)}")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(reference, local_files_only=local or _offline())
+        cls = AutoModelForSequenceClassification if with_head else AutoModel
+        model = cls.from_pretrained(reference, local_files_only=local or _offline())
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise UserError(f"cannot load model {ref}: {str(exc).strip().splitlines()[0]}") from None
+    model = model.to(device=dev, dtype=DTYPES[dtype]).eval()
+    n_layers = int(config.num_hidden_layers)
+    limit = getattr(config, "max_position_embeddings", 512) or 512
+    if config.model_type in {"xlm-roberta", "roberta", "camembert"}:
+        limit -= 2  # positions start after the padding index
+    tok_limit = getattr(tokenizer, "model_max_length", None) or limit
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        reference=reference,
+        model_type=config.model_type,
+        n_layers=n_layers,
+        hidden_size=int(config.hidden_size if hasattr(config, "hidden_size") else config.dim),
+        class_names=[config.id2label[i] for i in range(len(config.id2label))] if with_head else None,
+        device=dev,
+        max_length=int(min(limit, tok_limit)),
+    )
+
+
+def parse_layers(spec: str, n_layers: int) -> list[int]:
+    """'11', '6,11', '-2' (python-style index into hidden_states) or 'all' -> sorted hidden_states indices."""
+    spec = spec.strip().lower()
+    if spec == "all":
+        return list(range(n_layers + 1))
+    out: set[int] = set()
+    for part in spec.split(","):
+        try:
+            k = int(part)
+        except ValueError:
+            raise UserError(f"--layers {spec!r}: '{part}' is not a layer number; use e.g. 11, 6,11, -2 or all") from None
+        idx = k + n_layers + 1 if k < 0 else k
+        if not 0 <= idx <= n_layers:
+            raise UserError(
+                f"--layers {spec!r}: layer {k} is out of range for this model "
+                f"(0..{n_layers}: 0 is the embeddings, {n_layers} the last block; negatives count from the end)"
+            )
+        out.add(idx)
+    return sorted(out)

@@ -1,0 +1,212 @@
+"""The DuckDB warehouse: opening it safely, applying the schema in `sql/`, and run bookkeeping.
+
+Schema files under `sql/schema/` are numbered migrations applied once each (their number is the schema
+version stored in the file); files under `sql/views/` are idempotent `CREATE OR REPLACE` definitions
+re-applied whenever their text changes. Views and macros are therefore stored in the database file, so
+any DuckDB client can query it without this package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from toolkit.errors import UserError
+
+DEFAULT_DB = Path("warehouse") / "activations.duckdb"
+
+
+def default_db() -> Path:
+    """The database path from `NEURONS_DB`, else `warehouse/activations.duckdb`."""
+    return Path(os.environ.get("NEURONS_DB") or DEFAULT_DB)
+
+
+def sql_dir() -> Path:
+    """The `sql/` folder shipped with the package (the repository's top-level `sql/`)."""
+    return Path(str(resources.files("toolkit.sql")))
+
+
+def _sql_files(kind: str) -> list[Path]:
+    return sorted((sql_dir() / kind).glob("*.sql"))
+
+
+def schema_version_of_package() -> int:
+    """The highest migration number under `sql/schema/`."""
+    return max(int(p.name.split("_", 1)[0]) for p in _sql_files("schema"))
+
+
+def _views_digest() -> str:
+    h = hashlib.sha256()
+    for p in _sql_files("views"):
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        msg = str(exc)
+        if "lock" in msg.lower():
+            pid = re.search(r"PID (\d+)", msg)
+            who = f" (process {pid.group(1)})" if pid else ""
+            raise UserError(
+                f"database {path} is locked by another process{who}; wait for it to finish or close it, "
+                "or use another --db"
+            ) from None
+        raise UserError(f"cannot open database {path}: {msg.splitlines()[0]}") from None
+    except duckdb.Error as exc:
+        raise UserError(f"cannot open database {path}: {str(exc).splitlines()[0]}; is it a DuckDB file?") from None
+
+
+class Warehouse:
+    """A connection to one warehouse file, read-write (schema applied) or read-only."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, read_only: bool = False):
+        self.path = Path(path) if path is not None else default_db()
+        self.read_only = read_only
+        if read_only:
+            if not self.path.exists():
+                raise UserError(f"database {self.path} does not exist; create it with `neurons extract` or `neurons load`")
+            self.con = _connect(self.path, read_only=True)
+            self._check_version()
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.con = _connect(self.path, read_only=False)
+            self._migrate()
+
+    # -- schema -------------------------------------------------------------------------------------
+
+    def _stored(self, key: str) -> str | None:
+        has_meta = self.scalar(
+            "select count(*) from duckdb_tables() where table_name = 'warehouse_meta' and database_name = current_database()"
+        )
+        if not has_meta:
+            return None
+        return self.scalar("select any_value(value) from warehouse_meta where key = ?", [key])
+
+    def _check_version(self) -> None:
+        stored = int(self._stored("schema_version") or 0)
+        if stored > schema_version_of_package():
+            raise UserError(
+                f"database {self.path} has schema version {stored}, newer than this toolkit understands "
+                f"({schema_version_of_package()}); upgrade the toolkit"
+            )
+
+    def _migrate(self) -> None:
+        """Apply pending migrations and changed views in one transaction (no change when up to date)."""
+        self._check_version()
+        stored = int(self._stored("schema_version") or 0)
+        digest = _views_digest()
+        pending = [p for p in _sql_files("schema") if int(p.name.split("_", 1)[0]) > stored]
+        if not pending and self._stored("views_sha256") == digest:
+            return
+        with self.transaction():
+            self.con.execute("create table if not exists warehouse_meta (key varchar primary key, value varchar)")
+            for p in pending:
+                self.con.execute(p.read_text())
+            for p in _sql_files("views"):
+                self.con.execute(p.read_text())
+            for key, value in (("schema_version", str(schema_version_of_package())), ("views_sha256", digest)):
+                self.con.execute(
+                    "insert or replace into warehouse_meta values (?, ?)", [key, value]
+                )
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """BEGIN … COMMIT, rolled back on any error or interruption."""
+        self.con.execute("begin transaction")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("rollback")
+            raise
+        self.con.execute("commit")
+
+    def sql(self, query: str, params: list | None = None) -> pl.DataFrame:
+        """Run one query and return its result as a Polars DataFrame."""
+        return self.con.sql(query, params=params or None).pl()
+
+    def scalar(self, query: str, params: list | None = None):
+        """The single value of a one-row, one-column query."""
+        return self.con.execute(query, params or []).fetchall()[0][0]
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- runs ---------------------------------------------------------------------------------------
+
+    def run_row(self, name: str) -> dict | None:
+        """The `runs` row of NAME as a dict, or None."""
+        df = self.sql("select * from runs where name = ?", [name])
+        return df.row(0, named=True) if df.height else None
+
+    def run_id(self, name: str) -> int:
+        """The id of a complete run; a clear error when it is missing or unfinished."""
+        row = self.run_row(name)
+        if row is None:
+            known = ", ".join(self.sql("select name from runs order by run_id")["name"].to_list()) or "none"
+            raise UserError(f"no run named '{name}' in {self.path} (runs: {known})")
+        if row["status"] != "complete":
+            raise UserError(f"run '{name}' is incomplete; finish it with `neurons extract ... --run {name} --resume`")
+        return int(row["run_id"])
+
+    def next_run_id(self) -> int:
+        return int(self.scalar("select coalesce(max(run_id), 0) + 1 from runs"))
+
+    def delete_run(self, run_id: int) -> None:
+        """Remove every row of a run (call inside a transaction)."""
+        for table in ("activations", "sentences", "runs"):
+            self.con.execute(f"delete from {table} where run_id = ?", [run_id])
+
+    def runs(self) -> pl.DataFrame:
+        """Every run with its model, data, layers, pooling, counts, status and provenance."""
+        return self.sql(
+            """
+            select r.name as run,
+                   case when r.status = 'complete' then 'complete'
+                        else 'incomplete (' || coalesce(d.done, 0) || '/' || r.n_sentences || ' sentences)'
+                   end as status,
+                   r.source, r.model, r.data_file, array_to_string(r.layers, ',') as layers,
+                   r.pooling, r.n_sentences as sentences, r.n_languages as languages, r.n_labels as labels,
+                   r.hidden_size as neurons, r.n_truncated as truncated,
+                   strftime(r.created_at, '%Y-%m-%d %H:%M:%S') as created, r.toolkit_version as version
+            from runs as r
+            left join (select run_id, count(*) as done from sentences group by run_id) as d using (run_id)
+            order by r.run_id
+            """
+        )
+
+    def insert_run(self, run: dict) -> None:
+        """Insert one `runs` row from a dict of its columns (call inside a transaction)."""
+        cols = list(run)
+        self.con.execute(
+            f"insert into runs ({', '.join(cols)}) values ({', '.join('?' for _ in cols)})", [run[c] for c in cols]
+        )
+
+    def check_new_run(self, name: str, replace: bool) -> dict | None:
+        """The existing run NAME when REPLACE allows overwriting it; an error when it exists otherwise."""
+        existing = self.run_row(name)
+        if existing is not None and not replace:
+            state = "exists already" if existing["status"] == "complete" else "exists and is incomplete"
+            hint = "" if existing["status"] == "complete" else " or --resume to continue it"
+            raise UserError(
+                f"run '{name}' {state} in {self.path}; choose another --run, pass --replace to redo it{hint}"
+            )
+        return existing
