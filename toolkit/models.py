@@ -66,6 +66,14 @@ def _offline() -> bool:
     ).lower() in {"1", "true", "yes"}
 
 
+def quiet_transformers() -> None:
+    """No weight-loading progress bars or advisory logs from transformers: our own bar and summary say it."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def load_config(ref: str):
     """The model's config (cheap: no weights), resolving hub ids offline-safely."""
     from transformers import AutoConfig
@@ -120,10 +128,8 @@ def has_classifier(config) -> bool:
 def load_model(ref: str, device: str = "auto", dtype: str = "float32", classifier: bool | None = None) -> LoadedModel:
     """Load tokenizer and model from a checkpoint; a sequence classifier keeps its head unless CLASSIFIER=False."""
     from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_transformers()
 
     config, reference = load_config(ref)
     local = Path(reference).is_dir()

@@ -76,6 +76,9 @@ def build_model(architecture: str, tokenizer, labels: list[str] | None, seed: in
 
 def save_checkpoint(model, tokenizer, out: str | Path) -> Path:
     """save_pretrained of model and tokenizer into OUT, as a user's checkpoint directory."""
+    from toolkit.models import quiet_transformers
+
+    quiet_transformers()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
