@@ -1,0 +1,72 @@
+"""Shared fixtures: tiny checkpoints built offline and saved like a user's, and small data files."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from toolkit.cli import cli
+from toolkit.demo import LABELS, sample_path
+from toolkit.tinymodels import build_model, save_checkpoint, train_tokenizer
+
+
+@pytest.fixture(scope="session")
+def sample() -> pl.DataFrame:
+    return pl.read_csv(sample_path())
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory, sample):
+    """checkpoint(architecture, classifier=True) -> directory of a tiny saved model (cached per session)."""
+    cache: dict[tuple[str, bool], Path] = {}
+
+    def make(architecture: str = "xlm-roberta", classifier: bool = True) -> Path:
+        key = (architecture, classifier)
+        if key not in cache:
+            tok = train_tokenizer(sample["text"].to_list(), architecture, vocab_size=600, max_length=64)
+            model = build_model(architecture, tok, LABELS if classifier else None, seed=1, hidden=32, layers=3, heads=2,
+                                max_length=64)
+            out = tmp_path_factory.mktemp(f"{architecture}-{'cls' if classifier else 'bare'}")
+            cache[key] = save_checkpoint(model, tok, out)
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture
+def data_csv(tmp_path, sample) -> Path:
+    """The bundled sample as a user's CSV file."""
+    path = tmp_path / "data.csv"
+    sample.write_csv(path)
+    return path
+
+
+def digest(path: Path) -> str | None:
+    """sha256 of a file, or None when it does not exist."""
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+@pytest.fixture
+def neurons():
+    """neurons(*args, input=None) -> click Result, stderr kept apart."""
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None, env: dict | None = None):
+        return runner.invoke(cli, [str(a) for a in args], input=input, env=env, catch_exceptions=False)
+
+    return invoke
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    """A non-zero exit with exactly one line on stderr that contains every FRAGMENT, and no traceback."""
+    assert result.exit_code != 0, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("neurons: "), lines[0]
+    assert "Traceback" not in result.output + result.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]

@@ -1,0 +1,41 @@
+"""`neurons demo` end to end on the bundled sample."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+from toolkit.demo import LABELS, sample_path
+
+
+def test_sample_covers_five_languages_and_six_labels():
+    df = pl.read_csv(sample_path())
+    counts = df.group_by("language").len()
+    assert set(counts["language"]) == {"ar", "en", "ja", "nl", "sl"}
+    assert counts["len"].min() >= 40
+    assert set(df["label"]) == set(LABELS)
+    assert df["id"].is_unique().all() and df["text"].str.len_chars().min() > 10
+    per_cell = df.group_by("language", "label").len()
+    assert per_cell.height == 30 and per_cell["len"].min() >= 6
+
+
+def test_demo_end_to_end(tmp_path, neurons):
+    r = neurons("demo", "--out", tmp_path)
+    assert r.exit_code == 0, r.stderr
+    assert "tiny" in r.stdout and "neurons extract" in r.stdout
+    db = tmp_path / "demo.duckdb"
+    assert (tmp_path / "demo-model" / "config.json").exists()
+    runs = json.loads(neurons("--db", db, "runs", "--json").stdout)
+    assert runs[0]["run"] == "demo" and runs[0]["status"] == "complete" and runs[0]["sentences"] == 210
+    assert runs[0]["layers"] == "0,1,2,3,4" and runs[0]["neurons"] == 64
+    q = "select count(*) as n, count(distinct predicted_label) as labels from activations_long join sentences using (sentence_id)"
+    row = json.loads(neurons("--db", db, "query", q, "--json").stdout)[0]
+    assert row["n"] == 210 * 5 * 64
+    # trained on the train split: it predicts more than one label, and beats chance on its training data
+    acc = json.loads(neurons("--db", db, "query",
+                             "select avg((predicted_label = label)::int) as acc from sentences where split = 'train'",
+                             "--json").stdout)[0]["acc"]
+    assert acc > 0.5 and row["labels"] > 1
+    # rerunning replaces the demo run instead of failing
+    assert neurons("demo", "--out", tmp_path, "--epochs", "2").exit_code == 0

@@ -1,0 +1,95 @@
+"""A real extraction process killed part-way resumes to a run identical to an uninterrupted one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from toolkit.datasets import read_dataset
+from toolkit.extract import ExtractOptions, extract
+
+
+def start(db: Path, ckpt: Path, data: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "toolkit", "--db", str(db), "extract", str(ckpt), str(data), "--run", "big",
+           "--layers", "1,3", "--batch-size", "8", "--commit-every", "16", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"})
+
+
+def wait_for_saved(proc: subprocess.Popen, at_least: int = 1, timeout: float = 120) -> None:
+    """Read the progress bar until it reports committed sentences."""
+    deadline = time.monotonic() + timeout
+    buf = ""
+    while time.monotonic() < deadline:
+        ch = proc.stderr.read(1)
+        if not ch:
+            raise AssertionError(f"extraction ended before saving anything: {buf[-500:]}")
+        buf += ch
+        if ch in "\r\n" and "saved " in buf:
+            done = int(buf.rsplit("saved ", 1)[1].split("/")[0])
+            if done >= at_least:
+                return
+    raise AssertionError("no progress seen")
+
+
+def rows(db: Path, run: str) -> pl.DataFrame:
+    con = duckdb.connect(str(db), read_only=True)
+    df = con.sql(
+        "select a.sentence_id, a.layer, a.neuron, a.value, s.predicted_label, s.probabilities from activations a "
+        "join sentences s using (run_id, sentence_id) join runs r using (run_id) where r.name = ? order by all",
+        params=[run],
+    ).pl()
+    con.close()
+    return df
+
+
+@pytest.fixture
+def big_csv(tmp_path, sample) -> Path:
+    path = tmp_path / "big.csv"
+    pl.concat([sample] * 10).write_csv(path)  # 2,100 sentences
+    return path
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_resume_after_interruption_equals_uninterrupted(tmp_path, checkpoint, big_csv, neurons, sig):
+    ckpt = checkpoint("xlm-roberta", True)
+    db = tmp_path / "w.duckdb"
+    proc = start(db, ckpt, big_csv)
+    wait_for_saved(proc, at_least=64)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    if sig == signal.SIGINT:
+        assert "rerun with --resume" in err and "Traceback" not in err
+
+    con = duckdb.connect(str(db), read_only=True)
+    status, n_sent = con.execute("select status, n_sentences from runs where name = 'big'").fetchall()[0]
+    saved = con.execute("select count(*) from sentences").fetchall()[0][0]
+    per_sentence = con.execute(
+        "select count(*) from (select sentence_id, count(*) n from activations group by 1 having n <> 2 * 32)"
+    ).fetchall()[0][0]
+    con.close()
+    assert status == "incomplete" and 0 < saved < n_sent == 2100
+    assert saved % 16 == 0 or saved % 8 == 0  # whole batches only
+    assert per_sentence == 0  # no sentence half-written
+
+    assert f"incomplete ({saved}/2100 sentences)" in neurons("--db", db, "runs").stdout
+
+    again = start(db, ckpt, big_csv, "--resume")
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    assert f"{saved} were already saved" in out
+
+    reference = tmp_path / "ref.duckdb"
+    extract(reference, str(ckpt), read_dataset(big_csv), "big",
+            ExtractOptions(layers="1,3", batch_size=8, commit_every=2100), progress=False)
+    resumed, whole = rows(db, "big"), rows(reference, "big")
+    assert resumed.height == whole.height == 2100 * 2 * 32
+    assert resumed.equals(whole)  # identical, not merely close
