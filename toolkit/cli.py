@@ -181,6 +181,41 @@ def query(ctx: Context, sql: str, fmt: str | None) -> None:
 
 
 @cli.command()
+@click.option("--run", required=True, help="Run to analyse.")
+@click.option("--layer", type=int, default=None, help="Layer (default: the penultimate stored layer).")
+@click.option("--threshold", type=float, default=0.5, show_default=True, help="Activity threshold on mean z.")
+@click.option("--abs", "absolute", is_flag=True, help="Classify on |mean z| instead of mean z.")
+@click.option("--top", type=int, default=10, show_default=True, help="How many top-variance neurons to list.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of tables.")
+@pass_ctx
+@handled
+def analyze(ctx: Context, run: str, layer: int | None, threshold: float, absolute: bool, top: int, as_json: bool) -> None:
+    """The paper's findings for one run and layer: top-variance neurons, language-pair consistency,
+    neuron classes per label and monolingual neurons per language."""
+    import json
+
+    from toolkit.analysis import analyze as run_analyze
+    from toolkit.query import render
+    from toolkit.warehouse import Warehouse
+
+    with Warehouse(ctx.db, read_only=True) as wh:
+        f = run_analyze(wh, run, layer, threshold, absolute, top)
+    if as_json:
+        click.echo(json.dumps(f.as_dict(), indent=1))
+        return
+    rule = "|P|" if absolute else "P"
+    sections = [
+        (f"Top {top} neurons by between-label variance (Section 2.3)", f.top_variance),
+        ("Cross-lingual consistency per language pair, mean over labels (Section 3.2)", f.language_pairs),
+        (f"Neuron classes per label, share of the layer's neurons ({rule} > {threshold}; Section 3.3)", f.class_shares),
+        (f"Monolingual neurons per language ({rule} > {threshold}; Section 4)", f.monolingual),
+    ]
+    click.echo(f"run '{f.run}', layer {f.layer}")
+    for title, df in sections:
+        click.echo(f"\n{title}\n" + render(df, "table", float_precision=3), nl=False)
+
+
+@cli.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("warehouse"), show_default=True,
               help="Folder for the demo model and warehouse.")
 @click.option("--epochs", type=int, default=30, show_default=True, help="Training epochs of the tiny classifier.")

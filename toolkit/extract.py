@@ -249,6 +249,7 @@ def extract(
                 "n_truncated = (select count(*) from sentences where run_id = ? and truncated) where run_id = ?",
                 [datetime.now(), run_id, run_id],
             )
+            wh.materialize(run_id)
         seconds = time.perf_counter() - start
         return ExtractSummary(
             run=run, db=wh.path, model=loaded.reference, n_sentences=frame.height, n_done_before=n_done_before,

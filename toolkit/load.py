@@ -144,6 +144,7 @@ def load_long(db: str | Path | None, path: str | Path, run: str, replace: bool =
                     [run_id],
                 )
                 con.execute(INSERT_ACTIVATIONS.format(table="load_activations"), [run_id])
+                wh.materialize(run_id)
             finally:
                 con.unregister("load_sentences")
                 con.unregister("load_activations")

@@ -78,6 +78,10 @@ class Warehouse:
                 raise UserError(f"database {self.path} does not exist; create it with `neurons extract` or `neurons load`")
             self.con = _connect(self.path, read_only=True)
             self._check_version()
+            if not self._up_to_date():  # written by an older toolkit: upgrade once, then read
+                self.con.close()
+                Warehouse(self.path).close()
+                self.con = _connect(self.path, read_only=True)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.con = _connect(self.path, read_only=False)
@@ -101,24 +105,41 @@ class Warehouse:
                 f"({schema_version_of_package()}); upgrade the toolkit"
             )
 
+    def _up_to_date(self) -> bool:
+        return (int(self._stored("schema_version") or 0) == schema_version_of_package()
+                and self._stored("views_sha256") == _views_digest())
+
     def _migrate(self) -> None:
         """Apply pending migrations and changed views in one transaction (no change when up to date)."""
         self._check_version()
+        if self._up_to_date():
+            return
         stored = int(self._stored("schema_version") or 0)
         digest = _views_digest()
         pending = [p for p in _sql_files("schema") if int(p.name.split("_", 1)[0]) > stored]
-        if not pending and self._stored("views_sha256") == digest:
-            return
         with self.transaction():
             self.con.execute("create table if not exists warehouse_meta (key varchar primary key, value varchar)")
             for p in pending:
                 self.con.execute(p.read_text())
             for p in _sql_files("views"):
                 self.con.execute(p.read_text())
+            # the statistics' definitions may have changed: recompute every run's cache from them
+            for (run_id,) in self.con.execute("select run_id from runs where status = 'complete'").fetchall():
+                self.materialize(run_id)
             for key, value in (("schema_version", str(schema_version_of_package())), ("views_sha256", digest)):
                 self.con.execute(
                     "insert or replace into warehouse_meta values (?, ?)", [key, value]
                 )
+
+    def materialize(self, run_id: int) -> None:
+        """Refill the `label_moments` cache of one complete run from `label_moments_source` (inside a transaction)."""
+        self.con.execute("delete from label_moments where run_id = ?", [run_id])
+        self.con.execute(
+            "insert into label_moments select r.run_id, m.layer, m.language, m.label, m.neuron, m.n_sentences, "
+            "m.sum_z, m.sum_z2 from label_moments_source as m join runs as r on r.name = m.run where r.run_id = ?",
+            [run_id],
+        )
+        self.con.execute("update runs set materialized_at = now()::timestamp where run_id = ?", [run_id])
 
     # -- helpers ------------------------------------------------------------------------------------
 
@@ -172,7 +193,7 @@ class Warehouse:
 
     def delete_run(self, run_id: int) -> None:
         """Remove every row of a run (call inside a transaction)."""
-        for table in ("activations", "sentences", "runs"):
+        for table in ("activations", "sentences", "label_moments", "runs"):
             self.con.execute(f"delete from {table} where run_id = ?", [run_id])
 
     def runs(self) -> pl.DataFrame:
@@ -186,7 +207,9 @@ class Warehouse:
                    r.source, r.model, r.data_file, array_to_string(r.layers, ',') as layers,
                    r.pooling, r.n_sentences as sentences, r.n_languages as languages, r.n_labels as labels,
                    r.hidden_size as neurons, r.n_truncated as truncated,
-                   strftime(r.created_at, '%Y-%m-%d %H:%M:%S') as created, r.toolkit_version as version
+                   strftime(r.created_at, '%Y-%m-%d %H:%M:%S') as created,
+                   strftime(r.materialized_at, '%Y-%m-%d %H:%M:%S') as statistics_cached,
+                   r.toolkit_version as version
             from runs as r
             left join (select run_id, count(*) as done from sentences group by run_id) as d using (run_id)
             order by r.run_id
@@ -210,3 +233,71 @@ class Warehouse:
                 f"run '{name}' {state} in {self.path}; choose another --run, pass --replace to redo it{hint}"
             )
         return existing
+
+    # -- statistics (sql/views/010_statistics.sql), one run and optionally one layer ------------------
+
+    def view(self, name: str, run: str, layer: int | None = None) -> pl.DataFrame:
+        """Rows of statistics view NAME for RUN (and LAYER), in the view's key order."""
+        if name not in STATISTIC_VIEWS:
+            raise UserError(f"unknown view {name}; one of {', '.join(STATISTIC_VIEWS)}")
+        where = "run = ?" + (" and layer = ?" if layer is not None else "")
+        params = [run] + ([layer] if layer is not None else [])
+        return self.sql(f"select * from {name} where {where} order by {STATISTIC_VIEWS[name]}", params)
+
+    def zscores(self, run: str, layer: int | None = None) -> pl.DataFrame:
+        """Definition 1: z per sentence and neuron, within language."""
+        return self.view("zscores", run, layer)
+
+    def label_profiles(self, run: str, layer: int | None = None) -> pl.DataFrame:
+        """Definition 2: mean z per language, label and neuron."""
+        return self.view("label_profiles", run, layer)
+
+    def between_label_variance(self, run: str, layer: int | None = None) -> pl.DataFrame:
+        """Definition 3: variance across labels of the pooled label means, ranked."""
+        return self.view("between_label_variance", run, layer)
+
+    def label_variance(self, run: str, layer: int | None = None) -> pl.DataFrame:
+        """Definition 4: variance of z within each label."""
+        return self.view("label_variance", run, layer)
+
+    def crosslingual_correlation(self, run: str, layer: int | None = None) -> pl.DataFrame:
+        """Definition 5: Spearman and cosine per label and language pair."""
+        return self.view("crosslingual_correlation", run, layer)
+
+    def language_pair_summary(self, run: str, layer: int | None = None) -> pl.DataFrame:
+        """Definition 5 averaged over labels."""
+        return self.view("language_pair_summary", run, layer)
+
+    def top_neurons(self, run: str, layer: int | None = None) -> pl.DataFrame:
+        """Definition 7: neurons by |mean z| per language and label."""
+        return self.view("top_neurons", run, layer)
+
+    def neuron_classes(self, run: str, layer: int, threshold: float = 0.5, absolute: bool = False) -> pl.DataFrame:
+        """Definition 6 at any threshold (P > threshold, or |P| > threshold with ABSOLUTE)."""
+        return self.sql("select * from classify_neurons(?, absolute := ?) where run = ? and layer = ? "
+                        "order by label, neuron", [threshold, absolute, run, layer])
+
+    def class_counts(self, run: str, layer: int, threshold: float = 0.5, absolute: bool = False) -> pl.DataFrame:
+        """Neurons per class and label, with their share."""
+        return self.sql("select * from count_classes(?, absolute := ?) where run = ? and layer = ? "
+                        "order by label, neuron_class", [threshold, absolute, run, layer])
+
+    def monolingual_counts(self, run: str, layer: int, threshold: float = 0.5, absolute: bool = False) -> pl.DataFrame:
+        """Distinct neurons monolingual in each language for at least one label."""
+        return self.sql("select * from count_monolingual(?, absolute := ?) where run = ? and layer = ? "
+                        "order by language", [threshold, absolute, run, layer])
+
+
+# statistics views and their natural row order
+STATISTIC_VIEWS = {
+    "zscores": "layer, sentence_id, neuron",
+    "label_profiles": "layer, language, label, neuron",
+    "between_label_variance": "layer, rank",
+    "label_variance": "layer, label, neuron",
+    "crosslingual_correlation": "layer, label, language_a, language_b",
+    "language_pair_summary": "layer, language_a, language_b",
+    "neuron_classes": "layer, label, neuron",
+    "class_counts": "layer, label, neuron_class",
+    "monolingual_counts": "layer, language",
+    "top_neurons": "layer, language, label, rank",
+}

@@ -1,0 +1,175 @@
+-- The statistics of the paper, each defined once here (DESIGN.md "Definitions"; paper Sections 2.2-3.3).
+-- Every view has a `run` column (the run's name) and covers every complete run and layer in the file.
+
+-- Definition 1, paper Section 2.2 ("z-score normalized within each language"):
+-- z[s,n] = (a[s,n] - mean_L(n)) / std_L(n) over the sentences of the sentence's language L, population
+-- standard deviation; a neuron with std 0 in a language has z = 0 there.
+CREATE OR REPLACE VIEW zscores AS
+WITH v AS (
+    SELECT a.run_id, a.layer, a.sentence_id, s.language, s.label, a.neuron, a.value::DOUBLE AS value
+    FROM activations AS a
+    JOIN sentences AS s USING (run_id, sentence_id)
+),
+per_language AS (
+    SELECT run_id, layer, language, neuron, avg(value) AS mean, stddev_pop(value) AS std
+    FROM v
+    GROUP BY run_id, layer, language, neuron
+)
+SELECT r.name AS run, v.layer, v.sentence_id, v.language, v.label, v.neuron,
+       CASE WHEN p.std > 0 THEN (v.value - p.mean) / p.std ELSE 0.0 END AS z
+FROM v
+JOIN per_language AS p USING (run_id, layer, language, neuron)
+JOIN runs AS r USING (run_id)
+WHERE r.status = 'complete';
+
+-- Source of the `label_moments` cache: count, sum and sum of squares of z per language x label x neuron.
+-- (Python copies this view into the table for one run at a time; it defines nothing new.)
+CREATE OR REPLACE VIEW label_moments_source AS
+SELECT run, layer, language, label, neuron,
+       count(*) AS n_sentences, sum(z) AS sum_z, sum(z * z) AS sum_z2
+FROM zscores
+GROUP BY run, layer, language, label, neuron;
+
+-- Definition 2, paper Section 2.2 ("aggregated per label and per language"): the label profile
+-- P[L, l, n] = mean of z over the sentences of language L with label l, with the sentence count.
+CREATE OR REPLACE VIEW label_profiles AS
+SELECT r.name AS run, m.layer, m.language, m.label, m.neuron,
+       m.sum_z / m.n_sentences AS mean_z, m.n_sentences
+FROM label_moments AS m
+JOIN runs AS r USING (run_id);
+
+-- Definition 3, paper Section 2.3 ("Variance Analysis Across Labels"): per neuron, the population
+-- variance across labels of the label mean of z pooled over all languages; rank 1 = highest variance
+-- (ties broken by neuron id), the "emotion neurons".
+CREATE OR REPLACE VIEW between_label_variance AS
+WITH pooled AS (
+    SELECT run_id, layer, label, neuron, sum(sum_z) / sum(n_sentences) AS mean_z
+    FROM label_moments
+    GROUP BY run_id, layer, label, neuron
+),
+v AS (
+    SELECT run_id, layer, neuron, var_pop(mean_z) AS variance
+    FROM pooled
+    GROUP BY run_id, layer, neuron
+)
+SELECT r.name AS run, v.layer, v.neuron, v.variance,
+       row_number() OVER (PARTITION BY v.run_id, v.layer ORDER BY v.variance DESC, v.neuron) AS rank
+FROM v
+JOIN runs AS r USING (run_id);
+
+-- Definition 4, paper Figure 1 ("variance of each neuron's activations ... for the labels"): per label
+-- and neuron, the population variance of z over that label's sentences, all languages together.
+CREATE OR REPLACE VIEW label_variance AS
+WITH pooled AS (
+    SELECT run_id, layer, label, neuron,
+           sum(n_sentences) AS n, sum(sum_z) AS s1, sum(sum_z2) AS s2
+    FROM label_moments
+    GROUP BY run_id, layer, label, neuron
+)
+SELECT r.name AS run, p.layer, p.label, p.neuron,
+       greatest(p.s2 / p.n - (p.s1 / p.n) * (p.s1 / p.n), 0.0) AS variance
+FROM pooled AS p
+JOIN runs AS r USING (run_id);
+
+-- Definition 5, paper Section 3.2 and Figure 2 ("Cross-Lingual Consistency"): for each label and each
+-- unordered language pair (language_a < language_b) that both have the label, Spearman's rho between
+-- P[a, l, :] and P[b, l, :] over neurons (Pearson correlation of average ranks, so ties get the mean of
+-- the ranks they span) and their cosine similarity.
+CREATE OR REPLACE VIEW crosslingual_correlation AS
+WITH ranked AS (
+    SELECT run, layer, language, label, neuron, mean_z,
+           rank() OVER (PARTITION BY run, layer, language, label ORDER BY mean_z)
+             + (count(*) OVER (PARTITION BY run, layer, language, label, mean_z) - 1) / 2.0 AS avg_rank
+    FROM label_profiles
+)
+SELECT a.run, a.layer, a.label, a.language AS language_a, b.language AS language_b,
+       corr(a.avg_rank, b.avg_rank) AS spearman,
+       sum(a.mean_z * b.mean_z)
+         / nullif(sqrt(sum(a.mean_z * a.mean_z)) * sqrt(sum(b.mean_z * b.mean_z)), 0.0) AS cosine,
+       count(*) AS n_neurons
+FROM ranked AS a
+JOIN ranked AS b
+  ON a.run = b.run AND a.layer = b.layer AND a.label = b.label AND a.neuron = b.neuron
+ AND a.language < b.language
+GROUP BY a.run, a.layer, a.label, a.language, b.language;
+
+-- Definition 5, pair summary (paper Section 3.2, the mean rho per language pair): averages over labels.
+CREATE OR REPLACE VIEW language_pair_summary AS
+SELECT run, layer, language_a, language_b,
+       avg(spearman) AS mean_spearman, avg(cosine) AS mean_cosine, count(*) AS n_labels
+FROM crosslingual_correlation
+GROUP BY run, layer, language_a, language_b;
+
+-- Definition 6, paper Section 3.3 ("Polyglot vs. Monolingual Neurons"): for label l, over the languages
+-- that have it, count those where P[L, l, n] > threshold (|P| with absolute := true). All of them (at
+-- least two) = polyglot; exactly one = monolingual (language set); none = inactive; otherwise shared.
+CREATE OR REPLACE MACRO classify_neurons(threshold, absolute := false) AS TABLE
+WITH p AS (
+    SELECT run, layer, language, label, neuron,
+           (CASE WHEN absolute THEN abs(mean_z) ELSE mean_z END) > threshold AS active
+    FROM label_profiles
+),
+c AS (
+    SELECT run, layer, label, neuron,
+           count(*) FILTER (WHERE active) AS n_active_languages,
+           count(*) AS n_languages,
+           min(language) FILTER (WHERE active) AS active_language
+    FROM p
+    GROUP BY run, layer, label, neuron
+)
+SELECT run, layer, label, neuron, n_active_languages, n_languages,
+       CASE WHEN n_active_languages = n_languages AND n_languages >= 2 THEN 'polyglot'
+            WHEN n_active_languages = 1 THEN 'monolingual'
+            WHEN n_active_languages = 0 THEN 'inactive'
+            ELSE 'shared' END AS neuron_class,
+       CASE WHEN n_active_languages = 1 THEN active_language END AS language
+FROM c;
+
+CREATE OR REPLACE VIEW neuron_classes AS SELECT * FROM classify_neurons(0.5);
+
+-- Paper Section 4 (shares of polyglot and monolingual neurons per label): neurons of each class per
+-- label and their share of the label's neurons; every class appears, with 0 where it is empty.
+CREATE OR REPLACE MACRO count_classes(threshold, absolute := false) AS TABLE
+WITH c AS (
+    SELECT * FROM classify_neurons(threshold, absolute := absolute)
+),
+cells AS (
+    SELECT DISTINCT c.run, c.layer, c.label, k.neuron_class
+    FROM c CROSS JOIN (VALUES ('polyglot'), ('shared'), ('monolingual'), ('inactive')) AS k(neuron_class)
+),
+n AS (
+    SELECT run, layer, label, neuron_class, count(*) AS n_neurons
+    FROM c
+    GROUP BY run, layer, label, neuron_class
+)
+SELECT cells.run, cells.layer, cells.label, cells.neuron_class, coalesce(n.n_neurons, 0) AS n_neurons,
+       coalesce(n.n_neurons, 0) / sum(coalesce(n.n_neurons, 0)) OVER (PARTITION BY cells.run, cells.layer, cells.label) AS share
+FROM cells
+LEFT JOIN n USING (run, layer, label, neuron_class);
+
+CREATE OR REPLACE VIEW class_counts AS SELECT * FROM count_classes(0.5);
+
+-- Paper Section 4 (monolingual neurons per language): the number of distinct neurons that are
+-- monolingual in that language for at least one label; every language appears, with 0 where none.
+CREATE OR REPLACE MACRO count_monolingual(threshold, absolute := false) AS TABLE
+WITH languages AS (
+    SELECT DISTINCT run, layer, language FROM label_profiles
+),
+m AS (
+    SELECT run, layer, language, count(DISTINCT neuron) AS n_neurons
+    FROM classify_neurons(threshold, absolute := absolute)
+    WHERE neuron_class = 'monolingual'
+    GROUP BY run, layer, language
+)
+SELECT languages.run, languages.layer, languages.language, coalesce(m.n_neurons, 0) AS n_neurons
+FROM languages
+LEFT JOIN m USING (run, layer, language);
+
+CREATE OR REPLACE VIEW monolingual_counts AS SELECT * FROM count_monolingual(0.5);
+
+-- Definition 7, paper Figure 3 ("top neurons ... highlighted separately for each language"): per
+-- language and label, neurons ranked by |P| descending (ties by neuron id).
+CREATE OR REPLACE VIEW top_neurons AS
+SELECT run, layer, language, label, neuron, mean_z,
+       row_number() OVER (PARTITION BY run, layer, language, label ORDER BY abs(mean_z) DESC, neuron) AS rank
+FROM label_profiles;
