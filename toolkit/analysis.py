@@ -1,7 +1,7 @@
 """The paper's findings on one screen, read from the SQL views in `sql/views/010_statistics.sql`.
 
 Nothing is computed here: the numbers come from the views (through `Warehouse` accessors), which read
-the per-run `label_moments` cache that `Warehouse.materialize` fills when a run completes.
+the per-run `moments` cache that `Warehouse.materialize` fills when a run completes.
 """
 
 from __future__ import annotations

@@ -132,11 +132,11 @@ class Warehouse:
                 )
 
     def materialize(self, run_id: int) -> None:
-        """Refill the `label_moments` cache of one complete run from `label_moments_source` (inside a transaction)."""
-        self.con.execute("delete from label_moments where run_id = ?", [run_id])
+        """Refill the `moments` cache of one complete run from `moments_source` (inside a transaction)."""
+        self.con.execute("delete from moments where run_id = ?", [run_id])
         self.con.execute(
-            "insert into label_moments select r.run_id, m.layer, m.language, m.label, m.neuron, m.n_sentences, "
-            "m.sum_z, m.sum_z2 from label_moments_source as m join runs as r on r.name = m.run where r.run_id = ?",
+            "insert into moments select r.run_id, m.layer, m.language, m.label, m.neuron, m.n_sentences, m.mean, "
+            "m.variance from moments_source as m join runs as r on r.name = m.run where r.run_id = ?",
             [run_id],
         )
         self.con.execute("update runs set materialized_at = now()::timestamp where run_id = ?", [run_id])
@@ -193,7 +193,7 @@ class Warehouse:
 
     def delete_run(self, run_id: int) -> None:
         """Remove every row of a run (call inside a transaction)."""
-        for table in ("activations", "sentences", "label_moments", "runs"):
+        for table in ("activations", "sentences", "moments", "runs"):
             self.con.execute(f"delete from {table} where run_id = ?", [run_id])
 
     def runs(self) -> pl.DataFrame:

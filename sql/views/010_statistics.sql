@@ -1,41 +1,59 @@
 -- The statistics of the paper, each defined once here (DESIGN.md "Definitions"; paper Sections 2.2-3.3).
 -- Every view has a `run` column (the run's name) and covers every complete run and layer in the file.
+-- They read the per-run `moments` cache (sql/schema/002_moments.sql) except `zscores`, which joins it
+-- back to each activation.
 
--- Definition 1, paper Section 2.2 ("z-score normalized within each language"):
--- z[s,n] = (a[s,n] - mean_L(n)) / std_L(n) over the sentences of the sentence's language L, population
--- standard deviation; a neuron with std 0 in a language has z = 0 there.
-CREATE OR REPLACE VIEW zscores AS
-WITH v AS (
-    SELECT a.run_id, a.layer, a.sentence_id, s.language, s.label, a.neuron, a.value::DOUBLE AS value
-    FROM activations AS a
-    JOIN sentences AS s USING (run_id, sentence_id)
-),
-per_language AS (
-    SELECT run_id, layer, language, neuron, avg(value) AS mean, stddev_pop(value) AS std
-    FROM v
-    GROUP BY run_id, layer, language, neuron
-)
-SELECT r.name AS run, v.layer, v.sentence_id, v.language, v.label, v.neuron,
-       CASE WHEN p.std > 0 THEN (v.value - p.mean) / p.std ELSE 0.0 END AS z
-FROM v
-JOIN per_language AS p USING (run_id, layer, language, neuron)
+-- Source of the `moments` cache, in one pass over the activations: count, mean and population
+-- variance of the raw activation per language x label x neuron, and per language x neuron (label NULL).
+-- DuckDB's avg/var_pop are numerically stable, and var_pop of a constant is exactly 0.
+-- (Python copies this view into the table one run at a time; it defines no statistic of its own.)
+CREATE OR REPLACE VIEW moments_source AS
+SELECT r.name AS run, a.layer, s.language, s.label, a.neuron,
+       count(*) AS n_sentences, avg(a.value::DOUBLE) AS mean, var_pop(a.value::DOUBLE) AS variance
+FROM activations AS a
+JOIN sentences AS s USING (run_id, sentence_id)
 JOIN runs AS r USING (run_id)
-WHERE r.status = 'complete';
+WHERE r.status = 'complete'
+GROUP BY GROUPING SETS ((r.name, a.layer, s.language, s.label, a.neuron), (r.name, a.layer, s.language, a.neuron));
 
--- Source of the `label_moments` cache: count, sum and sum of squares of z per language x label x neuron.
--- (Python copies this view into the table for one run at a time; it defines nothing new.)
-CREATE OR REPLACE VIEW label_moments_source AS
-SELECT run, layer, language, label, neuron,
-       count(*) AS n_sentences, sum(z) AS sum_z, sum(z * z) AS sum_z2
-FROM zscores
-GROUP BY run, layer, language, label, neuron;
+-- Definition 1, paper Section 2.2 ("z-score normalized within each language"): the language's mean and
+-- population standard deviation of each neuron, over all its sentences.
+CREATE OR REPLACE VIEW language_stats AS
+SELECT r.name AS run, m.layer, m.language, m.neuron, m.n_sentences, m.mean, sqrt(m.variance) AS std
+FROM moments AS m
+JOIN runs AS r USING (run_id)
+WHERE m.label IS NULL;
+
+-- Definition 1: z[s,n] = (a[s,n] - mean_L(n)) / std_L(n) for the sentence's language L; a neuron with
+-- std 0 in a language has z = 0 there.
+CREATE OR REPLACE VIEW zscores AS
+SELECT r.name AS run, a.layer, a.sentence_id, s.language, s.label, a.neuron,
+       CASE WHEN m.variance > 0 THEN (a.value - m.mean) / sqrt(m.variance) ELSE 0.0 END AS z
+FROM activations AS a
+JOIN sentences AS s USING (run_id, sentence_id)
+JOIN moments AS m
+  ON m.run_id = a.run_id AND m.layer = a.layer AND m.language = s.language AND m.neuron = a.neuron
+ AND m.label IS NULL
+JOIN runs AS r ON r.run_id = a.run_id;
+
+-- Per language x label x neuron: the mean and the population variance of z over the cell's sentences.
+-- z is affine in the activation within a language, so both follow exactly from the cell's moments:
+-- mean_z = (mean_cell - mean_L) / std_L and var_z = var_cell / std_L^2 (0 where std_L = 0).
+CREATE OR REPLACE VIEW label_cells AS
+SELECT c.run_id, c.layer, c.language, c.label, c.neuron, c.n_sentences,
+       CASE WHEN l.variance > 0 THEN (c.mean - l.mean) / sqrt(l.variance) ELSE 0.0 END AS mean_z,
+       CASE WHEN l.variance > 0 THEN c.variance / l.variance ELSE 0.0 END AS var_z
+FROM moments AS c
+JOIN moments AS l
+  ON l.run_id = c.run_id AND l.layer = c.layer AND l.language = c.language AND l.neuron = c.neuron
+ AND l.label IS NULL
+WHERE c.label IS NOT NULL;
 
 -- Definition 2, paper Section 2.2 ("aggregated per label and per language"): the label profile
 -- P[L, l, n] = mean of z over the sentences of language L with label l, with the sentence count.
 CREATE OR REPLACE VIEW label_profiles AS
-SELECT r.name AS run, m.layer, m.language, m.label, m.neuron,
-       m.sum_z / m.n_sentences AS mean_z, m.n_sentences
-FROM label_moments AS m
+SELECT r.name AS run, c.layer, c.language, c.label, c.neuron, c.mean_z, c.n_sentences
+FROM label_cells AS c
 JOIN runs AS r USING (run_id);
 
 -- Definition 3, paper Section 2.3 ("Variance Analysis Across Labels"): per neuron, the population
@@ -43,8 +61,8 @@ JOIN runs AS r USING (run_id);
 -- (ties broken by neuron id), the "emotion neurons".
 CREATE OR REPLACE VIEW between_label_variance AS
 WITH pooled AS (
-    SELECT run_id, layer, label, neuron, sum(sum_z) / sum(n_sentences) AS mean_z
-    FROM label_moments
+    SELECT run_id, layer, label, neuron, sum(n_sentences * mean_z) / sum(n_sentences) AS mean_z
+    FROM label_cells
     GROUP BY run_id, layer, label, neuron
 ),
 v AS (
@@ -61,15 +79,18 @@ JOIN runs AS r USING (run_id);
 -- and neuron, the population variance of z over that label's sentences, all languages together.
 CREATE OR REPLACE VIEW label_variance AS
 WITH pooled AS (
-    SELECT run_id, layer, label, neuron,
-           sum(n_sentences) AS n, sum(sum_z) AS s1, sum(sum_z2) AS s2
-    FROM label_moments
+    SELECT run_id, layer, label, neuron, sum(n_sentences) AS n,
+           sum(n_sentences * mean_z) / sum(n_sentences) AS mean_z
+    FROM label_cells
     GROUP BY run_id, layer, label, neuron
 )
+-- pooled over the label's cells: N var = sum over cells of n (var_z + (mean_z - pooled mean)^2)
 SELECT r.name AS run, p.layer, p.label, p.neuron,
-       greatest(p.s2 / p.n - (p.s1 / p.n) * (p.s1 / p.n), 0.0) AS variance
+       sum(c.n_sentences * (c.var_z + (c.mean_z - p.mean_z) * (c.mean_z - p.mean_z))) / p.n AS variance
 FROM pooled AS p
-JOIN runs AS r USING (run_id);
+JOIN label_cells AS c USING (run_id, layer, label, neuron)
+JOIN runs AS r USING (run_id)
+GROUP BY r.name, p.layer, p.label, p.neuron, p.n;
 
 -- Definition 5, paper Section 3.2 and Figure 2 ("Cross-Lingual Consistency"): for each label and each
 -- unordered language pair (language_a < language_b) that both have the label, Spearman's rho between
