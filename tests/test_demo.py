@@ -39,3 +39,17 @@ def test_demo_end_to_end(tmp_path, neurons):
     assert acc > 0.5 and row["labels"] > 1
     # rerunning replaces the demo run instead of failing
     assert neurons("demo", "--out", tmp_path, "--epochs", "2").exit_code == 0
+
+
+def test_readme_sql_examples_run_on_the_demo(tmp_path, neurons):
+    """Every one-line example of the README's SQL reference runs on the demo warehouse."""
+    from pathlib import Path
+
+    assert neurons("demo", "--out", tmp_path, "--epochs", "3").exit_code == 0
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    examples = [ln for ln in readme.splitlines() if ln.startswith(("select ", "pivot ")) and ln.endswith(";")]
+    assert len(examples) >= 12
+    for sql in examples:
+        r = neurons("--db", tmp_path / "demo.duckdb", "query", sql)
+        assert r.exit_code == 0, (sql, r.stderr)
+        assert len(r.stdout.splitlines()) >= 3, sql  # header, rule and at least one row

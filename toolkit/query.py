@@ -11,7 +11,7 @@ import polars as pl
 from toolkit.errors import UserError
 from toolkit.warehouse import Warehouse
 
-READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA"}
+READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "MULTI"}  # MULTI: PIVOT; the connection is read-only anyway
 
 
 def first_line(exc: BaseException) -> str:
