@@ -216,6 +216,86 @@ def analyze(ctx: Context, run: str, layer: int | None, threshold: float, absolut
 
 
 @cli.command()
+@click.argument("name", type=click.Choice(["label-variance", "correlation", "profiles", "classes", "monolingual",
+                                           "variance-ranking"]))
+@click.option("--run", required=True, help="Run to chart.")
+@click.option("--layer", type=int, default=None, help="Layer (default: the penultimate stored layer).")
+@click.option("--label", default=None, help="profiles: the label to draw (default: sadness, else the first).")
+@click.option("--labels", default=None, help="label-variance: labels to draw, comma-separated (default: all).")
+@click.option("--metric", type=click.Choice(["spearman", "cosine"]), default="spearman", show_default=True,
+              help="correlation: which similarity.")
+@click.option("--top", type=int, default=5, show_default=True, help="Top neurons marked per panel.")
+@click.option("--threshold", type=float, default=0.5, show_default=True, help="classes, monolingual: threshold.")
+@click.option("--abs", "absolute", is_flag=True, help="classes, monolingual: use |mean z|.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Output file: .png, .svg, .pdf or .html.")
+@pass_ctx
+@handled
+def chart(ctx: Context, name: str, run: str, layer: int | None, label: str | None, labels: str | None, metric: str,
+          top: int, threshold: float, absolute: bool, out: Path) -> None:
+    """Draw one figure from the statistics views.
+
+    \b
+    label-variance    Figure 1: variance of z within each label, every neuron
+    correlation       Figure 2: cross-lingual Spearman (or cosine) heatmap
+    profiles          Figure 3: mean z per neuron for one label, a line per language
+    classes           neuron classes per label, stacked
+    monolingual       monolingual neurons per language
+    variance-ranking  between-label variance in rank order
+    """
+    from toolkit.charts import FORMATS, ChartOptions, build, save
+    from toolkit.warehouse import Warehouse
+
+    if out.suffix.lower() not in FORMATS:
+        raise UserError(f"--out {out}: unsupported extension '{out.suffix}'; use one of {', '.join(FORMATS)}")
+    with Warehouse(ctx.db, read_only=True) as wh:
+        c = build(wh, name, ChartOptions(run=run, layer=layer, label=label, labels=labels.split(",") if labels else None,
+                                         metric=metric, top=top, threshold=threshold, absolute=absolute))
+    click.echo(f"wrote {save(c, out)}")
+
+
+@cli.command()
+@click.option("--run", required=True, help="Run to report on.")
+@click.option("--layer", type=int, default=None, help="Layer (default: the penultimate stored layer).")
+@click.option("--threshold", type=float, default=0.5, show_default=True, help="Threshold of the neuron classes.")
+@click.option("--abs", "absolute", is_flag=True, help="Classify on |mean z|.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
+@pass_ctx
+@handled
+def report(ctx: Context, run: str, layer: int | None, threshold: float, absolute: bool, out: Path) -> None:
+    """Write a self-contained HTML report (works offline) with every chart, the key tables and the
+    definitions, plus PNG/SVG charts, CSV/LaTeX tables and a Markdown summary."""
+    from toolkit.report import build_report
+
+    click.echo(f"wrote {build_report(ctx.db, run, out, layer, threshold, absolute)}")
+
+
+@cli.command()
+@click.argument("what")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Output file: .csv, .parquet, .json, .md or .tex.")
+@click.option("--run", default=None, help="With a view name: keep this run.")
+@click.option("--layer", type=int, default=None, help="With a view name: keep this layer.")
+@click.option("--caption", default=None, help="LaTeX caption.")
+@click.option("--label", "tex_label", default=None, help="LaTeX \\label.")
+@click.option("--precision", type=int, default=3, show_default=True, help="Decimals for floats in .tex and .md.")
+@pass_ctx
+@handled
+def export(ctx: Context, what: str, out: Path, run: str | None, layer: int | None, caption: str | None,
+           tex_label: str | None, precision: int) -> None:
+    """Export a view or table (by name) or a read-only SQL query (`-` for stdin) to a file for a paper."""
+    from toolkit.export import TABLE_FORMATS, export_query, write_table
+
+    if out.suffix.lower() not in TABLE_FORMATS:
+        raise UserError(f"--out {out}: unsupported extension '{out.suffix}'; use one of {', '.join(TABLE_FORMATS)}")
+    if what == "-":
+        what = sys.stdin.read()
+    df = export_query(ctx.db, what, run, layer)
+    write_table(df, out, caption, tex_label, precision)
+    click.echo(f"wrote {df.height} rows to {out}")
+
+
+@cli.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("warehouse"), show_default=True,
               help="Folder for the demo model and warehouse.")
 @click.option("--epochs", type=int, default=30, show_default=True, help="Training epochs of the tiny classifier.")

@@ -2,7 +2,7 @@
 
 It trains a tokenizer on the sample, builds a tiny XLM-R-architecture classifier, fine-tunes it on the
 sample's train split, saves it as an ordinary checkpoint, and extracts every layer of it into
-`warehouse/demo.duckdb`. The model is tiny and illustrative: its numbers say nothing about XLM-R.
+`warehouse/demo.duckdb`, then writes the report of its penultimate layer. The model is tiny and illustrative: its numbers say nothing about XLM-R.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import click
 from toolkit.datasets import read_dataset
 from toolkit.extract import ExtractOptions, extract
 from toolkit.finetune import train_classifier
+from toolkit.report import build_report
 from toolkit.report_text import extraction_summary
 from toolkit.tinymodels import build_model, save_checkpoint, train_tokenizer
 
@@ -46,10 +47,15 @@ def run_demo(out: Path, epochs: int = 30, seed: int = 0) -> Path:
     summary = extract(db, str(checkpoint), everything, "demo", ExtractOptions(layers="all", batch_size=32),
                       replace=True)
     click.echo(extraction_summary(summary))
+    report = build_report(db, "demo", out / "demo-report")
+    click.echo(f"""
+report: {report.resolve()}
+  (open it in a browser: charts, tables and definitions, all offline; PNG/SVG/CSV/LaTeX beside it)""")
     click.echo(f"""
 This model is tiny (4 layers x 64 neurons, trained for seconds) and only illustrates the workflow.
 Next, query the warehouse:
   neurons --db {db} runs
+  neurons --db {db} analyze --run demo
   neurons --db {db} query "select language, label, count(*) as n from sentences group by all order by all"
   neurons --db {db} query "select layer, neuron, avg(value) from activations_long where run = 'demo' group by all limit 10"
 The same on a real fine-tuned checkpoint (a directory saved with save_pretrained), e.g. XLM-R base

@@ -47,7 +47,7 @@ def run_query(db: str | Path | None, sql: str) -> pl.DataFrame:
             raise UserError(f"query failed: {first_line(exc)}") from None
 
 
-def _flatten_nested(df: pl.DataFrame) -> pl.DataFrame:
+def flatten_nested(df: pl.DataFrame) -> pl.DataFrame:
     """Lists and structs as JSON-ish text, for formats that hold only scalars."""
     nested = [c for c, t in df.schema.items() if t.is_nested()]
     return df.with_columns(
@@ -59,7 +59,7 @@ def _flatten_nested(df: pl.DataFrame) -> pl.DataFrame:
 def render(df: pl.DataFrame, fmt: str = "table", float_precision: int | None = None) -> str:
     """DF as an aligned text table, CSV, JSON (a list of row objects) or a Markdown table."""
     if fmt == "csv":
-        return _flatten_nested(df).write_csv()
+        return flatten_nested(df).write_csv()
     if fmt == "json":
         return json.dumps(df.to_dicts(), ensure_ascii=False, default=str, indent=1)
     style = "ASCII_MARKDOWN" if fmt == "markdown" else "NOTHING"

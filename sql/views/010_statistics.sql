@@ -146,6 +146,7 @@ SELECT run, layer, label, neuron, n_active_languages, n_languages,
        CASE WHEN n_active_languages = 1 THEN active_language END AS language
 FROM c;
 
+-- Definition 6 at the paper's threshold, 0.5.
 CREATE OR REPLACE VIEW neuron_classes AS SELECT * FROM classify_neurons(0.5);
 
 -- Paper Section 4 (shares of polyglot and monolingual neurons per label): neurons of each class per
@@ -168,6 +169,7 @@ SELECT cells.run, cells.layer, cells.label, cells.neuron_class, coalesce(n.n_neu
 FROM cells
 LEFT JOIN n USING (run, layer, label, neuron_class);
 
+-- Neurons per class and label at the paper's threshold, 0.5.
 CREATE OR REPLACE VIEW class_counts AS SELECT * FROM count_classes(0.5);
 
 -- Paper Section 4 (monolingual neurons per language): the number of distinct neurons that are
@@ -186,6 +188,7 @@ SELECT languages.run, languages.layer, languages.language, coalesce(m.n_neurons,
 FROM languages
 LEFT JOIN m USING (run, layer, language);
 
+-- Monolingual neurons per language at the paper's threshold, 0.5.
 CREATE OR REPLACE VIEW monolingual_counts AS SELECT * FROM count_monolingual(0.5);
 
 -- Definition 7, paper Figure 3 ("top neurons ... highlighted separately for each language"): per

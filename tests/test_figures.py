@@ -1,0 +1,194 @@
+"""Charts, the HTML report (in a real headless Chromium), and exports for papers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import polars as pl
+import pytest
+
+import synthetic as syn
+from conftest import assert_one_line_error
+from toolkit.charts import CHARTS, ChartOptions, build, save
+from toolkit.export import latex_escape, to_latex
+from toolkit.load import load_long
+from toolkit.report import build_report
+from toolkit.warehouse import Warehouse
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def paper_sized(tmp_path_factory):
+    """A layer of 768 neurons, 6 labels and 4 languages (6 pairs), as in the paper."""
+    tmp = tmp_path_factory.mktemp("paper")
+    values, lang, lab = syn.make(seed=4, per_cell=8, neurons=768)
+    db = tmp / "w.duckdb"
+    load_long(db, syn.write_long(tmp / "p.parquet", [syn.long_frame(values, lang, lab, 11)]), "paper")
+    return db
+
+
+def rows_drawn(chart) -> int:
+    """Rows of the largest inline dataset of a chart spec."""
+    spec = chart.to_dict()
+    return max(len(v) for v in spec.get("datasets", {}).values())
+
+
+def marks(spec: dict) -> set[str]:
+    found = set()
+    def walk(node):
+        if isinstance(node, dict):
+            if "mark" in node:
+                m = node["mark"]
+                found.add(m if isinstance(m, str) else m["type"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(spec)
+    return found
+
+
+def test_every_chart_draws_every_row_at_paper_size(paper_sized):
+    with Warehouse(paper_sized, read_only=True) as wh:
+        o = ChartOptions(run="paper", layer=11)
+        expected = {
+            "label-variance": 6 * 768, "correlation": 6 * 6, "profiles": 4 * 768, "classes": 6 * 4,
+            "monolingual": 4, "variance-ranking": 768,
+        }
+        for name in CHARTS:
+            chart = build(wh, name, o)
+            assert rows_drawn(chart) == expected[name], name
+        spec = build(wh, "correlation", o).to_dict()
+        assert marks(spec) == {"rect", "text"}
+        enc = spec["layer"][0]["encoding"]
+        assert enc["x"]["field"] == "pair" and enc["y"]["field"] == "label" and enc["color"]["field"] == "value"
+        assert spec["layer"][1]["encoding"]["text"]["format"] == ".2f"
+        assert marks(build(wh, "label-variance", o).to_dict()) == {"bar", "point", "text"}
+        prof = build(wh, "profiles", ChartOptions(run="paper", layer=11, label="joy")).to_dict()
+        assert marks(prof) == {"line", "point"} and prof["layer"][0]["encoding"]["color"]["field"] == "language"
+        data = next(iter(prof["datasets"].values()))
+        assert sum(r["is_top"] for r in data) == 4 * 5  # five top neurons per language
+        assert {r["language"] for r in data} == set(syn.LANGS)
+        cls = build(wh, "classes", o).to_dict()
+        assert cls["encoding"]["color"]["scale"]["domain"] == ["polyglot", "shared", "monolingual", "inactive"]
+        assert len(build(wh, "label-variance", ChartOptions(run="paper", labels=["joy", "sadness"])).to_dict()["datasets"]
+                   .popitem()[1]) == 2 * 768
+
+
+def test_chart_values_come_from_the_views(paper_sized):
+    with Warehouse(paper_sized, read_only=True) as wh:
+        spec = build(wh, "correlation", ChartOptions(run="paper", metric="cosine")).to_dict()
+        drawn = {(r["label"], r["pair"]): r["value"] for r in next(iter(spec["datasets"].values()))}
+        view = wh.crosslingual_correlation("paper", 11)
+        for r in view.iter_rows(named=True):
+            assert drawn[(r["label"], f"{r['language_a']}–{r['language_b']}")] == pytest.approx(r["cosine"])
+
+
+MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".pdf": b"%PDF-", ".svg": b"<svg"}
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg", ".pdf", ".html"])
+def test_chart_files(tmp_path, paper_sized, neurons, suffix):
+    out = tmp_path / f"fig{suffix}"
+    r = neurons("--db", paper_sized, "chart", "classes", "--run", "paper", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    head = out.read_bytes()[:64]
+    if suffix == ".html":
+        text = out.read_text()
+        assert "vegaEmbed" in text and "cdn.jsdelivr" not in text  # inlined, works offline
+    else:
+        assert head.lstrip().startswith(MAGIC[suffix]) or (suffix == ".svg" and b"<svg" in out.read_bytes()[:500])
+
+
+def test_chart_bad_input(tmp_path, paper_sized, neurons):
+    assert_one_line_error(neurons("--db", paper_sized, "chart", "classes", "--run", "paper", "--out", tmp_path / "x.jpg"),
+                          "unsupported extension")
+    assert_one_line_error(neurons("--db", paper_sized, "chart", "profiles", "--run", "paper", "--label", "awe",
+                                  "--out", tmp_path / "x.png"), "no label awe")
+    assert_one_line_error(neurons("--db", paper_sized, "chart", "classes", "--run", "nope", "--out", tmp_path / "x.png"),
+                          "no run named 'nope'")
+    assert_one_line_error(neurons("--db", paper_sized, "chart", "classes", "--run", "paper", "--layer", "3",
+                                  "--out", tmp_path / "x.png"), "has no layer 3")
+
+
+def test_latex_is_booktabs_and_escaped():
+    df = pl.DataFrame({"pair_name": ["ar_nl", "50% & #1", "a{b}"], "rho": [0.123456, -1.0, None], "n": [1, 2, 3]})
+    tex = to_latex(df, caption="Spearman's rho, 100% & more", label="tab:rho", precision=2)
+    lines = tex.splitlines()
+    assert lines[:4] == ["\\begin{table}[ht]", "\\centering", "\\begin{tabular}{lrr}", "\\toprule"]
+    assert lines[4] == r"pair\_name & rho & n \\" and lines[5] == "\\midrule"
+    assert lines[6] == r"ar\_nl & 0.12 & 1 \\"
+    assert lines[7] == r"50\% \& \#1 & -1.00 & 2 \\"
+    assert lines[8] == r"a\{b\} & -- & 3 \\"
+    assert "\\bottomrule" in lines and "\\end{tabular}" in lines
+    assert "\\caption{Spearman's rho, 100\\% \\& more}" in lines and "\\label{tab:rho}" in lines
+    assert latex_escape("a\\b~^$") == r"a\textbackslash{}b\textasciitilde{}\textasciicircum{}\$"
+
+
+def test_export_round_trips(tmp_path, paper_sized, neurons):
+    sql = "select language, label, neuron, mean_z, n_sentences from label_profiles where neuron < 5 order by all"
+    expected = json.loads(neurons("--db", paper_sized, "query", sql, "--json").stdout)
+    for suffix in (".parquet", ".csv", ".json"):
+        out = tmp_path / f"t{suffix}"
+        r = neurons("--db", paper_sized, "export", sql, "--out", out)
+        assert r.exit_code == 0, r.stderr
+        back = (pl.read_parquet(out) if suffix == ".parquet" else pl.read_csv(out) if suffix == ".csv"
+                else pl.DataFrame(json.loads(out.read_text())))
+        assert back.columns == ["language", "label", "neuron", "mean_z", "n_sentences"]
+        assert back.to_dicts() == expected
+    md = tmp_path / "t.md"
+    neurons("--db", paper_sized, "export", "language_pair_summary", "--run", "paper", "--out", md, "--precision", "2")
+    lines = md.read_text().splitlines()
+    assert lines[0].replace(" ", "").startswith("|run|layer|language_a|language_b|mean_spearman|") and len(lines) == 2 + 6
+    tex = tmp_path / "t.tex"
+    r = neurons("--db", paper_sized, "export", "monolingual_counts", "--layer", "11", "--out", tex, "--caption",
+                "Monolingual neurons", "--label", "tab:mono")
+    assert r.exit_code == 0 and "\\caption{Monolingual neurons}" in tex.read_text()
+    assert_one_line_error(neurons("--db", paper_sized, "export", "runs", "--out", tmp_path / "x.xlsx"), "unsupported extension")
+    assert_one_line_error(neurons("--db", paper_sized, "export", "drop table runs", "--out", tmp_path / "x.csv"), "refused")
+
+
+def test_report_files(tmp_path, paper_sized, neurons):
+    r = neurons("--db", paper_sized, "report", "--run", "paper", "--out", tmp_path / "rep")
+    assert r.exit_code == 0, r.stderr
+    rep = tmp_path / "rep"
+    page = (rep / "index.html").read_text()
+    assert "http://" not in page.replace("http://www.w3.org", "") and "https://cdn" not in page
+    for key in ("label-variance", "correlation-spearman", "correlation-cosine", "profiles-joy", "classes",
+                "monolingual", "variance-ranking"):
+        assert (rep / "figures" / f"{key}.png").read_bytes().startswith(MAGIC[".png"])
+        assert b"<svg" in (rep / "figures" / f"{key}.svg").read_bytes()[:500]
+        assert f"id='chart-{key}'" in page
+    for key in ("top-variance", "language-pairs", "crosslingual", "classes", "monolingual", "top-neurons"):
+        assert (rep / "tables" / f"{key}.csv").exists()
+        assert "\\toprule" in (rep / "tables" / f"{key}.tex").read_text()
+    assert "sql/views/010_statistics.sql" in page and "Definition 5" in page
+    summary = (rep / "summary.md").read_text()
+    assert summary.startswith("# Run `paper`, layer 11") and "| language_a" in summary
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Chromium is not installed on this machine")
+def test_report_renders_in_a_real_browser(tmp_path, paper_sized):
+    """Headless Chromium loads the page from disk: every chart renders an SVG and no JavaScript error is logged."""
+    assert CHROMIUM, "CI must install Chromium (see .ci/run)"
+    index = build_report(paper_sized, "paper", tmp_path / "rep")
+    dom = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=60000", "--dump-dom", index.as_uri()],
+        capture_output=True, text=True, timeout=180,
+    ).stdout
+    n_charts = int(re.search(r'data-charts="(\d+)"', dom).group(1))
+    assert n_charts == 12  # 7 figures, 6 label profiles counted once each: 1 + 2 + 6 + 3
+    assert re.search(r'data-rendered="(\d+)"', dom).group(1) == str(n_charts)
+    assert "data-failed" not in dom and '<ul id="errors"></ul>' in dom
+    for key in re.findall(r"id=\"chart-([\w-]+)\"", dom):
+        block = dom.split(f'id="chart-{key}"', 1)[1].split("</div>", 1)[0]
+        assert "<svg" in block and ("<path" in block or "<rect" in block), key

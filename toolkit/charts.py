@@ -1,0 +1,211 @@
+"""The paper's figures and companions as Altair charts, built from the SQL views in one publication theme.
+
+Each chart function reads already-aggregated rows from a view (no statistic is computed here) and returns
+an `alt.Chart`; every row the view returns is drawn (Altair's row limit is lifted, never silently hit).
+`save` writes PNG, SVG, PDF (through vl-convert, offline) or self-contained HTML by extension.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import altair as alt
+import polars as pl
+
+from toolkit.analysis import CLASSES, resolve
+from toolkit.errors import UserError
+from toolkit.warehouse import Warehouse
+
+alt.data_transformers.disable_max_rows()
+
+CLASS_COLORS = {"polyglot": "#1b9e77", "shared": "#7570b3", "monolingual": "#d95f02", "inactive": "#bdbdbd"}
+FONT = "Liberation Sans, Helvetica, Arial, sans-serif"
+WIDTH = 560
+
+
+def theme() -> dict:
+    """One look for every figure: white background, light grid, readable 11 pt labels."""
+    return {
+        "config": {
+            "background": "white",
+            "font": FONT,
+            "view": {"stroke": None, "continuousWidth": WIDTH, "continuousHeight": 180},
+            "axis": {"labelFontSize": 11, "titleFontSize": 12, "gridColor": "#eeeeee", "domainColor": "#888888",
+                     "tickColor": "#888888", "titleFontWeight": "normal"},
+            "header": {"labelFontSize": 12, "titleFontSize": 12},
+            "legend": {"labelFontSize": 11, "titleFontSize": 12},
+            "title": {"fontSize": 13, "anchor": "start", "fontWeight": "normal"},
+            "range": {"category": {"scheme": "tableau10"}},
+        }
+    }
+
+
+alt.theme.register("neurons", enable=True)(theme)
+
+
+@dataclass
+class ChartOptions:
+    run: str
+    layer: int | None = None
+    label: str | None = None          # Figure 3: the label whose profiles are drawn
+    labels: list[str] | None = None   # Figure 1: labels to draw (default: all)
+    metric: str = "spearman"          # Figure 2: spearman or cosine
+    top: int = 5                      # neurons marked as top per panel
+    threshold: float = 0.5            # neuron classes
+    absolute: bool = False
+
+
+def _title(text: str, o: ChartOptions, layer: int) -> alt.TitleParams:
+    return alt.TitleParams(text, subtitle=f"run {o.run}, layer {layer}", subtitleColor="#666666")
+
+
+def _labels(wh: Warehouse, run: str, layer: int) -> list[str]:
+    return wh.sql("select distinct label from label_profiles where run = ? and layer = ? order by label", [run, layer])["label"].to_list()
+
+
+def label_variance(wh: Warehouse, o: ChartOptions) -> alt.Chart:
+    """Figure 1: the variance of z of every neuron within each chosen label; each label's top neurons marked."""
+    layer = resolve(wh, o.run, o.layer).layer
+    labels = o.labels or _labels(wh, o.run, layer)
+    unknown = sorted(set(labels) - set(_labels(wh, o.run, layer)))
+    if unknown:
+        raise UserError(f"run '{o.run}' has no label {', '.join(unknown)} (labels: {', '.join(_labels(wh, o.run, layer))})")
+    df = wh.sql(
+        """select label, neuron, variance,
+                  row_number() over (partition by label order by variance desc, neuron) <= ? as is_top
+           from label_variance where run = ? and layer = ? and list_contains(?, label) order by label, neuron""",
+        [o.top, o.run, layer, labels],
+    )
+    base = alt.Chart(df).encode(x=alt.X("neuron:Q", title="neuron", scale=alt.Scale(nice=False)),
+                                y=alt.Y("variance:Q", title="variance of z"))
+    bars = base.mark_bar(color="#4c78a8", width=1)
+    tops = base.transform_filter("datum.is_top").mark_point(color="#d62728", filled=True, size=30)
+    text = base.transform_filter("datum.is_top").mark_text(dy=-8, fontSize=9, color="#d62728").encode(text="neuron:Q")
+    return (alt.layer(bars, tops, text).properties(width=WIDTH, height=110)
+            .facet(row=alt.Row("label:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")))
+            .properties(title=_title(f"Variance of each neuron's z within a label (top {o.top} marked)", o, layer)))
+
+
+def crosslingual_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
+    """Figure 2: Spearman (or cosine) of label profiles per label and language pair, values annotated."""
+    if o.metric not in ("spearman", "cosine"):
+        raise UserError(f"unknown --metric {o.metric}; use spearman or cosine")
+    layer = resolve(wh, o.run, o.layer).layer
+    df = wh.sql(
+        f"""select label, language_a || '–' || language_b as pair, {o.metric} as value
+            from crosslingual_correlation where run = ? and layer = ? order by label, pair""",
+        [o.run, layer],
+    )
+    low = min(0.0, float(df["value"].min())) if df.height and df["value"].min() is not None else 0.0
+    base = alt.Chart(df).encode(x=alt.X("pair:N", title="language pair", axis=alt.Axis(labelAngle=0)),
+                                y=alt.Y("label:N", title=None))
+    cells = base.mark_rect().encode(color=alt.Color("value:Q", title=o.metric.capitalize(),
+                                                    scale=alt.Scale(scheme="blues", domain=[low, 1])))
+    text = base.mark_text(fontSize=10).encode(
+        text=alt.Text("value:Q", format=".2f"),
+        color=alt.condition(f"datum.value > {low + 0.6 * (1 - low)}", alt.value("white"), alt.value("black")))
+    n_pairs = max(df["pair"].n_unique(), 1)
+    name = "Spearman's rho" if o.metric == "spearman" else "cosine similarity"
+    return (alt.layer(cells, text).properties(width=max(60 * n_pairs, 240), height=alt.Step(28))
+            .properties(title=_title(f"Cross-lingual {name} of label profiles", o, layer)))
+
+
+def label_profiles(wh: Warehouse, o: ChartOptions) -> alt.Chart:
+    """Figure 3: mean z of every neuron for one label, a line per language, each language's top neurons marked."""
+    layer = resolve(wh, o.run, o.layer).layer
+    labels = _labels(wh, o.run, layer)
+    label = o.label or ("sadness" if "sadness" in labels else labels[0])
+    if label not in labels:
+        raise UserError(f"run '{o.run}' has no label {label} (labels: {', '.join(labels)})")
+    df = wh.sql(
+        """select p.language, p.neuron, p.mean_z, t.rank <= ? as is_top
+           from label_profiles p join top_neurons t using (run, layer, language, label, neuron)
+           where p.run = ? and p.layer = ? and p.label = ? order by p.language, p.neuron""",
+        [o.top, o.run, layer, label],
+    )
+    base = alt.Chart(df).encode(x=alt.X("neuron:Q", scale=alt.Scale(nice=False)),
+                                y=alt.Y("mean_z:Q", title="mean z"), color=alt.Color("language:N", title="language"))
+    lines = base.mark_line(strokeWidth=1, opacity=0.8)
+    tops = base.transform_filter("datum.is_top").mark_point(filled=True, size=45, stroke="black", strokeWidth=0.5)
+    return (alt.layer(lines, tops).properties(width=WIDTH, height=220)
+            .properties(title=_title(f"Mean z per neuron for {label}, by language (top {o.top} |z| per language marked)", o, layer)))
+
+
+def class_distribution(wh: Warehouse, o: ChartOptions) -> alt.Chart:
+    """Neurons per class for each label, stacked (polyglot, shared, monolingual, inactive)."""
+    layer = resolve(wh, o.run, o.layer).layer
+    df = wh.class_counts(o.run, layer, o.threshold, o.absolute).select("label", "neuron_class", "n_neurons", "share")
+    order = list(CLASSES)
+    rule = "|P|" if o.absolute else "P"
+    return (alt.Chart(df).mark_bar().encode(
+        x=alt.X("label:N", title=None, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("n_neurons:Q", title="neurons", stack="zero"),
+        color=alt.Color("neuron_class:N", title="class", sort=order,
+                        scale=alt.Scale(domain=order, range=[CLASS_COLORS[c] for c in order])),
+        order=alt.Order("class_order:Q"),
+        tooltip=["label", "neuron_class", "n_neurons", alt.Tooltip("share:Q", format=".1%")],
+    ).transform_calculate(class_order=f"indexof({order}, datum.neuron_class)")
+        .properties(width=max(70 * df["label"].n_unique(), 240), height=220,
+                    title=_title(f"Neuron classes per label ({rule} > {o.threshold})", o, layer)))
+
+
+def monolingual_counts(wh: Warehouse, o: ChartOptions) -> alt.Chart:
+    """Distinct monolingual neurons per language."""
+    layer = resolve(wh, o.run, o.layer).layer
+    df = wh.monolingual_counts(o.run, layer, o.threshold, o.absolute).select("language", "n_neurons")
+    base = alt.Chart(df).encode(x=alt.X("language:N", title=None, axis=alt.Axis(labelAngle=0)),
+                                y=alt.Y("n_neurons:Q", title="monolingual neurons"))
+    return (alt.layer(base.mark_bar(color=CLASS_COLORS["monolingual"]),
+                      base.mark_text(dy=-7, fontSize=11).encode(text="n_neurons:Q"))
+            .properties(width=max(60 * df.height, 200), height=200,
+                        title=_title(f"Monolingual neurons per language ({'|P|' if o.absolute else 'P'} > {o.threshold})", o, layer)))
+
+
+def variance_ranking(wh: Warehouse, o: ChartOptions) -> alt.Chart:
+    """Between-label variance of every neuron in rank order, the top neurons named."""
+    layer = resolve(wh, o.run, o.layer).layer
+    df = wh.sql("select rank, neuron, variance, rank <= ? as is_top from between_label_variance "
+                "where run = ? and layer = ? order by rank", [o.top, o.run, layer])
+    base = alt.Chart(df).encode(x=alt.X("rank:Q", title="rank", scale=alt.Scale(nice=False)),
+                                y=alt.Y("variance:Q", title="between-label variance"))
+    return (alt.layer(base.mark_area(color="#9ecae1", line={"color": "#3182bd"}),
+                      base.transform_filter("datum.is_top").mark_point(color="#d62728", filled=True),
+                      base.transform_filter("datum.is_top").mark_text(align="left", dx=6, fontSize=9).encode(
+                          text=alt.Text("neuron:Q", format="d")))
+            .properties(width=WIDTH, height=200, title=_title("Neurons ranked by between-label variance", o, layer)))
+
+
+CHARTS: dict[str, tuple[Callable[[Warehouse, ChartOptions], alt.Chart], str]] = {
+    "label-variance": (label_variance, "Figure 1: variance of z within each label, every neuron"),
+    "correlation": (crosslingual_heatmap, "Figure 2: cross-lingual Spearman (or --metric cosine) heatmap"),
+    "profiles": (label_profiles, "Figure 3: mean z per neuron for one label, a line per language"),
+    "classes": (class_distribution, "neuron classes per label, stacked"),
+    "monolingual": (monolingual_counts, "monolingual neurons per language"),
+    "variance-ranking": (variance_ranking, "between-label variance, neurons in rank order"),
+}
+
+FORMATS = (".png", ".svg", ".pdf", ".html")
+
+
+def build(wh: Warehouse, name: str, options: ChartOptions) -> alt.Chart:
+    if name not in CHARTS:
+        raise UserError(f"unknown chart {name}; one of {', '.join(CHARTS)}")
+    return CHARTS[name][0](wh, options)
+
+
+def save(chart: alt.Chart, out: str | Path) -> Path:
+    """Write CHART as PNG (2x scale), SVG, PDF or self-contained HTML, chosen by OUT's extension."""
+    out = Path(out)
+    if out.suffix.lower() not in FORMATS:
+        raise UserError(f"--out {out}: unsupported extension '{out.suffix}'; use one of {', '.join(FORMATS)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    suffix = out.suffix.lower()
+    if suffix == ".png":
+        chart.save(str(out), scale_factor=2)
+    elif suffix == ".html":
+        chart.save(str(out), inline=True)
+    else:
+        chart.save(str(out))
+    return out

@@ -1,0 +1,220 @@
+"""`neurons report`: one self-contained HTML page per run and layer, with every chart, the key tables and
+the definition of each statistic, plus the charts as PNG and SVG, the tables as CSV and LaTeX and a
+Markdown summary beside it. The page inlines Vega's JavaScript and its data: it works with no network.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import altair as alt
+import polars as pl
+import vl_convert
+
+from toolkit import __version__
+from toolkit.analysis import CLASSES, resolve
+from toolkit.charts import ChartOptions, build, save
+from toolkit.export import write_table
+from toolkit.query import render
+from toolkit.warehouse import Warehouse, sql_dir
+
+STATISTICS_SQL = "sql/views/010_statistics.sql"
+
+
+def definitions() -> dict[str, str]:
+    """The comment block above each view or macro in the statistics SQL file, keyed by its name."""
+    text = (sql_dir() / "views" / "010_statistics.sql").read_text()
+    out: dict[str, str] = {}
+    for block in text.split("\n\n"):
+        lines = block.strip().splitlines()
+        head = [ln[2:].strip() for ln in lines[: next((i for i, ln in enumerate(lines) if not ln.startswith("--")), len(lines))]]
+        comment = " ".join(head)
+        for m in re.finditer(r"CREATE OR REPLACE (?:VIEW|MACRO) (\w+)", block):
+            out[m.group(1)] = comment
+    return out
+
+
+@dataclass
+class Figure:
+    key: str
+    title: str
+    view: str      # the view it reads, whose definition the page quotes
+    chart: alt.Chart
+
+
+@dataclass
+class Table:
+    key: str
+    title: str
+    view: str
+    frame: pl.DataFrame
+
+
+def _figures(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bool) -> list[Figure]:
+    o = ChartOptions(run=run, layer=layer, threshold=threshold, absolute=absolute)
+    labels = wh.sql("select distinct label from label_profiles where run = ? and layer = ? order by label", [run, layer])["label"]
+    figs = [
+        Figure("label-variance", "Figure 1. Variance of z within each label", "label_variance", build(wh, "label-variance", o)),
+        Figure("correlation-spearman", "Figure 2. Cross-lingual Spearman correlation", "crosslingual_correlation",
+               build(wh, "correlation", o)),
+        Figure("correlation-cosine", "Figure 2b. Cross-lingual cosine similarity", "crosslingual_correlation",
+               build(wh, "correlation", ChartOptions(**{**o.__dict__, "metric": "cosine"}))),
+    ]
+    for label in labels:
+        figs.append(Figure(f"profiles-{label}", f"Figure 3. Mean z per neuron for {label}", "top_neurons",
+                           build(wh, "profiles", ChartOptions(**{**o.__dict__, "label": label}))))
+    figs += [
+        Figure("classes", "Neuron classes per label", "classify_neurons", build(wh, "classes", o)),
+        Figure("monolingual", "Monolingual neurons per language", "count_monolingual", build(wh, "monolingual", o)),
+        Figure("variance-ranking", "Neurons ranked by between-label variance", "between_label_variance",
+               build(wh, "variance-ranking", o)),
+    ]
+    return figs
+
+
+def _tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bool) -> list[Table]:
+    counts = wh.class_counts(run, layer, threshold, absolute)
+    wide = (counts.pivot(on="neuron_class", index="label", values="n_neurons").select("label", *CLASSES)
+            if counts.height else counts)
+    return [
+        Table("top-variance", "Top 20 neurons by between-label variance", "between_label_variance",
+              wh.sql("select rank, neuron, variance from between_label_variance where run = ? and layer = ? and rank <= 20 "
+                     "order by rank", [run, layer])),
+        Table("language-pairs", "Cross-lingual consistency per language pair (mean over labels)", "language_pair_summary",
+              wh.language_pair_summary(run, layer).drop("run", "layer")),
+        Table("crosslingual", "Cross-lingual consistency per label and language pair", "crosslingual_correlation",
+              wh.crosslingual_correlation(run, layer).drop("run", "layer")),
+        Table("classes", f"Neurons per class and label ({'|P|' if absolute else 'P'} > {threshold})", "classify_neurons", wide),
+        Table("monolingual", "Monolingual neurons per language", "count_monolingual",
+              wh.monolingual_counts(run, layer, threshold, absolute).drop("run", "layer")),
+        Table("top-neurons", "Top 5 neurons by |mean z| per language and label", "top_neurons",
+              wh.sql("select language, label, rank, neuron, mean_z from top_neurons where run = ? and layer = ? and rank <= 5 "
+                     "order by language, label, rank", [run, layer])),
+    ]
+
+
+def _html_table(df: pl.DataFrame, precision: int = 3) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in df.columns)
+    rows = []
+    for row in df.iter_rows():
+        cells = []
+        for v in row:
+            if isinstance(v, float):
+                cells.append(f'<td class="num">{v:.{precision}f}</td>')
+            elif isinstance(v, int):
+                cells.append(f'<td class="num">{v}</td>')
+            else:
+                cells.append(f"<td>{html.escape('' if v is None else str(v))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _json_for_script(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False).replace("</", "<\\/")
+
+
+PAGE_JS = """
+(function () {
+  var errors = document.getElementById('errors');
+  function report(msg) {
+    var li = document.createElement('li'); li.textContent = String(msg); errors.appendChild(li);
+    errors.parentNode.hidden = false; document.body.dataset.failed = String(errors.children.length);
+  }
+  window.addEventListener('error', function (e) { report(e.message); });
+  var consoleError = console.error;
+  console.error = function () { report(Array.prototype.join.call(arguments, ' ')); consoleError.apply(console, arguments); };
+  window.addEventListener('unhandledrejection', function (e) { report(e.reason); });
+  var specs = JSON.parse(document.getElementById('specs').textContent);
+  var done = 0;
+  Object.keys(specs).forEach(function (key) {
+    vegaEmbed('#chart-' + key, specs[key], {renderer: 'svg', actions: false})
+      .then(function () { done += 1; document.body.dataset.rendered = String(done); })
+      .catch(function (err) { report(key + ': ' + err); });
+  });
+})();
+"""
+
+CSS = """
+body { font-family: 'Liberation Sans', Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1 { font-weight: normal; } h2 { font-weight: normal; border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: .5em 0 1em; font-size: 13px; }
+th, td { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+thead th { border-bottom: 2px solid #999; }
+.definition { color: #555; font-size: 13px; background: #f7f7f7; padding: .5em .8em; border-left: 3px solid #bbb; }
+.files { font-size: 13px; color: #555; } code { font-size: 12px; }
+#problems { color: #a00; }
+"""
+
+
+def build_report(db, run: str, out: str | Path, layer: int | None = None, threshold: float = 0.5,
+                 absolute: bool = False) -> Path:
+    """Write the report of RUN (one LAYER) into folder OUT; returns the path of index.html."""
+    out = Path(out)
+    with Warehouse(db, read_only=True) as wh:
+        rl = resolve(wh, run, layer)
+        meta = wh.run_row(run)
+        figures = _figures(wh, rl.run, rl.layer, threshold, absolute)
+        tables = _tables(wh, rl.run, rl.layer, threshold, absolute)
+    defs = definitions()
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    for f in figures:
+        save(f.chart, out / "figures" / f"{f.key}.png")
+        save(f.chart, out / "figures" / f"{f.key}.svg")
+    for t in tables:
+        write_table(t.frame, out / "tables" / f"{t.key}.csv")
+        write_table(t.frame, out / "tables" / f"{t.key}.tex", caption=f"{t.title} (run {run}, layer {rl.layer}).",
+                    label=f"tab:{t.key}")
+
+    def definition(view: str) -> str:
+        return (f'<p class="definition">{html.escape(defs.get(view, ""))} '
+                f"<br><code>{STATISTICS_SQL}</code>, <code>{view}</code></p>")
+
+    info = {
+        "run": run, "layer": rl.layer, "model": meta["model"] or "(imported)", "data": meta["data_file"],
+        "pooling": meta["pooling"] or "-", "sentences": meta["n_sentences"], "languages": meta["n_languages"],
+        "labels": meta["n_labels"], "neurons": meta["hidden_size"],
+        "layers stored": ", ".join(map(str, meta["layers"])),
+        "threshold": f"{'|P|' if absolute else 'P'} > {threshold}",
+        "created": str(meta["created_at"])[:19], "report": datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "toolkit": __version__,
+    }
+    meta_table = pl.DataFrame({"field": list(info), "value": [str(v) for v in info.values()]})
+    parts = [f"<h1>Neuron analysis of run <code>{html.escape(run)}</code>, layer {rl.layer}</h1>",
+             '<section hidden><h2>Problems</h2><ul id="errors"></ul></section>',
+             "<h2>Run</h2>", _html_table(meta_table)]
+    parts.append("<h2>Figures</h2>")
+    for f in figures:
+        parts.append(f"<h3>{html.escape(f.title)}</h3><div class='chart' id='chart-{f.key}'></div>{definition(f.view)}"
+                     f"<p class='files'>figures/{f.key}.png · figures/{f.key}.svg</p>")
+    parts.append("<h2>Tables</h2>")
+    for t in tables:
+        parts.append(f"<h3>{html.escape(t.title)}</h3>{_html_table(t.frame)}{definition(t.view)}"
+                     f"<p class='files'>tables/{t.key}.csv · tables/{t.key}.tex</p>")
+    parts.append("<h2>Definitions</h2><p>Every number above comes from a view or macro in "
+                 f"<code>{STATISTICS_SQL}</code>, stored in the warehouse file; z-scores come from "
+                 "<code>zscores</code>:</p>" + definition("zscores") + definition("label_profiles"))
+    specs = {f.key: f.chart.to_dict() for f in figures}
+    page = (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>neurons report: {html.escape(run)}, layer {rl.layer}</title><style>{CSS}</style>"
+        f"<script>{vl_convert.javascript_bundle()}</script></head><body data-charts='{len(figures)}' data-rendered='0'>"
+        + "\n".join(parts)
+        + f"<script type='application/json' id='specs'>{_json_for_script(specs)}</script>"
+        + f"<script>{PAGE_JS}</script></body></html>"
+    )
+    index = out / "index.html"
+    index.write_text(page, encoding="utf-8")
+    summary = [f"# Run `{run}`, layer {rl.layer}", "", render(meta_table, "markdown")]
+    for t in tables:
+        summary += [f"## {t.title}", "", render(t.frame, "markdown", float_precision=3)]
+    summary += ["## Files", "", "- `index.html`: the self-contained report",
+                *[f"- `figures/{f.key}.png`, `figures/{f.key}.svg`: {f.title}" for f in figures],
+                *[f"- `tables/{t.key}.csv`, `tables/{t.key}.tex`: {t.title}" for t in tables]]
+    (out / "summary.md").write_text("\n".join(summary) + "\n", encoding="utf-8")
+    return index
