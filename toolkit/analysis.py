@@ -74,3 +74,16 @@ def analyze(wh: Warehouse, run: str, layer: int | None = None, threshold: float 
     )
     mono = wh.monolingual_counts(rl.run, rl.layer, threshold, absolute).drop("run", "layer")
     return Findings(rl.run, rl.layer, threshold, absolute, top_variance, pairs, shares, mono)
+
+
+def layer_sweep(wh: Warehouse, run: str, threshold: float = 0.5, absolute: bool = False) -> pl.DataFrame:
+    """One row per stored layer (macro `summarize_layers`), with each language pair's mean Spearman as a column."""
+    wh.run_id(run)
+    summary = wh.sql("select * exclude (run) from summarize_layers(?, absolute := ?) where run = ? order by layer",
+                     [threshold, absolute, run])
+    pairs = wh.sql("select layer, language_a || '-' || language_b as pair, mean_spearman from language_pair_summary "
+                   "where run = ? order by layer, pair", [run])
+    if pairs.height:
+        wide = pairs.pivot(on="pair", index="layer", values="mean_spearman")
+        summary = summary.join(wide.rename({c: f"rho_{c}" for c in wide.columns if c != "layer"}), on="layer", how="left")
+    return summary

@@ -183,22 +183,30 @@ def query(ctx: Context, sql: str, fmt: str | None) -> None:
 @cli.command()
 @click.option("--run", required=True, help="Run to analyse.")
 @click.option("--layer", type=int, default=None, help="Layer (default: the penultimate stored layer).")
+@click.option("--layers", "sweep", type=click.Choice(["all"]), default=None,
+              help="all: one row per stored layer (the layer sweep) instead of one layer's findings.")
 @click.option("--threshold", type=float, default=0.5, show_default=True, help="Activity threshold on mean z.")
 @click.option("--abs", "absolute", is_flag=True, help="Classify on |mean z| instead of mean z.")
 @click.option("--top", type=int, default=10, show_default=True, help="How many top-variance neurons to list.")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of tables.")
 @pass_ctx
 @handled
-def analyze(ctx: Context, run: str, layer: int | None, threshold: float, absolute: bool, top: int, as_json: bool) -> None:
+def analyze(ctx: Context, run: str, layer: int | None, sweep: str | None, threshold: float, absolute: bool, top: int,
+            as_json: bool) -> None:
     """The paper's findings for one run and layer: top-variance neurons, language-pair consistency,
-    neuron classes per label and monolingual neurons per language."""
+    neuron classes per label and monolingual neurons per language. With --layers all, the layer sweep."""
     import json
 
     from toolkit.analysis import analyze as run_analyze
+    from toolkit.analysis import layer_sweep
     from toolkit.query import render
     from toolkit.warehouse import Warehouse
 
     with Warehouse(ctx.db, read_only=True) as wh:
+        if sweep:
+            table = layer_sweep(wh, run, threshold, absolute)
+            click.echo(render(table, "json" if as_json else "table", float_precision=3), nl=False)
+            return
         f = run_analyze(wh, run, layer, threshold, absolute, top)
     if as_json:
         click.echo(json.dumps(f.as_dict(), indent=1))
@@ -293,6 +301,58 @@ def export(ctx: Context, what: str, out: Path, run: str | None, layer: int | Non
     df = export_query(ctx.db, what, run, layer)
     write_table(df, out, caption, tex_label, precision)
     click.echo(f"wrote {df.height} rows to {out}")
+
+
+@cli.command()
+@click.option("--run", required=True, help="Run to test.")
+@click.option("--layer", type=int, default=None, help="Layer (default: the penultimate stored layer).")
+@click.option("--permutations", type=int, default=1000, show_default=True, help="Label permutations for the nulls.")
+@click.option("--bootstraps", type=int, default=1000, show_default=True, help="Bootstrap resamples for the intervals.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same results).")
+@click.option("--threshold", type=float, default=0.5, show_default=True, help="Threshold of the neuron classes.")
+@click.option("--abs", "absolute", is_flag=True, help="Classify on |mean z|.")
+@click.option("--alpha", type=float, default=0.05, show_default=True, help="q-value cut for label-sensitive neurons.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of tables.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@pass_ctx
+@handled
+def significance(ctx: Context, run: str, layer: int | None, permutations: int, bootstraps: int, seed: int,
+                 threshold: float, absolute: bool, alpha: float, as_json: bool, quiet: bool) -> None:
+    """Test the findings against chance: permutation nulls of the class counts and of each neuron's
+    between-label variance (with Benjamini-Hochberg q-values), bootstrap intervals of Spearman's rho,
+    and ANOVA across labels. Results are stored in the warehouse (views class_significance,
+    neuron_significance, correlation_intervals, anova_significance, sensitive_neurons)."""
+    import json
+
+    from tqdm import tqdm
+
+    from toolkit.query import render
+    from toolkit.significance import significance as run_significance
+    from toolkit.significance import store
+    from toolkit.warehouse import Warehouse
+
+    with Warehouse(ctx.db) as wh:
+        bar = tqdm(total=permutations + bootstraps, unit="resample", desc="significance", disable=quiet, file=sys.stderr)
+        result = run_significance(wh, run, layer, permutations, bootstraps, seed, threshold, absolute, alpha,
+                                  progress=bar.update)
+        bar.close()
+        store(wh, result)
+    sensitive = result.neurons.filter(result.neurons["q_value"] < alpha).height
+    if as_json:
+        click.echo(json.dumps({"run": result.run, "layer": result.layer, **result.settings, "seconds": result.seconds,
+                               "sensitive_neurons": sensitive, "counts": result.counts.to_dicts(),
+                               "correlation": result.correlation.filter(result.correlation["label"].is_null()).to_dicts()},
+                              indent=1, default=str))
+        return
+    click.echo(f"run '{result.run}', layer {result.layer}: {permutations} permutations, {bootstraps} bootstraps, "
+               f"seed {seed} ({result.seconds:.1f} s)")
+    click.echo(f"\nLabel-sensitive neurons (between-label variance, BH q < {alpha}): {sensitive} of "
+               f"{result.neurons.height}")
+    click.echo("\nClass counts against the permutation null (labels shuffled within language)\n"
+               + render(result.counts, "table", float_precision=3), nl=False)
+    click.echo("\nMean Spearman per language pair with bootstrap 95 % intervals\n"
+               + render(result.correlation.filter(result.correlation["label"].is_null()).drop("label"), "table",
+                        float_precision=3), nl=False)
 
 
 @cli.command()

@@ -193,7 +193,10 @@ class Warehouse:
 
     def delete_run(self, run_id: int) -> None:
         """Remove every row of a run (call inside a transaction)."""
-        for table in ("activations", "sentences", "moments", "runs"):
+        ids = "select analysis_id from significance where run_id = ?"
+        for table in ("significance_counts", "significance_neurons", "significance_correlation", "significance_anova"):
+            self.con.execute(f"delete from {table} where analysis_id in ({ids})", [run_id])
+        for table in ("significance", "activations", "sentences", "moments", "runs"):
             self.con.execute(f"delete from {table} where run_id = ?", [run_id])
 
     def runs(self) -> pl.DataFrame:

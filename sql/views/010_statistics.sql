@@ -56,18 +56,28 @@ SELECT r.name AS run, c.layer, c.language, c.label, c.neuron, c.mean_z, c.n_sent
 FROM label_cells AS c
 JOIN runs AS r USING (run_id);
 
+-- Per label x neuron, pooled over the label's languages: sentence count, mean and population variance
+-- of z (cells combined exactly: N var = sum over cells of n (var_z + (mean_z - pooled mean)^2)).
+CREATE OR REPLACE VIEW label_pooled AS
+WITH means AS (
+    SELECT run_id, layer, label, neuron, sum(n_sentences)::BIGINT AS n_sentences,
+           sum(n_sentences * mean_z) / sum(n_sentences) AS mean_z
+    FROM label_cells
+    GROUP BY run_id, layer, label, neuron
+)
+SELECT m.run_id, m.layer, m.label, m.neuron, m.n_sentences, m.mean_z,
+       sum(c.n_sentences * (c.var_z + (c.mean_z - m.mean_z) * (c.mean_z - m.mean_z))) / m.n_sentences AS var_z
+FROM means AS m
+JOIN label_cells AS c USING (run_id, layer, label, neuron)
+GROUP BY m.run_id, m.layer, m.label, m.neuron, m.n_sentences, m.mean_z;
+
 -- Definition 3, paper Section 2.3 ("Variance Analysis Across Labels"): per neuron, the population
 -- variance across labels of the label mean of z pooled over all languages; rank 1 = highest variance
 -- (ties broken by neuron id), the "emotion neurons".
 CREATE OR REPLACE VIEW between_label_variance AS
-WITH pooled AS (
-    SELECT run_id, layer, label, neuron, sum(n_sentences * mean_z) / sum(n_sentences) AS mean_z
-    FROM label_cells
-    GROUP BY run_id, layer, label, neuron
-),
-v AS (
+WITH v AS (
     SELECT run_id, layer, neuron, var_pop(mean_z) AS variance
-    FROM pooled
+    FROM label_pooled
     GROUP BY run_id, layer, neuron
 )
 SELECT r.name AS run, v.layer, v.neuron, v.variance,
@@ -78,19 +88,41 @@ JOIN runs AS r USING (run_id);
 -- Definition 4, paper Figure 1 ("variance of each neuron's activations ... for the labels"): per label
 -- and neuron, the population variance of z over that label's sentences, all languages together.
 CREATE OR REPLACE VIEW label_variance AS
-WITH pooled AS (
-    SELECT run_id, layer, label, neuron, sum(n_sentences) AS n,
-           sum(n_sentences * mean_z) / sum(n_sentences) AS mean_z
-    FROM label_cells
-    GROUP BY run_id, layer, label, neuron
+SELECT r.name AS run, p.layer, p.label, p.neuron, p.var_z AS variance
+FROM label_pooled AS p
+JOIN runs AS r USING (run_id);
+
+-- One-way ANOVA of z across labels per neuron (a test of Section 2.3's label sensitivity), within each
+-- language and pooled over languages (language NULL): F = (SSB / (k - 1)) / (SSW / (N - k)) and
+-- eta squared = SSB / (SSB + SSW), from the cells' counts, means and variances.
+CREATE OR REPLACE VIEW label_anova AS
+WITH cells AS (
+    SELECT run_id, layer, language, label, neuron, n_sentences, mean_z, var_z FROM label_cells
+    UNION ALL
+    SELECT run_id, layer, NULL, label, neuron, n_sentences, mean_z, var_z FROM label_pooled
+),
+groups AS (
+    SELECT run_id, layer, language, neuron, count(*) AS k, sum(n_sentences)::BIGINT AS n,
+           sum(n_sentences * mean_z) / sum(n_sentences) AS grand_mean
+    FROM cells
+    GROUP BY run_id, layer, language, neuron
+),
+ss AS (
+    SELECT g.run_id, g.layer, g.language, g.neuron, g.k, g.n,
+           sum(c.n_sentences * (c.mean_z - g.grand_mean) * (c.mean_z - g.grand_mean)) AS ss_between,
+           sum(c.n_sentences * c.var_z) AS ss_within
+    FROM groups AS g
+    JOIN cells AS c
+      ON c.run_id = g.run_id AND c.layer = g.layer AND c.neuron = g.neuron
+     AND c.language IS NOT DISTINCT FROM g.language
+    GROUP BY g.run_id, g.layer, g.language, g.neuron, g.k, g.n
 )
--- pooled over the label's cells: N var = sum over cells of n (var_z + (mean_z - pooled mean)^2)
-SELECT r.name AS run, p.layer, p.label, p.neuron,
-       sum(c.n_sentences * (c.var_z + (c.mean_z - p.mean_z) * (c.mean_z - p.mean_z))) / p.n AS variance
-FROM pooled AS p
-JOIN label_cells AS c USING (run_id, layer, label, neuron)
-JOIN runs AS r USING (run_id)
-GROUP BY r.name, p.layer, p.label, p.neuron, p.n;
+SELECT r.name AS run, ss.layer, ss.language, ss.neuron, ss.k - 1 AS df_between, ss.n - ss.k AS df_within,
+       ss.ss_between, ss.ss_within,
+       (ss.ss_between / nullif(ss.k - 1, 0)) / nullif(ss.ss_within / nullif(ss.n - ss.k, 0), 0) AS f,
+       ss.ss_between / nullif(ss.ss_between + ss.ss_within, 0) AS eta_squared
+FROM ss
+JOIN runs AS r USING (run_id);
 
 -- Definition 5, paper Section 3.2 and Figure 2 ("Cross-Lingual Consistency"): for each label and each
 -- unordered language pair (language_a < language_b) that both have the label, Spearman's rho between
@@ -149,11 +181,23 @@ FROM c;
 -- Definition 6 at the paper's threshold, 0.5.
 CREATE OR REPLACE VIEW neuron_classes AS SELECT * FROM classify_neurons(0.5);
 
+-- Paper Section 4's "emotion-sensitive neurons", made principled: neurons whose between-label variance
+-- has a permutation q-value (Benjamini-Hochberg) below the analysis' alpha (`neurons significance`).
+CREATE OR REPLACE VIEW sensitive_neurons AS
+SELECT r.name AS run, s.layer, n.neuron, n.variance, n.p_value, n.q_value
+FROM significance_neurons AS n
+JOIN significance AS s USING (analysis_id)
+JOIN runs AS r USING (run_id)
+WHERE n.q_value < s.alpha;
+
 -- Paper Section 4 (shares of polyglot and monolingual neurons per label): neurons of each class per
--- label and their share of the label's neurons; every class appears, with 0 where it is empty.
-CREATE OR REPLACE MACRO count_classes(threshold, absolute := false) AS TABLE
+-- label and their share of the label's neurons; every class appears, with 0 where it is empty. With
+-- sensitive := true, only the label-sensitive neurons count (shares among them, as in the paper).
+CREATE OR REPLACE MACRO count_classes(threshold, absolute := false, sensitive := false) AS TABLE
 WITH c AS (
-    SELECT * FROM classify_neurons(threshold, absolute := absolute)
+    SELECT * FROM classify_neurons(threshold, absolute := absolute) AS k
+    WHERE NOT sensitive
+       OR EXISTS (SELECT 1 FROM sensitive_neurons AS x WHERE x.run = k.run AND x.layer = k.layer AND x.neuron = k.neuron)
 ),
 cells AS (
     SELECT DISTINCT c.run, c.layer, c.label, k.neuron_class
@@ -197,3 +241,31 @@ CREATE OR REPLACE VIEW top_neurons AS
 SELECT run, layer, language, label, neuron, mean_z,
        row_number() OVER (PARTITION BY run, layer, language, label ORDER BY abs(mean_z) DESC, neuron) AS rank
 FROM label_profiles;
+
+-- Layer sweep (paper Section 2.1 chose layer 11; this checks the choice): per run and layer, the shares
+-- of polyglot and monolingual (label, neuron) pairs, the top between-label variance, and the mean over
+-- language pairs of the label-averaged Spearman and cosine.
+CREATE OR REPLACE MACRO summarize_layers(threshold, absolute := false) AS TABLE
+WITH classes AS (
+    SELECT run, layer,
+           avg(CASE WHEN neuron_class = 'polyglot' THEN 1.0 ELSE 0.0 END) AS polyglot_share,
+           avg(CASE WHEN neuron_class = 'monolingual' THEN 1.0 ELSE 0.0 END) AS monolingual_share
+    FROM classify_neurons(threshold, absolute := absolute)
+    GROUP BY run, layer
+),
+variance AS (
+    SELECT run, layer, max(variance) AS top_variance FROM between_label_variance GROUP BY run, layer
+),
+pairs AS (
+    SELECT run, layer, avg(mean_spearman) AS mean_spearman, avg(mean_cosine) AS mean_cosine
+    FROM language_pair_summary
+    GROUP BY run, layer
+)
+SELECT classes.run, classes.layer, classes.polyglot_share, classes.monolingual_share, variance.top_variance,
+       pairs.mean_spearman, pairs.mean_cosine
+FROM classes
+JOIN variance USING (run, layer)
+LEFT JOIN pairs USING (run, layer);
+
+-- The layer sweep at the paper's threshold, 0.5.
+CREATE OR REPLACE VIEW layer_summary AS SELECT * FROM summarize_layers(0.5);

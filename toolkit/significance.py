@@ -1,0 +1,305 @@
+"""Which findings survive chance: permutation nulls, bootstrap intervals and ANOVA for one run and layer.
+
+The null is computed with array operations over the layer's z matrix (from the `zscores` view): the
+sentences are grouped into contiguous language x label blocks, so one permutation (labels shuffled within
+each language, label counts kept) is one row gather plus one `np.add.reduceat`, and a batch of
+permutations is a single 3-D gather. The observed statistics are recomputed the same way from the
+unpermuted data and checked against the SQL views before anything is stored, so the null and the
+reported figures cannot drift apart. F and eta squared come from the view `label_anova`; scipy gives
+their p-values.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import combinations
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from toolkit import __version__
+from toolkit.analysis import resolve
+from toolkit.errors import UserError
+from toolkit.warehouse import Warehouse
+
+CLASS_NAMES = ("polyglot", "shared", "monolingual")
+BATCH_BYTES = 256 * 2**20  # memory for one batch of gathered z matrices
+
+
+@dataclass
+class Layout:
+    """The layer's z matrix with sentences in contiguous language x label blocks ("cells")."""
+
+    z: np.ndarray            # [S, N] float64, rows ordered by (language, label)
+    languages: list[str]
+    labels: list[str]
+    cell_language: np.ndarray  # [K] index into languages
+    cell_label: np.ndarray     # [K] index into labels
+    starts: np.ndarray         # [K] first row of each cell
+    counts: np.ndarray         # [K] sentences per cell
+    language_blocks: list[tuple[int, int]]  # [start, end) rows of each language
+
+    @property
+    def has(self) -> np.ndarray:
+        """[languages, labels] True where the cell exists."""
+        h = np.zeros((len(self.languages), len(self.labels)), dtype=bool)
+        h[self.cell_language, self.cell_label] = True
+        return h
+
+
+def load_layout(wh: Warehouse, run: str, layer: int) -> Layout:
+    """Read z for one run and layer, ordered so that every language x label cell is a block of rows."""
+    z = wh.sql(
+        "select z.sentence_id, z.language, z.label, z.neuron, z.z from zscores z "
+        "where z.run = ? and z.layer = ? order by z.language, z.label, z.sentence_id, z.neuron",
+        [run, layer],
+    )
+    n_neurons = z["neuron"].n_unique()
+    sentences = z.filter(pl.col("neuron") == z["neuron"].min()).select("language", "label")
+    matrix = z["z"].to_numpy().reshape(sentences.height, n_neurons)
+    languages = sorted(sentences["language"].unique().to_list())
+    labels = sorted(sentences["label"].unique().to_list())
+    cells = sentences.with_row_index("row").group_by("language", "label", maintain_order=True).agg(
+        pl.col("row").min().alias("start"), pl.len().alias("count"))
+    lang_index = {l: i for i, l in enumerate(languages)}
+    label_index = {l: i for i, l in enumerate(labels)}
+    blocks = sentences.with_row_index("row").group_by("language", maintain_order=True).agg(
+        pl.col("row").min().alias("a"), (pl.col("row").max() + 1).alias("b"))
+    return Layout(
+        z=matrix, languages=languages, labels=labels,
+        cell_language=np.array([lang_index[l] for l in cells["language"]]),
+        cell_label=np.array([label_index[l] for l in cells["label"]]),
+        starts=cells["start"].to_numpy().astype(np.int64), counts=cells["count"].to_numpy().astype(np.int64),
+        language_blocks=list(zip(blocks["a"].to_list(), blocks["b"].to_list())),
+    )
+
+
+# -- statistics over a batch of row orders [B, S] -------------------------------------------------------
+
+def profiles(layout: Layout, rows: np.ndarray) -> np.ndarray:
+    """P[b, language, label, neuron] (NaN where the cell does not exist) for each row order in ROWS."""
+    sums = np.add.reduceat(layout.z[rows], layout.starts, axis=1)  # [B, K, N]
+    cell_means = sums / layout.counts[None, :, None]
+    out = np.full((rows.shape[0], len(layout.languages), len(layout.labels), layout.z.shape[1]), np.nan)
+    out[:, layout.cell_language, layout.cell_label, :] = cell_means
+    return out
+
+
+def class_counts(layout: Layout, P: np.ndarray, threshold: float, absolute: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Counts [B, labels, 3 classes (polyglot, shared, monolingual)] and monolingual neurons [B, languages]."""
+    has = layout.has
+    values = np.abs(P) if absolute else P
+    active = np.nan_to_num(values, nan=-np.inf) > threshold               # [B, Lang, Lab, N]
+    n_active = active.sum(axis=1)                                          # [B, Lab, N]
+    n_lang = has.sum(axis=0)[None, :, None]                                # [1, Lab, 1]
+    polyglot = (n_active == n_lang) & (n_lang >= 2)
+    mono = (n_active == 1) & ~polyglot
+    shared = (n_active > 0) & ~polyglot & ~mono
+    counts = np.stack([polyglot.sum(-1), shared.sum(-1), mono.sum(-1)], axis=-1)
+    mono_in = active & mono[:, None, :, :]                                 # [B, Lang, Lab, N]
+    per_language = mono_in.any(axis=2).sum(axis=-1)                        # [B, Lang]
+    return counts, per_language
+
+
+def between_label_variance(layout: Layout, P: np.ndarray) -> np.ndarray:
+    """[B, N]: variance across labels of each label's mean z pooled over languages."""
+    n = np.zeros((len(layout.languages), len(layout.labels)))
+    n[layout.cell_language, layout.cell_label] = layout.counts
+    pooled = np.nansum(P * n[None, :, :, None], axis=1) / n.sum(axis=0)[None, :, None]  # [B, Lab, N]
+    return pooled.var(axis=1)
+
+
+def spearman_pairs(layout: Layout, P: np.ndarray) -> dict[tuple[str, str, str], np.ndarray]:
+    """Spearman's rho (average ranks) between languages' profiles, per (label, a, b): arrays [B]."""
+    ranks = stats.rankdata(P, axis=-1, method="average")
+    centred = ranks - ranks.mean(axis=-1, keepdims=True)
+    norm = np.sqrt((centred**2).sum(axis=-1))
+    has = layout.has
+    out = {}
+    for li, label in enumerate(layout.labels):
+        langs = [i for i in range(len(layout.languages)) if has[i, li]]
+        for a, b in combinations(langs, 2):
+            num = (centred[:, a, li] * centred[:, b, li]).sum(axis=-1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[(label, layout.languages[a], layout.languages[b])] = num / (norm[:, a, li] * norm[:, b, li])
+    return out
+
+
+# -- resampling ---------------------------------------------------------------------------------------
+
+def permuted_rows(layout: Layout, rng: np.random.Generator, batch: int) -> np.ndarray:
+    """[batch, S]: rows shuffled within each language (the labels stay in place)."""
+    rows = np.tile(np.arange(layout.z.shape[0]), (batch, 1))
+    for a, b in layout.language_blocks:
+        rows[:, a:b] = rng.permuted(rows[:, a:b], axis=1)
+    return rows
+
+
+def bootstrap_rows(layout: Layout, rng: np.random.Generator, batch: int) -> np.ndarray:
+    """[batch, S]: rows drawn with replacement within each language x label cell."""
+    rows = np.empty((batch, layout.z.shape[0]), dtype=np.int64)
+    for start, n in zip(layout.starts, layout.counts):
+        rows[:, start : start + n] = start + rng.integers(0, n, size=(batch, n))
+    return rows
+
+
+def batches(total: int, layout: Layout) -> list[int]:
+    per = max(1, int(BATCH_BYTES // max(layout.z.nbytes, 1)))
+    return [min(per, total - i) for i in range(0, total, per)]
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """BH q-values: q_(i) = min over j >= i of p_(j) m / j, capped at 1."""
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    scaled = p[order] * m / np.arange(1, m + 1)
+    q = np.minimum.accumulate(scaled[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(q, 1.0)
+    return out
+
+
+def upper_p(null: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """(1 + #null >= observed) / (1 + permutations), along axis 0."""
+    return (1 + (null >= observed[None, ...] - 1e-12).sum(axis=0)) / (1 + null.shape[0])
+
+
+@dataclass
+class Significance:
+    run: str
+    layer: int
+    settings: dict
+    counts: pl.DataFrame       # label/language, neuron_class, observed, null_mean, null_low, null_high, p_value
+    neurons: pl.DataFrame      # neuron, variance, p_value, q_value
+    correlation: pl.DataFrame  # label (None = mean), language_a, language_b, spearman, low, high
+    anova: pl.DataFrame        # language (None = pooled), neuron, f, eta_squared, df_between, df_within, p_value
+    seconds: float
+
+
+def _check_observed(wh: Warehouse, run: str, layer: int, layout: Layout, counts: np.ndarray, per_language: np.ndarray,
+                    variance: np.ndarray, threshold: float, absolute: bool) -> None:
+    """The array path must reproduce the SQL views on the unpermuted data."""
+    sql_counts = wh.class_counts(run, layer, threshold, absolute)
+    for li, label in enumerate(layout.labels):
+        for ci, cls in enumerate(CLASS_NAMES):
+            want = sql_counts.filter((pl.col("label") == label) & (pl.col("neuron_class") == cls))["n_neurons"]
+            if int(want[0]) != int(counts[li, ci]):
+                raise RuntimeError(f"permutation engine disagrees with count_classes for {label}/{cls}")
+    mono = dict(wh.monolingual_counts(run, layer, threshold, absolute).select("language", "n_neurons").iter_rows())
+    if any(mono[l] != int(per_language[i]) for i, l in enumerate(layout.languages)):
+        raise RuntimeError("permutation engine disagrees with count_monolingual")
+    sql_var = wh.between_label_variance(run, layer).sort("neuron")["variance"].to_numpy()
+    if not np.allclose(sql_var, variance, rtol=1e-6, atol=1e-9):
+        raise RuntimeError("permutation engine disagrees with between_label_variance")
+
+
+def significance(wh: Warehouse, run: str, layer: int | None = None, permutations: int = 1000, bootstraps: int = 1000,
+                 seed: int = 0, threshold: float = 0.5, absolute: bool = False, alpha: float = 0.05,
+                 progress=None) -> Significance:
+    """Permutation nulls of the class counts and of each neuron's between-label variance (BH q-values),
+    bootstrap intervals of Spearman's rho, and ANOVA p-values, for one run and layer."""
+    if permutations < 1 or bootstraps < 0:
+        raise UserError("--permutations must be at least 1 and --bootstraps at least 0")
+    rl = resolve(wh, run, layer)
+    start = time.perf_counter()
+    layout = load_layout(wh, rl.run, rl.layer)
+    if len(layout.labels) < 2:
+        raise UserError(f"run '{run}' has a single label at layer {rl.layer}; significance needs at least two")
+    rng = np.random.default_rng(seed)
+    identity = np.arange(layout.z.shape[0])[None, :]
+    P_obs = profiles(layout, identity)
+    obs_counts, obs_mono = class_counts(layout, P_obs, threshold, absolute)
+    obs_var = between_label_variance(layout, P_obs)
+    _check_observed(wh, rl.run, rl.layer, layout, obs_counts[0], obs_mono[0], obs_var[0], threshold, absolute)
+
+    null_counts, null_mono, null_var = [], [], []
+    for b in batches(permutations, layout):
+        P = profiles(layout, permuted_rows(layout, rng, b))
+        c, m = class_counts(layout, P, threshold, absolute)
+        null_counts.append(c)
+        null_mono.append(m)
+        null_var.append(between_label_variance(layout, P))
+        if progress:
+            progress(b)
+    null_counts, null_mono, null_var = map(np.concatenate, (null_counts, null_mono, null_var))
+
+    rows = []
+    p_counts = upper_p(null_counts, obs_counts[0])
+    for li, label in enumerate(layout.labels):
+        for ci, cls in enumerate(CLASS_NAMES):
+            d = null_counts[:, li, ci]
+            rows.append((label, None, cls, int(obs_counts[0, li, ci]), float(d.mean()), float(np.quantile(d, 0.025)),
+                         float(np.quantile(d, 0.975)), float(p_counts[li, ci])))
+    p_mono = upper_p(null_mono, obs_mono[0])
+    for i, language in enumerate(layout.languages):
+        d = null_mono[:, i]
+        rows.append((None, language, "monolingual", int(obs_mono[0, i]), float(d.mean()), float(np.quantile(d, 0.025)),
+                     float(np.quantile(d, 0.975)), float(p_mono[i])))
+    counts = pl.DataFrame(rows, schema=["label", "language", "neuron_class", "observed", "null_mean", "null_low",
+                                        "null_high", "p_value"], orient="row")
+    p_var = upper_p(null_var, obs_var[0])
+    neurons = pl.DataFrame({"neuron": np.arange(layout.z.shape[1]), "variance": obs_var[0], "p_value": p_var,
+                            "q_value": benjamini_hochberg(p_var)})
+
+    obs_rho = spearman_pairs(layout, P_obs)
+    boot: dict[tuple[str, str, str], list[np.ndarray]] = {k: [] for k in obs_rho}
+    for b in batches(bootstraps, layout) if bootstraps else []:
+        for k, v in spearman_pairs(layout, profiles(layout, bootstrap_rows(layout, rng, b))).items():
+            boot[k].append(v)
+        if progress:
+            progress(b)
+    corr_rows = []
+    pairs = sorted({(a, b) for _, a, b in obs_rho})
+    for key, value in sorted(obs_rho.items()):
+        draws = np.concatenate(boot[key]) if bootstraps else np.array([np.nan])
+        corr_rows.append((key[0], key[1], key[2], float(value[0]), *_interval(draws)))
+    for a, b in pairs:
+        keys = [k for k in obs_rho if k[1:] == (a, b)]
+        mean_obs = float(np.mean([obs_rho[k][0] for k in keys]))
+        draws = np.mean([np.concatenate(boot[k]) for k in keys], axis=0) if bootstraps else np.array([np.nan])
+        corr_rows.append((None, a, b, mean_obs, *_interval(draws)))
+    correlation = pl.DataFrame(corr_rows, schema=["label", "language_a", "language_b", "spearman", "low", "high"],
+                               orient="row")
+
+    anova = wh.sql("select language, neuron, f, eta_squared, df_between, df_within from label_anova "
+                   "where run = ? and layer = ? order by language nulls first, neuron", [rl.run, rl.layer])
+    f = anova["f"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    dfs = [anova[c].cast(pl.Float64).to_numpy() for c in ("df_between", "df_within")]
+    anova = anova.with_columns(pl.Series("p_value", stats.f.sf(f, *dfs)).fill_nan(None))
+    settings = {"permutations": permutations, "bootstraps": bootstraps, "seed": seed, "threshold": threshold,
+                "absolute": absolute, "alpha": alpha, "n_sentences": layout.z.shape[0], "n_neurons": layout.z.shape[1]}
+    return Significance(rl.run, rl.layer, settings, counts, neurons, correlation, anova, time.perf_counter() - start)
+
+
+def _interval(draws: np.ndarray) -> tuple[float, float]:
+    draws = draws[np.isfinite(draws)]
+    if not draws.size:
+        return float("nan"), float("nan")
+    return float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))
+
+
+def store(wh: Warehouse, result: Significance) -> int:
+    """Replace the run and layer's stored significance results with RESULT, in one transaction."""
+    run_id = wh.run_id(result.run)
+    with wh.transaction() as con:
+        old = "select analysis_id from significance where run_id = ? and layer = ?"
+        for table in ("significance_counts", "significance_neurons", "significance_correlation", "significance_anova"):
+            con.execute(f"delete from {table} where analysis_id in ({old})", [run_id, result.layer])
+        con.execute("delete from significance where run_id = ? and layer = ?", [run_id, result.layer])
+        analysis_id = int(wh.scalar("select coalesce(max(analysis_id), 0) + 1 from significance"))
+        s = result.settings
+        con.execute(
+            "insert into significance values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [analysis_id, run_id, result.layer, s["permutations"], s["bootstraps"], s["seed"], s["threshold"],
+             s["absolute"], s["alpha"], s["n_sentences"], s["n_neurons"], result.seconds, datetime.now(), __version__],
+        )
+        for table, frame in (("significance_counts", result.counts), ("significance_neurons", result.neurons),
+                             ("significance_correlation", result.correlation), ("significance_anova", result.anova)):
+            con.register("frame", frame.to_arrow())
+            cols = ", ".join(frame.columns)
+            con.execute(f"insert into {table} (analysis_id, {cols}) select ?, {cols} from frame", [analysis_id])
+            con.unregister("frame")
+    return analysis_id
