@@ -347,7 +347,8 @@ def significance(ctx: Context, run: str, layer: int | None, permutations: int, b
     click.echo(f"run '{result.run}', layer {result.layer}: {permutations} permutations, {bootstraps} bootstraps, "
                f"seed {seed} ({result.seconds:.1f} s)")
     click.echo(f"\nLabel-sensitive neurons (between-label variance, BH q < {alpha}): {sensitive} of "
-               f"{result.neurons.height}")
+               f"{result.neurons.height} (the smallest p-value {permutations} permutations can give is "
+               f"{1 / (permutations + 1):.4f})")
     click.echo("\nClass counts against the permutation null (labels shuffled within language)\n"
                + render(result.counts, "table", float_precision=3), nl=False)
     click.echo("\nMean Spearman per language pair with bootstrap 95 % intervals\n"

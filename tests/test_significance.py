@@ -1,0 +1,162 @@
+"""Permutation nulls, BH q-values, bootstrap intervals, ANOVA and the layer sweep."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy import stats
+
+import synthetic as syn
+from toolkit.analysis import layer_sweep
+from toolkit.load import load_long
+from toolkit.significance import benjamini_hochberg, significance, store
+from toolkit.warehouse import Warehouse
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    """Run 'planted' (layer 11, planted neurons; layer 5, none) and run 'null' (labels independent of activations)."""
+    tmp = tmp_path_factory.mktemp("sig")
+    planted = syn.make(seed=0, per_cell=30)
+    unplanted = syn.make(seed=1, per_cell=30, planted=syn.Planted(polyglot={}, monolingual={}))
+    db = tmp / "w.duckdb"
+    load_long(db, syn.write_long(tmp / "p.parquet", [syn.long_frame(*planted, 11), syn.long_frame(*unplanted, 5)]), "planted")
+    load_long(db, syn.write_long(tmp / "n.parquet", [syn.long_frame(*unplanted, 11)]), "null")
+    return db, planted, unplanted
+
+
+def test_planted_findings_are_significant(db):
+    path, _, _ = db
+    with Warehouse(path) as wh:
+        r = significance(wh, "planted", 11, permutations=200, bootstraps=100, seed=1)
+    counts = r.counts
+    planted = syn.Planted()
+    for label, ns in planted.polyglot.items():
+        row = counts.filter((pl.col("label") == label) & (pl.col("neuron_class") == "polyglot")).row(0, named=True)
+        assert row["observed"] == len(ns) and row["p_value"] <= 1 / 201 + 1e-12 and row["null_high"] < len(ns)
+    sensitive = set(r.neurons.filter(pl.col("q_value") < 0.05)["neuron"])
+    expected = set().union(*planted.polyglot.values(), *planted.monolingual.values())
+    assert expected <= sensitive and len(sensitive - expected) <= 2
+    assert r.settings["n_sentences"] == 4 * 6 * 30 and r.settings["n_neurons"] == 48
+
+
+def test_no_structure_gives_uniform_p_values_and_counts_inside_the_null(db):
+    path, _, _ = db
+    with Warehouse(path) as wh:
+        r = significance(wh, "null", 11, permutations=400, bootstraps=0, seed=2)
+    p = r.neurons["p_value"].to_numpy()
+    assert stats.kstest(p, "uniform").pvalue > 0.01          # roughly uniform
+    assert (r.neurons["q_value"] < 0.05).sum() <= 1
+    inside = r.counts.filter((pl.col("observed") >= pl.col("null_low")) & (pl.col("observed") <= pl.col("null_high")))
+    assert inside.height >= 0.85 * r.counts.height
+
+
+def test_fixed_seed_gives_identical_results(db):
+    path, _, _ = db
+    with Warehouse(path) as wh:
+        a = significance(wh, "planted", 11, permutations=50, bootstraps=50, seed=7)
+        b = significance(wh, "planted", 11, permutations=50, bootstraps=50, seed=7)
+        c = significance(wh, "planted", 11, permutations=50, bootstraps=50, seed=8)
+    for name in ("counts", "neurons", "correlation", "anova"):
+        assert getattr(a, name).equals(getattr(b, name)), name
+    assert not a.counts.equals(c.counts) or not a.correlation.equals(c.correlation)
+
+
+def test_anova_matches_scipy(db):
+    path, (values, lang, lab), _ = db
+    with Warehouse(path) as wh:
+        r = significance(wh, "planted", 11, permutations=10, bootstraps=0)
+    z = syn.zscore(values, lang)
+    for language in (None, "ja"):
+        rows = r.anova.filter(pl.col("language").is_null() if language is None else pl.col("language") == language).sort("neuron")
+        mask = np.ones(len(lang), bool) if language is None else lang == language
+        for n in (0, 3, 30, 47):
+            groups = [z[mask & (lab == l), n] for l in syn.LABELS]
+            ref = stats.f_oneway(*groups)
+            row = rows.row(n, named=True)
+            assert row["f"] == pytest.approx(ref.statistic, rel=1e-6)
+            assert row["p_value"] == pytest.approx(ref.pvalue, rel=1e-6, abs=1e-300)
+            allz = np.concatenate(groups)
+            ss_b = sum(len(g) * (g.mean() - allz.mean()) ** 2 for g in groups)
+            assert row["eta_squared"] == pytest.approx(ss_b / ((allz - allz.mean()) ** 2).sum(), rel=1e-6)
+
+
+def test_benjamini_hochberg_by_hand():
+    p = np.array([0.01, 0.04, 0.03, 0.005, 0.5])
+    # sorted: 0.005, 0.01, 0.03, 0.04, 0.5 -> p*m/rank: 0.025, 0.025, 0.05, 0.05, 0.5 -> cumulative min from the top
+    assert benjamini_hochberg(p).tolist() == pytest.approx([0.025, 0.05, 0.05, 0.025, 0.5])
+    assert benjamini_hochberg(np.array([0.9, 0.95])).tolist() == pytest.approx([0.95, 0.95])
+
+
+def test_bootstrap_intervals_contain_the_observed_on_well_powered_data(tmp_path):
+    values, lang, lab = syn.make(seed=3, per_cell=200, neurons=40)
+    db = tmp_path / "w.duckdb"
+    load_long(db, syn.write_long(tmp_path / "b.parquet", [syn.long_frame(values, lang, lab, 1)]), "big")
+    with Warehouse(db) as wh:
+        r = significance(wh, "big", 1, permutations=20, bootstraps=300, seed=0)
+        view = wh.crosslingual_correlation("big", 1)
+    per_label = r.correlation.filter(pl.col("label").is_not_null())
+    assert per_label.height == view.height == 36
+    joined = per_label.join(view.select("label", "language_a", "language_b", pl.col("spearman").alias("sql")),
+                            on=["label", "language_a", "language_b"])
+    np.testing.assert_allclose(joined["spearman"], joined["sql"], rtol=1e-9)  # observed = the view
+    inside = joined.filter((pl.col("low") <= pl.col("spearman")) & (pl.col("spearman") <= pl.col("high")))
+    assert inside.height >= 0.9 * joined.height
+    assert (per_label["high"] - per_label["low"]).max() < 0.5
+
+
+def test_results_are_stored_and_replaced(db, neurons):
+    path, _, _ = db
+    r = neurons("--db", path, "significance", "--run", "planted", "--layer", "11", "--permutations", "300",
+                "--bootstraps", "20", "--seed", "3", "--quiet", "--json")
+    assert r.exit_code == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["permutations"] == 300 and out["seed"] == 3 and out["sensitive_neurons"] >= 7
+    again = neurons("--db", path, "significance", "--run", "planted", "--layer", "11", "--permutations", "40",
+                    "--bootstraps", "0", "--quiet")
+    assert again.exit_code == 0 and "Label-sensitive neurons" in again.stdout
+    with Warehouse(path, read_only=True) as wh:
+        assert wh.sql("select permutations, bootstraps from significance")[0].rows() == [(40, 0)]
+        cs = wh.sql("select * from class_significance where run = 'planted'")
+        assert cs.height == 6 * 3 + 4 and set(cs["permutations"]) == {40}
+        ns = wh.sql("select * from neuron_significance where run = 'planted' and layer = 11")
+        assert ns.height == 48
+        sens = wh.sql("select * from count_classes(0.5, sensitive := true) where run = 'planted' and layer = 11 "
+                      "and label = 'joy'")
+        assert sens["n_neurons"].sum() == ns["sensitive"].sum()
+        assert wh.sql("select count(*) as n from anova_significance")["n"][0] == 48 * 5
+        assert wh.sql("select count(*) as n from correlation_intervals where label is null")["n"][0] == 6
+
+
+def test_layer_sweep(db, neurons):
+    path, _, _ = db
+    with Warehouse(path, read_only=True) as wh:
+        sweep = layer_sweep(wh, "planted")
+        assert sweep["layer"].to_list() == [5, 11]
+        for layer in (5, 11):
+            row = sweep.filter(pl.col("layer") == layer).row(0, named=True)
+            classes = wh.neuron_classes("planted", layer)
+            assert row["polyglot_share"] == pytest.approx((classes["neuron_class"] == "polyglot").mean())
+            assert row["monolingual_share"] == pytest.approx((classes["neuron_class"] == "monolingual").mean())
+            assert row["top_variance"] == pytest.approx(wh.between_label_variance("planted", layer)["variance"].max())
+            pairs = wh.language_pair_summary("planted", layer)
+            assert row["mean_spearman"] == pytest.approx(pairs["mean_spearman"].mean())
+            assert row["rho_ar-ja"] == pytest.approx(pairs.filter((pl.col("language_a") == "ar") & (pl.col("language_b") == "ja"))["mean_spearman"][0])
+    assert sweep.filter(pl.col("layer") == 11)["polyglot_share"][0] > sweep.filter(pl.col("layer") == 5)["polyglot_share"][0]
+    r = neurons("--db", path, "analyze", "--run", "planted", "--layers", "all", "--json")
+    assert [row["layer"] for row in json.loads(r.stdout)] == [5, 11]
+
+
+def test_bad_input(db, neurons):
+    from conftest import assert_one_line_error, digest
+
+    path, _, _ = db
+    before = digest(path)
+    assert_one_line_error(neurons("--db", path, "significance", "--run", "planted", "--layer", "3", "--quiet"), "has no layer 3")
+    assert_one_line_error(neurons("--db", path, "significance", "--run", "x", "--quiet"), "no run named 'x'")
+    assert_one_line_error(neurons("--db", path, "significance", "--run", "planted", "--permutations", "0", "--quiet"),
+                          "--permutations must be at least 1")
+    assert digest(path) == before
