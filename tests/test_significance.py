@@ -60,8 +60,10 @@ def test_fixed_seed_gives_identical_results(db):
         a = significance(wh, "planted", 11, permutations=50, bootstraps=50, seed=7)
         b = significance(wh, "planted", 11, permutations=50, bootstraps=50, seed=7)
         c = significance(wh, "planted", 11, permutations=50, bootstraps=50, seed=8)
-    for name in ("counts", "neurons", "correlation", "anova"):
+    for name in ("counts", "neurons", "correlation"):  # everything drawn at random: bit for bit
         assert getattr(a, name).equals(getattr(b, name)), name
+    # ANOVA involves no randomness; DuckDB's parallel sums may differ in the last bits between queries
+    np.testing.assert_allclose(a.anova["f"].to_numpy(), b.anova["f"].to_numpy(), rtol=1e-12)
     assert not a.counts.equals(c.counts) or not a.correlation.equals(c.correlation)
 
 
@@ -160,3 +162,27 @@ def test_bad_input(db, neurons):
     assert_one_line_error(neurons("--db", path, "significance", "--run", "planted", "--permutations", "0", "--quiet"),
                           "--permutations must be at least 1")
     assert digest(path) == before
+
+
+def test_significance_in_charts_and_report(db, neurons, tmp_path):
+    from toolkit.charts import ChartOptions, build
+
+    path, _, _ = db
+    r = neurons("--db", path, "significance", "--run", "planted", "--layer", "11", "--permutations", "50",
+                "--bootstraps", "30", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    with Warehouse(path, read_only=True) as wh:
+        null = build(wh, "classes-null", ChartOptions(run="planted", layer=11)).to_dict()
+        assert len(next(iter(null["datasets"].values()))) == 6 * 3
+        heat = build(wh, "correlation", ChartOptions(run="planted", layer=11)).to_dict()
+        cells = next(iter(heat["datasets"].values()))
+        assert len(cells) == 36 and all("[" in c["text"] for c in cells)  # intervals shown beside rho
+        layers = build(wh, "layers", ChartOptions(run="planted")).to_dict()
+        assert sorted(len(v) for v in layers["datasets"].values()) == [2 * 2, 2 * 6]
+    rep = tmp_path / "rep"
+    assert neurons("--db", path, "report", "--run", "planted", "--layer", "11", "--out", rep).exit_code == 0
+    page = (rep / "index.html").read_text()
+    for key in ("classes-null", "layers"):
+        assert f"id='chart-{key}'" in page and (rep / "figures" / f"{key}.png").exists()
+    for key in ("class-significance", "sensitive-neurons", "sensitive-classes", "pair-intervals", "anova", "layers"):
+        assert (rep / "tables" / f"{key}.tex").exists(), key

@@ -93,22 +93,30 @@ def crosslingual_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     if o.metric not in ("spearman", "cosine"):
         raise UserError(f"unknown --metric {o.metric}; use spearman or cosine")
     layer = resolve(wh, o.run, o.layer).layer
+    # with bootstrap intervals stored (`neurons significance`), Spearman cells also show their 95 % interval
     df = wh.sql(
-        f"""select label, language_a || '–' || language_b as pair, {o.metric} as value
-            from crosslingual_correlation where run = ? and layer = ? order by label, pair""",
-        [o.run, layer],
+        f"""select c.label, c.language_a || '–' || c.language_b as pair, c.{o.metric} as value,
+                   case when ? = 'spearman' and i.low is not null
+                        then printf('%.2f\n[%.2f, %.2f]', c.spearman, i.low, i.high)
+                        else printf('%.2f', c.{o.metric}) end as text
+            from crosslingual_correlation c
+            left join correlation_intervals i using (run, layer, label, language_a, language_b)
+            where c.run = ? and c.layer = ? order by c.label, pair""",
+        [o.metric, o.run, layer],
     )
     low = min(0.0, float(df["value"].min())) if df.height and df["value"].min() is not None else 0.0
     base = alt.Chart(df).encode(x=alt.X("pair:N", title="language pair", axis=alt.Axis(labelAngle=0)),
                                 y=alt.Y("label:N", title=None))
     cells = base.mark_rect().encode(color=alt.Color("value:Q", title=o.metric.capitalize(),
                                                     scale=alt.Scale(scheme="blues", domain=[low, 1])))
-    text = base.mark_text(fontSize=10).encode(
-        text=alt.Text("value:Q", format=".2f"),
+    with_intervals = bool(df.height) and df["text"].str.contains("\n").any()
+    text = base.mark_text(fontSize=9 if with_intervals else 10, lineBreak="\n").encode(
+        text="text:N",
         color=alt.condition(f"datum.value > {low + 0.6 * (1 - low)}", alt.value("white"), alt.value("black")))
     n_pairs = max(df["pair"].n_unique(), 1)
     name = "Spearman's rho" if o.metric == "spearman" else "cosine similarity"
-    return (alt.layer(cells, text).properties(width=max(60 * n_pairs, 240), height=alt.Step(28))
+    return (alt.layer(cells, text).properties(width=max((78 if with_intervals else 60) * n_pairs, 240),
+                                              height=alt.Step(36 if with_intervals else 28))
             .properties(title=_title(f"Cross-lingual {name} of label profiles", o, layer)))
 
 
@@ -177,6 +185,50 @@ def variance_ranking(wh: Warehouse, o: ChartOptions) -> alt.Chart:
             .properties(width=WIDTH, height=200, title=_title("Neurons ranked by between-label variance", o, layer)))
 
 
+def classes_null(wh: Warehouse, o: ChartOptions) -> alt.Chart:
+    """Observed class counts per label against their permutation null (mean and 95 % interval)."""
+    layer = resolve(wh, o.run, o.layer).layer
+    df = wh.sql("select label, neuron_class, observed, null_mean, null_low, null_high, p_value from class_significance "
+                "where run = ? and layer = ? and label is not null order by label, neuron_class", [o.run, layer])
+    if not df.height:
+        raise UserError(f"no significance results for run '{o.run}', layer {layer}; run `neurons significance` first")
+    order = [c for c in CLASSES if c != "inactive"]
+    base = alt.Chart(df).encode(x=alt.X("label:N", title=None, axis=alt.Axis(labelAngle=0)))
+    band = base.mark_rule(strokeWidth=6, opacity=0.35, color="#888888").encode(
+        y=alt.Y("null_low:Q", title="neurons"), y2="null_high:Q")
+    null_mean = base.mark_tick(color="#555555", thickness=1, size=14).encode(y="null_mean:Q")
+    observed = base.mark_point(filled=True, size=60).encode(
+        y="observed:Q", color=alt.Color("neuron_class:N", title="class", sort=order,
+                                        scale=alt.Scale(domain=order, range=[CLASS_COLORS[c] for c in order])),
+        tooltip=["label", "neuron_class", "observed", alt.Tooltip("null_mean:Q", format=".1f"),
+                 alt.Tooltip("p_value:Q", format=".4f")])
+    return (alt.layer(band, null_mean, observed, data=df).properties(width=max(55 * df["label"].n_unique(), 200), height=170)
+            .facet(column=alt.Column("neuron_class:N", title=None, sort=order))
+            .properties(title=_title("Class counts against chance (grey: permutation null, 95 % interval and mean)", o, layer)))
+
+
+def layer_sweep(wh: Warehouse, o: ChartOptions) -> alt.Chart:
+    """Across layers: polyglot and monolingual shares, and each language pair's mean Spearman."""
+    wh.run_id(o.run)
+    shares = wh.sql("select layer, 'polyglot' as series, polyglot_share as value from summarize_layers(?, absolute := ?) "
+                    "where run = ? union all select layer, 'monolingual', monolingual_share from "
+                    "summarize_layers(?, absolute := ?) where run = ? order by all",
+                    [o.threshold, o.absolute, o.run, o.threshold, o.absolute, o.run])
+    pairs = wh.sql("select layer, language_a || '–' || language_b as series, mean_spearman as value "
+                   "from language_pair_summary where run = ? and isfinite(mean_spearman) order by all", [o.run])
+    left = alt.Chart(shares).mark_line(point=True).encode(
+        x=alt.X("layer:O", axis=alt.Axis(labelAngle=0)), y=alt.Y("value:Q", title="share of (label, neuron) pairs"),
+        color=alt.Color("series:N", title="class", scale=alt.Scale(domain=["polyglot", "monolingual"],
+                                                                    range=[CLASS_COLORS["polyglot"], CLASS_COLORS["monolingual"]]))
+    ).properties(width=260, height=200, title="Neuron classes")
+    right = alt.Chart(pairs).mark_line(point=True).encode(
+        x=alt.X("layer:O", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("value:Q", title="mean Spearman over labels", scale=alt.Scale(zero=False)),
+        color=alt.Color("series:N", title="pair")).properties(width=260, height=200, title="Cross-lingual consistency")
+    return (alt.hconcat(left, right).resolve_scale(color="independent")
+            .properties(title=alt.TitleParams("Across layers", subtitle=f"run {o.run}", subtitleColor="#666666")))
+
+
 CHARTS: dict[str, tuple[Callable[[Warehouse, ChartOptions], alt.Chart], str]] = {
     "label-variance": (label_variance, "Figure 1: variance of z within each label, every neuron"),
     "correlation": (crosslingual_heatmap, "Figure 2: cross-lingual Spearman (or --metric cosine) heatmap"),
@@ -184,6 +236,8 @@ CHARTS: dict[str, tuple[Callable[[Warehouse, ChartOptions], alt.Chart], str]] = 
     "classes": (class_distribution, "neuron classes per label, stacked"),
     "monolingual": (monolingual_counts, "monolingual neurons per language"),
     "variance-ranking": (variance_ranking, "between-label variance, neurons in rank order"),
+    "classes-null": (classes_null, "class counts against the permutation null (after `neurons significance`)"),
+    "layers": (layer_sweep, "the layer sweep: class shares and mean Spearman per pair across layers"),
 }
 
 FORMATS = (".png", ".svg", ".pdf", ".html")

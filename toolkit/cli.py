@@ -225,7 +225,7 @@ def analyze(ctx: Context, run: str, layer: int | None, sweep: str | None, thresh
 
 @cli.command()
 @click.argument("name", type=click.Choice(["label-variance", "correlation", "profiles", "classes", "monolingual",
-                                           "variance-ranking"]))
+                                           "variance-ranking", "classes-null", "layers"]))
 @click.option("--run", required=True, help="Run to chart.")
 @click.option("--layer", type=int, default=None, help="Layer (default: the penultimate stored layer).")
 @click.option("--label", default=None, help="profiles: the label to draw (default: sadness, else the first).")
@@ -250,6 +250,8 @@ def chart(ctx: Context, name: str, run: str, layer: int | None, label: str | Non
     classes           neuron classes per label, stacked
     monolingual       monolingual neurons per language
     variance-ranking  between-label variance in rank order
+    classes-null      class counts against the permutation null (after `neurons significance`)
+    layers            class shares and mean Spearman per pair across layers
     """
     from toolkit.charts import FORMATS, ChartOptions, build, save
     from toolkit.warehouse import Warehouse

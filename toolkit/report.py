@@ -68,20 +68,27 @@ def _figures(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bo
     for label in labels:
         figs.append(Figure(f"profiles-{label}", f"Figure 3. Mean z per neuron for {label}", "top_neurons",
                            build(wh, "profiles", ChartOptions(**{**o.__dict__, "label": label}))))
+    tested = _has_significance(wh, run, layer)
     figs += [
         Figure("classes", "Neuron classes per label", "classify_neurons", build(wh, "classes", o)),
+        *([Figure("classes-null", "Neuron classes against chance (permutation null)", "class_significance",
+                  build(wh, "classes-null", o))] if tested else []),
         Figure("monolingual", "Monolingual neurons per language", "count_monolingual", build(wh, "monolingual", o)),
         Figure("variance-ranking", "Neurons ranked by between-label variance", "between_label_variance",
                build(wh, "variance-ranking", o)),
     ]
+    if len(wh.run_row(run)["layers"]) > 1:
+        figs.append(Figure("layers", "Across layers (the layer sweep)", "summarize_layers", build(wh, "layers", o)))
     return figs
 
 
+def _has_significance(wh: Warehouse, run: str, layer: int) -> bool:
+    return bool(wh.scalar("select count(*) from class_significance where run = ? and layer = ?", [run, layer]))
+
+
 def _tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bool) -> list[Table]:
-    counts = wh.class_counts(run, layer, threshold, absolute)
-    wide = (counts.pivot(on="neuron_class", index="label", values="n_neurons").select("label", *CLASSES)
-            if counts.height else counts)
-    return [
+    wide = _wide(wh.class_counts(run, layer, threshold, absolute))
+    tables = [
         Table("top-variance", "Top 20 neurons by between-label variance", "between_label_variance",
               wh.sql("select rank, neuron, variance from between_label_variance where run = ? and layer = ? and rank <= 20 "
                      "order by rank", [run, layer])),
@@ -96,6 +103,38 @@ def _tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: boo
               wh.sql("select language, label, rank, neuron, mean_z from top_neurons where run = ? and layer = ? and rank <= 5 "
                      "order by language, label, rank", [run, layer])),
     ]
+    if _has_significance(wh, run, layer):
+        tables += [
+            Table("class-significance", "Class counts against the permutation null", "class_significance",
+                  wh.sql("select label, language, neuron_class, observed, null_mean, null_low, null_high, p_value "
+                         "from class_significance where run = ? and layer = ? order by label nulls last, language, "
+                         "neuron_class", [run, layer])),
+            Table("sensitive-neurons", "Label-sensitive neurons (permutation test of between-label variance, BH q < alpha)",
+                  "sensitive_neurons",
+                  wh.sql("select neuron, variance, p_value, q_value from sensitive_neurons where run = ? and layer = ? "
+                         "order by q_value, variance desc", [run, layer])),
+            Table("sensitive-classes", "Neuron classes among the label-sensitive neurons", "count_classes",
+                  _wide(wh.class_counts(run, layer, threshold, absolute, sensitive=True))),
+            Table("pair-intervals", "Mean Spearman per language pair with bootstrap 95 % intervals", "correlation_intervals",
+                  wh.sql("select language_a, language_b, spearman, low, high from correlation_intervals "
+                         "where run = ? and layer = ? and label is null order by language_a, language_b", [run, layer])),
+            Table("anova", "Top 20 neurons by one-way ANOVA F across labels (pooled over languages)", "label_anova",
+                  wh.sql("select neuron, f, eta_squared, df_between, df_within, p_value from anova_significance "
+                         "where run = ? and layer = ? and language is null order by f desc nulls last limit 20",
+                         [run, layer])),
+        ]
+    if len(wh.run_row(run)["layers"]) > 1:
+        from toolkit.analysis import layer_sweep
+
+        tables.append(Table("layers", "The layer sweep", "summarize_layers", layer_sweep(wh, run, threshold, absolute)))
+    return tables
+
+
+def _wide(counts: pl.DataFrame) -> pl.DataFrame:
+    """Class counts with one column per class."""
+    if not counts.height:
+        return counts
+    return counts.pivot(on="neuron_class", index="label", values="n_neurons").select("label", *CLASSES)
 
 
 def _html_table(df: pl.DataFrame, precision: int = 3) -> str:

@@ -280,10 +280,11 @@ class Warehouse:
         return self.sql("select * from classify_neurons(?, absolute := ?) where run = ? and layer = ? "
                         "order by label, neuron", [threshold, absolute, run, layer])
 
-    def class_counts(self, run: str, layer: int, threshold: float = 0.5, absolute: bool = False) -> pl.DataFrame:
-        """Neurons per class and label, with their share."""
-        return self.sql("select * from count_classes(?, absolute := ?) where run = ? and layer = ? "
-                        "order by label, neuron_class", [threshold, absolute, run, layer])
+    def class_counts(self, run: str, layer: int, threshold: float = 0.5, absolute: bool = False,
+                     sensitive: bool = False) -> pl.DataFrame:
+        """Neurons per class and label, with their share (among label-sensitive neurons with SENSITIVE)."""
+        return self.sql("select * from count_classes(?, absolute := ?, sensitive := ?) where run = ? and layer = ? "
+                        "order by label, neuron_class", [threshold, absolute, sensitive, run, layer])
 
     def monolingual_counts(self, run: str, layer: int, threshold: float = 0.5, absolute: bool = False) -> pl.DataFrame:
         """Distinct neurons monolingual in each language for at least one label."""
@@ -303,4 +304,9 @@ STATISTIC_VIEWS = {
     "class_counts": "layer, label, neuron_class",
     "monolingual_counts": "layer, language",
     "top_neurons": "layer, language, label, rank",
+    "label_anova": "layer, language nulls first, neuron",
+    "layer_summary": "layer",
+    "class_significance": "layer, label nulls last, language, neuron_class",
+    "neuron_significance": "layer, neuron",
+    "correlation_intervals": "layer, label nulls last, language_a, language_b",
 }
