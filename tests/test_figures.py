@@ -69,7 +69,9 @@ def test_every_chart_draws_every_row_at_paper_size(paper_sized):
         assert marks(spec) == {"rect", "text"}
         enc = spec["layer"][0]["encoding"]
         assert enc["x"]["field"] == "pair" and enc["y"]["field"] == "label" and enc["color"]["field"] == "value"
-        assert spec["layer"][1]["encoding"]["text"]["format"] == ".2f"
+        assert spec["layer"][1]["encoding"]["text"]["field"] == "text"
+        cells = next(iter(spec["datasets"].values()))
+        assert all(c["text"] == f"{c['value']:.2f}" for c in cells)  # annotated with the value (no intervals yet)
         assert marks(build(wh, "label-variance", o).to_dict()) == {"bar", "point", "text"}
         prof = build(wh, "profiles", ChartOptions(run="paper", layer=11, label="joy")).to_dict()
         assert marks(prof) == {"line", "point"} and prof["layer"][0]["encoding"]["color"]["field"] == "language"
