@@ -359,6 +359,100 @@ def significance(ctx: Context, run: str, layer: int | None, permutations: int, b
 
 
 @cli.command()
+@click.argument("base")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Checkpoint folder to write.")
+@data_options
+@click.option("--train-languages", default=None, help="Train on these languages only, comma-separated (e.g. en).")
+@click.option("--head", type=click.Choice(["linear", "default"]), default="linear", show_default=True,
+              help="linear: one linear layer over [CLS], as in the paper; default: the architecture's head.")
+@click.option("--epochs", type=int, default=3, show_default=True)
+@click.option("--lr", type=float, default=2e-5, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--max-length", type=int, default=128, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@handled
+def finetune(base: str, data: Path, out: Path, text_column: str, language_column: str, label_column: str,
+             id_column: str | None, split_column: str | None, splits: str | None, limit: int | None,
+             train_languages: str | None, head: str, epochs: int, lr: float, batch_size: int, max_length: int,
+             seed: int, quiet: bool) -> None:
+    """Fine-tune checkpoint BASE on DATA with cross-entropy over its labels; save a classifier checkpoint
+    (with id2label) that `extract` and `ablate` accept. E.g. --train-languages en --split train."""
+    from toolkit.datasets import read_dataset
+    from toolkit.finetune import finetune as run_finetune
+
+    dataset = read_dataset(data, text_column, language_column, label_column, id_column, split_column,
+                           splits.split(",") if splits else None, limit)
+    frame = dataset.frame
+    if train_languages:
+        wanted = [x.strip() for x in train_languages.split(",")]
+        frame = frame.filter(frame["language"].is_in(wanted))
+        if not frame.height:
+            raise UserError(f"no sentences in {', '.join(wanted)} (languages: "
+                            f"{', '.join(sorted(dataset.frame['language'].unique().to_list()))})")
+    result = run_finetune(base, frame["text"].to_list(), frame["label"].to_list(), out, head, epochs, lr, batch_size,
+                          max_length, seed, progress=not quiet)
+    click.echo(f"fine-tuned on {frame.height} sentences ({head} head): loss {result.losses[0]:.3f} -> "
+               f"{result.losses[-1]:.3f}, training accuracy {result.train_accuracy:.3f}; saved to {out}")
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--run", required=True, help="Run whose layer, neurons and means are used.")
+@click.option("--layer", type=int, required=True, help="Ablate at hidden_states[LAYER] (the output of block LAYER).")
+@data_options
+@click.option("--neurons", default=None, help="Target neurons, comma-separated.")
+@click.option("--query", default=None, help="Read-only SQL returning a neuron column, e.g. polyglot neurons for a label.")
+@click.option("--top-variance", type=int, default=None, help="The K neurons of highest between-label variance.")
+@click.option("--mode", type=click.Choice(["zero", "mean"]), default="zero", show_default=True)
+@click.option("--mean-scope", type=click.Choice(["language", "pooled"]), default="language", show_default=True,
+              help="mode mean: each sentence's language mean, or the mean over all the run's sentences.")
+@click.option("--positions", type=click.Choice(["cls", "all"]), default="cls", show_default=True)
+@click.option("--controls", type=int, default=10, show_default=True, help="Random control sets of the same size.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--max-length", type=int, default=None)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of tables.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@pass_ctx
+@handled
+def ablate(ctx: Context, model: str, data: Path, run: str, layer: int, text_column: str, language_column: str,
+           label_column: str, id_column: str | None, split_column: str | None, splits: str | None, limit: int | None,
+           neurons: str | None, query: str | None, top_variance: int | None, mode: str, mean_scope: str,
+           positions: str, controls: int, seed: int, batch_size: int, max_length: int | None, device: str,
+           as_json: bool, quiet: bool) -> None:
+    """Ablate a neuron set inside MODEL at one layer, re-predict DATA, and compare per language with the
+    unablated model and with random control sets of the same size. Results: views ablation_summary,
+    ablation_scores and ablation_recall."""
+    import json
+
+    from toolkit.ablate import ablate as run_ablate
+    from toolkit.datasets import read_dataset
+    from toolkit.query import render
+
+    dataset = read_dataset(data, text_column, language_column, label_column, id_column, split_column,
+                           splits.split(",") if splits else None, limit)
+    result = run_ablate(ctx.db, model, dataset, run, layer, neurons, query, top_variance, mode, mean_scope, positions,
+                        controls, seed, batch_size, max_length, device, progress=not quiet)
+    for w in result.warnings:
+        click.echo(f"neurons: warning: {w}", err=True)
+    if as_json:
+        click.echo(json.dumps({"ablation_id": result.ablation_id, "summary": result.summary.to_dicts(),
+                               "recall": result.recall.to_dicts()}, indent=1, default=str))
+        return
+    cols = ["language", "n_sentences", "baseline_macro_f1", "target_macro_f1", "delta_macro_f1",
+            "control_mean_delta_macro_f1", "control_min_delta_macro_f1", "target_rank", "n_controls"]
+    click.echo(f"ablation {result.ablation_id}: macro-F1 per language, target set against {controls} random controls "
+               "(rank 1 = the largest drop)\n" + render(result.summary.select(cols), "table", float_precision=3), nl=False)
+    worst = result.recall.sort("delta_recall").head(10).select("language", "label", "baseline_recall", "target_recall",
+                                                               "delta_recall", "control_mean_delta_recall")
+    click.echo("\nLargest recall drops under the target set\n" + render(worst, "table", float_precision=3), nl=False)
+
+
+@cli.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("warehouse"), show_default=True,
               help="Folder for the demo model and warehouse.")
 @click.option("--epochs", type=int, default=30, show_default=True, help="Training epochs of the tiny classifier.")

@@ -27,24 +27,29 @@ def run_query(db: str | Path | None, sql: str) -> pl.DataFrame:
     if not sql.strip():
         raise UserError("the query is empty; pass SQL as an argument or on stdin with `-`")
     with Warehouse(db, read_only=True) as wh:
-        try:
-            statements = wh.con.extract_statements(sql)
-        except duckdb.Error as exc:
-            raise UserError(f"query failed: {first_line(exc)}") from None
+        return execute_read_only(wh.con, sql)
+
+
+def execute_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
+    """Run SQL on CON after refusing anything but read statements; the last statement's result."""
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise UserError(f"query failed: {first_line(exc)}") from None
+    for st in statements:
+        kind = st.type.name
+        if kind not in READ_ONLY_STATEMENTS:
+            raise UserError(
+                f"refused: {kind} statements are not allowed, the warehouse is opened read-only for queries; "
+                "use `neurons extract/load` (with --replace) to change runs"
+            )
+    try:
+        result = None
         for st in statements:
-            kind = st.type.name
-            if kind not in READ_ONLY_STATEMENTS:
-                raise UserError(
-                    f"refused: {kind} statements are not allowed, the warehouse is opened read-only for queries; "
-                    "use `neurons extract/load` (with --replace) to change runs"
-                )
-        try:
-            result = None
-            for st in statements:
-                result = wh.con.sql(st.query)
-            return result.pl() if result is not None else pl.DataFrame()
-        except duckdb.Error as exc:
-            raise UserError(f"query failed: {first_line(exc)}") from None
+            result = con.sql(st.query)
+        return result.pl() if result is not None else pl.DataFrame()
+    except duckdb.Error as exc:
+        raise UserError(f"query failed: {first_line(exc)}") from None
 
 
 def flatten_nested(df: pl.DataFrame) -> pl.DataFrame:

@@ -193,6 +193,10 @@ class Warehouse:
 
     def delete_run(self, run_id: int) -> None:
         """Remove every row of a run (call inside a transaction)."""
+        ablations = "select ablation_id from ablations where run_id = ?"
+        for table in ("ablation_predictions", "ablation_sets"):
+            self.con.execute(f"delete from {table} where ablation_id in ({ablations})", [run_id])
+        self.con.execute("delete from ablations where run_id = ?", [run_id])
         ids = "select analysis_id from significance where run_id = ?"
         for table in ("significance_counts", "significance_neurons", "significance_correlation", "significance_anova"):
             self.con.execute(f"delete from {table} where analysis_id in ({ids})", [run_id])

@@ -24,6 +24,20 @@ FROM moments AS m
 JOIN runs AS r USING (run_id)
 WHERE m.label IS NULL;
 
+-- Mean activation of each neuron per language, and pooled over all the run's sentences (language NULL):
+-- the values `neurons ablate --mode mean` writes into the model.
+CREATE OR REPLACE VIEW activation_means AS
+SELECT r.name AS run, m.layer, m.language, m.neuron, m.mean
+FROM moments AS m
+JOIN runs AS r USING (run_id)
+WHERE m.label IS NULL
+UNION ALL
+SELECT r.name, m.layer, NULL, m.neuron, sum(m.n_sentences * m.mean) / sum(m.n_sentences)
+FROM moments AS m
+JOIN runs AS r USING (run_id)
+WHERE m.label IS NULL
+GROUP BY r.name, m.layer, m.neuron;
+
 -- Definition 1: z[s,n] = (a[s,n] - mean_L(n)) / std_L(n) for the sentence's language L; a neuron with
 -- std 0 in a language has z = 0 there.
 CREATE OR REPLACE VIEW zscores AS

@@ -1,0 +1,109 @@
+-- Per-language evaluation of predictions (paper Section 2.1: macro-F1 per language), defined once for
+-- the predictions stored by `extract` and for those made under each ablation set.
+
+-- Every prediction with its source: an extracted run (ablation_id and set_index NULL) or an ablation set.
+CREATE OR REPLACE VIEW prediction_rows AS
+SELECT r.name AS run, NULL::USMALLINT AS ablation_id, NULL::INTEGER AS set_index, s.language,
+       s.label AS gold, s.predicted_label AS predicted
+FROM sentences AS s
+JOIN runs AS r USING (run_id)
+WHERE r.status = 'complete' AND s.predicted_label IS NOT NULL
+UNION ALL
+SELECT r.name, p.ablation_id, p.set_index, p.language, p.gold, p.predicted
+FROM ablation_predictions AS p
+JOIN ablations AS a USING (ablation_id)
+JOIN runs AS r ON r.run_id = a.run_id;
+
+-- Confusion counts per language: gold label x predicted label.
+CREATE OR REPLACE VIEW confusion AS
+SELECT run, language, gold, predicted, count(*) AS n
+FROM prediction_rows
+WHERE ablation_id IS NULL
+GROUP BY run, language, gold, predicted;
+
+-- Precision, recall and F1 per label, over the labels present in gold or predictions of that language
+-- (a label never predicted has precision 0; one never gold has recall 0; F1 is 0 when both are 0).
+CREATE OR REPLACE VIEW label_scores AS
+WITH labels AS (
+    SELECT DISTINCT run, ablation_id, set_index, language, gold AS label FROM prediction_rows
+    UNION
+    SELECT DISTINCT run, ablation_id, set_index, language, predicted FROM prediction_rows
+),
+counts AS (
+    SELECT l.run, l.ablation_id, l.set_index, l.language, l.label,
+           count(*) FILTER (WHERE p.gold = l.label AND p.predicted = l.label) AS tp,
+           count(*) FILTER (WHERE p.gold = l.label) AS n_gold,
+           count(*) FILTER (WHERE p.predicted = l.label) AS n_predicted
+    FROM labels AS l
+    JOIN prediction_rows AS p
+      ON p.run = l.run AND p.language = l.language
+     AND p.ablation_id IS NOT DISTINCT FROM l.ablation_id AND p.set_index IS NOT DISTINCT FROM l.set_index
+    GROUP BY l.run, l.ablation_id, l.set_index, l.language, l.label
+),
+pr AS (
+    SELECT *, CASE WHEN n_predicted > 0 THEN tp / n_predicted ELSE 0.0 END AS precision,
+              CASE WHEN n_gold > 0 THEN tp / n_gold ELSE 0.0 END AS recall
+    FROM counts
+)
+SELECT run, ablation_id, set_index, language, label, tp, n_gold, n_predicted, precision, recall,
+       CASE WHEN precision + recall > 0 THEN 2 * precision * recall / (precision + recall) ELSE 0.0 END AS f1
+FROM pr;
+
+-- Accuracy and macro-F1 (unweighted mean of the labels' F1) per language and prediction source.
+CREATE OR REPLACE VIEW prediction_scores AS
+SELECT run, ablation_id, set_index, language, sum(n_gold) AS n_sentences,
+       sum(tp) / sum(n_gold) AS accuracy, avg(f1) AS macro_f1
+FROM label_scores
+GROUP BY run, ablation_id, set_index, language;
+
+-- The paper's table (Section 2.1: macro-F1 0.346 / 0.433 / 0.420 / 0.439 for ar, nl, ja, sl): accuracy and
+-- macro-F1 per language of the predictions stored with a run.
+CREATE OR REPLACE VIEW evaluation AS
+SELECT run, language, n_sentences, accuracy, macro_f1
+FROM prediction_scores
+WHERE ablation_id IS NULL;
+
+-- Each ablation set's scores per language, and its change against the unablated baseline.
+CREATE OR REPLACE VIEW ablation_scores AS
+SELECT s.run, s.ablation_id, s.set_index, k.kind, s.language, s.n_sentences, s.accuracy, s.macro_f1,
+       s.accuracy - b.accuracy AS delta_accuracy, s.macro_f1 - b.macro_f1 AS delta_macro_f1
+FROM prediction_scores AS s
+JOIN ablation_sets AS k USING (ablation_id, set_index)
+JOIN prediction_scores AS b
+  ON b.ablation_id = s.ablation_id AND b.set_index = 0 AND b.language = s.language
+WHERE s.ablation_id IS NOT NULL;
+
+-- Per ablation and language: the target set's change in macro-F1 and accuracy beside the random
+-- controls' (mean, min, max), and the target's rank among target + controls by drop in macro-F1
+-- (1 = the largest drop; ties count against the target).
+CREATE OR REPLACE VIEW ablation_summary AS
+WITH t AS (SELECT * FROM ablation_scores WHERE kind = 'target'),
+c AS (SELECT * FROM ablation_scores WHERE kind = 'control')
+SELECT t.run, t.ablation_id, t.language, t.n_sentences,
+       t.macro_f1 - t.delta_macro_f1 AS baseline_macro_f1, t.macro_f1 AS target_macro_f1,
+       t.delta_macro_f1, avg(c.delta_macro_f1) AS control_mean_delta_macro_f1,
+       min(c.delta_macro_f1) AS control_min_delta_macro_f1, max(c.delta_macro_f1) AS control_max_delta_macro_f1,
+       t.accuracy - t.delta_accuracy AS baseline_accuracy, t.accuracy AS target_accuracy, t.delta_accuracy,
+       avg(c.delta_accuracy) AS control_mean_delta_accuracy,
+       1 + count(*) FILTER (WHERE c.delta_macro_f1 <= t.delta_macro_f1) AS target_rank,
+       count(c.set_index) AS n_controls
+FROM t
+LEFT JOIN c ON c.ablation_id = t.ablation_id AND c.language = t.language
+GROUP BY t.run, t.ablation_id, t.language, t.n_sentences, t.macro_f1, t.delta_macro_f1, t.accuracy, t.delta_accuracy;
+
+-- Per ablation, language and gold label: recall under the target set and the controls against the
+-- baseline, so "ablating sadness neurons hurts sadness most" can be read off.
+CREATE OR REPLACE VIEW ablation_recall AS
+WITH base AS (SELECT * FROM label_scores WHERE set_index = 0 AND ablation_id IS NOT NULL),
+sets AS (
+    SELECT l.*, k.kind FROM label_scores AS l JOIN ablation_sets AS k USING (ablation_id, set_index)
+    WHERE l.set_index > 0
+)
+SELECT b.run, b.ablation_id, b.language, b.label, b.n_gold, b.recall AS baseline_recall,
+       any_value(s.recall) FILTER (WHERE s.kind = 'target') AS target_recall,
+       any_value(s.recall) FILTER (WHERE s.kind = 'target') - b.recall AS delta_recall,
+       avg(s.recall) FILTER (WHERE s.kind = 'control') - b.recall AS control_mean_delta_recall
+FROM base AS b
+JOIN sets AS s ON s.ablation_id = b.ablation_id AND s.language = b.language AND s.label = b.label
+WHERE b.n_gold > 0
+GROUP BY b.run, b.ablation_id, b.language, b.label, b.n_gold, b.recall;

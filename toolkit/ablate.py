@@ -1,0 +1,247 @@
+"""Causal tests: ablate chosen neurons inside the model and measure what its predictions lose.
+
+The paper's Discussion asks whether polyglot neurons are "not only correlated with, but also necessary
+for" emotion prediction. A forward hook on the output of block L (hidden_states[L]; 0 = the embeddings)
+overwrites the chosen neurons at the [CLS] position (or every position) with zero or with their mean
+activation from the run (per language or pooled); the data is re-predicted under the target set, under
+random control sets of the same size from the same layer, and with nothing ablated. Every prediction is
+stored, and the scores come from the SQL views in `sql/views/030_evaluation.sql`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from toolkit import __version__
+from toolkit.datasets import Dataset
+from toolkit.errors import UserError
+from toolkit.extract import batch_plan, pad, tokenize
+from toolkit.models import LoadedModel, block_list, load_model
+from toolkit.query import execute_read_only
+from toolkit.warehouse import Warehouse
+
+
+def layer_module(model: nn.Module, n_layers: int, layer: int) -> nn.Module:
+    """The module whose output is hidden_states[LAYER]: the embeddings for 0, block LAYER otherwise."""
+    if layer == 0:
+        return model.base_model.embeddings
+    return block_list(model, n_layers)[2][layer - 1]
+
+
+@contextmanager
+def ablated(module: nn.Module, neurons: list[int], positions: str, values: dict) -> Iterator[None]:
+    """Overwrite NEURONS of MODULE's output at the [CLS] position or all positions with values["current"]
+    (a tensor, one value per neuron) for every forward pass inside the context. The hook is always removed."""
+    index = torch.tensor(neurons, dtype=torch.long)
+
+    def hook(_module, _inputs, output):
+        hidden = output[0] if isinstance(output, tuple) else output
+        if len(neurons):
+            v = values["current"].to(device=hidden.device, dtype=hidden.dtype)
+            if positions == "cls":
+                hidden[:, 0, index.to(hidden.device)] = v
+            else:
+                hidden[:, :, index.to(hidden.device)] = v
+        return output
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@dataclass
+class Prepared:
+    """Tokenized data in batches that each hold one language (so per-language means apply)."""
+
+    batches: list[np.ndarray]
+    batch_language: list[str]
+    token_ids: list[list[int]]
+
+
+def prepare(loaded: LoadedModel, dataset: Dataset, batch_size: int, max_length: int | None) -> Prepared:
+    frame = dataset.frame
+    ids, _ = tokenize(loaded, frame["text"].to_list(), min(max_length or loaded.max_length, loaded.max_length))
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+    languages = frame["language"].to_numpy()
+    batches, batch_language = [], []
+    for language in sorted(set(languages.tolist())):
+        rows = np.flatnonzero(languages == language)
+        for b in batch_plan(lengths[rows], batch_size):
+            batches.append(rows[b])
+            batch_language.append(language)
+    return Prepared(batches, batch_language, ids)
+
+
+def predict(loaded: LoadedModel, prep: Prepared, module: nn.Module | None = None, neurons: list[int] | None = None,
+            positions: str = "cls", means: dict[str, torch.Tensor] | None = None, bar=None) -> np.ndarray:
+    """Predicted class ids of every sentence, with NEURONS ablated at MODULE (nothing when NEURONS is None)."""
+    pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
+    out = np.empty(len(prep.token_ids), dtype=np.int64)
+    values = {"current": torch.zeros(len(neurons or []))}
+    context = ablated(module, neurons, positions, values) if neurons is not None else _nothing()
+    with torch.inference_mode(), context:
+        for rows, language in zip(prep.batches, prep.batch_language):
+            if means is not None:
+                values["current"] = means[language]
+            ids, mask = pad([prep.token_ids[r] for r in rows], pad_id)
+            logits = loaded.model(input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device)).logits
+            out[rows] = logits.argmax(-1).cpu().numpy()
+            if bar is not None:
+                bar.update(len(rows))
+    return out
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def choose_neurons(wh: Warehouse, run: str, layer: int, hidden: int, neurons: str | None, query: str | None,
+                   top_variance: int | None) -> tuple[list[int], str]:
+    """The target set from exactly one of --neurons, --query, --top-variance; checked against the layer."""
+    given = [x is not None for x in (neurons, query, top_variance)]
+    if sum(given) != 1:
+        raise UserError("choose the neurons with exactly one of --neurons, --query or --top-variance")
+    if neurons is not None:
+        try:
+            chosen = [int(x) for x in neurons.split(",") if x.strip()]
+        except ValueError:
+            raise UserError(f"--neurons {neurons!r}: give comma-separated neuron numbers, e.g. 12,40,311") from None
+        selection = f"--neurons {neurons}"
+    elif query is not None:
+        df = execute_read_only(wh.con, query)
+        if "neuron" not in df.columns:
+            raise UserError(f"--query must return a column named neuron (it returned: {', '.join(df.columns) or 'nothing'})")
+        chosen = [int(x) for x in df["neuron"].drop_nulls().to_list()]
+        selection = f"--query {query}"
+    else:
+        if top_variance < 1:
+            raise UserError("--top-variance must be at least 1")
+        chosen = wh.sql("select neuron from between_label_variance where run = ? and layer = ? and rank <= ? order by rank",
+                        [run, layer, top_variance])["neuron"].to_list()
+        selection = f"--top-variance {top_variance}"
+    bad = sorted({n for n in chosen if not 0 <= n < hidden})
+    if bad:
+        raise UserError(f"neuron(s) {', '.join(map(str, bad[:5]))} out of range for layer {layer} (0..{hidden - 1})")
+    return sorted(set(chosen)), selection
+
+
+def control_sets(target: list[int], hidden: int, n: int, seed: int) -> list[list[int]]:
+    """N random sets of len(TARGET) neurons from the same layer, disjoint from the target (seeded)."""
+    pool = np.setdiff1d(np.arange(hidden), target)
+    if len(target) > len(pool):
+        raise UserError(f"the target set has {len(target)} of {hidden} neurons: too few others for control sets")
+    rng = np.random.default_rng(seed)
+    return [sorted(rng.choice(pool, size=len(target), replace=False).tolist()) for _ in range(n)]
+
+
+@dataclass
+class AblationResult:
+    ablation_id: int
+    summary: pl.DataFrame   # ablation_summary rows, one per language
+    recall: pl.DataFrame    # ablation_recall rows
+    warnings: list[str]
+
+
+def ablate(db, model: str, dataset: Dataset, run: str, layer: int, neurons: str | None = None,
+           query: str | None = None, top_variance: int | None = None, mode: str = "zero",
+           mean_scope: str = "language", positions: str = "cls", controls: int = 10, seed: int = 0,
+           batch_size: int = 32, max_length: int | None = None, device: str = "auto", progress: bool = True) -> AblationResult:
+    """Ablate a neuron set of RUN's LAYER inside MODEL, re-predict DATASET, store and score every set."""
+    if mode not in ("zero", "mean") or mean_scope not in ("language", "pooled") or positions not in ("cls", "all"):
+        raise UserError("--mode is zero|mean, --mean-scope language|pooled, --positions cls|all")
+    if controls < 0:
+        raise UserError("--controls must be at least 0")
+    warnings: list[str] = []
+    with Warehouse(db) as wh:
+        wh.run_id(run)
+        meta = wh.run_row(run)
+        if layer not in meta["layers"]:
+            raise UserError(f"run '{run}' has no layer {layer} (stored: {', '.join(map(str, meta['layers']))}); "
+                            "ablate a layer the run holds")
+        loaded = load_model(model, device)
+        if loaded.class_names is None:
+            raise UserError(f"model {model} has no classification head; ablation needs a sequence classifier")
+        if not 0 <= layer <= loaded.n_layers:
+            raise UserError(f"layer {layer} is out of range for this model (0..{loaded.n_layers})")
+        if meta["hidden_size"] != loaded.hidden_size:
+            raise UserError(f"run '{run}' has {meta['hidden_size']} neurons per layer but the model has "
+                            f"{loaded.hidden_size}; use the run extracted from this model")
+        if meta["model"] and meta["model"] != loaded.reference:
+            warnings.append(f"run '{run}' was extracted from {meta['model']}, not {loaded.reference}: "
+                            "its neurons and means may not describe this model")
+        unknown = sorted(set(dataset.frame["label"].unique().to_list()) - set(loaded.class_names))
+        if unknown:
+            raise UserError(f"label(s) {', '.join(unknown)} in {dataset.path.name} are unknown to the model "
+                            f"(its id2label: {', '.join(loaded.class_names)}); relabel the data or filter it")
+        target, selection = choose_neurons(wh, run, layer, loaded.hidden_size, neurons, query, top_variance)
+        sets = [("baseline", []), ("target", target)] + [("control", c) for c in
+                                                          control_sets(target, loaded.hidden_size, controls, seed)]
+        means = None
+        if mode == "mean":
+            table = wh.sql("select language, neuron, mean from activation_means where run = ? and layer = ? "
+                           "order by language nulls first, neuron", [run, layer])
+            languages = set(dataset.frame["language"].unique().to_list())
+            stored = set(table["language"].drop_nulls().to_list())
+            if mean_scope == "language" and not languages <= stored:
+                raise UserError(f"language(s) {', '.join(sorted(languages - stored))} have no stored means in run "
+                                f"'{run}'; use --mean-scope pooled")
+            by_language = {k[0]: torch.tensor(g.sort("neuron")["mean"].to_numpy(), dtype=torch.float32)
+                           for k, g in table.group_by("language")}
+            means = {lang: (by_language[lang] if mean_scope == "language" else by_language[None])
+                     for lang in languages}
+
+        prep = prepare(loaded, dataset, batch_size, max_length)
+        module = layer_module(loaded.model, loaded.n_layers, layer)
+        gold_ids = {name: i for i, name in enumerate(loaded.class_names)}
+        bar = tqdm(total=len(sets) * dataset.n_sentences, unit="sent", desc="ablate", disable=not progress, file=sys.stderr)
+        predictions = []
+        for _, chosen in sets:
+            chosen_means = ({lang: m[chosen] for lang, m in means.items()} if means is not None else None)
+            predictions.append(predict(loaded, prep, module, chosen, positions, chosen_means, bar))
+        bar.close()
+        names = np.asarray(loaded.class_names, dtype=object)
+        frame = dataset.frame
+        settings = {"model": loaded.reference, "data_file": str(dataset.path), **dataset.options, "layer": layer,
+                    "mode": mode, "mean_scope": mean_scope if mode == "mean" else None, "positions": positions,
+                    "selection": selection, "controls": controls, "seed": seed, "batch_size": batch_size,
+                    "max_length": max_length}
+        assert all(l in gold_ids for l in frame["label"].to_list())
+        with wh.transaction() as con:
+            ablation_id = int(wh.scalar("select coalesce(max(ablation_id), 0) + 1 from ablations"))
+            con.execute(
+                "insert into ablations values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [ablation_id, wh.run_id(run), loaded.reference, str(dataset.path), layer, mode,
+                 mean_scope if mode == "mean" else None, positions, selection, controls, seed, frame.height,
+                 json.dumps(settings), datetime.now(), __version__],
+            )
+            con.executemany("insert into ablation_sets values (?, ?, ?, ?)",
+                            [[ablation_id, i, kind, chosen] for i, (kind, chosen) in enumerate(sets)])
+            rows = pa.table({
+                "set_index": np.repeat(np.arange(len(sets), dtype=np.int32), frame.height),
+                "sentence_id": np.tile(frame["sentence_id"].to_numpy(), len(sets)),
+                "language": np.tile(frame["language"].to_numpy(), len(sets)),
+                "gold": np.tile(frame["label"].to_numpy(), len(sets)),
+                "predicted": names[np.concatenate(predictions)].astype(str),
+            })
+            con.register("ablation_rows", rows)
+            con.execute("insert into ablation_predictions select ?, set_index, sentence_id, language, gold, predicted "
+                        "from ablation_rows", [ablation_id])
+            con.unregister("ablation_rows")
+        summary = wh.sql("select * from ablation_summary where ablation_id = ? order by language", [ablation_id])
+        recall = wh.sql("select * from ablation_recall where ablation_id = ? order by language, label", [ablation_id])
+    return AblationResult(ablation_id, summary, recall, warnings)
