@@ -55,6 +55,7 @@ class ChartOptions:
     top: int = 5                      # neurons marked as top per panel
     threshold: float = 0.5            # neuron classes
     absolute: bool = False
+    ablation: int | None = None       # ablation chart: which ablation (default: the run's latest)
 
 
 def _title(text: str, o: ChartOptions, layer: int) -> alt.TitleParams:
@@ -229,6 +230,39 @@ def layer_sweep(wh: Warehouse, o: ChartOptions) -> alt.Chart:
             .properties(title=alt.TitleParams("Across layers", subtitle=f"run {o.run}", subtitleColor="#666666")))
 
 
+def latest_ablation(wh: Warehouse, run: str, ablation: int | None) -> dict:
+    """The ablation to draw: ABLATION if given (it must belong to RUN), else RUN's latest."""
+    run_id = wh.run_id(run)
+    rows = wh.sql("select * from ablations where run_id = ? and (? is null or ablation_id = ?) "
+                  "order by ablation_id desc limit 1", [run_id, ablation, ablation])
+    if not rows.height:
+        which = f"ablation {ablation}" if ablation is not None else "ablations"
+        raise UserError(f"no {which} for run '{run}'; run `neurons ablate ... --run {run}` first")
+    return rows.row(0, named=True)
+
+
+def ablation_effect(wh: Warehouse, o: ChartOptions) -> alt.Chart:
+    """Change in macro-F1 per language when the target set is ablated, beside the random controls' range."""
+    a = latest_ablation(wh, o.run, o.ablation)
+    df = wh.sql("select language, delta_macro_f1, control_mean_delta_macro_f1, control_min_delta_macro_f1, "
+                "control_max_delta_macro_f1, target_rank, n_controls from ablation_summary where ablation_id = ? "
+                "order by language", [a["ablation_id"]])
+    base = alt.Chart(df).encode(x=alt.X("language:N", title=None, axis=alt.Axis(labelAngle=0)))
+    band = base.mark_rule(strokeWidth=8, opacity=0.35, color="#888888").encode(
+        y=alt.Y("control_min_delta_macro_f1:Q", title="change in macro-F1"), y2="control_max_delta_macro_f1:Q")
+    control_mean = base.mark_tick(color="#555555", thickness=1, size=16).encode(y="control_mean_delta_macro_f1:Q")
+    target = base.mark_point(filled=True, size=70, color="#d62728").encode(
+        y="delta_macro_f1:Q", tooltip=["language", alt.Tooltip("delta_macro_f1:Q", format=".3f"), "target_rank",
+                                       "n_controls"])
+    zero = alt.Chart(pl.DataFrame({"y": [0.0]})).mark_rule(color="#999999", strokeDash=[3, 3]).encode(y="y:Q")
+    selection = a["selection"] if len(a["selection"]) <= 70 else a["selection"][:69] + "…"
+    subtitle = [f"run {o.run}, layer {a['layer']}, ablation {a['ablation_id']}: {a['mode']} at {a['positions']}, "
+                f"grey: {a['n_controls']} random sets of the same size", selection]
+    return (alt.layer(zero, band, control_mean, target).properties(width=max(70 * df.height, 240), height=220)
+            .properties(title=alt.TitleParams("Ablating the target neurons (red) against random controls",
+                                              subtitle=subtitle, subtitleColor="#666666")))
+
+
 CHARTS: dict[str, tuple[Callable[[Warehouse, ChartOptions], alt.Chart], str]] = {
     "label-variance": (label_variance, "Figure 1: variance of z within each label, every neuron"),
     "correlation": (crosslingual_heatmap, "Figure 2: cross-lingual Spearman (or --metric cosine) heatmap"),
@@ -238,6 +272,7 @@ CHARTS: dict[str, tuple[Callable[[Warehouse, ChartOptions], alt.Chart], str]] = 
     "variance-ranking": (variance_ranking, "between-label variance, neurons in rank order"),
     "classes-null": (classes_null, "class counts against the permutation null (after `neurons significance`)"),
     "layers": (layer_sweep, "the layer sweep: class shares and mean Spearman per pair across layers"),
+    "ablation": (ablation_effect, "change in macro-F1 per language under an ablation, with the control band"),
 }
 
 FORMATS = (".png", ".svg", ".pdf", ".html")

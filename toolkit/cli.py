@@ -225,7 +225,7 @@ def analyze(ctx: Context, run: str, layer: int | None, sweep: str | None, thresh
 
 @cli.command()
 @click.argument("name", type=click.Choice(["label-variance", "correlation", "profiles", "classes", "monolingual",
-                                           "variance-ranking", "classes-null", "layers"]))
+                                           "variance-ranking", "classes-null", "layers", "ablation"]))
 @click.option("--run", required=True, help="Run to chart.")
 @click.option("--layer", type=int, default=None, help="Layer (default: the penultimate stored layer).")
 @click.option("--label", default=None, help="profiles: the label to draw (default: sadness, else the first).")
@@ -235,12 +235,13 @@ def analyze(ctx: Context, run: str, layer: int | None, sweep: str | None, thresh
 @click.option("--top", type=int, default=5, show_default=True, help="Top neurons marked per panel.")
 @click.option("--threshold", type=float, default=0.5, show_default=True, help="classes, monolingual: threshold.")
 @click.option("--abs", "absolute", is_flag=True, help="classes, monolingual: use |mean z|.")
+@click.option("--ablation", "ablation_id", type=int, default=None, help="ablation: which one (default: the run's latest).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Output file: .png, .svg, .pdf or .html.")
 @pass_ctx
 @handled
 def chart(ctx: Context, name: str, run: str, layer: int | None, label: str | None, labels: str | None, metric: str,
-          top: int, threshold: float, absolute: bool, out: Path) -> None:
+          top: int, threshold: float, absolute: bool, ablation_id: int | None, out: Path) -> None:
     """Draw one figure from the statistics views.
 
     \b
@@ -252,6 +253,7 @@ def chart(ctx: Context, name: str, run: str, layer: int | None, label: str | Non
     variance-ranking  between-label variance in rank order
     classes-null      class counts against the permutation null (after `neurons significance`)
     layers            class shares and mean Spearman per pair across layers
+    ablation          change in macro-F1 per language under an ablation (--ablation ID, default: latest)
     """
     from toolkit.charts import FORMATS, ChartOptions, build, save
     from toolkit.warehouse import Warehouse
@@ -260,7 +262,8 @@ def chart(ctx: Context, name: str, run: str, layer: int | None, label: str | Non
         raise UserError(f"--out {out}: unsupported extension '{out.suffix}'; use one of {', '.join(FORMATS)}")
     with Warehouse(ctx.db, read_only=True) as wh:
         c = build(wh, name, ChartOptions(run=run, layer=layer, label=label, labels=labels.split(",") if labels else None,
-                                         metric=metric, top=top, threshold=threshold, absolute=absolute))
+                                         metric=metric, top=top, threshold=threshold, absolute=absolute,
+                                         ablation=ablation_id))
     click.echo(f"wrote {save(c, out)}")
 
 

@@ -79,7 +79,15 @@ def _figures(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bo
     ]
     if len(wh.run_row(run)["layers"]) > 1:
         figs.append(Figure("layers", "Across layers (the layer sweep)", "summarize_layers", build(wh, "layers", o)))
+    for ablation_id in _ablations(wh, run):
+        figs.append(Figure(f"ablation-{ablation_id}", f"Ablation {ablation_id}: change in macro-F1 against random controls",
+                           "ablation_summary", build(wh, "ablation", ChartOptions(run=run, ablation=ablation_id))))
     return figs
+
+
+def _ablations(wh: Warehouse, run: str) -> list[int]:
+    return wh.sql("select ablation_id from ablations where run_id = ? order by ablation_id",
+                  [wh.run_id(run)])["ablation_id"].to_list()
 
 
 def _has_significance(wh: Warehouse, run: str, layer: int) -> bool:
@@ -123,6 +131,17 @@ def _tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: boo
                          "where run = ? and layer = ? and language is null order by f desc nulls last limit 20",
                          [run, layer])),
         ]
+    if wh.scalar("select count(*) from evaluation where run = ?", [run]):
+        tables.append(Table("evaluation", "Accuracy and macro-F1 per language of the model's predictions", "evaluation",
+                            wh.sql("select language, n_sentences, accuracy, macro_f1 from evaluation where run = ? "
+                                   "order by language", [run])))
+    for ablation_id in _ablations(wh, run):
+        tables.append(Table(f"ablation-{ablation_id}", f"Ablation {ablation_id}: macro-F1 per language, target set "
+                            "against random controls (rank 1 = the largest drop)", "ablation_summary",
+                            wh.sql("select language, n_sentences, baseline_macro_f1, target_macro_f1, delta_macro_f1, "
+                                   "control_mean_delta_macro_f1, control_min_delta_macro_f1, control_max_delta_macro_f1, "
+                                   "target_rank, n_controls from ablation_summary where ablation_id = ? order by language",
+                                   [ablation_id])))
     if len(wh.run_row(run)["layers"]) > 1:
         from toolkit.analysis import layer_sweep
 

@@ -1,0 +1,240 @@
+"""Fine-tuning, per-language evaluation in SQL, and ablation with hooks that are always removed."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from conftest import assert_one_line_error, digest
+from toolkit.ablate import ablated, layer_module
+from toolkit.datasets import read_dataset
+from toolkit.demo import LABELS
+from toolkit.extract import ExtractOptions, extract
+from toolkit.finetune import EPS, LinearHead, finetune, fold_linear_head
+from toolkit.models import load_model
+from toolkit.tinymodels import build_model, save_checkpoint, train_tokenizer
+from toolkit.warehouse import Warehouse
+
+PLANTED = [3, 9, 14, 22, 27, 30]
+
+
+def macro_f1(gold: list[str], pred: list[str]) -> float:
+    """Independent macro-F1 over the labels present in gold or predictions (sklearn's definition)."""
+    scores = []
+    for label in sorted(set(gold) | set(pred)):
+        tp = sum(g == p == label for g, p in zip(gold, pred))
+        n_pred, n_gold = sum(p == label for p in pred), sum(g == label for g in gold)
+        prec = tp / n_pred if n_pred else 0.0
+        rec = tp / n_gold if n_gold else 0.0
+        scores.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
+    return float(np.mean(scores))
+
+
+@pytest.fixture(scope="module")
+def planted_model(tmp_path_factory, sample):
+    """A tiny BERT trained so that only PLANTED neurons of the last layer's [CLS] reach the classifier."""
+    tok = train_tokenizer(sample["text"].to_list(), "bert", vocab_size=600, max_length=64)
+    model = build_model("bert", tok, LABELS, seed=3, hidden=32, layers=2, heads=2, max_length=64)
+    keep = torch.zeros(32)
+    keep[PLANTED] = 1.0
+    with torch.no_grad():
+        model.bert.pooler.dense.weight.mul_(keep)  # the head reads only the planted neurons ...
+    model.bert.pooler.dense.weight.register_hook(lambda g: g * keep)  # ... and keeps doing so while training
+    from toolkit.finetune import train_classifier
+
+    result = train_classifier(model, tok, sample["text"].to_list(), sample["label"].to_list(), epochs=40, lr=2e-3,
+                              batch_size=16, seed=0, progress=False)
+    assert result.train_accuracy > 0.6
+    return save_checkpoint(model, tok, tmp_path_factory.mktemp("planted"))
+
+
+@pytest.fixture(scope="module")
+def planted_db(tmp_path_factory, planted_model, sample):
+    tmp = tmp_path_factory.mktemp("pdb")
+    data = tmp / "data.csv"
+    sample.write_csv(data)
+    db = tmp / "w.duckdb"
+    extract(db, str(planted_model), read_dataset(data), "p", ExtractOptions(layers="all"), progress=False)
+    return db, data
+
+
+def test_evaluation_views_match_an_independent_macro_f1(planted_db):
+    db, _ = planted_db
+    with Warehouse(db, read_only=True) as wh:
+        sents = wh.sql("select language, label, predicted_label from sentences order by sentence_id")
+        ev = wh.sql("select * from evaluation order by language")
+        conf = wh.sql("select * from confusion")
+    for row in ev.iter_rows(named=True):
+        part = sents.filter(pl.col("language") == row["language"])
+        gold, pred = part["label"].to_list(), part["predicted_label"].to_list()
+        assert row["n_sentences"] == len(gold)
+        assert row["accuracy"] == pytest.approx(np.mean([g == p for g, p in zip(gold, pred)]))
+        assert row["macro_f1"] == pytest.approx(macro_f1(gold, pred), abs=1e-12)
+        counts = Counter(zip(gold, pred))
+        got = {(r["gold"], r["predicted"]): r["n"] for r in conf.filter(pl.col("language") == row["language"]).iter_rows(named=True)}
+        assert got == dict(counts)
+
+
+def test_ablating_the_planted_set_beats_every_control(planted_db, planted_model, neurons):
+    db, data = planted_db
+    r = neurons("--db", db, "ablate", planted_model, data, "--run", "p", "--layer", "2", "--neurons",
+                ",".join(map(str, PLANTED)), "--controls", "10", "--json", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    out = json.loads(r.stdout)
+    for row in out["summary"]:
+        assert row["delta_accuracy"] < -0.2  # the signal is gone
+        assert row["control_min_delta_macro_f1"] == pytest.approx(0.0) and row["control_max_delta_macro_f1"] == pytest.approx(0.0)
+        assert row["target_rank"] == 1 and row["n_controls"] == 10
+    with Warehouse(db, read_only=True) as wh:
+        base = wh.sql("select language, accuracy, macro_f1 from ablation_scores where set_index = 0 order by language")
+        ev = wh.sql("select language, accuracy, macro_f1 from evaluation where run = 'p' order by language")
+        # the unablated baseline reproduces the stored predictions (sums may differ in the last bit)
+        assert base["language"].equals(ev["language"])
+        np.testing.assert_allclose(base.select("accuracy", "macro_f1").to_numpy(), ev.select("accuracy", "macro_f1").to_numpy(),
+                                   rtol=1e-12)
+        sets = wh.sql("select set_index, kind, neurons from ablation_sets order by set_index")
+        assert sets["kind"].to_list() == ["baseline", "target"] + ["control"] * 10
+        controls = [set(n) for n in sets["neurons"].to_list()[2:]]
+        assert all(len(c) == len(PLANTED) and not c & set(PLANTED) for c in controls)
+        recall = wh.sql("select * from ablation_recall")
+        assert recall.height == 5 * 6
+
+
+def test_mean_ablation_writes_the_stored_means(planted_db, planted_model):
+    db, _ = planted_db
+    loaded = load_model(str(planted_model), "cpu")
+    module = layer_module(loaded.model, loaded.n_layers, 2)
+    with Warehouse(db, read_only=True) as wh:
+        means = wh.sql("select neuron, mean from activation_means where run = 'p' and layer = 2 and language = 'nl' "
+                       "order by neuron")["mean"].to_numpy()
+    captured = {}
+    ids = torch.tensor([[2, 40, 41, 42, 3], [2, 50, 51, 3, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
+    chosen = [1, 9, 30]
+    with torch.inference_mode():
+        plain = loaded.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[2].clone()
+        with ablated(module, chosen, "cls", {"current": torch.tensor(means[chosen], dtype=torch.float32)}):
+            grab = module.register_forward_hook(lambda m, i, o: captured.setdefault("h", (o[0] if isinstance(o, tuple) else o).clone()))
+            loaded.model(input_ids=ids, attention_mask=mask)
+            grab.remove()
+    h = captured["h"]
+    np.testing.assert_allclose(h[:, 0, chosen].numpy(), np.tile(means[chosen], (2, 1)), rtol=1e-6)
+    changed = torch.ones_like(h, dtype=torch.bool)
+    changed[:, 0, chosen] = False
+    assert torch.equal(h[changed], plain[changed])  # nothing else at that layer moved
+
+
+@pytest.mark.parametrize("positions", ["cls", "all"])
+def test_hook_changes_exactly_the_chosen_neurons_and_is_removed(planted_model, positions):
+    loaded = load_model(str(planted_model), "cpu")
+    module = layer_module(loaded.model, loaded.n_layers, 1)
+    ids = torch.tensor([[2, 40, 41, 42, 3]])
+    captured = {}
+    with torch.inference_mode():
+        before = loaded.model(input_ids=ids, output_hidden_states=True)
+        hooks = dict(module._forward_hooks)  # transformers keeps hooks of its own
+        with ablated(module, [0, 5], positions, {"current": torch.zeros(2)}):
+            grab = module.register_forward_hook(lambda m, i, o: captured.setdefault("h", (o[0] if isinstance(o, tuple) else o).clone()))
+            loaded.model(input_ids=ids)
+            grab.remove()
+        after = loaded.model(input_ids=ids, output_hidden_states=True)
+    h, plain = captured["h"], before.hidden_states[1]
+    where = torch.zeros_like(h, dtype=torch.bool)
+    if positions == "cls":
+        where[:, 0, [0, 5]] = True
+    else:
+        where[:, :, [0, 5]] = True
+    assert torch.all(h[where] == 0) and torch.equal(h[~where], plain[~where])
+    assert dict(module._forward_hooks) == hooks  # ours is removed
+    assert torch.equal(after.logits, before.logits)  # the model predicts exactly as before
+    with pytest.raises(RuntimeError):
+        with ablated(module, [0], positions, {"current": torch.zeros(1)}):
+            raise RuntimeError("failure half-way")
+    assert dict(module._forward_hooks) == hooks
+
+
+def test_empty_set_equals_baseline(planted_db, planted_model):
+    from toolkit.ablate import predict, prepare
+
+    _, data = planted_db
+    loaded = load_model(str(planted_model), "cpu")
+    prep = prepare(loaded, read_dataset(data), 16, None)
+    module = layer_module(loaded.model, loaded.n_layers, 2)
+    assert np.array_equal(predict(loaded, prep), predict(loaded, prep, module, [], "all"))
+
+
+def test_ablation_bad_input(tmp_path, planted_db, planted_model, checkpoint, neurons):
+    db, data = planted_db
+    before = digest(db)
+    base = ("--db", db, "ablate", planted_model, data, "--run", "p", "--quiet")
+    assert_one_line_error(neurons(*base, "--layer", "2", "--neurons", "3,99"), "out of range", "0..31")
+    assert_one_line_error(neurons(*base, "--layer", "7", "--neurons", "3"), "has no layer 7")
+    assert_one_line_error(neurons(*base, "--layer", "2", "--query", "select 1 as x"), "must return a column named neuron")
+    assert_one_line_error(neurons(*base, "--layer", "2"), "exactly one of --neurons, --query or --top-variance")
+    odd = tmp_path / "odd.csv"
+    odd.write_text("text,language,label\nhello there,en,awe\n")
+    assert_one_line_error(neurons("--db", db, "ablate", planted_model, odd, "--run", "p", "--layer", "2", "--neurons", "3",
+                                  "--quiet"), "awe", "unknown to the model")
+    assert digest(db) == before
+    other = checkpoint("bert", True)  # 32 neurons too, another model: a clear warning, then it runs
+    r = neurons("--db", db, "ablate", other, data, "--run", "p", "--layer", "2", "--neurons", "3", "--controls", "2",
+                "--quiet", "--json")
+    assert r.exit_code == 0 and "warning: run 'p' was extracted from" in r.stderr
+
+
+def test_finetune_linear_head_reloads_as_a_standard_checkpoint(tmp_path, checkpoint, sample, neurons):
+    data = tmp_path / "data.csv"
+    sample.write_csv(data)
+    base = checkpoint("xlm-roberta", False)
+    out = tmp_path / "ft"
+    r = neurons("finetune", base, data, "--out", out, "--split", "train", "--epochs", "25", "--lr", "2e-3",
+                "--batch-size", "16", "--seed", "1", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    model = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    assert model.config.id2label == dict(enumerate(sorted(LABELS)))
+    tok = AutoTokenizer.from_pretrained(out)
+    train = sample.filter(pl.col("split") == "train")
+    enc = tok(train["text"].to_list(), padding=True, return_tensors="pt")
+    with torch.no_grad():
+        pred = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits.argmax(-1)
+    accuracy = float(np.mean([model.config.id2label[int(p)] == g for p, g in zip(pred, train["label"])]))
+    assert accuracy > 0.5  # chance is 1/6
+    # a second run with the same seed gives the same weights
+    again = tmp_path / "ft2"
+    neurons("finetune", base, data, "--out", again, "--split", "train", "--epochs", "25", "--lr", "2e-3",
+            "--batch-size", "16", "--seed", "1", "--quiet")
+    other = AutoModelForSequenceClassification.from_pretrained(again)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
+    # extract and everything else accept it
+    assert neurons("--db", tmp_path / "w.duckdb", "extract", out, data, "--run", "ft", "--quiet").exit_code == 0
+
+
+def test_folded_linear_head_equals_the_linear_map(checkpoint):
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint("bert", True)).eval()
+    head = LinearHead(model)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        head.linear.weight.normal_(0, 2.0)
+        head.linear.bias.normal_(0, 1.0)
+    ids = torch.tensor([[2, 40, 41, 42, 3], [2, 50, 51, 3, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
+    with torch.no_grad():
+        want = head(ids, mask)
+        got = fold_linear_head(head)(input_ids=ids, attention_mask=mask).logits
+    assert EPS == 1e-4
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_finetune_bad_input(tmp_path, checkpoint, sample, neurons):
+    data = tmp_path / "d.csv"
+    sample.write_csv(data)
+    assert_one_line_error(neurons("finetune", checkpoint(), data, "--out", tmp_path / "o", "--train-languages", "xx"),
+                          "no sentences in xx")
+    assert_one_line_error(neurons("finetune", checkpoint("distilbert", False), data, "--out", tmp_path / "o",
+                                  "--head", "linear"), "--head linear is available for")
