@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from toolkit.arrow import INSERT_ACTIVATIONS, activation_table
+from toolkit.arrow import activation_table, insert_table
 from toolkit.warehouse import Warehouse
 
 LANGS = ["ar", "ja", "nl", "sl"]
@@ -46,17 +46,14 @@ def build(db: Path, n: int, layers: int, hidden: int) -> None:
             "n_languages": len(LANGS), "n_labels": len(LABELS), "settings": "{}", "created_at": datetime.now(),
             "toolkit_version": "bench",
         })
-        con.register("s", pa.table({"sentence_id": np.arange(n, dtype=np.uint32), "language": lang, "label": lab}))
-        con.execute("insert into sentences (run_id, sentence_id, language, label) select 1, sentence_id, language, label from s")
-        con.unregister("s")
+        insert_table(con, "sentences", pa.table({"sentence_id": np.arange(n, dtype=np.uint32), "language": lang,
+                                                 "label": lab}), "run_id", 1)
     offsets = rng.normal(0, 3, size=(len(LANGS), layers, hidden)).astype(np.float32)
     for lo in range(0, n, 500):
         ids = np.arange(lo, min(lo + 500, n), dtype=np.uint32)
         vals = rng.standard_normal((len(ids), layers, hidden), dtype=np.float32) + offsets[ids % len(LANGS)]
         with wh.transaction() as con:
-            con.register("chunk", activation_table(ids, list(range(layers)), vals))
-            con.execute(INSERT_ACTIVATIONS.format(table="chunk"), [1])
-            con.unregister("chunk")
+            insert_table(con, "activations", activation_table(ids, list(range(layers)), vals), "run_id", 1)
     wh.con.execute("update runs set status = 'complete'")
     wh.close()
 

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from toolkit.arrow import INSERT_ACTIVATIONS, activation_table
+from toolkit.arrow import activation_table, insert_table
 from toolkit.datasets import read_dataset
 from toolkit.demo import sample_path
 from toolkit.extract import ExtractOptions, extract
@@ -85,9 +85,7 @@ def ingest(workdir: Path, n_sentences: int = 2000, layers: int = 13, hidden: int
     for lo in range(0, n_sentences, 500):
         table = activation_table(ids[lo : lo + 500], list(range(layers)), values[lo : lo + 500])
         with wh.transaction() as con:
-            con.register("chunk", table)
-            con.execute(INSERT_ACTIVATIONS.format(table="chunk"), [1])
-            con.unregister("chunk")
+            insert_table(con, "activations", table, "run_id", 1)
     seconds = time.perf_counter() - start
     wh.con.execute("checkpoint")
     wh.close()

@@ -25,6 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from toolkit import __version__
+from toolkit.arrow import insert_table
 from toolkit.datasets import Dataset
 from toolkit.errors import UserError
 from toolkit.extract import batch_plan, pad, tokenize
@@ -238,10 +239,7 @@ def ablate(db, model: str, dataset: Dataset, run: str, layer: int, neurons: str 
                 "gold": np.tile(frame["label"].to_numpy(), len(sets)),
                 "predicted": names[np.concatenate(predictions)].astype(str),
             })
-            con.register("ablation_rows", rows)
-            con.execute("insert into ablation_predictions select ?, set_index, sentence_id, language, gold, predicted "
-                        "from ablation_rows", [ablation_id])
-            con.unregister("ablation_rows")
+            insert_table(con, "ablation_predictions", rows, "ablation_id", ablation_id)
         summary = wh.sql("select * from ablation_summary where ablation_id = ? order by language", [ablation_id])
         recall = wh.sql("select * from ablation_recall where ablation_id = ? order by language, label", [ablation_id])
     return AblationResult(ablation_id, summary, recall, warnings)

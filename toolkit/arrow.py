@@ -1,7 +1,12 @@
-"""Turning activation arrays into Arrow tables for DuckDB's bulk insert (no Python loop over values)."""
+"""Arrow tables into DuckDB in bulk: activation arrays as long rows, and one insert per table (no Python
+loop over values, no per-row inserts)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -24,6 +29,26 @@ def activation_table(sentence_ids: np.ndarray, layers: list[int], values: np.nda
     )
 
 
-INSERT_ACTIVATIONS = (
-    "insert into activations select ?::usmallint, sentence_id, layer, neuron, value from {table}"
-)
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, **tables: pa.Table) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Expose Arrow TABLES to SQL under their keyword names for the duration of the block."""
+    for name, table in tables.items():
+        con.register(name, table)
+    try:
+        yield con
+    finally:
+        for name in tables:
+            con.unregister(name)
+
+
+def insert_table(con: duckdb.DuckDBPyConnection, target: str, rows: pa.Table, key: str, value) -> None:
+    """INSERT INTO TARGET the ROWS' columns (matched by name) with column KEY set to VALUE."""
+    cols = ", ".join(rows.column_names)
+    with registered(con, rows=rows):
+        con.execute(f"insert into {target} ({key}, {cols}) select ?, {cols} from rows", [value])
+
+
+def insert_run_rows(con: duckdb.DuckDBPyConnection, run_id: int, sentences: pa.Table, activations: pa.Table) -> None:
+    """Write a run's sentences (any subset of the `sentences` columns) and activations."""
+    insert_table(con, "sentences", sentences, "run_id", run_id)
+    insert_table(con, "activations", activations, "run_id", run_id)

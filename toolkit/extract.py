@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from toolkit import __version__
-from toolkit.arrow import INSERT_ACTIVATIONS, activation_table
+from toolkit.arrow import activation_table, insert_run_rows
 from toolkit.datasets import Dataset
 from toolkit.errors import UserError
 from toolkit.models import LoadedModel, load_config, load_model, parse_layers, truncated
@@ -299,15 +299,4 @@ def _commit_chunk(
     sentences_tbl = pa.table(sentence_cols)
     acts = activation_table(chunk["sentence_id"].to_numpy(), layers, values)
     with wh.transaction() as con:
-        con.register("chunk_sentences", sentences_tbl)
-        con.register("chunk_activations", acts)
-        try:
-            con.execute(
-                "insert into sentences select ?::usmallint, sentence_id, source_id, text, language, label, split, "
-                "n_tokens, truncated, predicted_label, probabilities from chunk_sentences",
-                [run_id],
-            )
-            con.execute(INSERT_ACTIVATIONS.format(table="chunk_activations"), [run_id])
-        finally:
-            con.unregister("chunk_sentences")
-            con.unregister("chunk_activations")
+        insert_run_rows(con, run_id, sentences_tbl, acts)

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from toolkit import __version__
-from toolkit.arrow import INSERT_ACTIVATIONS
+from toolkit.arrow import insert_run_rows
 from toolkit.datasets import file_sha256, first_rows, file_rows, read_table, require_columns, require_present, require_unique
 from toolkit.errors import UserError
 from toolkit.warehouse import Warehouse
@@ -135,17 +135,6 @@ def load_long(db: str | Path | None, path: str | Path, run: str, replace: bool =
                     "created_at": datetime.now(), "finished_at": datetime.now(), "toolkit_version": __version__,
                 }
             )
-            con.register("load_sentences", sentences.to_arrow())
-            con.register("load_activations", activations.to_arrow())
-            try:
-                con.execute(
-                    "insert into sentences (run_id, sentence_id, source_id, text, language, label) "
-                    "select ?::usmallint, sentence_id, source_id, text, language, label from load_sentences",
-                    [run_id],
-                )
-                con.execute(INSERT_ACTIVATIONS.format(table="load_activations"), [run_id])
-                wh.materialize(run_id)
-            finally:
-                con.unregister("load_sentences")
-                con.unregister("load_activations")
+            insert_run_rows(con, run_id, sentences.to_arrow(), activations.to_arrow())
+            wh.materialize(run_id)
     return {"n_sentences": sentences.height, "layers": layers, "hidden_size": hidden, "n_values": activations.height}

@@ -21,6 +21,7 @@ import polars as pl
 from scipy import stats
 
 from toolkit import __version__
+from toolkit.arrow import insert_table
 from toolkit.analysis import resolve
 from toolkit.errors import UserError
 from toolkit.warehouse import Warehouse
@@ -298,8 +299,5 @@ def store(wh: Warehouse, result: Significance) -> int:
         )
         for table, frame in (("significance_counts", result.counts), ("significance_neurons", result.neurons),
                              ("significance_correlation", result.correlation), ("significance_anova", result.anova)):
-            con.register("frame", frame.to_arrow())
-            cols = ", ".join(frame.columns)
-            con.execute(f"insert into {table} (analysis_id, {cols}) select ?, {cols} from frame", [analysis_id])
-            con.unregister("frame")
+            insert_table(con, table, frame.to_arrow(), "analysis_id", analysis_id)
     return analysis_id
