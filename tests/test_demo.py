@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import polars as pl
+import pytest
 
 from toolkit.demo import LABELS, sample_path
 
@@ -20,12 +22,24 @@ def test_sample_covers_five_languages_and_six_labels():
     assert per_cell.height == 30 and per_cell["len"].min() >= 6
 
 
-def test_demo_end_to_end(tmp_path, neurons):
-    r = neurons("demo", "--out", tmp_path)
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from click.testing import CliRunner
+
+    from toolkit.cli import cli
+
+    out = tmp_path_factory.mktemp("demo")
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out)], catch_exceptions=False)
+    return out, result
+
+
+def test_demo_end_to_end(demo, neurons):
+    out, r = demo
     assert r.exit_code == 0, r.stderr
-    assert "tiny" in r.stdout and "neurons extract" in r.stdout
-    db = tmp_path / "demo.duckdb"
-    assert (tmp_path / "demo-model" / "config.json").exists()
+    assert "tiny" in r.stdout and "neurons extract" in r.stdout and "report:" in r.stdout
+    db = out / "demo.duckdb"
+    assert (out / "demo-model" / "config.json").exists()
+    assert (out / "demo-report" / "index.html").exists() and (out / "demo-report" / "summary.md").exists()
     runs = json.loads(neurons("--db", db, "runs", "--json").stdout)
     assert runs[0]["run"] == "demo" and runs[0]["status"] == "complete" and runs[0]["sentences"] == 210
     assert runs[0]["layers"] == "0,1,2,3,4" and runs[0]["neurons"] == 64
@@ -37,19 +51,26 @@ def test_demo_end_to_end(tmp_path, neurons):
                              "select avg((predicted_label = label)::int) as acc from sentences where split = 'train'",
                              "--json").stdout)[0]["acc"]
     assert acc > 0.5 and row["labels"] > 1
-    # rerunning replaces the demo run instead of failing
-    assert neurons("demo", "--out", tmp_path, "--epochs", "2").exit_code == 0
+    tested = json.loads(neurons("--db", db, "query", "select permutations, bootstraps, layer from significance", "--json").stdout)
+    assert tested == [{"permutations": 1000, "bootstraps": 1000, "layer": 3}]
+    summary = json.loads(neurons("--db", db, "query", "select * from ablation_summary", "--json").stdout)
+    assert len(summary) == 5 and all(r["n_sentences"] == 12 and r["n_controls"] == 10 for r in summary)
 
 
-def test_readme_sql_examples_run_on_the_demo(tmp_path, neurons):
+def test_readme_sql_examples_run_on_the_demo(demo, neurons):
     """Every one-line example of the README's SQL reference runs on the demo warehouse."""
-    from pathlib import Path
-
-    assert neurons("demo", "--out", tmp_path, "--epochs", "3").exit_code == 0
+    out, _ = demo
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     examples = [ln for ln in readme.splitlines() if ln.startswith(("select ", "pivot ")) and ln.endswith(";")]
     assert len(examples) >= 12
     for sql in examples:
-        r = neurons("--db", tmp_path / "demo.duckdb", "query", sql)
+        r = neurons("--db", out / "demo.duckdb", "query", sql)
         assert r.exit_code == 0, (sql, r.stderr)
         assert len(r.stdout.splitlines()) >= 3, sql  # header, rule and at least one row
+
+
+def test_demo_reruns_replace_the_run(tmp_path, neurons):
+    assert neurons("demo", "--out", tmp_path, "--epochs", "2").exit_code == 0
+    assert neurons("demo", "--out", tmp_path, "--epochs", "2").exit_code == 0
+    runs = json.loads(neurons("--db", tmp_path / "demo.duckdb", "runs", "--json").stdout)
+    assert [r["run"] for r in runs] == ["demo"]

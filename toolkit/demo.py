@@ -2,7 +2,8 @@
 
 It trains a tokenizer on the sample, builds a tiny XLM-R-architecture classifier, fine-tunes it on the
 sample's train split, saves it as an ordinary checkpoint, and extracts every layer of it into
-`warehouse/demo.duckdb`, then writes the report of its penultimate layer. The model is tiny and illustrative: its numbers say nothing about XLM-R.
+`warehouse/demo.duckdb`, tests its penultimate layer against chance, ablates its top-variance neurons
+against random controls, and writes the report. The model is tiny and illustrative: its numbers say nothing about XLM-R.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from pathlib import Path
 
 import click
 
+from toolkit.ablate import ablate
 from toolkit.datasets import read_dataset
 from toolkit.extract import ExtractOptions, extract
 from toolkit.finetune import train_classifier
 from toolkit.report import build_report
+from toolkit.significance import significance, store
+from toolkit.warehouse import Warehouse
 from toolkit.report_text import extraction_summary
 from toolkit.tinymodels import build_model, save_checkpoint, train_tokenizer
 
@@ -47,15 +51,30 @@ def run_demo(out: Path, epochs: int = 30, seed: int = 0) -> Path:
     summary = extract(db, str(checkpoint), everything, "demo", ExtractOptions(layers="all", batch_size=32),
                       replace=True)
     click.echo(extraction_summary(summary))
+    with Warehouse(db) as wh:
+        tested = significance(wh, "demo", permutations=1000, bootstraps=1000, seed=seed)
+        store(wh, tested)
+    n_sensitive = int((tested.neurons["q_value"] < 0.05).sum())
+    click.echo(f"significance: 1000 permutations, 1000 bootstraps in {tested.seconds:.1f} s; {n_sensitive} of "
+               f"{tested.neurons.height} neurons label-sensitive at layer {tested.layer} (BH q < 0.05)")
+    test_split = read_dataset(data, id_column="id", split_column="split", splits=["test"])
+    ablation = ablate(db, str(checkpoint), test_split, "demo", tested.layer, top_variance=8, controls=10, seed=seed,
+                      progress=False)
+    drop = ablation.summary["delta_macro_f1"].mean()
+    click.echo(f"ablation {ablation.ablation_id}: the 8 top-variance neurons of layer {tested.layer} zeroed on the test "
+               f"split: mean change in macro-F1 {drop:+.3f} (random sets of 8: "
+               f"{ablation.summary['control_mean_delta_macro_f1'].mean():+.3f})")
     report = build_report(db, "demo", out / "demo-report")
     click.echo(f"""
 report: {report.resolve()}
   (open it in a browser: charts, tables and definitions, all offline; PNG/SVG/CSV/LaTeX beside it)""")
     click.echo(f"""
 This model is tiny (4 layers x 64 neurons, trained for seconds) and only illustrates the workflow.
-Next, query the warehouse:
+Next, query the warehouse (`source .venv/bin/activate` puts `neurons` on your PATH):
   neurons --db {db} runs
   neurons --db {db} analyze --run demo
+  neurons --db {db} query "select * from evaluation"
+  neurons --db {db} query "select * from ablation_summary"
   neurons --db {db} query "select language, label, count(*) as n from sentences group by all order by all"
   neurons --db {db} query "select layer, neuron, avg(value) from activations_long where run = 'demo' group by all limit 10"
 The same on a real fine-tuned checkpoint (a directory saved with save_pretrained), e.g. XLM-R base

@@ -51,7 +51,7 @@ FROM pr;
 
 -- Accuracy and macro-F1 (unweighted mean of the labels' F1) per language and prediction source.
 CREATE OR REPLACE VIEW prediction_scores AS
-SELECT run, ablation_id, set_index, language, sum(n_gold) AS n_sentences,
+SELECT run, ablation_id, set_index, language, sum(n_gold)::BIGINT AS n_sentences,
        sum(tp) / sum(n_gold) AS accuracy, avg(f1) AS macro_f1
 FROM label_scores
 GROUP BY run, ablation_id, set_index, language;
