@@ -146,3 +146,19 @@ def test_layer_numbering_follows_hidden_states():
     assert parse_layers("6,11, 6", 12) == [6, 11]
     assert parse_layers("-1", 12) == [12]
     assert parse_layers("0", 12) == [0]
+
+
+def test_bfloat16_model_stores_float32_close_to_float32(tmp_path, checkpoint, data_csv):
+    ckpt = checkpoint("xlm-roberta", True)
+    data = read_dataset(data_csv, limit=24)
+    extract(tmp_path / "a.duckdb", str(ckpt), data, "r", ExtractOptions(layers="-1", device="cpu"), progress=False)
+    extract(tmp_path / "b.duckdb", str(ckpt), data, "r", ExtractOptions(layers="-1", device="cpu", dtype="bfloat16"),
+            progress=False)
+    a, _ = stored(tmp_path / "a.duckdb", "r")
+    b, _ = stored(tmp_path / "b.duckdb", "r")
+    con = duckdb.connect(str(tmp_path / "b.duckdb"), read_only=True)
+    assert con.execute("select data_type from information_schema.columns where table_name = 'activations' "
+                       "and column_name = 'value'").fetchall()[0][0] == "FLOAT"
+    con.close()
+    np.testing.assert_allclose(b["value"].to_numpy(), a["value"].to_numpy(), atol=0.15)
+    assert not np.array_equal(b["value"].to_numpy(), a["value"].to_numpy())

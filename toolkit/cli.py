@@ -19,8 +19,12 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+INTERRUPTED = "interrupted; what was committed is kept (rerun with --resume to continue an extraction)"
+
+
 def handled(fn):
-    """Turn UserError into one line on stderr; Ctrl-C into a note on what was kept."""
+    """Turn UserError into one line on stderr; Ctrl-C into a note on what was kept; a bug into one line
+    (with the traceback when NEURONS_DEBUG is set)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -29,14 +33,17 @@ def handled(fn):
         except UserError as exc:
             fail(str(exc))
         except KeyboardInterrupt:
-            fail("interrupted; what was committed is kept (rerun with --resume to continue an extraction)", 130)
+            fail(INTERRUPTED, 130)
         except BrokenPipeError:
             sys.exit(0)
-        except Exception as exc:  # a bug, not bad input: one line, the traceback on request
+        except Exception as exc:
+            if type(exc).__name__ == "InterruptException":  # DuckDB's form of Ctrl-C inside a query
+                fail(INTERRUPTED, 130)
             if os.environ.get("NEURONS_DEBUG"):
                 raise
-            fail(f"internal error: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''} "
-                 "(rerun with NEURONS_DEBUG=1 for the traceback and report it)", 70)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            fail(f"internal error: {type(exc).__name__}: {first} (rerun with NEURONS_DEBUG=1 for the traceback "
+                 "and report it)", 70)
 
     return wrapper
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -74,20 +76,34 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub (HF_ENDPOINT) answers a TCP connection within TIMEOUT seconds."""
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def load_config(ref: str):
-    """The model's config (cheap: no weights), resolving hub ids offline-safely."""
+    """The model's config (cheap: no weights). A hub id is looked up in the local cache first, and fetched
+    only when the hub is reachable, so an offline machine gets one clear line at once, not retries."""
     from transformers import AutoConfig
 
     reference, local = resolve_reference(ref)
+    offline = f"model '{ref}' is not a local directory and could not be fetched from the Hugging Face hub"
     try:
-        return AutoConfig.from_pretrained(reference, local_files_only=local or _offline()), reference
+        return AutoConfig.from_pretrained(reference, local_files_only=True), reference
     except (OSError, ValueError) as exc:
         if local:
             raise UserError(f"model directory {ref}: cannot read config.json ({str(exc).splitlines()[0]})") from None
-        raise UserError(
-            f"model '{ref}' is not a local directory and could not be fetched from the Hugging Face hub "
-            "(offline or unknown id); download it where you have network and pass its directory"
-        ) from None
+    if _offline() or not hub_reachable():
+        raise UserError(f"{offline} (offline); download it where you have network and pass its directory")
+    try:
+        return AutoConfig.from_pretrained(reference), reference
+    except (OSError, ValueError):
+        raise UserError(f"{offline} (unknown id?); check the id, or pass a checkpoint directory") from None
 
 
 def block_list(model: nn.Module, n_layers: int) -> tuple[nn.Module, str, nn.ModuleList]:
@@ -132,15 +148,15 @@ def load_model(ref: str, device: str = "auto", dtype: str = "float32", classifie
     quiet_transformers()
 
     config, reference = load_config(ref)
-    local = Path(reference).is_dir()
+    local = Path(reference).is_dir() or _offline() or not hub_reachable()
     with_head = has_classifier(config) if classifier is None else classifier and has_classifier(config)
     dev = pick_device(device)
     if dtype not in DTYPES:
         raise UserError(f"unknown --dtype {dtype}; use one of {', '.join(DTYPES)}")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(reference, local_files_only=local or _offline())
+        tokenizer = AutoTokenizer.from_pretrained(reference, local_files_only=local)
         cls = AutoModelForSequenceClassification if with_head else AutoModel
-        model = cls.from_pretrained(reference, local_files_only=local or _offline())
+        model = cls.from_pretrained(reference, local_files_only=local)
     except (OSError, ValueError, RuntimeError) as exc:
         raise UserError(f"cannot load model {ref}: {str(exc).strip().splitlines()[0]}") from None
     model = model.to(device=dev, dtype=DTYPES[dtype]).eval()
