@@ -215,3 +215,17 @@ def test_analyze_command(planted_db, neurons):
     assert "layer 11" in text and "Cross-lingual consistency" in text and "polyglot" in text
     assert neurons("--db", wh.path, "analyze", "--run", "a", "--layer", "7").exit_code != 0
     assert neurons("--db", wh.path, "analyze", "--run", "zzz").exit_code != 0
+
+
+def test_language_stats_and_activation_means(planted_db):
+    wh, data = planted_db
+    values, lang, _ = data["a11"]
+    stats_ = wh.sql("select * from language_stats where run = 'a' and layer = 11 order by language, neuron")
+    means = wh.sql("select * from activation_means where run = 'a' and layer = 11 order by language nulls first, neuron")
+    for L in syn.LANGS:
+        part = stats_.filter(pl.col("language") == L)
+        close(part["mean"], values[lang == L].mean(axis=0))
+        close(part["std"], values[lang == L].std(axis=0))
+        assert set(part["n_sentences"]) == {int((lang == L).sum())}
+        close(means.filter(pl.col("language") == L)["mean"], values[lang == L].mean(axis=0))
+    close(means.filter(pl.col("language").is_null())["mean"], values.mean(axis=0))
