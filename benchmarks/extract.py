@@ -15,7 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import polars as pl
 import torch

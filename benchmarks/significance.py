@@ -82,7 +82,7 @@ def main() -> None:
             perm_only = significance(wh, "bench", 11, permutations=args.permutations, bootstraps=0, seed=0)
             t_perm = time.perf_counter() - t
             t = time.perf_counter()
-            both = significance(wh, "bench", 11, permutations=args.permutations, bootstraps=args.bootstraps, seed=0)
+            significance(wh, "bench", 11, permutations=args.permutations, bootstraps=args.bootstraps, seed=0)
             t_both = time.perf_counter() - t
         sql_each = per_permutation_sql(values, lang, lab, repeats=5)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import polars as pl
 import pytest
-
 from conftest import assert_one_line_error, digest
 
 

@@ -9,14 +9,14 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from conftest import assert_one_line_error, digest
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from conftest import assert_one_line_error, digest
 from toolkit.ablate import ablated, layer_module
 from toolkit.datasets import read_dataset
 from toolkit.demo import LABELS
 from toolkit.extract import ExtractOptions, extract
-from toolkit.finetune import EPS, LinearHead, finetune, fold_linear_head
+from toolkit.finetune import EPS, LinearHead, fold_linear_head
 from toolkit.models import load_model
 from toolkit.tinymodels import build_model, save_checkpoint, train_tokenizer
 from toolkit.warehouse import Warehouse

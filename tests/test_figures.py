@@ -8,12 +8,11 @@ import re
 import shutil
 import subprocess
 
-import numpy as np
 import polars as pl
 import pytest
-
 import synthetic as syn
 from conftest import assert_one_line_error
+
 from toolkit.charts import ChartOptions, build
 from toolkit.export import latex_escape, to_latex
 from toolkit.load import load_long

@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import polars as pl
 import pytest
-
 from conftest import assert_one_line_error, digest
 
 

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import polars as pl
 import pytest
+import synthetic as syn
 from scipy import stats
 
-import synthetic as syn
 from toolkit.analysis import layer_sweep
 from toolkit.load import load_long
-from toolkit.significance import benjamini_hochberg, significance, store
+from toolkit.significance import benjamini_hochberg, significance
 from toolkit.warehouse import Warehouse
 
 

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import polars as pl
 import pytest
-
 import synthetic as syn
+
 from toolkit.load import load_long
 from toolkit.warehouse import Warehouse
 

@@ -7,6 +7,7 @@ the per-run `moments` cache that `Warehouse.materialize` fills when a run comple
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import polars as pl
 
 from toolkit.errors import UserError

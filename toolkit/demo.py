@@ -18,10 +18,10 @@ from toolkit.datasets import read_dataset
 from toolkit.extract import ExtractOptions, extract
 from toolkit.finetune import train_classifier
 from toolkit.report import build_report
-from toolkit.significance import significance, store
-from toolkit.warehouse import Warehouse
 from toolkit.report_text import extraction_summary
+from toolkit.significance import significance, store
 from toolkit.tinymodels import build_model, save_checkpoint, train_tokenizer
+from toolkit.warehouse import Warehouse
 
 LABELS = ["neutral", "joy", "love", "anger", "fear", "sadness"]
 

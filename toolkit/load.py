@@ -14,7 +14,15 @@ import polars as pl
 
 from toolkit import __version__
 from toolkit.arrow import insert_run_rows
-from toolkit.datasets import file_sha256, first_rows, file_rows, read_table, require_columns, require_present, require_unique
+from toolkit.datasets import (
+    file_rows,
+    file_sha256,
+    first_rows,
+    read_table,
+    require_columns,
+    require_present,
+    require_unique,
+)
 from toolkit.errors import UserError
 from toolkit.warehouse import Warehouse
 

@@ -108,7 +108,7 @@ def load_config(ref: str):
 
 def block_list(model: nn.Module, n_layers: int) -> tuple[nn.Module, str, nn.ModuleList]:
     """(parent, attribute, ModuleList) of the model's transformer blocks."""
-    for name, module in model.named_modules():
+    for _name, module in model.named_modules():
         for attr, child in module.named_children():
             if isinstance(child, nn.ModuleList) and len(child) == n_layers and "layer" in attr:
                 return module, attr, child
@@ -143,7 +143,11 @@ def has_classifier(config) -> bool:
 
 def load_model(ref: str, device: str = "auto", dtype: str = "float32", classifier: bool | None = None) -> LoadedModel:
     """Load tokenizer and model from a checkpoint; a sequence classifier keeps its head unless CLASSIFIER=False."""
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import (
+        AutoModel,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
 
     quiet_transformers()
 

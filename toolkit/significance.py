@@ -21,8 +21,8 @@ import polars as pl
 from scipy import stats
 
 from toolkit import __version__
-from toolkit.arrow import insert_table
 from toolkit.analysis import resolve
+from toolkit.arrow import insert_table
 from toolkit.errors import UserError
 from toolkit.warehouse import Warehouse
 
