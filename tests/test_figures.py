@@ -180,12 +180,7 @@ def test_report_renders_in_a_real_browser(tmp_path, paper_sized):
     """Headless Chromium loads the page from disk: every chart renders an SVG and no JavaScript error is logged."""
     assert CHROMIUM, "CI must install Chromium (see .ci/run)"
     index = build_report(paper_sized, "paper", tmp_path / "rep")
-    dom = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-         "--virtual-time-budget=60000", "--dump-dom", index.as_uri()],
-        capture_output=True, text=True, timeout=180,
-    ).stdout
+    dom = render_in_chromium(index, tmp_path)
     n_charts = int(re.search(r'data-charts="(\d+)"', dom).group(1))
     assert n_charts == 12  # 7 figures, 6 label profiles counted once each: 1 + 2 + 6 + 3
     assert re.search(r'data-rendered="(\d+)"', dom).group(1) == str(n_charts)
@@ -193,3 +188,28 @@ def test_report_renders_in_a_real_browser(tmp_path, paper_sized):
     for key in re.findall(r"id=\"chart-([\w-]+)\"", dom):
         block = dom.split(f'id="chart-{key}"', 1)[1].split("</div>", 1)[0]
         assert "<svg" in block and ("<path" in block or "<rect" in block), key
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Chromium is not installed on this machine")
+def test_report_with_undefined_correlations_renders(tmp_path):
+    """A language whose neurons are all constant has z = 0 everywhere: its correlations are undefined (NaN)."""
+    assert CHROMIUM, "CI must install Chromium (see .ci/run)"
+    values, lang, lab = syn.make(seed=5, per_cell=5, neurons=40)
+    values[lang == "ar"] = 1.0
+    db = tmp_path / "w.duckdb"
+    load_long(db, syn.write_long(tmp_path / "c.parquet", [syn.long_frame(values, lang, lab, 2)]), "flat")
+    with Warehouse(db, read_only=True) as wh:
+        assert wh.crosslingual_correlation("flat", 2).filter(pl.col("language_a") == "ar")["spearman"].is_nan().all()
+    dom = render_in_chromium(build_report(db, "flat", tmp_path / "rep"), tmp_path)
+    assert re.search(r'data-rendered="(\d+)"', dom).group(1) == re.search(r'data-charts="(\d+)"', dom).group(1)
+    assert "data-failed" not in dom
+
+
+def render_in_chromium(index, tmp_path) -> str:
+    """The page's DOM after headless Chromium loaded it from disk and ran its scripts."""
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=60000", "--dump-dom", index.as_uri()],
+        capture_output=True, text=True, timeout=180,
+    ).stdout

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -172,8 +173,19 @@ def _html_table(df: pl.DataFrame, precision: int = 3) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def _finite(obj):
+    """OBJ with NaN and infinities as None: JSON has no NaN (an undefined correlation draws as a gap)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def _json_for_script(obj) -> str:
-    return json.dumps(obj, ensure_ascii=False).replace("</", "<\\/")
+    return json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
 
 
 PAGE_JS = """
