@@ -130,3 +130,17 @@ def test_warehouse_is_self_describing(demo_db):
     assert "activations_long" in views
     assert con.execute("select count(*) from activations_long").fetchall()[0][0] == 210 * 32
     con.close()
+
+
+def test_delete_a_run(tmp_path, neurons, checkpoint, data_csv):
+    db = tmp_path / "w.duckdb"
+    for name in ("keep", "drop"):
+        assert neurons("--db", db, "extract", checkpoint(), data_csv, "--run", name, "--quiet", "--limit", "30").exit_code == 0
+    assert neurons("--db", db, "significance", "--run", "drop", "--permutations", "5", "--bootstraps", "0", "--quiet").exit_code == 0
+    assert neurons("--db", db, "delete", "--run", "drop", input="n\n").exit_code != 0  # asked, declined
+    assert neurons("--db", db, "delete", "--run", "drop", "--yes").exit_code == 0
+    counts = json.loads(neurons("--db", db, "query", "select (select count(*) from runs) as runs, "
+                                "(select count(distinct run_id) from activations) as a, (select count(*) from significance) as s, "
+                                "(select count(distinct run_id) from moments) as m", "--json").stdout)[0]
+    assert counts == {"runs": 1, "a": 1, "s": 0, "m": 1}
+    assert_one_line_error(neurons("--db", db, "delete", "--run", "drop", "--yes"), "no run named 'drop'")

@@ -169,6 +169,28 @@ def runs(ctx: Context, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--run", required=True, help="Run to delete.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+@handled
+def delete(ctx: Context, run: str, yes: bool) -> None:
+    """Delete a run with its sentences, activations, statistics, significance results and ablations."""
+    from toolkit.warehouse import Warehouse
+
+    with Warehouse(ctx.db) as wh:
+        row = wh.run_row(run)
+        if row is None:
+            known = ", ".join(wh.sql("select name from runs order by run_id")["name"].to_list()) or "none"
+            raise UserError(f"no run named '{run}' in {wh.path} (runs: {known})")
+        if not yes and not click.confirm(f"delete run '{run}' ({row['n_sentences']} sentences) from {wh.path}?"):
+            raise UserError("nothing deleted")
+        with wh.transaction():
+            wh.delete_run(int(row["run_id"]))
+        wh.con.execute("checkpoint")
+    click.echo(f"deleted run '{run}' from {ctx.db}")
+
+
+@cli.command()
 @click.argument("sql")
 @click.option("--csv", "fmt", flag_value="csv", help="CSV output.")
 @click.option("--json", "fmt", flag_value="json", help="JSON output (a list of rows).")
