@@ -115,7 +115,7 @@ def test_env_var_and_module_entry_point(tmp_path, demo_db):
     assert out.stdout.splitlines() == ["n", "1"]
 
 
-@pytest.mark.parametrize("command", [[], ["extract"], ["load"], ["runs"], ["query"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["extract"], ["load"], ["runs"], ["query"], ["demo"], ["delete"], ["analyze"], ["chart"], ["report"], ["export"], ["significance"], ["finetune"], ["ablate"]])
 def test_help_everywhere(neurons, command):
     r = neurons(*command, "--help")
     assert r.exit_code == 0 and "Usage:" in r.stdout and len(r.stdout.splitlines()) > 4
