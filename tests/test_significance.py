@@ -186,3 +186,15 @@ def test_significance_in_charts_and_report(db, neurons, tmp_path):
         assert f"id='chart-{key}'" in page and (rep / "figures" / f"{key}.png").exists()
     for key in ("class-significance", "sensitive-neurons", "sensitive-classes", "pair-intervals", "anova", "layers"):
         assert (rep / "tables" / f"{key}.tex").exists(), key
+
+
+def test_neuron_ids_need_not_start_at_zero(tmp_path):
+    values, lang, lab = syn.make(seed=6, per_cell=20, neurons=40)
+    frame = syn.long_frame(values, lang, lab, 4).with_columns(pl.col("neuron") + 100)  # neurons 100..139
+    db = tmp_path / "w.duckdb"
+    load_long(db, syn.write_long(tmp_path / "o.parquet", [frame]), "offset")
+    with Warehouse(db) as wh:
+        r = significance(wh, "offset", 4, permutations=100, bootstraps=0)
+    assert r.neurons["neuron"].to_list() == list(range(100, 140))
+    sensitive = set(r.neurons.filter(pl.col("q_value") < 0.05)["neuron"])
+    assert {103, 107, 111, 120, 121} <= sensitive  # the planted polyglot neurons, shifted

@@ -201,6 +201,9 @@ def ablate(db, model: str, dataset: Dataset, run: str, layer: int, neurons: str 
             if mean_scope == "language" and not languages <= stored:
                 raise UserError(f"language(s) {', '.join(sorted(languages - stored))} have no stored means in run "
                                 f"'{run}'; use --mean-scope pooled")
+            if table.filter(pl.col("language").is_null()).height != loaded.hidden_size:
+                raise UserError(f"run '{run}' does not store all {loaded.hidden_size} neurons of layer {layer}; "
+                                "mean ablation needs every neuron's mean (use --mode zero)")
             by_language = {k[0]: torch.tensor(g.sort("neuron")["mean"].to_numpy(), dtype=torch.float32)
                            for k, g in table.group_by("language")}
             means = {lang: (by_language[lang] if mean_scope == "language" else by_language[None])

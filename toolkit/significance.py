@@ -35,6 +35,7 @@ class Layout:
     """The layer's z matrix with sentences in contiguous language x label blocks ("cells")."""
 
     z: np.ndarray            # [S, N] float64, rows ordered by (language, label)
+    neurons: np.ndarray      # [N] the neuron id of each column
     languages: list[str]
     labels: list[str]
     cell_language: np.ndarray  # [K] index into languages
@@ -58,8 +59,9 @@ def load_layout(wh: Warehouse, run: str, layer: int) -> Layout:
         "where z.run = ? and z.layer = ? order by z.language, z.label, z.sentence_id, z.neuron",
         [run, layer],
     )
-    n_neurons = z["neuron"].n_unique()
-    sentences = z.filter(pl.col("neuron") == z["neuron"].min()).select("language", "label")
+    neurons = np.sort(z["neuron"].unique().to_numpy())
+    n_neurons = len(neurons)
+    sentences = z.filter(pl.col("neuron") == int(neurons[0])).select("language", "label")
     matrix = z["z"].to_numpy().reshape(sentences.height, n_neurons)
     languages = sorted(sentences["language"].unique().to_list())
     labels = sorted(sentences["label"].unique().to_list())
@@ -70,7 +72,7 @@ def load_layout(wh: Warehouse, run: str, layer: int) -> Layout:
     blocks = sentences.with_row_index("row").group_by("language", maintain_order=True).agg(
         pl.col("row").min().alias("a"), (pl.col("row").max() + 1).alias("b"))
     return Layout(
-        z=matrix, languages=languages, labels=labels,
+        z=matrix, neurons=neurons, languages=languages, labels=labels,
         cell_language=np.array([lang_index[l] for l in cells["language"]]),
         cell_label=np.array([label_index[l] for l in cells["label"]]),
         starts=cells["start"].to_numpy().astype(np.int64), counts=cells["count"].to_numpy().astype(np.int64),
@@ -242,7 +244,7 @@ def significance(wh: Warehouse, run: str, layer: int | None = None, permutations
     counts = pl.DataFrame(rows, schema=["label", "language", "neuron_class", "observed", "null_mean", "null_low",
                                         "null_high", "p_value"], orient="row")
     p_var = upper_p(null_var, obs_var[0])
-    neurons = pl.DataFrame({"neuron": np.arange(layout.z.shape[1]), "variance": obs_var[0], "p_value": p_var,
+    neurons = pl.DataFrame({"neuron": layout.neurons, "variance": obs_var[0], "p_value": p_var,
                             "q_value": benjamini_hochberg(p_var)})
 
     obs_rho = spearman_pairs(layout, P_obs)
