@@ -79,7 +79,7 @@ def measure(db: Path, layers: int) -> dict:
     out["scan_one"] = timed(lambda: con.execute(
         "select neuron, avg(value), count(*) from activations where layer = 11 group by neuron").fetchall(), 2)
     out["moments_one"] = timed(lambda: con.execute(
-        "select count(*) from moments_source where run = 'bench' and layer = 11").fetchall())
+        "select count(*) from moments_source where run_id = 1 and layer = 11").fetchall())
 
     def fill():
         with wh.transaction():

@@ -134,11 +134,7 @@ class Warehouse:
     def materialize(self, run_id: int) -> None:
         """Refill the `moments` cache of one complete run from `moments_source` (inside a transaction)."""
         self.con.execute("delete from moments where run_id = ?", [run_id])
-        self.con.execute(
-            "insert into moments select r.run_id, m.layer, m.language, m.label, m.neuron, m.n_sentences, m.mean, "
-            "m.variance from moments_source as m join runs as r on r.name = m.run where r.run_id = ?",
-            [run_id],
-        )
+        self.con.execute("insert into moments select * from moments_source where run_id = ?", [run_id])
         self.con.execute("update runs set materialized_at = now()::timestamp where run_id = ?", [run_id])
 
     # -- helpers ------------------------------------------------------------------------------------

@@ -6,15 +6,14 @@
 -- Source of the `moments` cache, in one pass over the activations: count, mean and population
 -- variance of the raw activation per language x label x neuron, and per language x neuron (label NULL).
 -- DuckDB's avg/var_pop are numerically stable, and var_pop of a constant is exactly 0.
--- (Python copies this view into the table one run at a time; it defines no statistic of its own.)
+-- (Python copies this view into the table one run_id at a time, when the run completes; it defines no
+-- statistic of its own. Keyed by run_id, so the run filter reaches the scan.)
 CREATE OR REPLACE VIEW moments_source AS
-SELECT r.name AS run, a.layer, s.language, s.label, a.neuron,
+SELECT a.run_id, a.layer, s.language, s.label, a.neuron,
        count(*) AS n_sentences, avg(a.value::DOUBLE) AS mean, var_pop(a.value::DOUBLE) AS variance
 FROM activations AS a
 JOIN sentences AS s USING (run_id, sentence_id)
-JOIN runs AS r USING (run_id)
-WHERE r.status = 'complete'
-GROUP BY GROUPING SETS ((r.name, a.layer, s.language, s.label, a.neuron), (r.name, a.layer, s.language, a.neuron));
+GROUP BY GROUPING SETS ((a.run_id, a.layer, s.language, s.label, a.neuron), (a.run_id, a.layer, s.language, a.neuron));
 
 -- Definition 1, paper Section 2.2 ("z-score normalized within each language"): the language's mean and
 -- population standard deviation of each neuron, over all its sentences.
@@ -209,9 +208,9 @@ WHERE n.q_value < s.alpha;
 -- sensitive := true, only the label-sensitive neurons count (shares among them, as in the paper).
 CREATE OR REPLACE MACRO count_classes(threshold, absolute := false, sensitive := false) AS TABLE
 WITH c AS (
-    SELECT * FROM classify_neurons(threshold, absolute := absolute) AS k
-    WHERE NOT sensitive
-       OR EXISTS (SELECT 1 FROM sensitive_neurons AS x WHERE x.run = k.run AND x.layer = k.layer AND x.neuron = k.neuron)
+    SELECT k.* FROM classify_neurons(threshold, absolute := absolute) AS k
+    LEFT JOIN sensitive_neurons AS x ON x.run = k.run AND x.layer = k.layer AND x.neuron = k.neuron
+    WHERE NOT sensitive OR x.neuron IS NOT NULL
 ),
 cells AS (
     SELECT DISTINCT c.run, c.layer, c.label, k.neuron_class
