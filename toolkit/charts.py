@@ -178,12 +178,14 @@ def variance_ranking(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     df = wh.sql("select rank, neuron, variance, rank <= ? as is_top from between_label_variance "
                 "where run = ? and layer = ? order by rank", [o.top, o.run, layer])
     base = alt.Chart(df).encode(x=alt.X("rank:Q", title="rank", scale=alt.Scale(nice=False)),
-                                y=alt.Y("variance:Q", title="between-label variance"))
+                                y=alt.Y("variance:Q", title="between-label variance"),
+                                tooltip=["rank", "neuron", alt.Tooltip("variance:Q", format=".4f")])
+    tops = ", ".join(map(str, df.filter(pl.col("is_top"))["neuron"].to_list()))
     return (alt.layer(base.mark_area(color="#9ecae1", line={"color": "#3182bd"}),
-                      base.transform_filter("datum.is_top").mark_point(color="#d62728", filled=True),
-                      base.transform_filter("datum.is_top").mark_text(align="left", dx=6, fontSize=9).encode(
-                          text=alt.Text("neuron:Q", format="d")))
-            .properties(width=WIDTH, height=200, title=_title("Neurons ranked by between-label variance", o, layer)))
+                      base.transform_filter("datum.is_top").mark_point(color="#d62728", filled=True))
+            .properties(width=WIDTH, height=200, title=alt.TitleParams(
+                "Neurons ranked by between-label variance",
+                subtitle=[f"run {o.run}, layer {layer}", f"top {o.top} (red): neurons {tops}"], subtitleColor="#666666")))
 
 
 def classes_null(wh: Warehouse, o: ChartOptions) -> alt.Chart:
@@ -199,11 +201,11 @@ def classes_null(wh: Warehouse, o: ChartOptions) -> alt.Chart:
         y=alt.Y("null_low:Q", title="neurons"), y2="null_high:Q")
     null_mean = base.mark_tick(color="#555555", thickness=1, size=14).encode(y="null_mean:Q")
     observed = base.mark_point(filled=True, size=60).encode(
-        y="observed:Q", color=alt.Color("neuron_class:N", title="class", sort=order,
+        y="observed:Q", color=alt.Color("neuron_class:N", title="class", sort=order, legend=None,
                                         scale=alt.Scale(domain=order, range=[CLASS_COLORS[c] for c in order])),
         tooltip=["label", "neuron_class", "observed", alt.Tooltip("null_mean:Q", format=".1f"),
                  alt.Tooltip("p_value:Q", format=".4f")])
-    return (alt.layer(band, null_mean, observed, data=df).properties(width=max(55 * df["label"].n_unique(), 200), height=170)
+    return (alt.layer(band, null_mean, observed, data=df).properties(width=max(44 * df["label"].n_unique(), 160), height=170)
             .facet(column=alt.Column("neuron_class:N", title=None, sort=order))
             .properties(title=_title("Class counts against chance (grey: permutation null, 95 % interval and mean)", o, layer)))
 

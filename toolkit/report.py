@@ -27,16 +27,15 @@ from toolkit.warehouse import Warehouse, sql_dir
 STATISTICS_SQL = "sql/views/010_statistics.sql"
 
 
-def definitions() -> dict[str, str]:
-    """The comment block above each view or macro in the statistics SQL file, keyed by its name."""
-    text = (sql_dir() / "views" / "010_statistics.sql").read_text()
-    out: dict[str, str] = {}
-    for block in text.split("\n\n"):
-        lines = block.strip().splitlines()
-        head = [ln[2:].strip() for ln in lines[: next((i for i, ln in enumerate(lines) if not ln.startswith("--")), len(lines))]]
-        comment = " ".join(head)
-        for m in re.finditer(r"CREATE OR REPLACE (?:VIEW|MACRO) (\w+)", block):
-            out[m.group(1)] = comment
+def definitions() -> dict[str, tuple[str, str]]:
+    """(comment, file) for each view or macro in sql/views: the comment block just above its CREATE."""
+    out: dict[str, tuple[str, str]] = {}
+    for path in sorted((sql_dir() / "views").glob("*.sql")):
+        for block in path.read_text().split("\n\n"):
+            lines = block.strip().splitlines()
+            head = [ln[2:].strip() for ln in lines[: next((i for i, ln in enumerate(lines) if not ln.startswith("--")), len(lines))]]
+            for m in re.finditer(r"CREATE OR REPLACE (?:VIEW|MACRO) (\w+)", block):
+                out[m.group(1)] = (" ".join(head), f"sql/views/{path.name}")
     return out
 
 
@@ -242,8 +241,8 @@ def build_report(db, run: str, out: str | Path, layer: int | None = None, thresh
                     label=f"tab:{t.key}")
 
     def definition(view: str) -> str:
-        return (f'<p class="definition">{html.escape(defs.get(view, ""))} '
-                f"<br><code>{STATISTICS_SQL}</code>, <code>{view}</code></p>")
+        text, source = defs.get(view, ("", STATISTICS_SQL))
+        return f'<p class="definition">{html.escape(text)} <br><code>{source}</code>, <code>{view}</code></p>'
 
     info = {
         "run": run, "layer": rl.layer, "model": meta["model"] or "(imported)", "data": meta["data_file"],
