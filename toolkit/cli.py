@@ -496,5 +496,24 @@ def demo(out: Path, epochs: int) -> None:
     run_demo(out, epochs=epochs)
 
 
+SHORT_HELP = {
+    "extract": "Extract activations of a model on a dataset into a run.",
+    "load": "Import a long-format activations table as a run.",
+    "runs": "List the runs in the warehouse.",
+    "delete": "Delete a run and everything computed from it.",
+    "query": "Run read-only SQL on the warehouse.",
+    "analyze": "The paper's findings for a run (or the layer sweep).",
+    "significance": "Test the findings against chance (permutations, bootstrap, ANOVA).",
+    "chart": "Draw one figure as PNG, SVG, PDF or HTML.",
+    "report": "Write the self-contained HTML report with figures and tables.",
+    "export": "Export a view or query as CSV, Parquet, JSON, Markdown or LaTeX.",
+    "finetune": "Fine-tune a classifier with the paper's recipe.",
+    "ablate": "Ablate neurons inside the model against random controls.",
+    "demo": "Run the whole workflow on the bundled sample with a tiny model.",
+}
+for _name, _text in SHORT_HELP.items():
+    cli.commands[_name].short_help = _text
+
+
 def main() -> None:
     cli(prog_name="neurons")
