@@ -7,6 +7,7 @@ pass a directory. Layer numbers follow `hidden_states`: 0 is the embedding outpu
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import socket
@@ -76,6 +77,7 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
+@functools.lru_cache(maxsize=1)
 def hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the Hugging Face hub (HF_ENDPOINT) answers a TCP connection within TIMEOUT seconds."""
     host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"

@@ -275,21 +275,22 @@ class Warehouse:
         """Definition 7: neurons by |mean z| per language and label."""
         return self.view("top_neurons", run, layer)
 
+    def _macro(self, call: str, order: str, run: str, layer: int, params: list) -> pl.DataFrame:
+        return self.sql(f"select * from {call} where run = ? and layer = ? order by {order}", [*params, run, layer])
+
     def neuron_classes(self, run: str, layer: int, threshold: float = 0.5, absolute: bool = False) -> pl.DataFrame:
         """Definition 6 at any threshold (P > threshold, or |P| > threshold with ABSOLUTE)."""
-        return self.sql("select * from classify_neurons(?, absolute := ?) where run = ? and layer = ? "
-                        "order by label, neuron", [threshold, absolute, run, layer])
+        return self._macro("classify_neurons(?, absolute := ?)", "label, neuron", run, layer, [threshold, absolute])
 
     def class_counts(self, run: str, layer: int, threshold: float = 0.5, absolute: bool = False,
                      sensitive: bool = False) -> pl.DataFrame:
         """Neurons per class and label, with their share (among label-sensitive neurons with SENSITIVE)."""
-        return self.sql("select * from count_classes(?, absolute := ?, sensitive := ?) where run = ? and layer = ? "
-                        "order by label, neuron_class", [threshold, absolute, sensitive, run, layer])
+        return self._macro("count_classes(?, absolute := ?, sensitive := ?)", "label, neuron_class", run, layer,
+                           [threshold, absolute, sensitive])
 
     def monolingual_counts(self, run: str, layer: int, threshold: float = 0.5, absolute: bool = False) -> pl.DataFrame:
         """Distinct neurons monolingual in each language for at least one label."""
-        return self.sql("select * from count_monolingual(?, absolute := ?) where run = ? and layer = ? "
-                        "order by language", [threshold, absolute, run, layer])
+        return self._macro("count_monolingual(?, absolute := ?)", "language", run, layer, [threshold, absolute])
 
 
 # statistics views and their natural row order
