@@ -144,3 +144,19 @@ def test_delete_a_run(tmp_path, neurons, checkpoint, data_csv):
                                 "(select count(distinct run_id) from moments) as m", "--json").stdout)[0]
     assert counts == {"runs": 1, "a": 1, "s": 0, "m": 1}
     assert_one_line_error(neurons("--db", db, "delete", "--run", "drop", "--yes"), "no run named 'drop'")
+
+
+def test_schema_upgrade_recomputes_the_cache(tmp_path, neurons, checkpoint, data_csv):
+    """A warehouse whose statistics cache is missing or stale is rebuilt from the SQL when opened."""
+    import duckdb
+
+    db = tmp_path / "w.duckdb"
+    assert neurons("--db", db, "extract", checkpoint(), data_csv, "--run", "r", "--quiet", "--limit", "40").exit_code == 0
+    before = json.loads(neurons("--db", db, "query", "select * from label_profiles order by all", "--json").stdout)
+    con = duckdb.connect(str(db))
+    con.execute("delete from moments")
+    con.execute("drop view moments_source")  # as if written by a toolkit with another definition
+    con.execute("update warehouse_meta set value = 'old' where key = 'views_sha256'")
+    con.close()
+    after = json.loads(neurons("--db", db, "query", "select * from label_profiles order by all", "--json").stdout)
+    assert len(before) == 6 * 32 and after == before  # 40 Arabic sentences, 6 labels, 32 neurons: refilled

@@ -121,11 +121,13 @@ class Warehouse:
             self.con.execute("create table if not exists warehouse_meta (key varchar primary key, value varchar)")
             for p in pending:
                 self.con.execute(p.read_text())
+            source = "select any_value(sql) from duckdb_views() where view_name = 'moments_source'"
+            before = self.scalar(source)
             for p in _sql_files("views"):
                 self.con.execute(p.read_text())
-            # the statistics' definitions may have changed: recompute every run's cache from them
-            for (run_id,) in self.con.execute("select run_id from runs where status = 'complete'").fetchall():
-                self.materialize(run_id)
+            if self.scalar(source) != before:  # the cache's definition changed: recompute every run's cache
+                for (run_id,) in self.con.execute("select run_id from runs where status = 'complete'").fetchall():
+                    self.materialize(run_id)
             for key, value in (("schema_version", str(schema_version_of_package())), ("views_sha256", digest)):
                 self.con.execute(
                     "insert or replace into warehouse_meta values (?, ?)", [key, value]
