@@ -48,9 +48,9 @@ def planted_model(tmp_path_factory, sample):
     model.bert.pooler.dense.weight.register_hook(lambda g: g * keep)  # ... and keeps doing so while training
     from toolkit.finetune import train_classifier
 
-    result = train_classifier(model, tok, sample["text"].to_list(), sample["label"].to_list(), epochs=40, lr=2e-3,
+    result = train_classifier(model, tok, sample["text"].to_list(), sample["label"].to_list(), epochs=60, lr=1e-3,
                               batch_size=16, seed=0, progress=False)
-    assert result.train_accuracy > 0.6
+    assert result.train_accuracy > 0.8
     return save_checkpoint(model, tok, tmp_path_factory.mktemp("planted"))
 
 

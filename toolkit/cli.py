@@ -403,12 +403,13 @@ def significance(ctx: Context, run: str, layer: int | None, permutations: int, b
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--max-length", type=int, default=128, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @handled
 def finetune(base: str, data: Path, out: Path, text_column: str, language_column: str, label_column: str,
              id_column: str | None, split_column: str | None, splits: str | None, limit: int | None,
              train_languages: str | None, head: str, epochs: int, lr: float, batch_size: int, max_length: int,
-             seed: int, quiet: bool) -> None:
+             seed: int, device: str, quiet: bool) -> None:
     """Fine-tune checkpoint BASE on DATA with cross-entropy over its labels; save a classifier checkpoint
     (with id2label) that `extract` and `ablate` accept. E.g. --train-languages en --split train."""
     from toolkit.datasets import read_dataset
@@ -424,7 +425,7 @@ def finetune(base: str, data: Path, out: Path, text_column: str, language_column
             raise UserError(f"no sentences in {', '.join(wanted)} (languages: "
                             f"{', '.join(sorted(dataset.frame['language'].unique().to_list()))})")
     result = run_finetune(base, frame["text"].to_list(), frame["label"].to_list(), out, head, epochs, lr, batch_size,
-                          max_length, seed, progress=not quiet)
+                          max_length, seed, progress=not quiet, device=device)
     click.echo(f"fine-tuned on {frame.height} sentences ({head} head): loss {result.losses[0]:.3f} -> "
                f"{result.losses[-1]:.3f}, training accuracy {result.train_accuracy:.3f}; saved to {out}")
 

@@ -60,35 +60,46 @@ def train_classifier(
     max_length: int = 128,
     seed: int = 0,
     progress: bool = True,
+    device: str = "cpu",
 ) -> TrainResult:
     """Train MODEL (a classifier, or a LinearHead around one) in place with cross-entropy on TEXTS and gold
-    LABELS (names from config.label2id); deterministic for SEED on CPU."""
+    LABELS (names from config.label2id); each batch is padded to its own longest sentence. Deterministic for
+    SEED on CPU."""
+    from toolkit.extract import pad
+
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     config = model.model.config if isinstance(model, LinearHead) else model.config
     y = torch.tensor([config.label2id[l] for l in labels])
-    enc = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    def logits(rows) -> torch.Tensor:
+        input_ids, mask = pad([ids[int(r)] for r in rows], pad_id)
+        return logits_of(model, input_ids.to(device), mask.to(device))
+
+    model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     losses: list[float] = []
     model.train()
     bar = tqdm(range(epochs), desc="fine-tune", unit="epoch", disable=not progress, file=sys.stderr)
     for _ in bar:
-        order = torch.from_numpy(rng.permutation(len(texts)))
+        order = rng.permutation(len(texts))
         total = 0.0
         for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            loss = loss_fn(logits_of(model, enc["input_ids"][idx], enc["attention_mask"][idx]), y[idx])
+            rows = order[start : start + batch_size]
+            loss = loss_fn(logits(rows), y[rows].to(device))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            total += loss.item() * len(idx)
+            total += loss.item() * len(rows)
         losses.append(total / len(texts))
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
     model.eval()
     with torch.inference_mode():
-        pred = torch.cat([logits_of(model, enc["input_ids"][i : i + 64], enc["attention_mask"][i : i + 64]).argmax(-1)
-                          for i in range(0, len(texts), 64)])
+        pred = torch.cat([logits(range(i, min(i + 64, len(texts)))).argmax(-1).cpu() for i in range(0, len(texts), 64)])
+    model.to("cpu")
     return TrainResult(losses=losses, train_accuracy=float((pred == y).float().mean()))
 
 
@@ -117,11 +128,11 @@ def fold_linear_head(head: LinearHead) -> nn.Module:
 
 def finetune(base: str, texts: list[str], labels: list[str], out: str | Path, head: str = "linear", epochs: int = 3,
              lr: float = 2e-5, batch_size: int = 16, max_length: int = 128, seed: int = 0,
-             progress: bool = True) -> TrainResult:
+             progress: bool = True, device: str = "auto") -> TrainResult:
     """Fine-tune checkpoint BASE on TEXTS/LABELS and save a classifier checkpoint (with id2label) to OUT."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from toolkit.models import load_config, quiet_transformers
+    from toolkit.models import load_config, pick_device, quiet_transformers
 
     if head not in ("linear", "default"):
         raise UserError(f"unknown --head {head}; use linear or default")
@@ -141,7 +152,8 @@ def finetune(base: str, texts: list[str], labels: list[str], out: str | Path, he
         reference, num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
         ignore_mismatched_sizes=True)
     trainable = LinearHead(model) if head == "linear" else model
-    result = train_classifier(trainable, tokenizer, texts, labels, epochs, lr, batch_size, max_length, seed, progress)
+    result = train_classifier(trainable, tokenizer, texts, labels, epochs, lr, batch_size, max_length, seed, progress,
+                              str(pick_device(device)))
     if head == "linear":
         model = fold_linear_head(trainable)
     model.config.architectures = [type(model).__name__]
