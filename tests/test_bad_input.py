@@ -130,8 +130,10 @@ def test_locked_database(tmp_path, neurons, checkpoint, data_csv, db_with_run):
     )
     try:
         assert holder.stdout.readline().strip() == "ok"
-        assert_one_line_error(neurons(*extract_args(db_with_run, checkpoint(), data_csv)), "is locked by another process")
-        assert_one_line_error(neurons("--db", db_with_run, "query", "select 1"), "is locked")
+        quick = {"NEURONS_LOCK_WAIT": "1"}
+        assert_one_line_error(neurons(*extract_args(db_with_run, checkpoint(), data_csv), env=quick),
+                              "is locked by another process")
+        assert_one_line_error(neurons("--db", db_with_run, "query", "select 1", env=quick), "is locked")
     finally:
         holder.kill()
         holder.wait()

@@ -147,7 +147,8 @@ def test_delete_a_run(tmp_path, neurons, checkpoint, data_csv):
 
 
 def test_schema_upgrade_recomputes_the_cache(tmp_path, neurons, checkpoint, data_csv):
-    """A warehouse whose statistics cache is missing or stale is rebuilt from the SQL when opened."""
+    """A warehouse whose statistics cache is missing or stale is rebuilt from the SQL by `neurons upgrade`; readers
+    refuse it until then rather than change the file."""
     import duckdb
 
     db = tmp_path / "w.duckdb"
@@ -158,5 +159,7 @@ def test_schema_upgrade_recomputes_the_cache(tmp_path, neurons, checkpoint, data
     con.execute("drop view moments_source")  # as if written by a toolkit with another definition
     con.execute("update warehouse_meta set value = 'old' where key = 'views_sha256'")
     con.close()
+    assert_one_line_error(neurons("--db", db, "query", "select 1"), "older version", "upgrade")
+    assert "upgraded" in neurons("--db", db, "upgrade").stdout
     after = json.loads(neurons("--db", db, "query", "select * from label_profiles order by all", "--json").stdout)
     assert len(before) == 6 * 32 and after == before  # 40 Arabic sentences, 6 labels, 32 neurons: refilled

@@ -31,7 +31,7 @@ from toolkit.errors import UserError
 from toolkit.extract import batch_plan, pad, tokenize
 from toolkit.models import LoadedModel, block_list, load_model
 from toolkit.query import execute_read_only
-from toolkit.warehouse import Warehouse
+from toolkit.warehouse import WRITER_LOCK_WAIT, Warehouse
 
 
 def layer_module(model: nn.Module, n_layers: int, layer: int) -> nn.Module:
@@ -168,7 +168,7 @@ def ablate(db, model: str, dataset: Dataset, run: str, layer: int, neurons: str 
     if controls < 0:
         raise UserError("--controls must be at least 0")
     warnings: list[str] = []
-    with Warehouse(db) as wh:
+    with Warehouse(db, read_only=True) as wh:  # user SQL (--query) runs in its sandbox; no lock held
         wh.run_id(run)
         meta = wh.run_row(run)
         if layer not in meta["layers"]:
@@ -209,25 +209,27 @@ def ablate(db, model: str, dataset: Dataset, run: str, layer: int, neurons: str 
             means = {lang: (by_language[lang] if mean_scope == "language" else by_language[None])
                      for lang in languages}
 
-        prep = prepare(loaded, dataset, batch_size, max_length)
-        module = layer_module(loaded.model, loaded.n_layers, layer)
-        bar = tqdm(total=len(sets) * dataset.n_sentences, unit="sent", desc="ablate", disable=not progress, file=sys.stderr)
-        predictions = []
-        for _, chosen in sets:
-            chosen_means = ({lang: m[chosen] for lang, m in means.items()} if means is not None else None)
-            predictions.append(predict(loaded, prep, module, chosen, positions, chosen_means, bar))
-        bar.close()
-        names = np.asarray(loaded.class_names, dtype=object)
-        frame = dataset.frame
-        settings = {"model": loaded.reference, "data_file": str(dataset.path), **dataset.options, "layer": layer,
-                    "mode": mode, "mean_scope": mean_scope if mode == "mean" else None, "positions": positions,
-                    "selection": selection, "controls": controls, "seed": seed, "batch_size": batch_size,
-                    "max_length": max_length}
+    prep = prepare(loaded, dataset, batch_size, max_length)
+    module = layer_module(loaded.model, loaded.n_layers, layer)
+    bar = tqdm(total=len(sets) * dataset.n_sentences, unit="sent", desc="ablate", disable=not progress, file=sys.stderr)
+    predictions = []
+    for _, chosen in sets:
+        chosen_means = ({lang: m[chosen] for lang, m in means.items()} if means is not None else None)
+        predictions.append(predict(loaded, prep, module, chosen, positions, chosen_means, bar))
+    bar.close()
+    names = np.asarray(loaded.class_names, dtype=object)
+    frame = dataset.frame
+    settings = {"model": loaded.reference, "data_file": str(dataset.path), **dataset.options, "layer": layer,
+                "mode": mode, "mean_scope": mean_scope if mode == "mean" else None, "positions": positions,
+                "selection": selection, "controls": controls, "seed": seed, "batch_size": batch_size,
+                "max_length": max_length}
+    with Warehouse(db, create=False, lock_wait=WRITER_LOCK_WAIT) as wh:
+        run_id = wh.run_id(run)
         with wh.transaction() as con:
             ablation_id = int(wh.scalar("select coalesce(max(ablation_id), 0) + 1 from ablations"))
             con.execute(
                 "insert into ablations values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [ablation_id, wh.run_id(run), loaded.reference, str(dataset.path), layer, mode,
+                [ablation_id, run_id, loaded.reference, str(dataset.path), layer, mode,
                  mean_scope if mode == "mean" else None, positions, selection, controls, seed, frame.height,
                  json.dumps(settings), datetime.now(), __version__],
             )

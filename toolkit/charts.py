@@ -16,6 +16,7 @@ import polars as pl
 
 from toolkit.analysis import CLASSES, resolve
 from toolkit.errors import UserError
+from toolkit.output import atomic_file
 from toolkit.warehouse import Warehouse
 
 alt.data_transformers.disable_max_rows()
@@ -291,12 +292,12 @@ def save(chart: alt.Chart, out: str | Path) -> Path:
     out = Path(out)
     if out.suffix.lower() not in FORMATS:
         raise UserError(f"--out {out}: unsupported extension '{out.suffix}'; use one of {', '.join(FORMATS)}")
-    out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix.lower()
-    if suffix == ".png":
-        chart.save(str(out), scale_factor=2)
-    elif suffix == ".html":
-        chart.save(str(out), inline=True)
-    else:
-        chart.save(str(out))
+    with atomic_file(out) as tmp:
+        if suffix == ".png":
+            chart.save(str(tmp), format="png", scale_factor=2)
+        elif suffix == ".html":
+            chart.save(str(tmp), format="html", inline=True)
+        else:
+            chart.save(str(tmp), format=suffix[1:])
     return out

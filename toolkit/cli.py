@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import math
 import os
 import sys
 from pathlib import Path
@@ -36,6 +38,10 @@ def handled(fn):
             fail(INTERRUPTED, 130)
         except BrokenPipeError:
             sys.exit(0)
+        except click.exceptions.Abort:
+            fail("aborted", 1)
+        except OSError as exc:
+            fail(_os_error_line(exc))
         except Exception as exc:
             if type(exc).__name__ == "InterruptException":  # DuckDB's form of Ctrl-C inside a query
                 fail(INTERRUPTED, 130)
@@ -48,6 +54,31 @@ def handled(fn):
     return wrapper
 
 
+def _os_error_line(exc: OSError) -> str:
+    """A user-caused file system failure (disk full, no permission, a missing folder) in one line."""
+    where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if getattr(exc, "errno", None) == errno.ENOSPC:
+        reason = "no space left on the device"
+    return f"cannot write or read{where}: {reason[:1].lower() + reason[1:]}"
+
+
+class OneLineGroup(click.Group):
+    """Usage errors (a bad option, a missing argument, a --db folder) as one line on stderr, like every other
+    error, instead of click's usage block."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            fail("aborted", 1)
+        except click.ClickException as exc:
+            fail(f"{exc.format_message()} (see `neurons --help`)".replace("\n", " "), exc.exit_code)
+        if isinstance(code, int) and code and standalone_mode:
+            sys.exit(code)
+        return code
+
+
 class Context:
     def __init__(self, db: Path):
         self.db = db
@@ -56,8 +87,8 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), envvar="NEURONS_DB", default=None,
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--db", type=click.Path(path_type=Path), envvar="NEURONS_DB", default=None,
               help="Warehouse file (env NEURONS_DB; default warehouse/activations.duckdb).")
 @click.version_option(__version__, prog_name="neurons")
 @click.pass_context
@@ -68,6 +99,35 @@ def cli(ctx: click.Context, db: Path | None) -> None:
     Start with `neurons demo`.
     """
     ctx.obj = Context(db or default_db())
+
+
+def finite(ctx, param, value):
+    """A float option that must be a finite number."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number", ctx, param)
+    return value
+
+
+def probability(ctx, param, value):
+    """A float option strictly between 0 and 1."""
+    if value is not None and not 0 < value < 1:
+        raise click.BadParameter(f"{value} must be strictly between 0 and 1", ctx, param)
+    return value
+
+
+def at_least(minimum: int):
+    """An int option of at least MINIMUM."""
+
+    def check(ctx, param, value):
+        if value is not None and value < minimum:
+            raise click.BadParameter(f"{value} must be at least {minimum}", ctx, param)
+        return value
+
+    return check
+
+
+def threshold_option(help_text: str = "Activity threshold on mean z."):
+    return click.option("--threshold", type=float, default=0.5, show_default=True, callback=finite, help=help_text)
 
 
 def data_options(fn):
@@ -105,6 +165,8 @@ def data_options(fn):
               help="Skip the classification head: no predicted labels, and no compute above the deepest layer.")
 @click.option("--commit-every", type=int, default=1024, show_default=True,
               help="Sentences per committed chunk (what an interruption can lose at most).")
+@click.option("--allow-unk", is_flag=True,
+              help="Extract even when the tokenizer maps over 5 % of a language's tokens to the unknown token.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run with the same settings.")
 @click.option("--replace", is_flag=True, help="Redo the run from scratch if it exists.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -113,7 +175,8 @@ def data_options(fn):
 def extract(ctx: Context, model: str, data: Path, run: str, text_column: str, language_column: str,
             label_column: str, id_column: str | None, split_column: str | None, splits: str | None,
             limit: int | None, layers: str, pooling: str, batch_size: int, max_length: int | None, device: str,
-            dtype: str, no_predictions: bool, commit_every: int, resume: bool, replace: bool, quiet: bool) -> None:
+            dtype: str, no_predictions: bool, commit_every: int, allow_unk: bool, resume: bool, replace: bool,
+            quiet: bool) -> None:
     """Extract pooled activations of MODEL (checkpoint directory or hub id) on DATA into a run.
 
     DATA is CSV, TSV, JSONL or Parquet with text, language and label columns.
@@ -129,7 +192,7 @@ def extract(ctx: Context, model: str, data: Path, run: str, text_column: str, la
         ctx.db, model, dataset, run,
         ExtractOptions(layers=layers, pooling=pooling, batch_size=batch_size, max_length=max_length, device=device,
                        dtype=dtype, predictions=not no_predictions, commit_every=commit_every),
-        resume=resume, replace=replace, progress=not quiet,
+        resume=resume, replace=replace, progress=not quiet, allow_unknown=allow_unk,
     )
     click.echo(extraction_summary(summary))
 
@@ -177,13 +240,16 @@ def delete(ctx: Context, run: str, yes: bool) -> None:
     """Delete a run with its sentences, activations, statistics, significance results and ablations."""
     from toolkit.warehouse import Warehouse
 
-    with Warehouse(ctx.db) as wh:
+    with Warehouse(ctx.db, create=False) as wh:
         row = wh.run_row(run)
         if row is None:
-            known = ", ".join(wh.sql("select name from runs order by run_id")["name"].to_list()) or "none"
-            raise UserError(f"no run named '{run}' in {wh.path} (runs: {known})")
-        if not yes and not click.confirm(f"delete run '{run}' ({row['n_sentences']} sentences) from {wh.path}?"):
-            raise UserError("nothing deleted")
+            wh.run_id(run)  # the error naming the runs there are
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UserError(f"not deleting run '{run}' without confirmation and there is no terminal to ask; "
+                                "pass --yes")
+            if not click.confirm(f"delete run '{run}' ({row['n_sentences']} sentences) from {wh.path}?"):
+                raise UserError("nothing deleted")
         with wh.transaction():
             wh.delete_run(int(row["run_id"]))
         wh.con.execute("checkpoint")
@@ -214,9 +280,10 @@ def query(ctx: Context, sql: str, fmt: str | None) -> None:
 @click.option("--layer", type=int, default=None, help="Layer (default: the penultimate stored layer).")
 @click.option("--layers", "sweep", type=click.Choice(["all"]), default=None,
               help="all: one row per stored layer (the layer sweep) instead of one layer's findings.")
-@click.option("--threshold", type=float, default=0.5, show_default=True, help="Activity threshold on mean z.")
+@threshold_option()
 @click.option("--abs", "absolute", is_flag=True, help="Classify on |mean z| instead of mean z.")
-@click.option("--top", type=int, default=10, show_default=True, help="How many top-variance neurons to list.")
+@click.option("--top", type=int, default=10, show_default=True, callback=at_least(1),
+              help="How many top-variance neurons to list.")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of tables.")
 @pass_ctx
 @handled
@@ -224,11 +291,9 @@ def analyze(ctx: Context, run: str, layer: int | None, sweep: str | None, thresh
             as_json: bool) -> None:
     """The paper's findings for one run and layer: top-variance neurons, language-pair consistency,
     neuron classes per label and monolingual neurons per language. With --layers all, the layer sweep."""
-    import json
-
     from toolkit.analysis import analyze as run_analyze
     from toolkit.analysis import layer_sweep
-    from toolkit.query import render
+    from toolkit.query import render, to_json
     from toolkit.warehouse import Warehouse
 
     with Warehouse(ctx.db, read_only=True) as wh:
@@ -238,7 +303,7 @@ def analyze(ctx: Context, run: str, layer: int | None, sweep: str | None, thresh
             return
         f = run_analyze(wh, run, layer, threshold, absolute, top)
     if as_json:
-        click.echo(json.dumps(f.as_dict(), indent=1))
+        click.echo(to_json(f.as_dict()))
         return
     rule = "|P|" if absolute else "P"
     sections = [
@@ -261,8 +326,8 @@ def analyze(ctx: Context, run: str, layer: int | None, sweep: str | None, thresh
 @click.option("--labels", default=None, help="label-variance: labels to draw, comma-separated (default: all).")
 @click.option("--metric", type=click.Choice(["spearman", "cosine"]), default="spearman", show_default=True,
               help="correlation: which similarity.")
-@click.option("--top", type=int, default=5, show_default=True, help="Top neurons marked per panel.")
-@click.option("--threshold", type=float, default=0.5, show_default=True, help="classes, monolingual: threshold.")
+@click.option("--top", type=int, default=5, show_default=True, callback=at_least(1), help="Top neurons marked per panel.")
+@threshold_option("classes, monolingual: threshold.")
 @click.option("--abs", "absolute", is_flag=True, help="classes, monolingual: use |mean z|.")
 @click.option("--ablation", "ablation_id", type=int, default=None, help="ablation: which one (default: the run's latest).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -299,7 +364,7 @@ def chart(ctx: Context, name: str, run: str, layer: int | None, label: str | Non
 @cli.command()
 @click.option("--run", required=True, help="Run to report on.")
 @click.option("--layer", type=int, default=None, help="Layer (default: the penultimate stored layer).")
-@click.option("--threshold", type=float, default=0.5, show_default=True, help="Threshold of the neuron classes.")
+@threshold_option("Threshold of the neuron classes.")
 @click.option("--abs", "absolute", is_flag=True, help="Classify on |mean z|.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
 @pass_ctx
@@ -343,9 +408,10 @@ def export(ctx: Context, what: str, out: Path, run: str | None, layer: int | Non
 @click.option("--permutations", type=int, default=1000, show_default=True, help="Label permutations for the nulls.")
 @click.option("--bootstraps", type=int, default=1000, show_default=True, help="Bootstrap resamples for the intervals.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same results).")
-@click.option("--threshold", type=float, default=0.5, show_default=True, help="Threshold of the neuron classes.")
+@threshold_option("Threshold of the neuron classes.")
 @click.option("--abs", "absolute", is_flag=True, help="Classify on |mean z|.")
-@click.option("--alpha", type=float, default=0.05, show_default=True, help="q-value cut for label-sensitive neurons.")
+@click.option("--alpha", type=float, default=0.05, show_default=True, callback=probability,
+              help="q-value cut for label-sensitive neurons.")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of tables.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @pass_ctx
@@ -356,27 +422,26 @@ def significance(ctx: Context, run: str, layer: int | None, permutations: int, b
     between-label variance (with Benjamini-Hochberg q-values), bootstrap intervals of Spearman's rho,
     and ANOVA across labels. Results are stored in the warehouse (views class_significance,
     neuron_significance, correlation_intervals, anova_significance, sensitive_neurons)."""
-    import json
-
     from tqdm import tqdm
 
-    from toolkit.query import render
+    from toolkit.query import render, to_json
     from toolkit.significance import significance as run_significance
     from toolkit.significance import store
-    from toolkit.warehouse import Warehouse
+    from toolkit.warehouse import WRITER_LOCK_WAIT, Warehouse
 
-    with Warehouse(ctx.db) as wh:
+    with Warehouse(ctx.db, read_only=True) as wh:  # computed without holding the write lock
+        wh.run_id(run)
         bar = tqdm(total=permutations + bootstraps, unit="resample", desc="significance", disable=quiet, file=sys.stderr)
         result = run_significance(wh, run, layer, permutations, bootstraps, seed, threshold, absolute, alpha,
                                   progress=bar.update)
         bar.close()
+    with Warehouse(ctx.db, create=False, lock_wait=WRITER_LOCK_WAIT) as wh:
         store(wh, result)
     sensitive = result.neurons.filter(result.neurons["q_value"] < alpha).height
     if as_json:
-        click.echo(json.dumps({"run": result.run, "layer": result.layer, **result.settings, "seconds": result.seconds,
-                               "sensitive_neurons": sensitive, "counts": result.counts.to_dicts(),
-                               "correlation": result.correlation.filter(result.correlation["label"].is_null()).to_dicts()},
-                              indent=1, default=str))
+        click.echo(to_json({"run": result.run, "layer": result.layer, **result.settings, "seconds": result.seconds,
+                            "sensitive_neurons": sensitive, "counts": result.counts.to_dicts(),
+                            "correlation": result.correlation.filter(result.correlation["label"].is_null()).to_dicts()}))
         return
     click.echo(f"run '{result.run}', layer {result.layer}: {permutations} permutations, {bootstraps} bootstraps, "
                f"seed {seed} ({result.seconds:.1f} s)")
@@ -404,17 +469,21 @@ def significance(ctx: Context, run: str, layer: int | None, permutations: int, b
 @click.option("--max-length", type=int, default=128, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--allow-unk", is_flag=True,
+              help="Train even when the tokenizer maps over 5 % of a language's tokens to the unknown token.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @handled
 def finetune(base: str, data: Path, out: Path, text_column: str, language_column: str, label_column: str,
              id_column: str | None, split_column: str | None, splits: str | None, limit: int | None,
              train_languages: str | None, head: str, epochs: int, lr: float, batch_size: int, max_length: int,
-             seed: int, device: str, quiet: bool) -> None:
+             seed: int, device: str, allow_unk: bool, quiet: bool) -> None:
     """Fine-tune checkpoint BASE on DATA with cross-entropy over its labels; save a classifier checkpoint
     (with id2label) that `extract` and `ablate` accept. E.g. --train-languages en --split train."""
     from toolkit.datasets import read_dataset
     from toolkit.finetune import finetune as run_finetune
+    from toolkit.output import check_writable_dir
 
+    check_writable_dir(out)
     dataset = read_dataset(data, text_column, language_column, label_column, id_column, split_column,
                            splits.split(",") if splits else None, limit)
     frame = dataset.frame
@@ -425,7 +494,8 @@ def finetune(base: str, data: Path, out: Path, text_column: str, language_column
             raise UserError(f"no sentences in {', '.join(wanted)} (languages: "
                             f"{', '.join(sorted(dataset.frame['language'].unique().to_list()))})")
     result = run_finetune(base, frame["text"].to_list(), frame["label"].to_list(), out, head, epochs, lr, batch_size,
-                          max_length, seed, progress=not quiet, device=device)
+                          max_length, seed, progress=not quiet, device=device, allow_unknown=allow_unk,
+                          languages=frame["language"].to_list())
     click.echo(f"fine-tuned on {frame.height} sentences ({head} head): loss {result.losses[0]:.3f} -> "
                f"{result.losses[-1]:.3f}, training accuracy {result.train_accuracy:.3f}; saved to {out}")
 
@@ -460,11 +530,9 @@ def ablate(ctx: Context, model: str, data: Path, run: str, layer: int, text_colu
     """Ablate a neuron set inside MODEL at one layer, re-predict DATA, and compare per language with the
     unablated model and with random control sets of the same size. Results: views ablation_summary,
     ablation_scores and ablation_recall."""
-    import json
-
     from toolkit.ablate import ablate as run_ablate
     from toolkit.datasets import read_dataset
-    from toolkit.query import render
+    from toolkit.query import render, to_json
 
     dataset = read_dataset(data, text_column, language_column, label_column, id_column, split_column,
                            splits.split(",") if splits else None, limit)
@@ -473,8 +541,8 @@ def ablate(ctx: Context, model: str, data: Path, run: str, layer: int, text_colu
     for w in result.warnings:
         click.echo(f"neurons: warning: {w}", err=True)
     if as_json:
-        click.echo(json.dumps({"ablation_id": result.ablation_id, "summary": result.summary.to_dicts(),
-                               "recall": result.recall.to_dicts()}, indent=1, default=str))
+        click.echo(to_json({"ablation_id": result.ablation_id, "summary": result.summary.to_dicts(),
+                            "recall": result.recall.to_dicts()}))
         return
     cols = ["language", "n_sentences", "baseline_macro_f1", "target_macro_f1", "delta_macro_f1",
             "control_mean_delta_macro_f1", "control_min_delta_macro_f1", "target_rank", "n_controls"]
@@ -483,6 +551,20 @@ def ablate(ctx: Context, model: str, data: Path, run: str, layer: int, text_colu
     worst = result.recall.sort("delta_recall").head(10).select("language", "label", "baseline_recall", "target_recall",
                                                                "delta_recall", "control_mean_delta_recall")
     click.echo("\nLargest recall drops under the target set\n" + render(worst, "table", float_precision=3), nl=False)
+
+
+@cli.command()
+@pass_ctx
+@handled
+def upgrade(ctx: Context) -> None:
+    """Migrate a warehouse made by an older version of neurons to this version's schema and views (read-only
+    commands refuse an older warehouse rather than change it)."""
+    from toolkit.warehouse import Warehouse
+
+    with Warehouse(ctx.db, create=False) as wh:
+        before, after = wh.upgrade()
+    changed = "already up to date" if before == after and not wh.migrated else f"upgraded (schema {before} -> {after})"
+    click.echo(f"{ctx.db}: {changed}")
 
 
 @cli.command()
@@ -511,6 +593,7 @@ SHORT_HELP = {
     "finetune": "Fine-tune a classifier with the paper's recipe.",
     "ablate": "Ablate neurons inside the model against random controls.",
     "demo": "Run the whole workflow on the bundled sample with a tiny model.",
+    "upgrade": "Migrate a warehouse made by an older version.",
 }
 for _name, _text in SHORT_HELP.items():
     cli.commands[_name].short_help = _text

@@ -7,6 +7,7 @@ before the warehouse is touched.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,10 @@ def read_table(path: str | Path, formats: dict[str, str] = FORMATS) -> pl.DataFr
         raise UserError(f"{path}: cannot read it as {kind.upper()} ({first}); check the file's format") from None
     if df.height == 0:
         raise UserError(f"{path}: the file has no rows; it needs at least one sentence")
+    duplicated = sorted({c.split("_duplicated_")[0] for c in df.columns if "_duplicated_" in c})
+    if duplicated:
+        raise UserError(f"{path}: duplicate column name(s) {', '.join(repr(c) for c in duplicated)} in the header; "
+                        "give every column its own name")
     return df
 
 
@@ -85,6 +90,31 @@ def first_rows(mask: pl.Series, rows: pl.Series, n: int = 3) -> str:
     rows = rows.filter(mask).head(n).to_list()
     more = int(mask.sum()) - len(rows)
     return ("row " if len(rows) == 1 else "rows ") + ", ".join(map(str, rows)) + (f" and {more} more" if more > 0 else "")
+
+
+INVISIBLE = r"[\p{Cf}\p{Cc}]"  # zero-width and other format characters (U+200B, U+FEFF, ...), control characters
+
+
+def require_scalar(df: pl.DataFrame, path: Path, column: str, what: str) -> None:
+    """Fail when COLUMN holds lists or structs: one value per sentence is needed."""
+    if df[column].dtype.is_nested():
+        raise UserError(f"{path}: {what} (column '{column}') holds {df[column].dtype} values; give one plain "
+                        f"{what} per row")
+
+
+def require_visible(df: pl.DataFrame, path: Path, column: str, what: str) -> None:
+    """Fail when COLUMN's values contain invisible characters: 'joy' and 'joy\u200b' would be two labels that
+    print the same."""
+    col = df[column].cast(pl.String)
+    bad = col.str.contains(INVISIBLE).fill_null(False)
+    if bad.any():
+        value = col.filter(bad).head(1).to_list()[0]
+        char = next(ch for ch in value if unicodedata.category(ch) in ("Cf", "Cc"))
+        name = unicodedata.name(char, "control character")
+        raise UserError(
+            f"{path}: {what} (column '{column}') contains an invisible character (U+{ord(char):04X} {name}) in "
+            f"{int(bad.sum())} row(s) ({first_rows(bad, file_rows(df))}, e.g. {value!r}); remove it"
+        )
 
 
 def require_present(df: pl.DataFrame, path: Path, column: str, what: str) -> None:
@@ -144,6 +174,10 @@ def read_dataset(
     if split_column:
         wanted[split_column] = "--split-column"
     require_columns(df, path, wanted)
+    for column, what in ((text_column, "text"), (language_column, "language"), (label_column, "label"),
+                         (id_column, "sentence id"), (split_column, "split")):
+        if column:
+            require_scalar(df, path, column, what)
 
     def as_text(column: str | None) -> pl.Expr:
         return pl.col(column).cast(pl.String) if column else pl.lit(None, dtype=pl.String)
@@ -169,6 +203,8 @@ def read_dataset(
     checked = frame.with_columns(_row=pl.col("sentence_id").cast(pl.Int64) + 1)
     for column, what in (("text", "text"), ("language", "language"), ("label", "label")):
         require_present(checked, path, column, what)
+    for column, what in (("language", "language"), ("label", "label")):
+        require_visible(checked, path, column, what)
     if id_column:
         require_present(checked, path, "source_id", "sentence id")
         require_unique(checked.rename({"source_id": id_column}), path, [id_column], "sentence id")

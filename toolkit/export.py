@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import polars as pl
 
 from toolkit.errors import UserError
-from toolkit.query import flatten_nested, render, run_query
+from toolkit.output import atomic_file
+from toolkit.query import NULL_MARK, flatten_nested, nan_to_null, render, run_query
+from toolkit.warehouse import Warehouse
 
 TABLE_FORMATS = (".csv", ".parquet", ".json", ".md", ".tex")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -22,8 +23,8 @@ def latex_escape(text: str) -> str:
 
 
 def _cell(value, dtype: pl.DataType, precision: int) -> str:
-    if value is None:
-        return "--"
+    if value is None or (isinstance(value, float) and value != value):
+        return NULL_MARK
     if dtype.is_float():
         return f"{value:.{precision}f}"
     return latex_escape(str(value))
@@ -54,23 +55,27 @@ def write_table(df: pl.DataFrame, out: str | Path, caption: str | None = None, l
     suffix = out.suffix.lower()
     if suffix not in TABLE_FORMATS:
         raise UserError(f"--out {out}: unsupported extension '{out.suffix}'; use one of {', '.join(TABLE_FORMATS)}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        flatten_nested(df).write_csv(out)
-    elif suffix == ".parquet":
-        df.write_parquet(out)
-    elif suffix == ".json":
-        out.write_text(json.dumps(df.to_dicts(), ensure_ascii=False, default=str, indent=1) + "\n", encoding="utf-8")
-    elif suffix == ".md":
-        out.write_text(render(df, "markdown", float_precision=precision), encoding="utf-8")
-    else:
-        out.write_text(to_latex(df, caption, label, precision), encoding="utf-8")
+    df = nan_to_null(df)
+    with atomic_file(out) as tmp:
+        if suffix == ".csv":
+            tmp.write_text(render(df, "csv"), encoding="utf-8")
+        elif suffix == ".parquet":
+            df.write_parquet(tmp)
+        elif suffix == ".json":
+            tmp.write_text(render(df, "json"), encoding="utf-8")
+        elif suffix == ".md":
+            tmp.write_text(render(df, "markdown", float_precision=precision), encoding="utf-8")
+        else:
+            tmp.write_text(to_latex(df, caption, label, precision), encoding="utf-8")
     return out
 
 
 def export_query(db, what: str, run: str | None = None, layer: int | None = None) -> pl.DataFrame:
     """WHAT is a table or view name (filtered by RUN and LAYER when given) or a read-only SQL query."""
     if IDENTIFIER.match(what):
+        if run is not None:
+            with Warehouse(db, read_only=True) as wh:
+                wh.run_id(run)  # an unknown or incomplete run is an error, not an empty table
         conds = [f"{c} = {_literal(v)}" for c, v in (("run", run), ("layer", layer)) if v is not None]
         where = " where " + " and ".join(conds) if conds else ""
         return run_query(db, f"select * from {what}{where} order by all")

@@ -28,8 +28,16 @@ from toolkit import __version__
 from toolkit.arrow import activation_table, insert_run_rows
 from toolkit.datasets import Dataset
 from toolkit.errors import UserError
-from toolkit.models import LoadedModel, load_config, load_model, parse_layers, truncated
-from toolkit.warehouse import Warehouse, default_db
+from toolkit.models import (
+    LoadedModel,
+    check_unknown,
+    load_config,
+    load_model,
+    parse_layers,
+    truncated,
+    unknown_shares,
+)
+from toolkit.warehouse import WRITER_LOCK_WAIT, Warehouse, check_db_path, default_db, validate_run_name
 
 POOLINGS = ("cls", "mean")
 
@@ -62,6 +70,7 @@ class ExtractSummary:
     predictions: bool
     languages: dict[str, int] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)
+    unknown: dict[str, float] = field(default_factory=dict)  # share of unknown tokens per language
 
     @property
     def n_values(self) -> int:
@@ -167,48 +176,61 @@ def extract(
     resume: bool = False,
     replace: bool = False,
     progress: bool = True,
+    allow_unknown: bool = False,
 ) -> ExtractSummary:
-    """Extract MODEL's activations on DATASET into run RUN of warehouse DB; returns a summary."""
+    """Extract MODEL's activations on DATASET into run RUN of warehouse DB; returns a summary.
+
+    The warehouse is opened for writing only to create the run and to commit each chunk, so other processes
+    can read it (`neurons runs` shows the committed sentences) while the model runs. Everything that can be
+    checked (settings, model, tokenizer, unknown tokens) is checked before the warehouse is touched."""
     opts = options or ExtractOptions()
     _check_options(opts)
+    validate_run_name(run)
     if resume and replace:
         raise UserError("--resume and --replace exclude each other; pick one")
     config, _ = load_config(model)
     layers = parse_layers(opts.layers, int(config.num_hidden_layers))
 
-    db_path = Path(db) if db is not None else None
-    wh = Warehouse(db_path) if (db_path or default_db()).exists() else None
-    try:
-        existing = wh.run_row(run) if wh else None
-        if existing is not None and not resume:
-            wh.check_new_run(run, replace)
-        if existing is not None and resume and existing["status"] == "complete":
-            raise UserError(f"run '{run}' is already complete; nothing to resume (use --replace to redo it)")
+    db_path = Path(db) if db is not None else default_db()
+    check_db_path(db_path, create=True)
+    existing = None
+    if db_path.exists():
+        with Warehouse(db_path) as wh:
+            existing = wh.run_row(run)
+            if existing is not None and not resume:
+                wh.check_new_run(run, replace)
+    if existing is not None and resume and existing["status"] == "complete":
+        raise UserError(f"run '{run}' is already complete; nothing to resume (use --replace to redo it)")
+    if existing is None and resume:
+        raise UserError(f"run '{run}' does not exist in {db_path}; nothing to resume (drop --resume to start it)")
 
-        loaded = load_model(model, opts.device, opts.dtype, classifier=opts.predictions)
-        max_length = min(opts.max_length or loaded.max_length, loaded.max_length)
-        want_logits = loaded.class_names is not None
-        settings = _settings(dataset, loaded.reference, layers, opts, max_length, want_logits)
-        if existing is not None and resume:
-            _check_resume(existing, settings)
+    loaded = load_model(model, opts.device, opts.dtype, classifier=opts.predictions)
+    max_length = min(opts.max_length or loaded.max_length, loaded.max_length)
+    want_logits = loaded.class_names is not None
+    settings = _settings(dataset, loaded.reference, layers, opts, max_length, want_logits)
+    if existing is not None and resume:
+        _check_resume(existing, settings)
 
-        frame = dataset.frame
-        token_ids, cut = tokenize(loaded, frame["text"].to_list(), max_length)
-        lengths = np.fromiter((len(x) for x in token_ids), dtype=np.int64, count=len(token_ids))
-        plan = batch_plan(lengths, opts.batch_size)
-        sentence_ids = frame["sentence_id"].to_numpy()
+    frame = dataset.frame
+    token_ids, cut = tokenize(loaded, frame["text"].to_list(), max_length)
+    unknown = unknown_shares(loaded.tokenizer, token_ids, frame["language"].to_list())
+    check_unknown(unknown, allow_unknown)
+    lengths = np.fromiter((len(x) for x in token_ids), dtype=np.int64, count=len(token_ids))
+    plan = batch_plan(lengths, opts.batch_size)
+    sentence_ids = frame["sentence_id"].to_numpy()
 
-        if wh is None:
-            wh = Warehouse(db_path)
+    with Warehouse(db_path) as wh:
         if existing is not None and resume:
             run_id = int(existing["run_id"])
             done = set(wh.sql("select sentence_id from sentences where run_id = ?", [run_id])["sentence_id"].to_list())
         else:
+            wh.check_new_run(run, replace)  # another process may have made it meanwhile
+            current = wh.run_row(run)
             run_id = wh.next_run_id()
             done = set()
             with wh.transaction():
-                if existing is not None:
-                    wh.delete_run(int(existing["run_id"]))
+                if current is not None:
+                    wh.delete_run(int(current["run_id"]))
                 wh.insert_run(
                     {
                         "run_id": run_id, "name": run, "status": "incomplete", "source": "extract",
@@ -221,46 +243,66 @@ def extract(
                         "toolkit_version": __version__,
                     }
                 )
-        todo = [(i, b) for i, b in enumerate(plan) if not done.issuperset(sentence_ids[b].tolist())]
-        n_done_before = len(done)
+    created = not (existing is not None and resume)
+    todo = [(i, b) for i, b in enumerate(plan) if not done.issuperset(sentence_ids[b].tolist())]
+    n_done_before = len(done)
 
-        start = time.perf_counter()
-        bar = tqdm(total=frame.height, initial=n_done_before, unit="sent", desc=f"extract {run}",
-                   disable=not progress, file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
-        pending: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
-        pending_n = 0
-        pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
-        block_keep = loaded.n_layers if want_logits else max(layers)
+    start = time.perf_counter()
+    bar = tqdm(total=frame.height, initial=n_done_before, unit="sent", desc=f"extract {run}",
+               disable=not progress, file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+    pending: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+    pending_n = 0
+    pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
+    block_keep = loaded.n_layers if want_logits else max(layers)
+    try:
         with torch.inference_mode(), truncated(loaded.model, loaded.n_layers, block_keep):
             for k, (_, rows) in enumerate(todo):
                 ids, mask = pad([token_ids[r] for r in rows], pad_id)
                 values, probs = forward_batch(loaded, ids, mask, layers, opts.pooling, want_logits)
+                _check_finite(values, sentence_ids, rows, layers, opts.dtype)
                 pending.append((rows, values, probs))
                 pending_n += len(rows)
                 bar.update(len(rows))
                 if pending_n >= opts.commit_every or k == len(todo) - 1:
-                    _commit_chunk(wh, run_id, frame, pending, lengths, cut, layers, loaded.class_names)
+                    with Warehouse(db_path, create=False, lock_wait=WRITER_LOCK_WAIT) as wh:
+                        _commit_chunk(wh, run_id, frame, pending, lengths, cut, layers, loaded.class_names)
                     pending, pending_n = [], 0
                     bar.set_postfix_str(f"saved {bar.n}/{frame.height}", refresh=False)
-        bar.close()
-        with wh.transaction():
-            wh.con.execute(
-                "update runs set status = 'complete', finished_at = ?, "
-                "n_truncated = (select count(*) from sentences where run_id = ? and truncated) where run_id = ?",
-                [datetime.now(), run_id, run_id],
-            )
-            wh.materialize(run_id)
-        seconds = time.perf_counter() - start
-        return ExtractSummary(
-            run=run, db=wh.path, model=loaded.reference, n_sentences=frame.height, n_done_before=n_done_before,
-            n_truncated=int(cut.sum()), layers=layers, hidden_size=loaded.hidden_size, seconds=seconds,
-            predictions=want_logits,
-            languages=dict(frame["language"].value_counts(sort=True).iter_rows()),
-            labels=dict(frame["label"].value_counts(sort=True).iter_rows()),
-        )
+    except UserError:
+        if created:  # bad input found half-way: leave no trace of the run this call created
+            with Warehouse(db_path, create=False, lock_wait=WRITER_LOCK_WAIT) as wh, wh.transaction():
+                wh.delete_run(run_id)
+        raise
     finally:
-        if wh is not None:
-            wh.close()
+        bar.close()
+    with Warehouse(db_path, create=False, lock_wait=WRITER_LOCK_WAIT) as wh, wh.transaction():
+        wh.con.execute(
+            "update runs set status = 'complete', finished_at = ?, "
+            "n_truncated = (select count(*) from sentences where run_id = ? and truncated) where run_id = ?",
+            [datetime.now(), run_id, run_id],
+        )
+        wh.materialize(run_id)
+    seconds = time.perf_counter() - start
+    return ExtractSummary(
+        run=run, db=db_path, model=loaded.reference, n_sentences=frame.height, n_done_before=n_done_before,
+        n_truncated=int(cut.sum()), layers=layers, hidden_size=loaded.hidden_size, seconds=seconds,
+        predictions=want_logits,
+        languages=dict(frame["language"].value_counts(sort=True).iter_rows()),
+        labels=dict(frame["label"].value_counts(sort=True).iter_rows()),
+        unknown=unknown,
+    )
+
+
+def _check_finite(values: np.ndarray, sentence_ids: np.ndarray, rows: np.ndarray, layers: list[int], dtype: str) -> None:
+    """Refuse activations that are not finite (float16 overflow, a broken checkpoint): they would poison every
+    statistic of the layer."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        r, li, _ = np.argwhere(bad)[0]
+        sid = int(sentence_ids[rows[r]])
+        hint = "; try --dtype bfloat16 or float32" if dtype == "float16" else "; check the checkpoint"
+        raise UserError(f"the model produced a non-finite activation (inf or nan) for sentence {sid} (data row "
+                        f"{sid + 1}) at layer {layers[li]}{hint}")
 
 
 def _commit_chunk(

@@ -128,11 +128,18 @@ def fold_linear_head(head: LinearHead) -> nn.Module:
 
 def finetune(base: str, texts: list[str], labels: list[str], out: str | Path, head: str = "linear", epochs: int = 3,
              lr: float = 2e-5, batch_size: int = 16, max_length: int = 128, seed: int = 0,
-             progress: bool = True, device: str = "auto") -> TrainResult:
-    """Fine-tune checkpoint BASE on TEXTS/LABELS and save a classifier checkpoint (with id2label) to OUT."""
+             progress: bool = True, device: str = "auto", allow_unknown: bool = False,
+             languages: list[str] | None = None) -> TrainResult:
+    """Fine-tune checkpoint BASE on TEXTS/LABELS and save a classifier checkpoint (with id2label) to OUT.
+
+    OUT is checked for writability before training, and the checkpoint is written to a temporary folder that
+    replaces OUT only when complete. LANGUAGES (one per text) name the languages in the unknown-token check."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from toolkit.models import load_config, pick_device, quiet_transformers
+    from toolkit.models import check_unknown, load_config, loading, pick_device, quiet_transformers, unknown_shares
+    from toolkit.output import atomic_dir, check_writable_dir
+
+    check_writable_dir(out)
 
     if head not in ("linear", "default"):
         raise UserError(f"unknown --head {head}; use linear or default")
@@ -147,18 +154,20 @@ def finetune(base: str, texts: list[str], labels: list[str], out: str | Path, he
                         "use --head default")
     quiet_transformers()
     torch.manual_seed(seed)
-    tokenizer = AutoTokenizer.from_pretrained(reference)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        reference, num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
-        ignore_mismatched_sizes=True)
+    with loading(base):
+        tokenizer = AutoTokenizer.from_pretrained(reference)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            reference, num_labels=len(names), id2label=dict(enumerate(names)),
+            label2id={n: i for i, n in enumerate(names)}, ignore_mismatched_sizes=True)
+    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    check_unknown(unknown_shares(tokenizer, ids, languages or ["all"] * len(texts)), allow_unknown)
     trainable = LinearHead(model) if head == "linear" else model
     result = train_classifier(trainable, tokenizer, texts, labels, epochs, lr, batch_size, max_length, seed, progress,
                               str(pick_device(device)))
     if head == "linear":
         model = fold_linear_head(trainable)
     model.config.architectures = [type(model).__name__]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     return result

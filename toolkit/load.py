@@ -10,6 +10,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from toolkit import __version__
@@ -21,11 +22,14 @@ from toolkit.datasets import (
     read_table,
     require_columns,
     require_present,
+    require_scalar,
     require_unique,
+    require_visible,
 )
 from toolkit.errors import UserError
-from toolkit.warehouse import Warehouse
+from toolkit.warehouse import Warehouse, validate_run_name
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 REQUIRED = ("sentence_id", "language", "label", "layer", "neuron", "value")
 
 
@@ -65,14 +69,27 @@ def read_long(path: str | Path) -> pl.DataFrame:
     path = Path(path)
     df = read_table(path)
     require_columns(df, path, {c: "" for c in REQUIRED})
+    for column in ("sentence_id", "language", "label", "layer", "neuron", "value", "text"):
+        if column in df.columns:
+            require_scalar(df, path, column, column.replace("_", " "))
     for column in ("sentence_id", "language", "label"):
         require_present(df, path, column, column.replace("_", " "))
+    for column in ("language", "label"):
+        require_visible(df, path, column, column)
     value = _numeric(df, path, "value", pl.Float64, "value")
     nonfinite = ~value.is_finite()
     if nonfinite.any():
         raise UserError(
             f"{path}: value is not finite (nan or inf) in {int(nonfinite.sum())} row(s) "
             f"({first_rows(nonfinite, file_rows(df))}); fix or remove them"
+        )
+    overflow = value.abs() > FLOAT32_MAX
+    if overflow.any():
+        example = value.filter(overflow).head(1).to_list()[0]
+        raise UserError(
+            f"{path}: value is outside the float32 range (|value| > {FLOAT32_MAX:.4g}) in {int(overflow.sum())} "
+            f"row(s) ({first_rows(overflow, file_rows(df))}, e.g. {example!r}); activations are stored as float32, "
+            "so it would become infinite: rescale or remove them"
         )
     layer = _numeric(df, path, "layer", pl.Int64, "layer")
     neuron = _numeric(df, path, "neuron", pl.Int64, "neuron")
@@ -127,6 +144,7 @@ def load_long(db: str | Path | None, path: str | Path, run: str, replace: bool =
     layers = sorted(long["layer"].unique().to_list())
     hidden = int(long.group_by("layer").agg(pl.col("neuron").max())["neuron"].max()) + 1
     digest = file_sha256(path)
+    validate_run_name(run)
     with Warehouse(db) as wh:
         existing = wh.check_new_run(run, replace)
         run_id = wh.next_run_id()

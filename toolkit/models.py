@@ -23,6 +23,10 @@ from torch import nn
 from toolkit.errors import UserError
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model", "tokenizer.model",
+                   "vocab.json")
+UNKNOWN_LIMIT = 0.05
+"""Largest share of a language's (non-special) tokens that may be unknown before extraction is refused."""
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -56,6 +60,11 @@ def resolve_reference(ref: str) -> tuple[str, bool]:
             raise UserError(
                 f"model directory {ref} has no weights ({' or '.join(WEIGHT_FILES[::2])}); "
                 "save the model with save_pretrained"
+            )
+        if not any((path / t).is_file() for t in TOKENIZER_FILES):
+            raise UserError(
+                f"model directory {ref} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save it with "
+                "tokenizer.save_pretrained into the same directory"
             )
         return str(path.resolve()), True
     if not HUB_ID.match(ref):
@@ -159,12 +168,14 @@ def load_model(ref: str, device: str = "auto", dtype: str = "float32", classifie
     dev = pick_device(device)
     if dtype not in DTYPES:
         raise UserError(f"unknown --dtype {dtype}; use one of {', '.join(DTYPES)}")
-    try:
+    with loading(ref):
         tokenizer = AutoTokenizer.from_pretrained(reference, local_files_only=local)
         cls = AutoModelForSequenceClassification if with_head else AutoModel
         model = cls.from_pretrained(reference, local_files_only=local)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise UserError(f"cannot load model {ref}: {str(exc).strip().splitlines()[0]}") from None
+    vocab = getattr(config, "vocab_size", None)
+    if vocab and len(tokenizer) > int(vocab):
+        raise UserError(f"model {ref}: its tokenizer has {len(tokenizer)} tokens but the model's embeddings hold "
+                        f"{vocab}; the tokenizer belongs to another model")
     model = model.to(device=dev, dtype=DTYPES[dtype]).eval()
     n_layers = int(config.num_hidden_layers)
     limit = getattr(config, "max_position_embeddings", 512) or 512
@@ -182,6 +193,19 @@ def load_model(ref: str, device: str = "auto", dtype: str = "float32", classifie
         device=dev,
         max_length=int(min(limit, tok_limit)),
     )
+
+
+@contextmanager
+def loading(ref: str) -> Iterator[None]:
+    """Turn any failure of `from_pretrained` inside the block into one line: a damaged checkpoint (a truncated
+    safetensors file, a corrupt pickle, broken JSON) fails in many ways, none of them a bug of ours."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise UserError(f"cannot load model {ref}: {type(exc).__name__}: {first}; is the checkpoint complete?") from None
 
 
 def parse_layers(spec: str, n_layers: int) -> list[int]:
@@ -203,3 +227,30 @@ def parse_layers(spec: str, n_layers: int) -> list[int]:
             )
         out.add(idx)
     return sorted(out)
+
+
+def unknown_shares(tokenizer, token_ids: list[list[int]], languages: list[str]) -> dict[str, float]:
+    """Per language, the share of its non-special tokens that the tokenizer maps to the unknown token."""
+    import numpy as np
+
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None or not token_ids:
+        return {}
+    lengths = np.fromiter((len(x) for x in token_ids), dtype=np.int64, count=len(token_ids))
+    flat = np.fromiter((t for seq in token_ids for t in seq), dtype=np.int64, count=int(lengths.sum()))
+    owner = np.repeat(np.arange(len(token_ids)), lengths)
+    special = np.isin(flat, [i for i in tokenizer.all_special_ids if i != unk])
+    names, codes = np.unique(np.asarray(languages, dtype=object).astype(str), return_inverse=True)
+    lang = codes[owner]
+    total = np.bincount(lang[~special], minlength=len(names))
+    unknown = np.bincount(lang[flat == unk], minlength=len(names))
+    return {str(n): float(u / t) if t else 0.0 for n, u, t in zip(names, unknown, total)}
+
+
+def check_unknown(shares: dict[str, float], allow: bool, limit: float = UNKNOWN_LIMIT) -> None:
+    """Refuse data the tokenizer cannot read (a fallback tokenizer, a wrong model) unless ALLOW."""
+    bad = {k: v for k, v in shares.items() if v > limit}
+    if bad and not allow:
+        worst = ", ".join(f"{k} {v:.0%}" for k, v in sorted(bad.items(), key=lambda kv: -kv[1])[:4])
+        raise UserError(f"the tokenizer maps too many tokens to the unknown token ({worst}; limit {limit:.0%}): it "
+                        "does not fit this data (a missing or wrong tokenizer?); pass --allow-unk to go on anyway")

@@ -1,8 +1,17 @@
-"""Ad-hoc SQL on a read-only connection, and rendering results as text, CSV, JSON or Markdown."""
+"""Ad-hoc SQL on a sandboxed read-only connection, and rendering results as text, CSV, JSON or Markdown.
+
+User SQL (`neurons query`, `neurons export`, `neurons ablate --query`) runs on the sandbox that
+`Warehouse(read_only=True)` opens: the warehouse is attached read-only, file system access is disabled and
+the configuration is locked, so the engine itself refuses every write, whatever the statement's form.
+
+Undefined values (NaN, e.g. a correlation of a constant profile) are null in every output: `null` in JSON,
+an empty field in CSV and `--` (the one marker, `NULL_MARK`) in text, Markdown and LaTeX tables.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import duckdb
@@ -11,19 +20,16 @@ import polars as pl
 from toolkit.errors import UserError
 from toolkit.warehouse import Warehouse
 
-READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "MULTI"}  # MULTI: PIVOT; the connection is read-only anyway
+NULL_MARK = "--"
 
 
 def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type's name)."""
     return " ".join(str(exc).strip().splitlines()[:1]) or type(exc).__name__
 
 
 def run_query(db: str | Path | None, sql: str) -> pl.DataFrame:
-    """Run SQL (one or more statements; the last one's result is returned) without changing the file.
-
-    The connection is read-only, and anything but SELECT / EXPLAIN / PRAGMA / SHOW / DESCRIBE is refused
-    before it runs, so the warehouse cannot be modified through this path.
-    """
+    """Run SQL (one or more statements; the last one's result is returned) without changing any file."""
     if not sql.strip():
         raise UserError("the query is empty; pass SQL as an argument or on stdin with `-`")
     with Warehouse(db, read_only=True) as wh:
@@ -31,59 +37,102 @@ def run_query(db: str | Path | None, sql: str) -> pl.DataFrame:
 
 
 def execute_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
-    """Run SQL on CON after refusing anything but read statements; the last statement's result."""
-    try:
-        statements = con.extract_statements(sql)
-    except duckdb.Error as exc:
-        raise UserError(f"query failed: {first_line(exc)}") from None
-    for st in statements:
-        kind = st.type.name
-        if kind not in READ_ONLY_STATEMENTS:
-            raise UserError(
-                f"refused: {kind} statements are not allowed, the warehouse is opened read-only for queries; "
-                "use `neurons extract/load` (with --replace) to change runs"
-            )
+    """Run SQL on CON, a sandboxed read-only connection (see `Warehouse`); the last statement's result.
+
+    Refusals come from the engine: a write to the warehouse ("attached in read-only mode") or any file
+    access ("file system operations are disabled") is explained in one line."""
     try:
         result = None
-        for st in statements:
+        for st in con.extract_statements(sql):
             result = con.sql(st.query)
         return result.pl() if result is not None else pl.DataFrame()
     except duckdb.Error as exc:
+        text = str(exc)
+        if "read-only mode" in text or "read_only" in text.lower() and "attached" in text:
+            raise UserError("refused: the warehouse is read-only here (queries cannot change it); use "
+                            "`neurons extract/load/delete` to change runs") from None
+        if "disabled by configuration" in text or "disabled through configuration" in text or (
+                "configuration" in text and "Cannot change" in text):
+            raise UserError("refused: queries may not read, write or attach files, load extensions or change "
+                            f"settings ({first_line(exc)}); export results with `neurons export`") from None
         raise UserError(f"query failed: {first_line(exc)}") from None
 
 
+def nan_to_null(df: pl.DataFrame) -> pl.DataFrame:
+    """Every float NaN (also inside lists) as null: undefined is null in every output."""
+    fixes = []
+    for name, dtype in df.schema.items():
+        if dtype.is_float():
+            fixes.append(pl.col(name).fill_nan(None))
+        elif isinstance(dtype, pl.List) and dtype.inner.is_float():
+            fixes.append(pl.col(name).list.eval(pl.element().fill_nan(None)))
+    return df.with_columns(fixes) if fixes else df
+
+
+def json_value(value):
+    """A JSON-safe value: NaN and infinities become None, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    return value
+
+
+def to_json(obj, indent: int | None = 1) -> str:
+    """Strict JSON (no NaN tokens): undefined numbers are null."""
+    return json.dumps(json_value(obj), ensure_ascii=False, default=str, indent=indent, allow_nan=False)
+
+
 def flatten_nested(df: pl.DataFrame) -> pl.DataFrame:
-    """Lists and structs as JSON-ish text, for formats that hold only scalars."""
+    """Lists and structs as JSON text, for formats that hold only scalars."""
     nested = [c for c, t in df.schema.items() if t.is_nested()]
     return df.with_columns(
-        pl.col(c).map_elements(lambda v: json.dumps(v.to_list() if hasattr(v, "to_list") else v), return_dtype=pl.String)
+        pl.col(c).map_elements(lambda v: to_json(v.to_list() if hasattr(v, "to_list") else v, indent=None),
+                               return_dtype=pl.String)
         for c in nested
     )
 
 
+def _cells(df: pl.DataFrame, float_precision: int | None) -> list[list[str]]:
+    """Every value as display text: floats at FLOAT_PRECISION decimals (else 6 significant digits), null as
+    NULL_MARK."""
+    columns = []
+    for name, dtype in df.schema.items():
+        values = df[name].to_list()
+        if dtype.is_float():
+            fmt = (lambda v: f"{v:.{float_precision}f}") if float_precision is not None else (lambda v: f"{v:.6g}")
+            columns.append([NULL_MARK if v is None else fmt(v) for v in values])
+        else:
+            columns.append([NULL_MARK if v is None else str(v) for v in values])
+    return [list(row) for row in zip(*columns)] if columns else []
+
+
 def render(df: pl.DataFrame, fmt: str = "table", float_precision: int | None = None) -> str:
-    """DF as an aligned text table, CSV, JSON (a list of row objects) or a Markdown table."""
+    """DF as an aligned text table (numbers right-aligned), CSV, JSON (a list of row objects) or a Markdown
+    table; NaN and null are the same undefined value in each (see the module's docstring)."""
+    df = nan_to_null(df)
     if fmt == "csv":
         return flatten_nested(df).write_csv()
     if fmt == "json":
-        return json.dumps(df.to_dicts(), ensure_ascii=False, default=str, indent=1)
-    style = "ASCII_MARKDOWN" if fmt == "markdown" else "NOTHING"
-    with pl.Config(
-        tbl_formatting=style,
-        tbl_hide_column_data_types=True,
-        tbl_hide_dataframe_shape=True,
-        tbl_hide_dtype_separator=True,
-        tbl_rows=-1,
-        tbl_cols=-1,
-        tbl_width_chars=10_000,
-        fmt_str_lengths=200,
-        fmt_table_cell_list_len=12,
-        float_precision=float_precision,
-    ):
-        text = str(df)
-    if fmt == "table":
-        lines = [ln.rstrip() for ln in text.splitlines()]
-        if len(lines) > 1:
-            lines.insert(1, "-" * max(len(ln) for ln in lines))
-        text = "\n".join(lines)
-    return text + "\n"
+        return to_json(df.to_dicts()) + "\n"
+    flat = flatten_nested(df)
+    header = flat.columns
+    rows = _cells(flat, float_precision)
+    numeric = [t.is_numeric() for t in flat.dtypes]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+
+    def line(cells: list[str], sep: str) -> str:
+        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)]
+        return sep.join(parts)
+
+    if fmt == "markdown":
+        rule = ["-" * (w + 1) + ":" if num else "-" * (w + 2) for w, num in zip(widths, numeric)]
+        lines = ["| " + line(header, " | ") + " |", "|" + "|".join(rule) + "|"]
+        lines += ["| " + line([c.replace("|", "\\|") for c in r], " | ") + " |" for r in rows]
+        return "\n".join(lines) + "\n"
+    lines = [line(header, "  ").rstrip()]
+    lines.append("-" * max(len(lines[0]), 1))
+    lines += [line(r, "  ").rstrip() for r in rows]
+    return "\n".join(lines) + "\n"

@@ -21,6 +21,7 @@ from toolkit import __version__
 from toolkit.analysis import CLASSES, resolve
 from toolkit.charts import ChartOptions, build, save
 from toolkit.export import write_table
+from toolkit.output import atomic_dir, check_writable_dir
 from toolkit.query import render
 from toolkit.warehouse import Warehouse, sql_dir
 
@@ -223,12 +224,19 @@ thead th { border-bottom: 2px solid #999; }
 def build_report(db, run: str, out: str | Path, layer: int | None = None, threshold: float = 0.5,
                  absolute: bool = False) -> Path:
     """Write the report of RUN (one LAYER) into folder OUT; returns the path of index.html."""
-    out = Path(out)
+    final = check_writable_dir(out)
     with Warehouse(db, read_only=True) as wh:
         rl = resolve(wh, run, layer)
         meta = wh.run_row(run)
         figures = _figures(wh, rl.run, rl.layer, threshold, absolute)
         tables = _tables(wh, rl.run, rl.layer, threshold, absolute)
+    with atomic_dir(final) as out:
+        _write(out, run, rl, meta, figures, tables, threshold, absolute)
+    return final / "index.html"
+
+
+def _write(out: Path, run: str, rl, meta: dict, figures, tables, threshold: float, absolute: bool) -> None:
+    """The report's files inside folder OUT."""
     defs = definitions()
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
@@ -286,4 +294,3 @@ def build_report(db, run: str, out: str | Path, layer: int | None = None, thresh
                 *[f"- `figures/{f.key}.png`, `figures/{f.key}.svg`: {f.title}" for f in figures],
                 *[f"- `tables/{t.key}.csv`, `tables/{t.key}.tex`: {t.title}" for t in tables]]
     (out / "summary.md").write_text("\n".join(summary) + "\n", encoding="utf-8")
-    return index

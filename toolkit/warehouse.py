@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -50,42 +52,150 @@ def _views_digest() -> str:
     return h.hexdigest()
 
 
-def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+def lock_wait() -> float:
+    """Seconds a command waits for another process's lock before giving up (env NEURONS_LOCK_WAIT, default 30)."""
+    return float(os.environ.get("NEURONS_LOCK_WAIT") or 30)
+
+
+WRITER_LOCK_WAIT = -1.0
+"""Marker for a long job's commit: it waits ten times as long (it has work to lose)."""
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set lock" in text)
+
+
+def _lock_message(path: Path, exc: BaseException, waited: float) -> str:
+    pid = re.search(r"PID (\d+)", str(exc))
+    who = f" (process {pid.group(1)})" if pid else ""
+    return (f"database {path} is locked by another process{who} (waited {waited:.0f} s); wait for it to finish "
+            "or close it, or use another --db")
+
+
+def with_lock_retry(path: Path, opener, wait: float | None = None):
+    """OPENER() retried while another process holds the file's lock (writers hold it only while they commit),
+    for up to WAIT seconds (default `lock_wait()`, WRITER_LOCK_WAIT for ten times that); then one clear error."""
+    wait = lock_wait() * (10 if wait == WRITER_LOCK_WAIT else 1) if wait is None or wait < 0 else wait
+    start = time.monotonic()
+    delay = 0.02
+    while True:
+        try:
+            return opener()
+        except duckdb.Error as exc:
+            if not _is_lock_error(exc):
+                raise
+            waited = time.monotonic() - start
+            if waited >= wait:
+                raise UserError(_lock_message(path, exc, waited)) from None
+            time.sleep(min(delay, max(wait - waited, 0.01)))
+            delay = min(delay * 1.5, 0.5)
+
+
+def _open_error(path: Path, exc: BaseException) -> UserError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, duckdb.IOException):
+        return UserError(f"cannot open database {path}: {first}")
+    return UserError(f"cannot open database {path}: {first}; is it a DuckDB file?")
+
+
+def _connect(path: Path, read_only: bool, lock_wait: float | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-write connection to PATH, or for READ_ONLY a sandbox: an in-memory session with PATH attached
+    read-only as the default catalog, file system access disabled and the configuration locked, so that no
+    statement whatever (COPY, EXPORT, ATTACH, INSTALL, EXPLAIN ANALYZE of a write, a SET undoing this) can
+    change the warehouse or write, read or attach any other file. Temporary tables live in memory."""
+
+    def rw() -> duckdb.DuckDBPyConnection:
+        return duckdb.connect(str(path), read_only=False)
+
+    def sandbox() -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(":memory:")
+        try:
+            con.execute(f"attach {_quote(str(path))} as warehouse (read_only)")
+            con.execute("use warehouse")
+            con.execute("set enable_external_access = false")
+            con.execute("set lock_configuration = true")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
     try:
-        return duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
-        msg = str(exc)
-        if "lock" in msg.lower():
-            pid = re.search(r"PID (\d+)", msg)
-            who = f" (process {pid.group(1)})" if pid else ""
-            raise UserError(
-                f"database {path} is locked by another process{who}; wait for it to finish or close it, "
-                "or use another --db"
-            ) from None
-        raise UserError(f"cannot open database {path}: {msg.splitlines()[0]}") from None
+        return with_lock_retry(path, sandbox if read_only else rw, lock_wait)
+    except UserError:
+        raise
     except duckdb.Error as exc:
-        raise UserError(f"cannot open database {path}: {str(exc).splitlines()[0]}; is it a DuckDB file?") from None
+        raise _open_error(path, exc) from None
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def check_db_path(path: Path, create: bool) -> None:
+    """Refuse a folder, and a missing file unless this command creates warehouses."""
+    if path.is_dir():
+        raise UserError(f"--db {path} is a folder; pass a database file, e.g. {path / 'activations.duckdb'}")
+    if not path.exists() and not create:
+        raise UserError(f"database {path} does not exist; check --db, or create it with `neurons extract` "
+                        "or `neurons load`")
+
+
+def validate_run_name(name: str) -> None:
+    """A run name is visible text: not blank, no control or zero-width characters, at most 200 characters."""
+    if not name or not name.strip():
+        raise UserError("--run is empty; give the run a name, e.g. --run xlmr-l11")
+    if name != name.strip():
+        raise UserError(f"--run {name!r} starts or ends with white space; remove it")
+    odd = [ch for ch in name if unicodedata.category(ch) in ("Cc", "Cf")]
+    if odd:
+        raise UserError(f"--run {name!r} contains an invisible character (U+{ord(odd[0]):04X}); use visible text")
+    if len(name) > 200:
+        raise UserError(f"--run is {len(name)} characters long; use at most 200")
 
 
 class Warehouse:
     """A connection to one warehouse file, read-write (schema applied) or read-only."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, read_only: bool = False):
+    def __init__(self, path: str | os.PathLike[str] | None = None, read_only: bool = False, create: bool = True,
+                 lock_wait: float | None = None):
+        """Open PATH. Read-only opens are sandboxed (see `_connect`) and never change the file: a file without
+        the warehouse schema, or with an older one, is refused. Read-write opens apply pending migrations to
+        a warehouse; only with CREATE may they make a new one (a missing or empty file). A DuckDB file of
+        another application is never written."""
         self.path = Path(path) if path is not None else default_db()
         self.read_only = read_only
-        if read_only:
-            if not self.path.exists():
-                raise UserError(f"database {self.path} does not exist; create it with `neurons extract` or `neurons load`")
-            self.con = _connect(self.path, read_only=True)
+        check_db_path(self.path, create and not read_only)
+        if not read_only and not self.path.exists():
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(f"cannot create the folder of {self.path}: {exc.strerror or exc}") from None
+        self.con = _connect(self.path, read_only=read_only, lock_wait=lock_wait)
+        try:
+            self._check_kind(create and not read_only)
             self._check_version()
-            if not self._up_to_date():  # written by an older toolkit: upgrade once, then read
-                self.con.close()
-                Warehouse(self.path).close()
-                self.con = _connect(self.path, read_only=True)
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.con = _connect(self.path, read_only=False)
-            self._migrate()
+            if read_only:
+                if not self._up_to_date():
+                    raise UserError(f"database {self.path} was made by an older version of neurons; run "
+                                    f"`neurons --db {self.path} upgrade` once to migrate it")
+            else:
+                self._migrate()
+        except BaseException:
+            self.con.close()
+            raise
+
+    def _check_kind(self, create: bool) -> None:
+        """A warehouse has `warehouse_meta`; a file with other tables and without it belongs to someone else."""
+        if self._stored("schema_version") is not None:
+            return
+        n_objects = self.scalar(
+            "select (select count(*) from duckdb_tables() where database_name = current_database()) "
+            "+ (select count(*) from duckdb_views() where database_name = current_database() and not internal)"
+        )
+        if n_objects or not create:
+            what = "it holds other tables" if n_objects else "it is empty"
+            raise UserError(f"database {self.path} is not a neurons warehouse ({what}); pass the warehouse with --db")
 
     # -- schema -------------------------------------------------------------------------------------
 
@@ -112,9 +222,12 @@ class Warehouse:
     def _migrate(self) -> None:
         """Apply pending migrations and changed views in one transaction (no change when up to date)."""
         self._check_version()
+        stored = int(self._stored("schema_version") or 0)
+        self._version_before = stored
+        self.migrated = False
         if self._up_to_date():
             return
-        stored = int(self._stored("schema_version") or 0)
+        self.migrated = True
         digest = _views_digest()
         pending = [p for p in _sql_files("schema") if int(p.name.split("_", 1)[0]) > stored]
         with self.transaction():
@@ -132,6 +245,10 @@ class Warehouse:
                 self.con.execute(
                     "insert or replace into warehouse_meta values (?, ?)", [key, value]
                 )
+
+    def upgrade(self) -> tuple[int, int]:
+        """(schema version before, after) of an explicit `neurons upgrade` (the migration ran in __init__)."""
+        return self._version_before, schema_version_of_package()
 
     def materialize(self, run_id: int) -> None:
         """Refill the `moments` cache of one complete run from `moments_source` (inside a transaction)."""

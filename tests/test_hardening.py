@@ -1,0 +1,443 @@
+"""Hardening: read-only paths cannot write, other applications' files are never changed, numbers that cannot
+be stored are refused, incomplete checkpoints are caught, no accidental warehouses, readers are not locked
+out of long jobs, and undefined values are null in every output. Each test asserts the exit code, one line
+on stderr, no traceback, and that the warehouse and every other file are unchanged (content fingerprints)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+from conftest import assert_one_line_error, digest
+
+
+def fingerprint(folder: Path) -> dict[str, str | None]:
+    """sha256 of every file below FOLDER, by relative path: any new, changed or removed file shows."""
+    return {str(p.relative_to(folder)): digest(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def base_db(tmp_path_factory, checkpoint, sample) -> Path:
+    """A warehouse with one complete run 'base' (layers 0 and 1; layer 0's [CLS] vector is constant)."""
+    from click.testing import CliRunner
+
+    from toolkit.cli import cli
+
+    folder = tmp_path_factory.mktemp("hardening")
+    data = folder / "data.csv"
+    sample.write_csv(data)
+    db = folder / "w.duckdb"
+    r = CliRunner().invoke(cli, ["--db", str(db), "extract", str(checkpoint()), str(data), "--run", "base",
+                                 "--layers", "0,1", "--quiet"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return db
+
+
+@pytest.fixture
+def db(tmp_path, base_db) -> Path:
+    """A private copy of the warehouse, in a folder of its own."""
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(base_db, work / "w.duckdb")
+    return work / "w.duckdb"
+
+
+# -- 1. read-only means read-only --------------------------------------------------------------------------
+
+WRITES = [
+    "explain analyze copy (select * from runs) to '{d}/x.csv'",
+    "copy (pivot runs on name using count(*)) to '{d}/x.csv'",
+    "copy (select 1) to '{d}/x.parquet' (format parquet)",
+    "explain analyze copy (select * from runs) to '{d}/other.duckdb'",
+    "explain analyze delete from activations where layer = 1",
+    "delete from activations",
+    "with x as (select 1) delete from runs",
+    "create table t as select 1",
+    "insert into runs select * from runs",
+    "update runs set name = 'x'",
+    "drop view zscores",
+    "alter table runs rename to r",
+    "attach '{d}/new.duckdb' as n",
+    "export database '{d}/dump'",
+    "set enable_external_access = true",
+    "install httpfs",
+    "load httpfs",
+    "select * from read_csv('{d}/data.csv')",
+    "pragma enable_profiling = 'json'; pragma profiling_output = '{d}/p.json'; select 1",
+    "checkpoint; create schema s",
+]
+
+
+@pytest.mark.parametrize("sql", WRITES)
+def test_query_cannot_write_anything(db, neurons, sql):
+    folder = db.parent
+    (folder / "data.csv").write_text("a\n1\n")
+    (folder / "other.duckdb").write_bytes(b"someone else's bytes")
+    before = fingerprint(folder)
+    r = neurons("--db", db, "query", sql.format(d=folder))
+    assert_one_line_error(r, "refused")
+    assert fingerprint(folder) == before
+
+
+@pytest.mark.parametrize("sql", WRITES[:6])
+def test_export_cannot_write_through_sql(db, neurons, sql):
+    folder = db.parent
+    before = fingerprint(folder)
+    r = neurons("--db", db, "export", sql.format(d=folder), "--out", folder / "out.csv")
+    assert_one_line_error(r, "refused")
+    assert fingerprint(folder) == before
+
+
+def test_ablate_query_runs_read_only(db, neurons, checkpoint, tmp_path, sample):
+    data = tmp_path / "d.csv"
+    sample.write_csv(data)
+    before = fingerprint(db.parent)
+    r = neurons("--db", db, "ablate", checkpoint(), data, "--run", "base", "--layer", "1", "--quiet",
+                "--query", "explain analyze delete from activations where layer = 1")
+    assert_one_line_error(r, "refused")
+    assert fingerprint(db.parent) == before
+
+
+def test_reading_queries_still_work(db, neurons):
+    r = neurons("--db", db, "query", "select count(*) as n from activations_long where run = 'base'; "
+                "select n_neurons from crosslingual_correlation limit 1", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout) == [{"n_neurons": 32}]
+    r = neurons("--db", db, "query", "create temp table t as select 41 as x; select x + 1 as y from t", "--csv")
+    assert r.exit_code == 0 and r.stdout.split() == ["y", "42"]
+
+
+# -- 2. other applications' files ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [("runs",), ("query", "select * from customers"), ("analyze", "--run", "x"),
+                                     ("delete", "--run", "x", "--yes"), ("significance", "--run", "x"),
+                                     ("export", "customers", "--out", "c.csv"), ("upgrade",)])
+def test_foreign_duckdb_file_is_never_changed(tmp_path, neurons, command):
+    foreign = tmp_path / "foreign.duckdb"
+    con = duckdb.connect(str(foreign))
+    con.execute("create table customers as select 1 as id, 'Ada' as name")
+    con.close()
+    before = fingerprint(tmp_path)
+    r = neurons("--db", foreign, *command)
+    assert_one_line_error(r, "not a neurons warehouse")
+    assert fingerprint(tmp_path) == before
+
+
+def test_older_warehouse_is_refused_by_readers_and_upgraded_on_request(db, neurons):
+    con = duckdb.connect(str(db))
+    con.execute("update warehouse_meta set value = 'older' where key = 'views_sha256'")
+    con.close()
+    before = digest(db)
+    for command in (("runs",), ("query", "select 1"), ("analyze", "--run", "base")):
+        assert_one_line_error(neurons("--db", db, *command), "older version", "neurons --db")
+        assert digest(db) == before
+    r = neurons("--db", db, "upgrade")
+    assert r.exit_code == 0 and "upgraded" in r.stdout, r.output
+    assert neurons("--db", db, "runs").exit_code == 0
+    assert "already up to date" in neurons("--db", db, "upgrade").stdout
+
+
+# -- 3. numbers that cannot be stored faithfully -------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [1e39, -3.5e38, float("inf"), float("nan")])
+def test_values_outside_float32_are_refused(db, neurons, tmp_path, bad):
+    rows = [(s, "en" if s % 2 else "nl", "joy" if s % 3 else "fear", 6, n, float(s + n)) for s in range(6) for n in range(3)]
+    rows[7] = (*rows[7][:5], bad)
+    table = pl.DataFrame(rows, schema=["sentence_id", "language", "label", "layer", "neuron", "value"], orient="row")
+    path = tmp_path / "long.parquet"
+    table.write_parquet(path)
+    before = digest(db)
+    r = neurons("--db", db, "load", path, "--run", "big")
+    assert_one_line_error(r, "row 8")
+    assert digest(db) == before
+
+
+def test_largest_float32_is_kept_exactly(db, neurons, tmp_path):
+    top = float(np.finfo(np.float32).max)
+    rows = [(s, "en", "joy" if s % 2 else "fear", 6, 0, top if s == 0 else float(s)) for s in range(4)]
+    path = tmp_path / "long.csv"
+    pl.DataFrame(rows, schema=["sentence_id", "language", "label", "layer", "neuron", "value"], orient="row").write_csv(path)
+    assert neurons("--db", db, "load", path, "--run", "edge").exit_code == 0
+    got = json.loads(neurons("--db", db, "query", "select max(value) as m from activations_long where run = 'edge'",
+                             "--json").stdout)
+    assert got[0]["m"] == top
+
+
+# -- 4. incomplete checkpoints ---------------------------------------------------------------------------------
+
+def test_checkpoint_without_tokenizer_is_refused(db, neurons, checkpoint, tmp_path, sample):
+    broken = tmp_path / "model"
+    shutil.copytree(checkpoint(), broken)
+    for f in broken.iterdir():
+        if f.name not in ("config.json", "model.safetensors"):
+            f.unlink()
+    data = tmp_path / "d.csv"
+    sample.write_csv(data)
+    before = digest(db)
+    r = neurons("--db", db, "extract", broken, data, "--run", "x", "--quiet")
+    assert_one_line_error(r, "has no tokenizer")
+    assert digest(db) == before
+
+
+def test_truncated_weights_are_refused(db, neurons, checkpoint, tmp_path, sample):
+    broken = tmp_path / "model"
+    shutil.copytree(checkpoint(), broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    data = tmp_path / "d.csv"
+    sample.write_csv(data)
+    before = digest(db)
+    assert_one_line_error(neurons("--db", db, "extract", broken, data, "--run", "x", "--quiet"), "cannot load model")
+    assert digest(db) == before
+
+
+def test_unknown_tokens_are_reported_and_refused(db, neurons, checkpoint, tmp_path):
+    # Hangul and Devanagari never occur in the tiny tokenizer's training text: every word is unknown
+    rows = [{"text": "한국어 문장 입니다", "language": "ko", "label": "joy"},
+            {"text": "यह एक वाक्य है", "language": "hi", "label": "fear"},
+            {"text": "Dit is een zin.", "language": "nl", "label": "joy"}]
+    data = tmp_path / "odd.csv"
+    pl.DataFrame(rows).write_csv(data)
+    before = digest(db)
+    r = neurons("--db", db, "extract", checkpoint(), data, "--run", "x", "--quiet")
+    assert_one_line_error(r, "unknown token", "--allow-unk", "ko")
+    assert digest(db) == before
+    r = neurons("--db", db, "extract", checkpoint(), data, "--run", "x", "--quiet", "--allow-unk")
+    assert r.exit_code == 0, r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if "unknown tok" in ln)
+    assert "nl 0.0%" in line and "ko " in line and "ko 0.0%" not in line
+
+
+def test_unknown_share_matches_a_direct_count(checkpoint, sample):
+    from transformers import AutoTokenizer
+
+    from toolkit.models import unknown_shares
+
+    tok = AutoTokenizer.from_pretrained(checkpoint())
+    texts = sample["text"].to_list()[:20] + ["ΩΩΩ ЖЖЖ"] * 3
+    langs = sample["language"].to_list()[:20] + ["xx"] * 3
+    ids = tok(texts)["input_ids"]
+    got = unknown_shares(tok, ids, langs)
+    special = set(tok.all_special_ids) - {tok.unk_token_id}
+    for lang in set(langs):
+        seqs = [s for s, l in zip(ids, langs) if l == lang]
+        tokens = [t for s in seqs for t in s if t not in special]
+        assert got[lang] == pytest.approx(sum(t == tok.unk_token_id for t in tokens) / len(tokens))
+    assert got["xx"] > 0.5
+
+
+# -- 5. no accidental warehouses, no wasted hours, no internal errors -------------------------------------------
+
+@pytest.mark.parametrize("command", [("delete", "--run", "x", "--yes"), ("significance", "--run", "x"),
+                                     ("analyze", "--run", "x"), ("query", "select 1"), ("runs",),
+                                     ("report", "--run", "x", "--out", "rep"), ("upgrade",),
+                                     ("export", "runs", "--out", "r.csv"),
+                                     ("chart", "classes", "--run", "x", "--out", "c.png")])
+def test_missing_warehouse_is_never_created(tmp_path, neurons, command):
+    os.chdir(tmp_path)
+    r = neurons("--db", tmp_path / "nope" / "x.duckdb", *command)
+    assert_one_line_error(r, "does not exist")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_db_folder_is_one_line(tmp_path, neurons):
+    assert_one_line_error(neurons("--db", tmp_path, "runs"), "is a folder")
+
+
+def test_usage_errors_are_one_line(neurons, db):
+    assert_one_line_error(neurons("--db", db, "analyze"), "--run")
+    assert_one_line_error(neurons("--db", db, "nosuchcommand"), "nosuchcommand")
+    assert_one_line_error(neurons("--db", db, "analyze", "--run", "base", "--top", "abc"), "--top")
+
+
+def test_finetune_checks_its_output_before_training(tmp_path, neurons, checkpoint, sample):
+    data = tmp_path / "d.csv"
+    sample.write_csv(data)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    start = time.perf_counter()
+    r = neurons("finetune", checkpoint(), data, "--out", blocker / "ckpt", "--epochs", "50", "--quiet")
+    assert_one_line_error(r, "is a file")
+    r = neurons("finetune", checkpoint(), data, "--out", blocker, "--epochs", "50", "--quiet")
+    assert_one_line_error(r, "is a file")
+    assert time.perf_counter() - start < 10  # refused before 50 epochs of training
+    assert blocker.read_text() == "x"
+
+
+DENIED = """
+import errno, sys, tempfile
+from toolkit.cli import main
+def denied(*args, **kwargs):
+    raise PermissionError(errno.EACCES, "Permission denied", kwargs.get("dir"))
+tempfile.mkstemp = tempfile.mkdtemp = denied
+sys.argv = ["neurons", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("command", [("export", "runs", "--out", "{d}/r.csv"),
+                                     ("chart", "classes", "--run", "base", "--out", "{d}/c.svg"),
+                                     ("report", "--run", "base", "--out", "{d}/rep")])
+def test_unwritable_outputs_are_one_line(db, tmp_path, command):
+    """A folder the user may not write (simulated: the tests run as root, who may write anywhere)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    before = fingerprint(tmp_path)
+    args = [a.format(d=tmp_path) for a in command]
+    r = subprocess.run([sys.executable, "-c", DENIED, "--db", str(db), *args], capture_output=True, text=True, env=env)
+    assert r.returncode == 1, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "permission denied" in r.stderr, r.stderr
+    assert fingerprint(tmp_path) == before
+
+
+FULL_DISK = """
+import errno, pathlib, sys
+from toolkit.cli import main
+real = pathlib.Path.write_text
+def full(self, data, *args, **kwargs):
+    real(self, data[: len(data) // 2], *args, **kwargs)
+    raise OSError(errno.ENOSPC, "No space left on device", str(self))
+pathlib.Path.write_text = full
+sys.argv = ["neurons", *sys.argv[1:]]
+main()
+"""
+
+
+def test_full_disk_leaves_no_truncated_file(db, tmp_path):
+    """Disk full while writing: one line naming the cause, and the old file intact (written aside, renamed)."""
+    out = tmp_path / "r.tex"
+    out.write_text("old table")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    r = subprocess.run([sys.executable, "-c", FULL_DISK, "--db", str(db), "export", "runs", "--out", str(out)],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 1, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "no space left" in r.stderr, r.stderr
+    assert out.read_text() == "old table"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.tex", "work"]
+
+
+def test_unknown_run_is_refused_everywhere(db, neurons, tmp_path):
+    before = digest(db)
+    for command in (("export", "label_profiles", "--run", "nope", "--out", tmp_path / "x.csv"),
+                    ("analyze", "--run", "nope"), ("significance", "--run", "nope"), ("delete", "--run", "nope", "--yes"),
+                    ("report", "--run", "nope", "--out", tmp_path / "rep")):
+        assert_one_line_error(neurons("--db", db, *command), "no run named 'nope'")
+    assert digest(db) == before
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "rep").exists()
+
+
+def test_delete_without_terminal_needs_yes(db, neurons):
+    before = digest(db)
+    assert_one_line_error(neurons("--db", db, "delete", "--run", "base"), "--yes")
+    assert digest(db) == before
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("analyze", "--run", "base", "--threshold", "nan"), "finite"),
+    (("analyze", "--run", "base", "--top", "0"), "at least 1"),
+    (("chart", "classes", "--run", "base", "--top", "-1", "--out", "x.png"), "at least 1"),
+    (("significance", "--run", "base", "--alpha", "1.5"), "between 0 and 1"),
+    (("significance", "--run", "base", "--alpha", "0"), "between 0 and 1"),
+    (("significance", "--run", "base", "--threshold", "inf"), "finite"),
+])
+def test_bad_option_values(db, neurons, args, fragment):
+    before = digest(db)
+    assert_one_line_error(neurons("--db", db, *args), fragment)
+    assert digest(db) == before
+
+
+@pytest.mark.parametrize("run", ["", "   ", "a\u200bb", " lead"])
+def test_bad_run_names(db, neurons, checkpoint, tmp_path, sample, run):
+    data = tmp_path / "d.csv"
+    sample.write_csv(data)
+    before = digest(db)
+    assert_one_line_error(neurons("--db", db, "extract", checkpoint(), data, "--run", run, "--quiet"), "--run")
+    assert digest(db) == before
+
+
+@pytest.mark.parametrize("name, content, fragment", [
+    ("zw.csv", "text,language,label\nhello,en,joy\nhi,en,joy\u200b\n", "U+200B"),
+    ("bom.csv", "text,language,label\nhello,\ufeffen,joy\n", "U+FEFF"),
+    ("dup.csv", "text,language,label,label\nhello,en,joy,fear\n", "duplicate column"),
+    ("nested.jsonl", '{"text": "a", "language": "en", "label": ["joy", "fear"]}\n', "one plain label"),
+    ("struct.jsonl", '{"text": "a", "language": {"code": "en"}, "label": "joy"}\n', "one plain language"),
+])
+def test_odd_values_are_refused(db, neurons, checkpoint, tmp_path, name, content, fragment):
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    before = digest(db)
+    assert_one_line_error(neurons("--db", db, "extract", checkpoint(), path, "--run", "x", "--quiet"), fragment)
+    assert digest(db) == before
+
+
+# -- 6. readers are not locked out of a long job ----------------------------------------------------------------
+
+def test_readers_succeed_while_an_extraction_runs(tmp_path, checkpoint, sample):
+    big = pl.concat([sample] * 15)  # 3,150 sentences
+    data = tmp_path / "big.csv"
+    big.write_csv(data)
+    db = tmp_path / "w.duckdb"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent), "NEURONS_LOCK_WAIT": "20"}
+    cmd = [sys.executable, "-m", "toolkit", "--db", str(db)]
+    job = subprocess.Popen([*cmd, "extract", str(checkpoint()), str(data), "--run", "long", "--layers", "all",
+                            "--batch-size", "16", "--commit-every", "64", "--quiet"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        progress, ok = [], 0
+        deadline = time.monotonic() + 240
+        while job.poll() is None and time.monotonic() < deadline:
+            if not db.exists():
+                time.sleep(0.1)
+                continue
+            runs = subprocess.run([*cmd, "runs", "--json"], capture_output=True, text=True, env=env, timeout=60)
+            assert runs.returncode == 0, runs.stderr
+            status = json.loads(runs.stdout)[0]["status"] if json.loads(runs.stdout) else ""
+            q = subprocess.run([*cmd, "query", "select count(*) as n from sentences", "--csv"], capture_output=True,
+                               text=True, env=env, timeout=60)
+            assert q.returncode == 0, q.stderr
+            if status.startswith("incomplete"):
+                ok += 1
+                progress.append(int(status.split("(")[1].split("/")[0]))
+        out, err = job.communicate(timeout=240)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode == 0, err
+    assert ok >= 2, "no reader got in while the extraction ran"
+    assert progress == sorted(progress) and progress[-1] <= 3150
+
+
+# -- 7. NaN is null in every output ---------------------------------------------------------------------------
+
+def test_undefined_values_are_null_everywhere(db, neurons, tmp_path):
+    sql = ("select label, language_a, language_b, spearman from crosslingual_correlation "
+           "where run = 'base' and layer = 0 order by all limit 3")  # layer 0's [CLS] vector is constant
+    js = neurons("--db", db, "query", sql, "--json")
+    assert js.exit_code == 0 and "NaN" not in js.stdout
+    rows = json.loads(js.stdout)
+    assert rows and all(r["spearman"] is None for r in rows)
+    table = neurons("--db", db, "query", sql).stdout
+    assert "NaN" not in table and "nan" not in table and table.splitlines()[2].rstrip().endswith("--")
+    csv = neurons("--db", db, "query", sql, "--csv").stdout
+    assert csv.splitlines()[1].endswith(",")
+    md = neurons("--db", db, "query", sql, "--markdown").stdout
+    assert "NaN" not in md and all(ln.endswith("-- |") for ln in md.splitlines()[2:])
+    for ext in ("json", "csv", "md", "tex", "parquet"):
+        out = tmp_path / f"x.{ext}"
+        assert neurons("--db", db, "export", sql, "--out", out).exit_code == 0
+        if ext == "parquet":
+            assert pl.read_parquet(out)["spearman"].null_count() == len(rows)
+        else:
+            text = out.read_text()
+            assert "NaN" not in text and "nan" not in text.lower().replace("language", "")
+    analysis = neurons("--db", db, "analyze", "--run", "base", "--layer", "0", "--json")
+    assert analysis.exit_code == 0 and "NaN" not in analysis.stdout
+    json.loads(analysis.stdout)

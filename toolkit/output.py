@@ -1,0 +1,115 @@
+"""Writing user-facing files safely: checked before expensive work, written whole or not at all.
+
+Every file a command writes (a chart, an export, a report folder, a checkpoint) is written to a temporary
+name beside its destination and renamed into place when complete, so a full disk or an interruption never
+leaves a truncated file, and the destination's folder is checked for writability before any work starts.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from toolkit.errors import UserError
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "no space left on the device"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "permission denied" if exc.errno != errno.EROFS else "read-only file system"
+    return (exc.strerror or str(exc) or type(exc).__name__).lower()
+
+
+def write_error(path: Path, exc: OSError) -> UserError:
+    """One line naming the file and the cause of a failed write."""
+    return UserError(f"cannot write {path}: {_reason(exc)}")
+
+
+def _existing_ancestor(path: Path) -> Path:
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_writable_dir(folder: str | Path) -> Path:
+    """Refuse, before any work, a destination folder that is a file or whose nearest existing ancestor cannot
+    be written (the folder itself is not created here)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file; the output must be a folder")
+    base = _existing_ancestor(folder)
+    if not base.is_dir():
+        raise UserError(f"cannot create {folder}: {base} is a file")
+    try:
+        with tempfile.NamedTemporaryFile(dir=base, prefix=".neurons-check-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot write into {base} (for {folder}): {_reason(exc)}") from None
+    return folder
+
+
+def check_writable_file(path: str | Path) -> Path:
+    """Refuse, before any work, an output file that is a folder or whose folder cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; name a file")
+    check_writable_dir(path.parent if str(path.parent) else Path("."))
+    return path
+
+
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside PATH; on success it replaces PATH, on any failure it is removed and PATH
+    is left as it was. OS errors (disk full, permissions) become one clear line."""
+    path = Path(path)
+    check_writable_file(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part" + path.suffix)
+        os.close(fd)
+    except OSError as exc:
+        raise write_error(path, exc) from None
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except OSError as exc:
+        raise write_error(path, exc) from None
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_dir(folder: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside FOLDER; on success it takes FOLDER's place (a previous FOLDER is removed
+    only then), on failure it is removed and FOLDER is left as it was."""
+    folder = Path(folder)
+    check_writable_dir(folder)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".part"))
+    except OSError as exc:
+        raise write_error(folder, exc) from None
+    old = None
+    try:
+        yield tmp
+        if folder.exists():
+            old = folder.parent / f"{tmp.name}.old"
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+    except OSError as exc:
+        if old is not None and not folder.exists():
+            os.replace(old, folder)
+            old = None
+        raise write_error(folder, exc) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
