@@ -23,7 +23,7 @@ test: venv
 	$(BIN)/python -m pytest -q
 
 bench: venv
-	$(BIN)/python benchmarks/extract.py
+	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) warehouse/*.duckdb warehouse/*.wal warehouse/demo-model

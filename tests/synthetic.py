@@ -1,5 +1,5 @@
 """Synthetic activations with planted polyglot and monolingual neurons, and independent reference
-statistics computed with numpy/scipy straight from DESIGN.md's definitions."""
+statistics computed with numpy/scipy straight from the definitions in docs/definitions.md."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def write_long(path: Path, frames: list[pl.DataFrame]) -> Path:
     return path
 
 
-# -- reference implementation of DESIGN.md's definitions ----------------------------------------------
+# -- reference implementation of docs/definitions.md ----------------------------------------------
 
 def zscore(values, lang):
     z = np.zeros_like(values)

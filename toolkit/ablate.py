@@ -168,6 +168,7 @@ def ablate(db, model: str, dataset: Dataset, run: str, layer: int, neurons: str 
     if controls < 0:
         raise UserError("--controls must be at least 0")
     warnings: list[str] = []
+    Warehouse(db, create=False).close()  # a writing command: migrate an older warehouse first
     with Warehouse(db, read_only=True) as wh:  # user SQL (--query) runs in its sandbox; no lock held
         wh.run_id(run)
         meta = wh.run_row(run)

@@ -88,3 +88,30 @@ def layer_sweep(wh: Warehouse, run: str, threshold: float = 0.5, absolute: bool 
         wide = pairs.pivot(on="pair", index="layer", values="mean_spearman")
         summary = summary.join(wide.rename({c: f"rho_{c}" for c in wide.columns if c != "layer"}), on="layer", how="left")
     return summary
+
+
+def caveats(wh: Warehouse, run: str, layer: int) -> list[str]:
+    """What the run's figures can and cannot claim, in sentences: languages whose model is at chance (view
+    `evaluation`), label-sensitive neurons by q alone and by q plus effect size (`neuron_significance`), and
+    label x pair correlations too noisy to interpret (`crosslingual_ceiling`)."""
+    notes = []
+    chance = wh.sql("select language, macro_f1, chance_high from evaluation where run = ? and at_chance "
+                    "order by language", [run])
+    for language, f1, high in chance.iter_rows():
+        notes.append(f"The model is at chance in {language}: macro-F1 {f1:.3f} is within the 95 % binomial interval "
+                     f"of guessing (up to {high:.3f}), so the {language} neurons describe a model that has not learnt "
+                     "the task there; read its profiles, correlations and classes with that in mind.")
+    if wh.scalar("select count(*) from neuron_significance where run = ? and layer = ?", [run, layer]):
+        c = wh.sensitive_counts(run, layer)
+        setting = wh.sql("select alpha, min_effect from neuron_significance where run = ? and layer = ? limit 1",
+                         [run, layer]).row(0)
+        notes.append(f"Label sensitivity: {c['q_significant']} of {c['n_neurons']} neurons have BH q < {setting[0]}; "
+                     f"{c['sensitive']} also reach a pooled eta squared of {setting[1]} (the label-sensitive neurons). "
+                     "With many sentences a tiny effect is significant, so q alone says nothing about size.")
+    noisy = wh.sql("select count(*) filter (where not interpretable) as noisy, count(*) as n from crosslingual_ceiling "
+                   "where run = ? and layer = ?", [run, layer]).row(0)
+    if noisy[0]:
+        notes.append(f"{noisy[0]} of {noisy[1]} label x language-pair correlations have a profile with split-half "
+                     "reliability below 0.3: a low rho there may be noise rather than disagreement between languages "
+                     "(view crosslingual_ceiling).")
+    return notes

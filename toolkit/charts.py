@@ -106,20 +106,41 @@ def crosslingual_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
             where c.run = ? and c.layer = ? order by c.label, pair""",
         [o.metric, o.run, layer],
     )
-    low = min(0.0, float(df["value"].min())) if df.height and df["value"].min() is not None else 0.0
+    name = "Spearman's rho" if o.metric == "spearman" else "cosine similarity"
+    return _pair_heatmap(df, o.metric.capitalize(), alt.Scale(scheme="redblue", domain=[-1, 1], domainMid=0),
+                         _title(f"Cross-lingual {name} of label profiles", o, layer))
+
+
+def ceiling_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
+    """Beside Figure 2: the noise ceiling sqrt(r_a r_b) of each label x pair's Spearman (definition 9), with
+    the disattenuated rho below it; pairs whose reliabilities fall under 0.3 are marked as uninterpretable."""
+    layer = resolve(wh, o.run, o.layer).layer
+    df = wh.sql(
+        """select label, language_a || '–' || language_b as pair, ceiling as value,
+                  case when ceiling is null then 'n/a'
+                       else printf('%.2f
+%s', ceiling,
+                                   case when interpretable then printf('ρ* %.2f', disattenuated) else 'too noisy' end)
+                  end as text
+           from crosslingual_ceiling where run = ? and layer = ? order by label, pair""",
+        [o.run, layer],
+    )
+    return _pair_heatmap(df, "ceiling", alt.Scale(scheme="greens", domain=[0, 1]),
+                         _title("Noise ceiling sqrt(r_a r_b) of each Spearman (ρ* = rho / ceiling)", o, layer))
+
+
+def _pair_heatmap(df: pl.DataFrame, value_title: str, scale: alt.Scale, title) -> alt.Chart:
+    """A label x language-pair heatmap of VALUE with each cell's TEXT (one or two lines) annotated."""
     base = alt.Chart(df).encode(x=alt.X("pair:N", title="language pair", axis=alt.Axis(labelAngle=0)),
                                 y=alt.Y("label:N", title=None))
-    cells = base.mark_rect().encode(color=alt.Color("value:Q", title=o.metric.capitalize(),
-                                                    scale=alt.Scale(scheme="blues", domain=[low, 1])))
-    with_intervals = bool(df.height) and df["text"].str.contains("\n").any()
-    text = base.mark_text(fontSize=9 if with_intervals else 10, lineBreak="\n").encode(
-        text="text:N",
-        color=alt.condition(f"datum.value > {low + 0.6 * (1 - low)}", alt.value("white"), alt.value("black")))
+    cells = base.mark_rect().encode(color=alt.Color("value:Q", title=value_title, scale=scale))
+    two_lines = bool(df.height) and df["text"].str.contains("\n").any()
+    text = base.mark_text(fontSize=11, lineBreak="\n").encode(
+        text="text:N", color=alt.condition("abs(datum.value) > 0.6", alt.value("white"), alt.value("black")))
     n_pairs = max(df["pair"].n_unique(), 1)
-    name = "Spearman's rho" if o.metric == "spearman" else "cosine similarity"
-    return (alt.layer(cells, text).properties(width=max((78 if with_intervals else 60) * n_pairs, 240),
-                                              height=alt.Step(36 if with_intervals else 28))
-            .properties(title=_title(f"Cross-lingual {name} of label profiles", o, layer)))
+    return (alt.layer(cells, text).properties(width=max((84 if two_lines else 64) * n_pairs, 260),
+                                              height=alt.Step(40 if two_lines else 30))
+            .properties(title=title))
 
 
 def label_profiles(wh: Warehouse, o: ChartOptions) -> alt.Chart:
@@ -269,6 +290,7 @@ def ablation_effect(wh: Warehouse, o: ChartOptions) -> alt.Chart:
 CHARTS: dict[str, tuple[Callable[[Warehouse, ChartOptions], alt.Chart], str]] = {
     "label-variance": (label_variance, "Figure 1: variance of z within each label, every neuron"),
     "correlation": (crosslingual_heatmap, "Figure 2: cross-lingual Spearman (or --metric cosine) heatmap"),
+    "ceiling": (ceiling_heatmap, "noise ceiling and disattenuated Spearman per label and pair"),
     "profiles": (label_profiles, "Figure 3: mean z per neuron for one label, a line per language"),
     "classes": (class_distribution, "neuron classes per label, stacked"),
     "monolingual": (monolingual_counts, "monolingual neurons per language"),

@@ -115,6 +115,13 @@ def probability(ctx, param, value):
     return value
 
 
+def effect_size(ctx, param, value):
+    """An effect-size option in [0, 1)."""
+    if value is not None and not 0 <= value < 1:
+        raise click.BadParameter(f"{value} must be in [0, 1)", ctx, param)
+    return value
+
+
 def at_least(minimum: int):
     """An int option of at least MINIMUM."""
 
@@ -292,7 +299,7 @@ def analyze(ctx: Context, run: str, layer: int | None, sweep: str | None, thresh
     """The paper's findings for one run and layer: top-variance neurons, language-pair consistency,
     neuron classes per label and monolingual neurons per language. With --layers all, the layer sweep."""
     from toolkit.analysis import analyze as run_analyze
-    from toolkit.analysis import layer_sweep
+    from toolkit.analysis import caveats, layer_sweep
     from toolkit.query import render, to_json
     from toolkit.warehouse import Warehouse
 
@@ -302,8 +309,11 @@ def analyze(ctx: Context, run: str, layer: int | None, sweep: str | None, thresh
             click.echo(render(table, "json" if as_json else "table", float_precision=3), nl=False)
             return
         f = run_analyze(wh, run, layer, threshold, absolute, top)
+        notes = caveats(wh, f.run, f.layer)
+        accuracy = wh.sql("select language, n_sentences, accuracy, macro_f1, chance_high, at_chance from evaluation "
+                          "where run = ? order by language", [f.run])
     if as_json:
-        click.echo(to_json(f.as_dict()))
+        click.echo(to_json({**f.as_dict(), "evaluation": accuracy.to_dicts(), "caveats": notes}))
         return
     rule = "|P|" if absolute else "P"
     sections = [
@@ -312,13 +322,18 @@ def analyze(ctx: Context, run: str, layer: int | None, sweep: str | None, thresh
         (f"Neuron classes per label, share of the layer's neurons ({rule} > {threshold}; Section 3.3)", f.class_shares),
         (f"Monolingual neurons per language ({rule} > {threshold}; Section 4)", f.monolingual),
     ]
+    if accuracy.height:
+        sections.insert(0, ("Model accuracy per language (at_chance: macro-F1 within the binomial interval of "
+                            "guessing)", accuracy))
     click.echo(f"run '{f.run}', layer {f.layer}")
+    for note in notes:
+        click.echo(f"note: {note}")
     for title, df in sections:
         click.echo(f"\n{title}\n" + render(df, "table", float_precision=3), nl=False)
 
 
 @cli.command()
-@click.argument("name", type=click.Choice(["label-variance", "correlation", "profiles", "classes", "monolingual",
+@click.argument("name", type=click.Choice(["label-variance", "correlation", "ceiling", "profiles", "classes", "monolingual",
                                            "variance-ranking", "classes-null", "layers", "ablation"]))
 @click.option("--run", required=True, help="Run to chart.")
 @click.option("--layer", type=int, default=None, help="Layer (default: the penultimate stored layer).")
@@ -341,6 +356,7 @@ def chart(ctx: Context, name: str, run: str, layer: int | None, label: str | Non
     \b
     label-variance    Figure 1: variance of z within each label, every neuron
     correlation       Figure 2: cross-lingual Spearman (or cosine) heatmap
+    ceiling           beside Figure 2: noise ceiling and disattenuated Spearman
     profiles          Figure 3: mean z per neuron for one label, a line per language
     classes           neuron classes per label, stacked
     monolingual       monolingual neurons per language
@@ -412,12 +428,14 @@ def export(ctx: Context, what: str, out: Path, run: str | None, layer: int | Non
 @click.option("--abs", "absolute", is_flag=True, help="Classify on |mean z|.")
 @click.option("--alpha", type=float, default=0.05, show_default=True, callback=probability,
               help="q-value cut for label-sensitive neurons.")
+@click.option("--min-effect", type=float, default=0.01, show_default=True, callback=effect_size,
+              help="Pooled eta squared a label-sensitive neuron needs besides q < alpha (0.01: a small effect).")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of tables.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @pass_ctx
 @handled
 def significance(ctx: Context, run: str, layer: int | None, permutations: int, bootstraps: int, seed: int,
-                 threshold: float, absolute: bool, alpha: float, as_json: bool, quiet: bool) -> None:
+                 threshold: float, absolute: bool, alpha: float, min_effect: float, as_json: bool, quiet: bool) -> None:
     """Test the findings against chance: permutation nulls of the class counts and of each neuron's
     between-label variance (with Benjamini-Hochberg q-values), bootstrap intervals of Spearman's rho,
     and ANOVA across labels. Results are stored in the warehouse (views class_significance,
@@ -429,28 +447,32 @@ def significance(ctx: Context, run: str, layer: int | None, permutations: int, b
     from toolkit.significance import store
     from toolkit.warehouse import WRITER_LOCK_WAIT, Warehouse
 
+    Warehouse(ctx.db, create=False).close()  # a writing command: migrate an older warehouse first
     with Warehouse(ctx.db, read_only=True) as wh:  # computed without holding the write lock
         wh.run_id(run)
         bar = tqdm(total=permutations + bootstraps, unit="resample", desc="significance", disable=quiet, file=sys.stderr)
         result = run_significance(wh, run, layer, permutations, bootstraps, seed, threshold, absolute, alpha,
-                                  progress=bar.update)
+                                  progress=bar.update, min_effect=min_effect)
         bar.close()
     with Warehouse(ctx.db, create=False, lock_wait=WRITER_LOCK_WAIT) as wh:
         store(wh, result)
-    sensitive = result.neurons.filter(result.neurons["q_value"] < alpha).height
+        counts = wh.sensitive_counts(result.run, result.layer)
     if as_json:
         click.echo(to_json({"run": result.run, "layer": result.layer, **result.settings, "seconds": result.seconds,
-                            "sensitive_neurons": sensitive, "counts": result.counts.to_dicts(),
+                            "q_significant_neurons": counts["q_significant"], "sensitive_neurons": counts["sensitive"],
+                            "counts": result.counts.to_dicts(),
                             "correlation": result.correlation.filter(result.correlation["label"].is_null()).to_dicts()}))
         return
     click.echo(f"run '{result.run}', layer {result.layer}: {permutations} permutations, {bootstraps} bootstraps, "
                f"seed {seed} ({result.seconds:.1f} s)")
-    click.echo(f"\nLabel-sensitive neurons (between-label variance, BH q < {alpha}): {sensitive} of "
-               f"{result.neurons.height} (the smallest p-value {permutations} permutations can give is "
-               f"{1 / (permutations + 1):.4f})")
+    click.echo(f"\nLabel-sensitive neurons (between-label variance) of {counts['n_neurons']}: "
+               f"{counts['q_significant']} with BH q < {alpha}; {counts['sensitive']} with q < {alpha} and pooled "
+               f"eta squared >= {min_effect} (view sensitive_neurons). The smallest p-value {permutations} "
+               f"permutations can give is {1 / (permutations + 1):.4f}.")
     click.echo("\nClass counts against the permutation null (labels shuffled within language)\n"
                + render(result.counts, "table", float_precision=3), nl=False)
-    click.echo("\nMean Spearman per language pair with bootstrap 95 % intervals\n"
+    click.echo("\nMean Spearman per language pair with basic bootstrap 95 % intervals (bias = bootstrap mean - "
+               "estimate; min_cell = smallest cell, coverage is nominal from about 20 sentences)\n"
                + render(result.correlation.filter(result.correlation["label"].is_null()).drop("label"), "table",
                         float_precision=3), nl=False)
 

@@ -54,9 +54,10 @@ def run_demo(out: Path, epochs: int = 30, seed: int = 0) -> Path:
     with Warehouse(db) as wh:
         tested = significance(wh, "demo", permutations=1000, bootstraps=1000, seed=seed)
         store(wh, tested)
-    n_sensitive = int((tested.neurons["q_value"] < 0.05).sum())
-    click.echo(f"significance: 1000 permutations, 1000 bootstraps in {tested.seconds:.1f} s; {n_sensitive} of "
-               f"{tested.neurons.height} neurons label-sensitive at layer {tested.layer} (BH q < 0.05)")
+        counts = wh.sensitive_counts("demo", tested.layer)
+    click.echo(f"significance: 1000 permutations, 1000 bootstraps in {tested.seconds:.1f} s; of "
+               f"{counts['n_neurons']} neurons at layer {tested.layer}, {counts['q_significant']} have BH q < 0.05 "
+               f"and {counts['sensitive']} also a pooled eta squared >= 0.01 (label-sensitive)")
     test_split = read_dataset(data, id_column="id", split_column="split", splits=["test"])
     ablation = ablate(db, str(checkpoint), test_split, "demo", tested.layer, top_variance=8, controls=10, seed=seed,
                       progress=False)

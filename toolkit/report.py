@@ -18,7 +18,7 @@ import polars as pl
 import vl_convert
 
 from toolkit import __version__
-from toolkit.analysis import CLASSES, resolve
+from toolkit.analysis import CLASSES, caveats, resolve
 from toolkit.charts import ChartOptions, build, save
 from toolkit.export import write_table
 from toolkit.output import atomic_dir, check_writable_dir
@@ -63,6 +63,8 @@ def _figures(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bo
         Figure("label-variance", "Figure 1. Variance of z within each label", "label_variance", build(wh, "label-variance", o)),
         Figure("correlation-spearman", "Figure 2. Cross-lingual Spearman correlation", "crosslingual_correlation",
                build(wh, "correlation", o)),
+        Figure("correlation-ceiling", "Figure 2, noise ceiling. How high each Spearman could be given the noise "
+               "of its two profiles", "crosslingual_ceiling", build(wh, "ceiling", o)),
         Figure("correlation-cosine", "Figure 2b. Cross-lingual cosine similarity", "crosslingual_correlation",
                build(wh, "correlation", ChartOptions(**{**o.__dict__, "metric": "cosine"}))),
     ]
@@ -105,6 +107,11 @@ def _tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: boo
               wh.language_pair_summary(run, layer).drop("run", "layer")),
         Table("crosslingual", "Cross-lingual consistency per label and language pair", "crosslingual_correlation",
               wh.crosslingual_correlation(run, layer).drop("run", "layer")),
+        Table("ceiling", "Noise ceilings: split-half reliabilities, ceiling and disattenuated Spearman",
+              "crosslingual_ceiling",
+              wh.sql("select label, language_a, language_b, spearman, reliability_a, reliability_b, ceiling, "
+                     "disattenuated, interpretable from crosslingual_ceiling where run = ? and layer = ? "
+                     "order by label, language_a, language_b", [run, layer])),
         Table("classes", f"Neurons per class and label ({'|P|' if absolute else 'P'} > {threshold})", "classify_neurons", wide),
         Table("monolingual", "Monolingual neurons per language", "count_monolingual",
               wh.monolingual_counts(run, layer, threshold, absolute).drop("run", "layer")),
@@ -118,14 +125,15 @@ def _tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: boo
                   wh.sql("select label, language, neuron_class, observed, null_mean, null_low, null_high, p_value "
                          "from class_significance where run = ? and layer = ? order by label nulls last, language, "
                          "neuron_class", [run, layer])),
-            Table("sensitive-neurons", "Label-sensitive neurons (permutation test of between-label variance, BH q < alpha)",
-                  "sensitive_neurons",
-                  wh.sql("select neuron, variance, p_value, q_value from sensitive_neurons where run = ? and layer = ? "
-                         "order by q_value, variance desc", [run, layer])),
+            Table("sensitive-neurons", "Label-sensitive neurons (permutation test of between-label variance: BH q < "
+                  "alpha, and pooled eta squared at least min_effect)", "sensitive_neurons",
+                  wh.sql("select neuron, variance, eta_squared, p_value, q_value from sensitive_neurons "
+                         "where run = ? and layer = ? order by q_value, variance desc", [run, layer])),
             Table("sensitive-classes", "Neuron classes among the label-sensitive neurons", "count_classes",
                   _wide(wh.class_counts(run, layer, threshold, absolute, sensitive=True))),
-            Table("pair-intervals", "Mean Spearman per language pair with bootstrap 95 % intervals", "correlation_intervals",
-                  wh.sql("select language_a, language_b, spearman, low, high from correlation_intervals "
+            Table("pair-intervals", "Mean Spearman per language pair with basic bootstrap 95 % intervals",
+                  "correlation_intervals",
+                  wh.sql("select language_a, language_b, spearman, low, high, bias, min_cell from correlation_intervals "
                          "where run = ? and layer = ? and label is null order by language_a, language_b", [run, layer])),
             Table("anova", "Top 20 neurons by one-way ANOVA F across labels (pooled over languages)", "label_anova",
                   wh.sql("select neuron, f, eta_squared, df_between, df_within, p_value from anova_significance "
@@ -134,8 +142,8 @@ def _tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: boo
         ]
     if wh.scalar("select count(*) from evaluation where run = ?", [run]):
         tables.append(Table("evaluation", "Accuracy and macro-F1 per language of the model's predictions", "evaluation",
-                            wh.sql("select language, n_sentences, accuracy, macro_f1 from evaluation where run = ? "
-                                   "order by language", [run])))
+                            wh.sql("select language, n_sentences, accuracy, macro_f1, chance_high, at_chance "
+                                   "from evaluation where run = ? order by language", [run])))
     for ablation_id in _ablations(wh, run):
         tables.append(Table(f"ablation-{ablation_id}", f"Ablation {ablation_id}: macro-F1 per language, target set "
                             "against random controls (rank 1 = the largest drop)", "ablation_summary",
@@ -230,12 +238,14 @@ def build_report(db, run: str, out: str | Path, layer: int | None = None, thresh
         meta = wh.run_row(run)
         figures = _figures(wh, rl.run, rl.layer, threshold, absolute)
         tables = _tables(wh, rl.run, rl.layer, threshold, absolute)
+        notes = caveats(wh, rl.run, rl.layer)
     with atomic_dir(final) as out:
-        _write(out, run, rl, meta, figures, tables, threshold, absolute)
+        _write(out, run, rl, meta, figures, tables, threshold, absolute, notes)
     return final / "index.html"
 
 
-def _write(out: Path, run: str, rl, meta: dict, figures, tables, threshold: float, absolute: bool) -> None:
+def _write(out: Path, run: str, rl, meta: dict, figures, tables, threshold: float, absolute: bool,
+           notes: list[str]) -> None:
     """The report's files inside folder OUT."""
     defs = definitions()
     (out / "figures").mkdir(parents=True, exist_ok=True)
@@ -263,8 +273,11 @@ def _write(out: Path, run: str, rl, meta: dict, figures, tables, threshold: floa
     }
     meta_table = pl.DataFrame({"field": list(info), "value": [str(v) for v in info.values()]})
     parts = [f"<h1>Neuron analysis of run <code>{html.escape(run)}</code>, layer {rl.layer}</h1>",
-             '<section hidden><h2>Problems</h2><ul id="errors"></ul></section>',
-             "<h2>Run</h2>", _html_table(meta_table)]
+             '<section hidden><h2>Problems</h2><ul id="errors"></ul></section>']
+    if notes:
+        parts.append("<section id='caveats'><h2>What these results can claim</h2><ul>"
+                     + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul></section>")
+    parts += ["<h2>Run</h2>", _html_table(meta_table)]
     parts.append("<h2>Figures</h2>")
     for f in figures:
         parts.append(f"<h3>{html.escape(f.title)}</h3><div class='chart' id='chart-{f.key}'></div>{definition(f.view)}"

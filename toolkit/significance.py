@@ -27,6 +27,8 @@ from toolkit.errors import UserError
 from toolkit.warehouse import Warehouse
 
 CLASS_NAMES = ("polyglot", "shared", "monolingual")
+MIN_EFFECT = 0.01
+"""Default eta squared a label-sensitive neuron needs besides q < alpha: Cohen's (1988) "small" effect."""
 BATCH_BYTES = 256 * 2**20  # memory for one batch of gathered z matrices
 
 
@@ -52,32 +54,40 @@ class Layout:
         return h
 
 
+def make_layout(z: np.ndarray, languages, labels, neurons: np.ndarray | None = None) -> Layout:
+    """A Layout from a z matrix [S, N] and each row's language and label: rows are sorted (stably) into
+    contiguous language x label blocks."""
+    languages = np.asarray(languages).astype(str)
+    labels = np.asarray(labels).astype(str)
+    order = np.lexsort((labels, languages))
+    z, languages, labels = np.asarray(z, dtype=np.float64)[order], languages[order], labels[order]
+    lang_names, lang_code = np.unique(languages, return_inverse=True)
+    label_names, label_code = np.unique(labels, return_inverse=True)
+    key = lang_code * len(label_names) + label_code
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    counts = np.diff(np.r_[starts, len(key)])
+    lang_starts = np.flatnonzero(np.r_[True, lang_code[1:] != lang_code[:-1]])
+    lang_ends = np.r_[lang_starts[1:], len(key)]
+    return Layout(
+        z=z, neurons=np.arange(z.shape[1]) if neurons is None else np.asarray(neurons),
+        languages=lang_names.tolist(), labels=label_names.tolist(),
+        cell_language=lang_code[starts], cell_label=label_code[starts],
+        starts=starts.astype(np.int64), counts=counts.astype(np.int64),
+        language_blocks=list(zip(lang_starts.tolist(), lang_ends.tolist())),
+    )
+
+
 def load_layout(wh: Warehouse, run: str, layer: int) -> Layout:
-    """Read z for one run and layer, ordered so that every language x label cell is a block of rows."""
+    """Read z for one run and layer (view `zscores`), one row per sentence."""
     z = wh.sql(
         "select z.sentence_id, z.language, z.label, z.neuron, z.z from zscores z "
         "where z.run = ? and z.layer = ? order by z.language, z.label, z.sentence_id, z.neuron",
         [run, layer],
     )
     neurons = np.sort(z["neuron"].unique().to_numpy())
-    n_neurons = len(neurons)
     sentences = z.filter(pl.col("neuron") == int(neurons[0])).select("language", "label")
-    matrix = z["z"].to_numpy().reshape(sentences.height, n_neurons)
-    languages = sorted(sentences["language"].unique().to_list())
-    labels = sorted(sentences["label"].unique().to_list())
-    cells = sentences.with_row_index("row").group_by("language", "label", maintain_order=True).agg(
-        pl.col("row").min().alias("start"), pl.len().alias("count"))
-    lang_index = {l: i for i, l in enumerate(languages)}
-    label_index = {l: i for i, l in enumerate(labels)}
-    blocks = sentences.with_row_index("row").group_by("language", maintain_order=True).agg(
-        pl.col("row").min().alias("a"), (pl.col("row").max() + 1).alias("b"))
-    return Layout(
-        z=matrix, neurons=neurons, languages=languages, labels=labels,
-        cell_language=np.array([lang_index[l] for l in cells["language"]]),
-        cell_label=np.array([label_index[l] for l in cells["label"]]),
-        starts=cells["start"].to_numpy().astype(np.int64), counts=cells["count"].to_numpy().astype(np.int64),
-        language_blocks=list(zip(blocks["a"].to_list(), blocks["b"].to_list())),
-    )
+    matrix = z["z"].to_numpy().reshape(sentences.height, len(neurons))
+    return make_layout(matrix, sentences["language"].to_numpy(), sentences["label"].to_numpy(), neurons)
 
 
 # -- statistics over a batch of row orders [B, S] -------------------------------------------------------
@@ -176,8 +186,8 @@ class Significance:
     layer: int
     settings: dict
     counts: pl.DataFrame       # label/language, neuron_class, observed, null_mean, null_low, null_high, p_value
-    neurons: pl.DataFrame      # neuron, variance, p_value, q_value
-    correlation: pl.DataFrame  # label (None = mean), language_a, language_b, spearman, low, high
+    neurons: pl.DataFrame      # neuron, variance, p_value, q_value, eta_squared (pooled)
+    correlation: pl.DataFrame  # label (None = mean), language_a, language_b, spearman, low, high, bias, min_cell
     anova: pl.DataFrame        # language (None = pooled), neuron, f, eta_squared, df_between, df_within, p_value
     seconds: float
 
@@ -201,11 +211,13 @@ def _check_observed(wh: Warehouse, run: str, layer: int, layout: Layout, counts:
 
 def significance(wh: Warehouse, run: str, layer: int | None = None, permutations: int = 1000, bootstraps: int = 1000,
                  seed: int = 0, threshold: float = 0.5, absolute: bool = False, alpha: float = 0.05,
-                 progress=None) -> Significance:
+                 progress=None, min_effect: float = MIN_EFFECT) -> Significance:
     """Permutation nulls of the class counts and of each neuron's between-label variance (BH q-values),
     bootstrap intervals of Spearman's rho, and ANOVA p-values, for one run and layer."""
     if permutations < 1 or bootstraps < 0:
         raise UserError("--permutations must be at least 1 and --bootstraps at least 0")
+    if not 0 < alpha < 1 or not 0 <= min_effect < 1:
+        raise UserError("--alpha must be strictly between 0 and 1 and --min-effect in [0, 1)")
     rl = resolve(wh, run, layer)
     start = time.perf_counter()
     layout = load_layout(wh, rl.run, rl.layer)
@@ -247,6 +259,43 @@ def significance(wh: Warehouse, run: str, layer: int | None = None, permutations
     neurons = pl.DataFrame({"neuron": layout.neurons, "variance": obs_var[0], "p_value": p_var,
                             "q_value": benjamini_hochberg(p_var)})
 
+    correlation = correlation_intervals(layout, P_obs, rng, bootstraps, progress)
+
+    anova = wh.sql("select language, neuron, f, eta_squared, df_between, df_within from label_anova "
+                   "where run = ? and layer = ? order by language nulls first, neuron", [rl.run, rl.layer])
+    f = anova["f"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    dfs = [anova[c].cast(pl.Float64).to_numpy() for c in ("df_between", "df_within")]
+    anova = anova.with_columns(pl.Series("p_value", stats.f.sf(f, *dfs)).fill_nan(None))
+    pooled = anova.filter(pl.col("language").is_null()).select("neuron", pl.col("eta_squared").cast(pl.Float64))
+    neurons = neurons.join(pooled, on="neuron", how="left")
+    settings = {"permutations": permutations, "bootstraps": bootstraps, "seed": seed, "threshold": threshold,
+                "absolute": absolute, "alpha": alpha, "min_effect": min_effect, "interval_method": INTERVAL_METHOD,
+                "n_sentences": layout.z.shape[0], "n_neurons": layout.z.shape[1]}
+    return Significance(rl.run, rl.layer, settings, counts, neurons, correlation, anova, time.perf_counter() - start)
+
+
+INTERVAL_METHOD = "basic"
+
+
+def basic_interval(draws: np.ndarray, estimate: float, level: float = 0.95) -> tuple[float, float, float]:
+    """(low, high, bias) of the basic bootstrap interval [2 est - q_hi, 2 est - q_lo] (Davison & Hinkley 1997,
+    eq. 5.6; definition 11). Resampling a cell's sentences adds noise to its profile, which attenuates a
+    correlation once more, so the draws lie below the estimate; reflecting them around the estimate undoes
+    that first-order bias, where percentile intervals (the draws' own quantiles) miss the truth. A correlation
+    lies in [-1, 1], so the interval is cut to that range (which cannot lower its coverage)."""
+    draws = draws[np.isfinite(draws)]
+    if not draws.size or not np.isfinite(estimate):
+        return float("nan"), float("nan"), float("nan")
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    low, high = np.clip([2 * estimate - hi, 2 * estimate - lo], -1.0, 1.0)
+    return float(low), float(high), float(draws.mean() - estimate)
+
+
+def correlation_intervals(layout: Layout, P_obs: np.ndarray, rng: np.random.Generator, bootstraps: int,
+                          progress=None) -> pl.DataFrame:
+    """Spearman's rho per label and language pair, and each pair's mean over labels (label None), with basic
+    bootstrap 95 % intervals (sentences resampled within each language x label cell), the bootstrap bias and
+    the smallest cell behind each interval."""
     obs_rho = spearman_pairs(layout, P_obs)
     boot: dict[tuple[str, str, str], list[np.ndarray]] = {k: [] for k in obs_rho}
     for b in batches(bootstraps, layout) if bootstraps else []:
@@ -254,34 +303,23 @@ def significance(wh: Warehouse, run: str, layer: int | None = None, permutations
             boot[k].append(v)
         if progress:
             progress(b)
-    corr_rows = []
-    pairs = sorted({(a, b) for _, a, b in obs_rho})
-    for key, value in sorted(obs_rho.items()):
-        draws = np.concatenate(boot[key]) if bootstraps else np.array([np.nan])
-        corr_rows.append((key[0], key[1], key[2], float(value[0]), *_interval(draws)))
-    for a, b in pairs:
+    size = {(layout.languages[li], layout.labels[lb]): int(n)
+            for li, lb, n in zip(layout.cell_language, layout.cell_label, layout.counts)}
+    nothing = np.array([np.nan])
+    rows = []
+    for (label, a, b), value in sorted(obs_rho.items()):
+        draws = np.concatenate(boot[(label, a, b)]) if bootstraps else nothing
+        rows.append((label, a, b, float(value[0]), *basic_interval(draws, float(value[0])),
+                     min(size[(a, label)], size[(b, label)])))
+    for a, b in sorted({(a, b) for _, a, b in obs_rho}):
         keys = [k for k in obs_rho if k[1:] == (a, b)]
         mean_obs = float(np.mean([obs_rho[k][0] for k in keys]))
-        draws = np.mean([np.concatenate(boot[k]) for k in keys], axis=0) if bootstraps else np.array([np.nan])
-        corr_rows.append((None, a, b, mean_obs, *_interval(draws)))
-    correlation = pl.DataFrame(corr_rows, schema=["label", "language_a", "language_b", "spearman", "low", "high"],
-                               orient="row")
-
-    anova = wh.sql("select language, neuron, f, eta_squared, df_between, df_within from label_anova "
-                   "where run = ? and layer = ? order by language nulls first, neuron", [rl.run, rl.layer])
-    f = anova["f"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    dfs = [anova[c].cast(pl.Float64).to_numpy() for c in ("df_between", "df_within")]
-    anova = anova.with_columns(pl.Series("p_value", stats.f.sf(f, *dfs)).fill_nan(None))
-    settings = {"permutations": permutations, "bootstraps": bootstraps, "seed": seed, "threshold": threshold,
-                "absolute": absolute, "alpha": alpha, "n_sentences": layout.z.shape[0], "n_neurons": layout.z.shape[1]}
-    return Significance(rl.run, rl.layer, settings, counts, neurons, correlation, anova, time.perf_counter() - start)
-
-
-def _interval(draws: np.ndarray) -> tuple[float, float]:
-    draws = draws[np.isfinite(draws)]
-    if not draws.size:
-        return float("nan"), float("nan")
-    return float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))
+        draws = np.mean([np.concatenate(boot[k]) for k in keys], axis=0) if bootstraps else nothing
+        rows.append((None, a, b, mean_obs, *basic_interval(draws, mean_obs),
+                     min(min(size[(a, k[0])], size[(b, k[0])]) for k in keys)))
+    return pl.DataFrame(rows, schema={"label": pl.String, "language_a": pl.String, "language_b": pl.String,
+                                      "spearman": pl.Float64, "low": pl.Float64, "high": pl.Float64,
+                                      "bias": pl.Float64, "min_cell": pl.Int32}, orient="row")
 
 
 def store(wh: Warehouse, result: Significance) -> int:
@@ -294,11 +332,12 @@ def store(wh: Warehouse, result: Significance) -> int:
         con.execute("delete from significance where run_id = ? and layer = ?", [run_id, result.layer])
         analysis_id = int(wh.scalar("select coalesce(max(analysis_id), 0) + 1 from significance"))
         s = result.settings
-        con.execute(
-            "insert into significance values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [analysis_id, run_id, result.layer, s["permutations"], s["bootstraps"], s["seed"], s["threshold"],
-             s["absolute"], s["alpha"], s["n_sentences"], s["n_neurons"], result.seconds, datetime.now(), __version__],
-        )
+        row = {"analysis_id": analysis_id, "run_id": run_id, "layer": result.layer,
+               **{k: s[k] for k in ("permutations", "bootstraps", "seed", "threshold", "absolute", "alpha",
+                                    "n_sentences", "n_neurons", "min_effect", "interval_method")},
+               "seconds": result.seconds, "created_at": datetime.now(), "toolkit_version": __version__}
+        con.execute(f"insert into significance ({', '.join(row)}) values ({', '.join('?' for _ in row)})",
+                    list(row.values()))
         for table, frame in (("significance_counts", result.counts), ("significance_neurons", result.neurons),
                              ("significance_correlation", result.correlation), ("significance_anova", result.anova)):
             insert_table(con, table, frame.to_arrow(), "analysis_id", analysis_id)

@@ -407,6 +407,14 @@ class Warehouse:
         return self._macro("count_classes(?, absolute := ?, sensitive := ?)", "label, neuron_class", run, layer,
                            [threshold, absolute, sensitive])
 
+    def sensitive_counts(self, run: str, layer: int) -> dict[str, int]:
+        """Neurons tested, those with q < alpha alone, and the label-sensitive ones (q and effect size), from
+        the view `neuron_significance` of the stored analysis."""
+        row = self.sql("select count(*) as n_neurons, count(*) filter (where q_significant) as q_significant, "
+                       "count(*) filter (where sensitive) as sensitive from neuron_significance "
+                       "where run = ? and layer = ?", [run, layer]).row(0, named=True)
+        return {k: int(v or 0) for k, v in row.items()}
+
     def monolingual_counts(self, run: str, layer: int, threshold: float = 0.5, absolute: bool = False) -> pl.DataFrame:
         """Distinct neurons monolingual in each language for at least one label."""
         return self._macro("count_monolingual(?, absolute := ?)", "language", run, layer, [threshold, absolute])

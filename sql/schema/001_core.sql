@@ -1,4 +1,4 @@
--- Core tables of the warehouse (DESIGN.md, "Shape"; paper Section 2.2, "Neuron Activation Extraction").
+-- Core tables of the warehouse (README, "The warehouse"; paper Section 2.2, "Neuron Activation Extraction").
 -- Long format is the logical model; it is stored normalised: sentence metadata once in `sentences`,
 -- numeric facts in `activations` with small integer keys. Strings (language, label) live only in the
 -- small `sentences` table, where DuckDB dictionary-compresses them.

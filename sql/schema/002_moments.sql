@@ -1,4 +1,4 @@
--- Per-run cache of activation moments (DESIGN.md definitions 1-4; paper Sections 2.2-2.3), filled in
+-- Per-run cache of activation moments (docs/definitions.md, definitions 1-4; paper Sections 2.2-2.3), filled in
 -- one pass from the view `moments_source` (sql/views/010_statistics.sql) when a run completes, so every
 -- statistic view reads a few hundred thousand rows instead of re-scanning the activations.
 CREATE TABLE moments (

@@ -1,4 +1,4 @@
--- The statistics of the paper, each defined once here (DESIGN.md "Definitions"; paper Sections 2.2-3.3).
+-- The statistics of the paper, each defined once here (docs/definitions.md, definitions 1-7 and 10; paper Sections 2.2-3.3).
 -- Every view has a `run` column (the run's name) and covers every complete run and layer in the file.
 -- They read the per-run `moments` cache (sql/schema/002_moments.sql) except `zscores`, which joins it
 -- back to each activation.
@@ -194,14 +194,16 @@ FROM c;
 -- Definition 6 at the paper's threshold, 0.5.
 CREATE OR REPLACE VIEW neuron_classes AS SELECT * FROM classify_neurons(0.5);
 
--- Paper Section 4's "emotion-sensitive neurons", made principled: neurons whose between-label variance
--- has a permutation q-value (Benjamini-Hochberg) below the analysis' alpha (`neurons significance`).
+-- Paper Section 4's "emotion-sensitive neurons", made principled (definition 10): neurons whose
+-- between-label variance has a permutation q-value (Benjamini-Hochberg) below the analysis' alpha AND
+-- whose pooled eta squared (label_anova) reaches the analysis' min_effect (`neurons significance`). With
+-- thousands of sentences a tiny effect is significant: q alone says nothing about size.
 CREATE OR REPLACE VIEW sensitive_neurons AS
-SELECT r.name AS run, s.layer, n.neuron, n.variance, n.p_value, n.q_value
+SELECT r.name AS run, s.layer, n.neuron, n.variance, n.eta_squared, n.p_value, n.q_value
 FROM significance_neurons AS n
 JOIN significance AS s USING (analysis_id)
 JOIN runs AS r USING (run_id)
-WHERE n.q_value < s.alpha;
+WHERE n.q_value < s.alpha AND coalesce(n.eta_squared, 0.0) >= s.min_effect;
 
 -- Paper Section 4 (shares of polyglot and monolingual neurons per label): neurons of each class per
 -- label and their share of the label's neurons; every class appears, with 0 where it is empty. With

@@ -9,19 +9,28 @@ FROM significance_counts AS c
 JOIN significance AS s USING (analysis_id)
 JOIN runs AS r USING (run_id);
 
--- Permutation p-values and Benjamini-Hochberg q-values of each neuron's between-label variance.
+-- Permutation p-values and Benjamini-Hochberg q-values of each neuron's between-label variance, its pooled
+-- eta squared, and both criteria of definition 10: q < alpha alone (q_significant) and q < alpha with
+-- eta squared >= min_effect (sensitive, the neurons of the view sensitive_neurons).
 CREATE OR REPLACE VIEW neuron_significance AS
-SELECT r.name AS run, s.layer, n.neuron, n.variance, n.p_value, n.q_value, n.q_value < s.alpha AS sensitive,
-       s.permutations, s.seed, s.alpha
+SELECT r.name AS run, s.layer, n.neuron, n.variance, n.eta_squared, n.p_value, n.q_value,
+       n.q_value < s.alpha AS q_significant,
+       n.q_value < s.alpha AND coalesce(n.eta_squared, 0.0) >= s.min_effect AS sensitive,
+       s.permutations, s.seed, s.alpha, s.min_effect
 FROM significance_neurons AS n
 JOIN significance AS s USING (analysis_id)
 JOIN runs AS r USING (run_id);
 
--- Bootstrap 95 % percentile intervals (sentences resampled within each language x label cell) of
--- Spearman's rho per label and language pair, and of the pair's mean over labels (label NULL).
+-- Bootstrap 95 % intervals (sentences resampled within each language x label cell) of Spearman's rho per
+-- label and language pair, and of the pair's mean over labels (label NULL), definition 11: basic
+-- bootstrap intervals [2 rho - q97.5, 2 rho - q2.5] (Davison & Hinkley 1997, Bootstrap Methods and their
+-- Application, eq. 5.6), which reflect the bootstrap distribution around the estimate and so undo the
+-- attenuation that resampling adds to a correlation of noisy profiles (percentile intervals sit below
+-- the truth there), cut to [-1, 1]. bias = mean of the bootstrap draws - estimate. min_cell is the smallest cell behind
+-- the interval: below 20 sentences coverage falls under the nominal 95 % (docs/definitions.md, 11).
 CREATE OR REPLACE VIEW correlation_intervals AS
-SELECT r.name AS run, s.layer, c.label, c.language_a, c.language_b, c.spearman, c.low, c.high,
-       s.bootstraps, s.seed
+SELECT r.name AS run, s.layer, c.label, c.language_a, c.language_b, c.spearman, c.low, c.high, c.bias,
+       c.min_cell, s.interval_method, s.bootstraps, s.seed
 FROM significance_correlation AS c
 JOIN significance AS s USING (analysis_id)
 JOIN runs AS r USING (run_id);

@@ -58,10 +58,25 @@ GROUP BY run, ablation_id, set_index, language;
 
 -- The paper's table (Section 2.1: macro-F1 0.346 / 0.433 / 0.420 / 0.439 for ar, nl, ja, sl): accuracy and
 -- macro-F1 per language of the predictions stored with a run.
+-- Chance (docs/definitions.md, definition 13): with k gold labels in the language, a prediction that ignores
+-- the input is right with probability 1/k; chance_high is the upper end of the 95 % binomial interval of
+-- that proportion over the language's n sentences (normal approximation, 1/k + 1.96 sqrt((1/k)(1 - 1/k)/n)).
+-- at_chance: macro-F1 within it, so the language's neurons describe a model that has not learnt the task.
 CREATE OR REPLACE VIEW evaluation AS
-SELECT run, language, n_sentences, accuracy, macro_f1
-FROM prediction_scores
-WHERE ablation_id IS NULL;
+WITH k AS (
+    SELECT run, language, count(DISTINCT gold) AS n_labels
+    FROM prediction_rows
+    WHERE ablation_id IS NULL
+    GROUP BY run, language
+)
+SELECT p.run, p.language, p.n_sentences, p.accuracy, p.macro_f1, k.n_labels, 1.0 / k.n_labels AS chance,
+       1.0 / k.n_labels + 1.959964 * sqrt((1.0 / k.n_labels) * (1.0 - 1.0 / k.n_labels) / p.n_sentences)
+         AS chance_high,
+       p.macro_f1 <= 1.0 / k.n_labels
+         + 1.959964 * sqrt((1.0 / k.n_labels) * (1.0 - 1.0 / k.n_labels) / p.n_sentences) AS at_chance
+FROM prediction_scores AS p
+JOIN k USING (run, language)
+WHERE p.ablation_id IS NULL;
 
 -- Each ablation set's scores per language, and its change against the unablated baseline.
 CREATE OR REPLACE VIEW ablation_scores AS

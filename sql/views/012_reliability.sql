@@ -1,0 +1,90 @@
+-- Noise ceilings of the cross-lingual correlations (docs/definitions.md, definitions 8 and 9; they read the
+-- paper's Section 3.2 and Figure 2 against the noise of each label profile, which the paper leaves open).
+-- A low rho between two languages' profiles means disagreement only when both profiles are reliable.
+
+-- Definition 8: split-half reliability of each language x label profile P[L, l, :] over neurons. For
+-- each of SPLITS seeded splits, every cell's sentences are ordered by hash(sentence_id, split) and dealt
+-- alternately into two halves, so each half holds half of every cell of the language. In each half the
+-- profiles are computed as definitions 1-2 compute them on the full data (z within the half's sentences of
+-- the language, population std), so the two half-profiles of a cell have independent noise, each twice the
+-- full profile's (a cell is part of its language's mean: z from the full data would tie the halves
+-- together and bias the estimate). The half-profiles are correlated by Spearman (average ranks for ties),
+-- and r_half is Spearman-Brown corrected to the full data, r = 2 r_half / (1 + r_half). reliability is the
+-- mean of r over the splits; cells with fewer than 4 sentences, and splits where a half-profile is
+-- constant, give none (NULL).
+CREATE OR REPLACE MACRO split_half_reliability(splits := 10) AS TABLE
+WITH assignment AS (
+    SELECT s.run_id, s.sentence_id, s.language, s.label, k.split,
+           row_number() OVER (PARTITION BY s.run_id, s.language, s.label, k.split
+                              ORDER BY hash(s.sentence_id, k.split), s.sentence_id) % 2 AS half,
+           count(*) OVER (PARTITION BY s.run_id, s.language, s.label, k.split) AS n_cell
+    FROM sentences AS s
+    JOIN runs AS r ON r.run_id = s.run_id AND r.status = 'complete'
+    CROSS JOIN range(splits) AS k(split)
+),
+cell_halves AS (   -- count, mean and population variance of each cell's half
+    SELECT a.run_id, a.layer, h.language, h.label, h.split, h.half, a.neuron, any_value(h.n_cell) AS n_cell,
+           count(*) AS n, avg(a.value::DOUBLE) AS mean, var_pop(a.value::DOUBLE) AS variance
+    FROM activations AS a
+    JOIN assignment AS h ON h.run_id = a.run_id AND h.sentence_id = a.sentence_id
+    GROUP BY a.run_id, a.layer, h.language, h.label, h.split, h.half, a.neuron
+),
+language_halves AS (   -- the half's language mean and std, the cells combined exactly
+    SELECT c.run_id, c.layer, c.language, c.split, c.half, c.neuron, m.mean,
+           sqrt(sum(c.n * (c.variance + (c.mean - m.mean) * (c.mean - m.mean))) / sum(c.n)) AS std
+    FROM cell_halves AS c
+    JOIN (SELECT run_id, layer, language, split, half, neuron, sum(n * mean) / sum(n) AS mean
+          FROM cell_halves GROUP BY run_id, layer, language, split, half, neuron) AS m
+      USING (run_id, layer, language, split, half, neuron)
+    GROUP BY c.run_id, c.layer, c.language, c.split, c.half, c.neuron, m.mean
+),
+ranked AS (
+    SELECT h.run_id, h.layer, h.language, h.label, h.split, h.half, h.neuron,
+           rank() OVER w_order + (count(*) OVER w_ties - 1) / 2.0 AS avg_rank
+    FROM (
+        SELECT c.run_id, c.layer, c.language, c.label, c.split, c.half, c.neuron,
+               CASE WHEN l.std > 0 THEN (c.mean - l.mean) / l.std ELSE 0.0 END AS mean_z
+        FROM cell_halves AS c
+        JOIN language_halves AS l USING (run_id, layer, language, split, half, neuron)
+        WHERE c.n_cell >= 4
+    ) AS h
+    WINDOW w_order AS (PARTITION BY h.run_id, h.layer, h.language, h.label, h.split, h.half ORDER BY h.mean_z),
+           w_ties AS (PARTITION BY h.run_id, h.layer, h.language, h.label, h.split, h.half, h.mean_z)
+),
+split_r AS (
+    SELECT a.run_id, a.layer, a.language, a.label, a.split, corr(a.avg_rank, b.avg_rank) AS r_half
+    FROM ranked AS a
+    JOIN ranked AS b
+      ON b.run_id = a.run_id AND b.layer = a.layer AND b.language = a.language AND b.label = a.label
+     AND b.split = a.split AND b.neuron = a.neuron AND a.half = 0 AND b.half = 1
+    GROUP BY a.run_id, a.layer, a.language, a.label, a.split
+),
+cells AS (
+    SELECT DISTINCT run_id, layer, language, label, n_sentences FROM moments WHERE label IS NOT NULL
+)
+SELECT r.name AS run, c.layer, c.language, c.label, c.n_sentences,
+       avg(CASE WHEN NOT isnan(s.r_half) AND s.r_half > -1 THEN 2 * s.r_half / (1 + s.r_half) END) AS reliability,
+       count(CASE WHEN NOT isnan(s.r_half) AND s.r_half > -1 THEN 1 END) AS n_splits
+FROM cells AS c
+JOIN runs AS r USING (run_id)
+LEFT JOIN split_r AS s USING (run_id, layer, language, label)
+GROUP BY r.name, c.layer, c.language, c.label, c.n_sentences;
+
+-- Definition 8 with 10 seeded splits.
+CREATE OR REPLACE VIEW profile_reliability AS
+SELECT run, layer, language, label, reliability, n_sentences, n_splits FROM split_half_reliability(splits := 10);
+
+-- Definition 9: each label x pair's Spearman (definition 5) beside its noise ceiling sqrt(r_a r_b) and
+-- the disattenuated correlation rho / sqrt(r_a r_b) (NULL where either reliability is <= 0 or missing;
+-- values above 1 are kept as they are). interpretable is false where either reliability is below 0.3:
+-- such a rho says more about noise than about the languages.
+CREATE OR REPLACE VIEW crosslingual_ceiling AS
+SELECT c.run, c.layer, c.label, c.language_a, c.language_b, c.spearman,
+       a.reliability AS reliability_a, b.reliability AS reliability_b,
+       CASE WHEN a.reliability > 0 AND b.reliability > 0 THEN sqrt(a.reliability * b.reliability) END AS ceiling,
+       CASE WHEN a.reliability > 0 AND b.reliability > 0 THEN c.spearman / sqrt(a.reliability * b.reliability)
+       END AS disattenuated,
+       coalesce(a.reliability >= 0.3 AND b.reliability >= 0.3, false) AS interpretable
+FROM crosslingual_correlation AS c
+JOIN profile_reliability AS a ON a.run = c.run AND a.layer = c.layer AND a.label = c.label AND a.language = c.language_a
+JOIN profile_reliability AS b ON b.run = c.run AND b.layer = c.layer AND b.label = c.label AND b.language = c.language_b;

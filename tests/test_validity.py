@@ -1,0 +1,249 @@
+"""Numbers a reviewer accepts: intervals that cover the truth at their nominal rate in a simulation where the
+truth is known, noise ceilings that separate disagreement from noise, effect sizes beside q-values, and a
+warning where the model is at chance (docs/definitions.md, definitions 8-11 and 13)."""
+
+from __future__ import annotations
+
+import json
+from itertools import combinations
+
+import numpy as np
+import polars as pl
+import pytest
+import synthetic as syn
+from scipy import stats
+
+from toolkit.load import load_long
+from toolkit.significance import correlation_intervals, make_layout, profiles, significance, store
+from toolkit.warehouse import Warehouse
+
+LANGS, LABELS, NEURONS = ["ar", "ja", "nl", "sl"], ["anger", "fear", "joy", "sadness"], 96
+
+
+def population(rng, tau: float = 0.5):
+    """Population means mu[language, label, neuron] that share a label component (weight c, drawn per
+    dataset) and the population z-profiles they imply (definition 1 in the population: per language and
+    neuron, mean over the balanced labels and sd including the unit noise)."""
+    c = rng.uniform(0.2, 0.9)
+    shared = rng.normal(size=(len(LABELS), NEURONS))
+    own = rng.normal(size=(len(LANGS), len(LABELS), NEURONS))
+    mu = tau * (np.sqrt(c) * shared[None] + np.sqrt(1 - c) * own)
+    centre = mu.mean(axis=1, keepdims=True)
+    sd = np.sqrt(1 + ((mu - centre) ** 2).mean(axis=1, keepdims=True))
+    return mu, (mu - centre) / sd
+
+
+def sample(rng, mu, n: int):
+    """n sentences per language x label cell: the cell's means plus unit normal noise, z-scored within language
+    (population std) as the toolkit does."""
+    values = mu[:, :, None, :] + rng.normal(size=(len(LANGS), len(LABELS), n, NEURONS))
+    z = (values - values.mean(axis=(1, 2), keepdims=True)) / values.std(axis=(1, 2), keepdims=True)
+    lang = np.repeat(LANGS, len(LABELS) * n)
+    lab = np.tile(np.repeat(LABELS, n), len(LANGS))
+    return z.reshape(-1, NEURONS), lang, lab
+
+
+@pytest.mark.parametrize("n", [40, 150])
+def test_correlation_intervals_cover_the_population_value(n):
+    """Basic bootstrap 95 % intervals of per-label x pair Spearman cover the population Spearman between the
+    two languages' population z-profiles (scipy, from the known means) in at least 90 % of cases."""
+    rng = np.random.default_rng(2024 + n)
+    hits, total = 0, 0
+    for _ in range(12):
+        mu, P = population(rng)
+        z, lang, lab = sample(rng, mu, n)
+        layout = make_layout(z, lang, lab)
+        got = correlation_intervals(layout, profiles(layout, np.arange(len(z))[None]), rng, 200)
+        per_label = got.filter(pl.col("label").is_not_null())
+        assert per_label.height == len(LABELS) * 6 and (per_label["min_cell"] == n).all()
+        for label, a, b, low, high in per_label.select("label", "language_a", "language_b", "low", "high").iter_rows():
+            li, ai, bi = LABELS.index(label), LANGS.index(a), LANGS.index(b)
+            truth = stats.spearmanr(P[ai, li], P[bi, li]).statistic
+            hits += low <= truth <= high
+            total += 1
+    assert total == 12 * 24
+    assert hits / total >= 0.90, f"coverage {hits / total:.3f} at {n} sentences per cell"
+
+
+def test_interval_is_the_reflected_bootstrap_distribution():
+    """low/high are 2 rho - q97.5 and 2 rho - q2.5 of the draws, cut to [-1, 1]; bias is mean(draws) - rho."""
+    from toolkit.significance import basic_interval
+
+    draws = np.random.default_rng(0).normal(0.3, 0.1, 5000)
+    low, high, bias = basic_interval(draws, 0.4)
+    q_lo, q_hi = np.quantile(draws, [0.025, 0.975])
+    assert low == pytest.approx(0.8 - q_hi) and high == pytest.approx(0.8 - q_lo)
+    assert bias == pytest.approx(draws.mean() - 0.4)
+    assert basic_interval(np.full(10, 0.2), 0.95)[1] == 1.0  # 2 * 0.95 - 0.2 = 1.7, cut to 1
+
+
+def _long(z, lang, lab, layer=11) -> pl.DataFrame:
+    return syn.long_frame(z.astype(np.float32).astype(np.float64), lang, lab, layer)
+
+
+@pytest.fixture(scope="module")
+def ceiling_db(tmp_path_factory):
+    """Run 'same': ar and nl drawn from identical populations; run 'indep': independent populations. Small
+    cells (8 sentences), so each profile is noisy and the raw rho is far below its population value."""
+    tmp = tmp_path_factory.mktemp("ceiling")
+    rng = np.random.default_rng(5)
+    n, labels = 8, ["anger", "fear", "joy"]
+    frames = {}
+    for name in ("same", "indep"):
+        mu_ar = rng.normal(scale=0.6, size=(len(labels), NEURONS))
+        mu_nl = mu_ar if name == "same" else rng.normal(scale=0.6, size=(len(labels), NEURONS))
+        rows, langs, labs = [], [], []
+        for language, mu in (("ar", mu_ar), ("nl", mu_nl)):
+            offset, scale = rng.uniform(-3, 3, NEURONS), rng.uniform(0.5, 2, NEURONS)
+            for li, label in enumerate(labels):
+                rows.append(offset + scale * (mu[li] + rng.normal(size=(n, NEURONS))))
+                langs += [language] * n
+                labs += [label] * n
+        frames[name] = (np.concatenate(rows), np.array(langs), np.array(labs), (mu_ar, mu_nl))
+    db = tmp / "w.duckdb"
+    for name, (values, lang, lab, _) in frames.items():
+        load_long(db, syn.write_long(tmp / f"{name}.parquet", [_long(values, lang, lab)]), name)
+    return db, frames
+
+
+def population_rho(mu_a, mu_b, label: int) -> float:
+    """Spearman between two languages' population z-profiles of one label (unit noise, balanced labels)."""
+    def z(mu):
+        centre = mu.mean(axis=0)
+        return (mu - centre) / np.sqrt(1 + ((mu - centre) ** 2).mean(axis=0))
+    return stats.spearmanr(z(mu_a)[label], z(mu_b)[label]).statistic
+
+
+def test_disattenuated_correlation_separates_noise_from_disagreement(ceiling_db):
+    db, frames = ceiling_db
+    with Warehouse(db, read_only=True) as wh:
+        got = wh.sql("select run, label, spearman, reliability_a, reliability_b, disattenuated, interpretable "
+                     "from crosslingual_ceiling where layer = 11 order by run, label")
+    for name in ("same", "indep"):
+        rows = got.filter(pl.col("run") == name)
+        assert rows.height == 3
+        truth = np.array([population_rho(*frames[name][3], ["anger", "fear", "joy"].index(l)) for l in rows["label"]])
+        assert abs((rows["disattenuated"].to_numpy() - truth).mean()) < 0.1, (name, rows, truth)
+        if name == "same":  # far from 0, the raw rho is attenuated and the disattenuated one is not
+            assert abs(rows["spearman"].to_numpy() - truth).mean() > 2 * abs(rows["disattenuated"].to_numpy() - truth).mean()
+    same = got.filter(pl.col("run") == "same")
+    assert same["spearman"].max() < 0.8 and same["interpretable"].all()   # attenuated by noise, not disagreement
+    assert abs(same["disattenuated"].mean() - 1) < 0.1                    # identical populations
+    assert abs(got.filter(pl.col("run") == "indep")["disattenuated"].mean()) < 0.25  # independent ones
+
+
+def test_reliability_matches_the_measurement_model(ceiling_db):
+    """Split-half reliability of a cell's profile estimates the share of the profile's variance over neurons
+    that is signal. numpy computes that share here from the data's own noise: the profile is the cell mean
+    minus the language mean, which holds the cell with weight n_l/N, so its sampling variance per neuron is
+    (1 - n_l/N)^2 s_l^2/n_l + sum over the other cells k of (n_k/N)^2 s_k^2/n_k (s^2: within-cell variance)."""
+    db, frames = ceiling_db
+    values, lang, lab, _ = frames["same"]
+    z = syn.zscore(values, lang)
+    with Warehouse(db, read_only=True) as wh:
+        got = wh.sql("select language, label, reliability, n_sentences, n_splits from profile_reliability "
+                     "where run = 'same' and layer = 11 order by language, label")
+    assert got.height == 6 and (got["n_splits"] == 10).all() and (got["n_sentences"] == 8).all()
+    for language, label, reliability, _, _ in got.iter_rows():
+        in_language = lang == language
+        total = in_language.sum()
+        noise = np.zeros(z.shape[1])
+        for other in np.unique(lab[in_language]):
+            cell = z[in_language & (lab == other)]
+            weight = (1 - len(cell) / total) if other == label else len(cell) / total
+            noise += weight**2 * cell.var(axis=0, ddof=1) / len(cell)
+        observed = z[in_language & (lab == label)].mean(axis=0)
+        expected = 1 - noise.mean() / observed.var()
+        assert reliability == pytest.approx(expected, abs=0.12), (language, label)
+
+
+def test_reliability_is_null_for_tiny_cells(tmp_path):
+    rng = np.random.default_rng(1)
+    lang = np.array(["ar"] * 9 + ["nl"] * 9)
+    lab = np.array((["joy"] * 6 + ["fear"] * 3) * 2)
+    db = tmp_path / "w.duckdb"
+    load_long(db, syn.write_long(tmp_path / "t.parquet", [_long(rng.normal(size=(18, 12)), lang, lab)]), "tiny")
+    with Warehouse(db, read_only=True) as wh:
+        got = wh.sql("select label, reliability from profile_reliability where run = 'tiny' order by label, language")
+    assert got.filter(pl.col("label") == "fear")["reliability"].null_count() == 2    # 3 sentences
+    assert got.filter(pl.col("label") == "joy")["reliability"].null_count() == 0     # 6 sentences
+
+
+def test_sensitive_neurons_need_an_effect_size(tmp_path):
+    """With 2,000 sentences a tiny label effect is significant; it is label-sensitive only with eta squared at
+    least --min-effect. eta squared is checked against numpy."""
+    rng = np.random.default_rng(3)
+    n_per, labels = 250, ["anger", "fear", "joy", "sadness"]
+    lab = np.tile(np.repeat(labels, n_per), 2)
+    lang = np.repeat(["ar", "nl"], len(labels) * n_per)
+    values = rng.normal(size=(lab.size, 6))
+    values[:, 0] += 0.25 * (lab == "joy")   # eta^2 about 0.01: significant with this many sentences, tiny
+    values[:, 1] += 0.08 * (lab == "joy")   # eta^2 about 0.001: significant at most, below a small effect
+    values[:, 2] += 1.5 * (lab == "fear")   # a large effect
+    db = tmp_path / "w.duckdb"
+    load_long(db, syn.write_long(tmp_path / "e.parquet", [_long(values, lang, lab)]), "effects")
+    with Warehouse(db) as wh:
+        result = significance(wh, "effects", 11, permutations=300, bootstraps=0, seed=0, min_effect=0.02)
+        store(wh, result)
+        table = wh.sql("select neuron, eta_squared, q_significant, sensitive from neuron_significance "
+                       "where run = 'effects' order by neuron")
+        sensitive = set(wh.sql("select neuron from sensitive_neurons where run = 'effects'")["neuron"])
+        counts = wh.sensitive_counts("effects", 11)
+    z = syn.zscore(values.astype(np.float32).astype(np.float64), lang)
+    grand = z.mean(axis=0)
+    ss_between = sum((lab == l).sum() * (z[lab == l].mean(axis=0) - grand) ** 2 for l in labels)
+    eta = ss_between / ((z - grand) ** 2).sum(axis=0)
+    np.testing.assert_allclose(table["eta_squared"].to_numpy(), eta, rtol=1e-6)
+    q_only = set(table.filter(pl.col("q_significant"))["neuron"])
+    assert {0, 2} <= q_only
+    assert sensitive == {2} and set(table.filter(pl.col("sensitive"))["neuron"]) == {2}
+    assert counts == {"n_neurons": 6, "q_significant": len(q_only), "sensitive": 1}
+
+
+def test_languages_at_chance_are_flagged(tmp_path, neurons, checkpoint, data_csv):
+    """evaluation.at_chance: macro-F1 within 1/k + 1.96 sqrt((1/k)(1 - 1/k)/n) (numpy here); analyze and the
+    report say so next to that language."""
+    db = tmp_path / "w.duckdb"
+    assert neurons("--db", db, "extract", checkpoint(), data_csv, "--run", "r", "--quiet").exit_code == 0
+    with Warehouse(db) as wh:   # the model 'forgets' Japanese: every ja sentence predicted as one label
+        wh.con.execute("update sentences set predicted_label = 'joy' where language = 'ja'")
+        wh.con.execute("update sentences set predicted_label = label where language = 'nl'")
+        got = wh.sql("select language, n_sentences, macro_f1, chance_high, at_chance from evaluation order by language")
+        gold = wh.sql("select language, label, predicted_label from sentences order by language")
+    for language, n, f1, high, at_chance in got.iter_rows():
+        k = gold.filter(pl.col("language") == language)["label"].n_unique()
+        assert high == pytest.approx(1 / k + 1.959964 * np.sqrt((1 / k) * (1 - 1 / k) / n))
+        assert at_chance == (f1 <= high)
+    flags = dict(got.select("language", "at_chance").iter_rows())
+    assert flags["ja"] and not flags["nl"]
+    out = neurons("--db", db, "analyze", "--run", "r")
+    assert out.exit_code == 0 and "at chance in ja" in out.stdout and "at chance in nl" not in out.stdout
+    js = json.loads(neurons("--db", db, "analyze", "--run", "r", "--json").stdout)
+    assert any("at chance in ja" in c for c in js["caveats"])
+
+
+def test_cli_reports_both_sensitivity_counts(tmp_path, neurons):
+    planted = syn.make(seed=0, per_cell=20)
+    db = tmp_path / "w.duckdb"
+    load_long(db, syn.write_long(tmp_path / "p.parquet", [syn.long_frame(*planted, 11)]), "p")
+    out = neurons("--db", db, "significance", "--run", "p", "--permutations", "100", "--bootstraps", "50", "--quiet",
+                  "--min-effect", "0.05")
+    assert out.exit_code == 0, out.stderr
+    line = next(ln for ln in out.stdout.splitlines() if "Label-sensitive" in ln)
+    assert "with BH q < 0.05" in line and "eta squared >= 0.05" in line
+    stored = json.loads(neurons("--db", db, "query", "select interval_method, min_effect from significance", "--json").stdout)
+    assert stored == [{"interval_method": "basic", "min_effect": 0.05}]
+
+
+def test_pair_means_use_every_label(tmp_path):
+    """The pair row (label NULL) is the mean over labels of rho, with its interval from the averaged draws."""
+    rng = np.random.default_rng(9)
+    mu, _ = population(rng)
+    z, lang, lab = sample(rng, mu, 30)
+    layout = make_layout(z, lang, lab)
+    got = correlation_intervals(layout, profiles(layout, np.arange(len(z))[None]), rng, 50)
+    for a, b in combinations(LANGS, 2):
+        rows = got.filter((pl.col("language_a") == a) & (pl.col("language_b") == b))
+        mean = rows.filter(pl.col("label").is_null())
+        assert mean["spearman"][0] == pytest.approx(rows.filter(pl.col("label").is_not_null())["spearman"].mean())
+        assert mean["low"][0] <= mean["high"][0] and mean["high"][0] >= mean["spearman"][0]  # reflected upwards
