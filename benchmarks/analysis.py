@@ -40,14 +40,31 @@ def build(db: Path, n: int, layers: int, hidden: int) -> None:
     lab = np.array(LABELS)[rng.integers(0, len(LABELS), n)]
     wh = Warehouse(db)
     with wh.transaction() as con:
-        wh.insert_run({
-            "run_id": 1, "name": "bench", "status": "incomplete", "source": "load", "data_file": "synthetic",
-            "data_sha256": "-", "layers": list(range(layers)), "hidden_size": hidden, "n_sentences": n,
-            "n_languages": len(LANGS), "n_labels": len(LABELS), "settings": "{}", "created_at": datetime.now(),
-            "toolkit_version": "bench",
-        })
-        insert_table(con, "sentences", pa.table({"sentence_id": np.arange(n, dtype=np.uint32), "language": lang,
-                                                 "label": lab}), "run_id", 1)
+        wh.insert_run(
+            {
+                "run_id": 1,
+                "name": "bench",
+                "status": "incomplete",
+                "source": "load",
+                "data_file": "synthetic",
+                "data_sha256": "-",
+                "layers": list(range(layers)),
+                "hidden_size": hidden,
+                "n_sentences": n,
+                "n_languages": len(LANGS),
+                "n_labels": len(LABELS),
+                "settings": "{}",
+                "created_at": datetime.now(),
+                "toolkit_version": "bench",
+            }
+        )
+        insert_table(
+            con,
+            "sentences",
+            pa.table({"sentence_id": np.arange(n, dtype=np.uint32), "language": lang, "label": lab}),
+            "run_id",
+            1,
+        )
     offsets = rng.normal(0, 3, size=(len(LANGS), layers, hidden)).astype(np.float32)
     for lo in range(0, n, 500):
         ids = np.arange(lo, min(lo + 500, n), dtype=np.uint32)
@@ -74,12 +91,21 @@ def measure(db: Path, layers: int) -> dict:
     wh = Warehouse(db)
     con = wh.con
     out = {}
-    out["scan_all"] = timed(lambda: con.execute(
-        "select layer, neuron, avg(value), count(*) from activations group by layer, neuron").fetchall(), 2)
-    out["scan_one"] = timed(lambda: con.execute(
-        "select neuron, avg(value), count(*) from activations where layer = 11 group by neuron").fetchall(), 2)
-    out["moments_one"] = timed(lambda: con.execute(
-        "select count(*) from moments_source where run_id = 1 and layer = 11").fetchall())
+    out["scan_all"] = timed(
+        lambda: con.execute(
+            "select layer, neuron, avg(value), count(*) from activations group by layer, neuron"
+        ).fetchall(),
+        2,
+    )
+    out["scan_one"] = timed(
+        lambda: con.execute(
+            "select neuron, avg(value), count(*) from activations where layer = 11 group by neuron"
+        ).fetchall(),
+        2,
+    )
+    out["moments_one"] = timed(
+        lambda: con.execute("select count(*) from moments_source where run_id = 1 and layer = 11").fetchall()
+    )
 
     def fill():
         with wh.transaction():
@@ -109,15 +135,20 @@ def main() -> None:
         t = time.perf_counter()
         build(db, args.sentences, args.layers, args.neurons)
         built = time.perf_counter() - t
-        child = subprocess.run([sys.executable, __file__, "--measure", str(db), "--layers", str(args.layers)],
-                               capture_output=True, text=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--measure", str(db), "--layers", str(args.layers)],
+            capture_output=True,
+            text=True,
+        )
         if child.returncode:
             raise SystemExit(child.stderr)
         m = json.loads(child.stdout.strip().splitlines()[-1])
         size = db.stat().st_size
     n = m["n_values"]
-    print(f"{n:,} values ({args.sentences:,} sentences x {args.layers} layers x {args.neurons} neurons); "
-          f"written in {built:.1f} s ({n / built / 1e6:.1f} M values/s), {size / n:.2f} bytes per value on disk")
+    print(
+        f"{n:,} values ({args.sentences:,} sentences x {args.layers} layers x {args.neurons} neurons); "
+        f"written in {built:.1f} s ({n / built / 1e6:.1f} M values/s), {size / n:.2f} bytes per value on disk"
+    )
     rows = [
         ("scan-aggregate, all layers (group by layer, neuron)", m["scan_all"], m["scan_all"]),
         ("scan-aggregate, one layer", m["scan_one"], m["scan_one"]),
@@ -130,8 +161,10 @@ def main() -> None:
     for name, sec, base in rows:
         print(f"{name:58s} {sec:8.2f} {sec / base:7.2f}")
     one_layer_total = m["moments_one"] + m["analyze_one"]
-    print(f"whole analysis of one layer from scratch (cache + analyze): {one_layer_total:.2f} s = "
-          f"{one_layer_total / m['scan_one']:.2f} x the one-layer scan")
+    print(
+        f"whole analysis of one layer from scratch (cache + analyze): {one_layer_total:.2f} s = "
+        f"{one_layer_total / m['scan_one']:.2f} x the one-layer scan"
+    )
     print(f"peak memory of the analysing process: {m['peak_rss_mb']:.0f} MB")
 
 

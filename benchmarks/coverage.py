@@ -24,8 +24,10 @@ LANGS, LABELS, NEURONS = ["ar", "ja", "nl", "sl"], ["anger", "fear", "joy", "sad
 
 def dataset(rng: np.random.Generator, n: int, tau: float = 0.5):
     c = rng.uniform(0.2, 0.9)
-    mu = tau * (np.sqrt(c) * rng.normal(size=(len(LABELS), NEURONS))[None]
-                + np.sqrt(1 - c) * rng.normal(size=(len(LANGS), len(LABELS), NEURONS)))
+    mu = tau * (
+        np.sqrt(c) * rng.normal(size=(len(LABELS), NEURONS))[None]
+        + np.sqrt(1 - c) * rng.normal(size=(len(LANGS), len(LABELS), NEURONS))
+    )
     centre = mu.mean(axis=1, keepdims=True)
     truth_profiles = (mu - centre) / np.sqrt(1 + ((mu - centre) ** 2).mean(axis=1, keepdims=True))
     values = mu[:, :, None, :] + rng.normal(size=(len(LANGS), len(LABELS), n, NEURONS))
@@ -41,7 +43,9 @@ def main() -> None:
     ap.add_argument("--datasets", type=int, default=20)
     ap.add_argument("--bootstraps", type=int, default=300)
     args = ap.parse_args()
-    print(f"{'sentences per cell':>18s} {'intervals':>9s} {'percentile':>10s} {'basic':>7s} {'mean |bias|':>11s} {'s':>6s}")
+    print(
+        f"{'sentences per cell':>18s} {'intervals':>9s} {'percentile':>10s} {'basic':>7s} {'mean |bias|':>11s} {'s':>6s}"
+    )
     for n in (int(x) for x in args.sizes.split(",")):
         rng = np.random.default_rng(n)
         hits = {"percentile": 0, "basic": 0}
@@ -51,7 +55,9 @@ def main() -> None:
             observed = sig.spearman_pairs(layout, sig.profiles(layout, np.arange(layout.z.shape[0])[None]))
             draws = {k: [] for k in observed}
             for b in sig.batches(args.bootstraps, layout):
-                for k, v in sig.spearman_pairs(layout, sig.profiles(layout, sig.bootstrap_rows(layout, rng, b))).items():
+                for k, v in sig.spearman_pairs(
+                    layout, sig.profiles(layout, sig.bootstrap_rows(layout, rng, b))
+                ).items():
                     draws[k].append(v)
             for (label, a, b), est in observed.items():
                 d = np.concatenate(draws[(label, a, b)])
@@ -63,8 +69,10 @@ def main() -> None:
                 hits["basic"] += low <= rho <= high
                 bias.append(abs(bb))
                 total += 1
-        print(f"{n:18d} {total:9d} {hits['percentile'] / total:10.3f} {hits['basic'] / total:7.3f} "
-              f"{np.mean(bias):11.3f} {time.perf_counter() - start:6.1f}")
+        print(
+            f"{n:18d} {total:9d} {hits['percentile'] / total:10.3f} {hits['basic'] / total:7.3f} "
+            f"{np.mean(bias):11.3f} {time.perf_counter() - start:6.1f}"
+        )
     print("coverage of the population Spearman by nominal 95 % intervals (target: 0.95; at least 0.90 tested)")
 
 

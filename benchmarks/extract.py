@@ -31,9 +31,19 @@ def build(workdir: Path, texts: list[str]) -> Path:
     from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
 
     tok = train_tokenizer(texts, "xlm-roberta", vocab_size=30000, max_length=512)
-    config = XLMRobertaConfig(vocab_size=max(len(tok), 30000), hidden_size=768, num_hidden_layers=12,
-                              num_attention_heads=12, intermediate_size=3072, max_position_embeddings=514,
-                              type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2, num_labels=6)
+    config = XLMRobertaConfig(
+        vocab_size=max(len(tok), 30000),
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        num_labels=6,
+    )
     torch.manual_seed(0)
     return save_checkpoint(XLMRobertaForSequenceClassification(config).eval(), tok, workdir / "xlmr-base-random")
 
@@ -51,7 +61,9 @@ def bare_forward(ckpt: Path, texts: list[str], batch_size: int, layer: int, sort
     with torch.inference_mode():
         for i in range(0, len(texts), batch_size):
             enc = tok(texts[i : i + batch_size], padding=True, return_tensors="pt")
-            hs = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], output_hidden_states=True).hidden_states
+            hs = model(
+                input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], output_hidden_states=True
+            ).hidden_states
             out.append(hs[layer][:, 0].numpy())
     return len(texts) / (time.perf_counter() - start)
 
@@ -64,7 +76,9 @@ def paper_loop(ckpt: Path, texts: list[str], layer: int) -> float:
     model = AutoModelForSequenceClassification.from_pretrained(ckpt).eval()
     captured: list = []
     block = model.roberta.encoder.layer[layer - 1]
-    hook = block.register_forward_hook(lambda m, i, o: captured.append((o[0] if isinstance(o, tuple) else o)[0, 0].tolist()))
+    hook = block.register_forward_hook(
+        lambda m, i, o: captured.append((o[0] if isinstance(o, tuple) else o)[0, 0].tolist())
+    )
     start = time.perf_counter()
     with torch.no_grad():
         for t in texts:
@@ -120,20 +134,34 @@ def main() -> None:
             keep("bare", bare_forward(ckpt, texts, args.batch_size, args.layers, sort=False))
             keep("sorted", bare_forward(ckpt, texts, args.batch_size, args.layers, sort=True))
             t0 = time.perf_counter()
-            s = extract(work / "x.duckdb", str(ckpt), dataset, "bench",
-                        ExtractOptions(layers=str(args.layers), batch_size=args.batch_size, device="cpu"),
-                        replace=True, progress=False)
+            s = extract(
+                work / "x.duckdb",
+                str(ckpt),
+                dataset,
+                "bench",
+                ExtractOptions(layers=str(args.layers), batch_size=args.batch_size, device="cpu"),
+                replace=True,
+                progress=False,
+            )
             keep("end", args.sentences / (time.perf_counter() - t0))
             keep("toolkit", s.sentences_per_second)
-            s = extract(work / "x.duckdb", str(ckpt), dataset, "bench-nopred",
-                        ExtractOptions(layers=str(args.layers), batch_size=args.batch_size, device="cpu", predictions=False),
-                        replace=True, progress=False)
+            s = extract(
+                work / "x.duckdb",
+                str(ckpt),
+                dataset,
+                "bench-nopred",
+                ExtractOptions(layers=str(args.layers), batch_size=args.batch_size, device="cpu", predictions=False),
+                replace=True,
+                progress=False,
+            )
             keep("nopred", s.sentences_per_second)
         paper = paper_loop(ckpt, texts[: args.paper_sentences], args.layers)
         bare_file = best["bare"]
         rate, bytes_per_value = ingest(work)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.sentences} sentences, batch "
-          f"{args.batch_size}, layer {args.layers}; best of {args.repeats}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.sentences} sentences, batch "
+        f"{args.batch_size}, layer {args.layers}; best of {args.repeats}"
+    )
     print(f"{'path':60s} {'sent/s':>8s} {'x bare':>7s} {'x sorted':>9s}")
     rows = [
         ("bare batched forward, file order (baseline)", best["bare"]),
@@ -145,7 +173,9 @@ def main() -> None:
     ]
     for name, v in rows:
         print(f"{name:60s} {v:8.1f} {v / bare_file:7.2f} {v / best['sorted']:9.2f}")
-    print(f"ingest through Arrow into DuckDB: {rate / 1e6:.1f} M values/s; {bytes_per_value:.2f} bytes per stored value on disk")
+    print(
+        f"ingest through Arrow into DuckDB: {rate / 1e6:.1f} M values/s; {bytes_per_value:.2f} bytes per stored value on disk"
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import duckdb
 import numpy as np
 
 from toolkit.load import load_long
-from toolkit.significance import significance
+from toolkit.significance import SignificanceOptions, significance
 from toolkit.warehouse import Warehouse
 
 LANGS = ["ar", "ja", "nl", "sl"]
@@ -32,8 +32,9 @@ def per_permutation_sql(values: np.ndarray, lang: np.ndarray, lab: np.ndarray, r
 
     s, n = values.shape
     con = duckdb.connect()
-    z = pl.DataFrame({"sentence_id": np.repeat(np.arange(s), n), "neuron": np.tile(np.arange(n), s),
-                      "z": values.reshape(-1)})
+    z = pl.DataFrame(
+        {"sentence_id": np.repeat(np.arange(s), n), "neuron": np.tile(np.arange(n), s), "z": values.reshape(-1)}
+    )
     con.register("zsrc", z.to_arrow())
     con.execute("create table z as select * from zsrc")
     rng = np.random.default_rng(0)
@@ -67,22 +68,30 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         import polars as pl
 
-        long = pl.DataFrame({
-            "sentence_id": np.repeat(np.arange(args.sentences), args.neurons),
-            "language": np.repeat(lang, args.neurons), "label": np.repeat(lab, args.neurons),
-            "layer": np.full(values.size, 11), "neuron": np.tile(np.arange(args.neurons), args.sentences),
-            "value": values.reshape(-1).astype(np.float32),
-        })
+        long = pl.DataFrame(
+            {
+                "sentence_id": np.repeat(np.arange(args.sentences), args.neurons),
+                "language": np.repeat(lang, args.neurons),
+                "label": np.repeat(lab, args.neurons),
+                "layer": np.full(values.size, 11),
+                "neuron": np.tile(np.arange(args.neurons), args.sentences),
+                "value": values.reshape(-1).astype(np.float32),
+            }
+        )
         path = Path(tmp) / "long.parquet"
         long.write_parquet(path)
         db = Path(tmp) / "w.duckdb"
         load_long(db, path, "bench")
         with Warehouse(db) as wh:
             t = time.perf_counter()
-            perm_only = significance(wh, "bench", 11, permutations=args.permutations, bootstraps=0, seed=0)
+            perm_only = significance(
+                wh, "bench", 11, SignificanceOptions(permutations=args.permutations, bootstraps=0, seed=0)
+            )
             t_perm = time.perf_counter() - t
             t = time.perf_counter()
-            significance(wh, "bench", 11, permutations=args.permutations, bootstraps=args.bootstraps, seed=0)
+            significance(
+                wh, "bench", 11, SignificanceOptions(permutations=args.permutations, bootstraps=args.bootstraps, seed=0)
+            )
             t_both = time.perf_counter() - t
         sql_each = per_permutation_sql(values, lang, lab, repeats=5)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -91,12 +100,18 @@ def main() -> None:
     print(f"{args.sentences:,} sentences x {args.neurons} neurons, 4 languages x 6 labels")
     print(f"{'path':62s} {'seconds':>9s}")
     print(f"{f'toolkit: {args.permutations} permutations (counts, variance p/q, ANOVA)':62s} {t_perm:9.2f}")
-    print(f"{f'toolkit: {args.permutations} permutations + {args.bootstraps} bootstraps (basic intervals)':62s} {t_both:9.2f}")
+    print(
+        f"{f'toolkit: {args.permutations} permutations + {args.bootstraps} bootstraps (basic intervals)':62s} {t_both:9.2f}"
+    )
     print(f"{f'toolkit: {args.bootstraps} bootstraps alone (difference)':62s} {t_both - t_perm:9.2f}")
-    print(f"{f'bare: SQL re-run per permutation, x{args.permutations} (extrapolated)':62s} {sql_each * args.permutations:9.2f}")
-    print(f"speed-up of the vectorized null: {sql_each * args.permutations / t_perm:.1f}x; "
-          f"{q_only} neurons with q < 0.05, {sensitive} of them with eta squared >= 0.01 (20 planted); "
-          f"peak RSS {peak:.0f} MB")
+    print(
+        f"{f'bare: SQL re-run per permutation, x{args.permutations} (extrapolated)':62s} {sql_each * args.permutations:9.2f}"
+    )
+    print(
+        f"speed-up of the vectorized null: {sql_each * args.permutations / t_perm:.1f}x; "
+        f"{q_only} neurons with q < 0.05, {sensitive} of them with eta squared >= 0.01 (20 planted); "
+        f"peak RSS {peak:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,9 @@ def checkpoint(tmp_path_factory, sample):
         key = (architecture, classifier)
         if key not in cache:
             tok = train_tokenizer(sample["text"].to_list(), architecture, vocab_size=600, max_length=64)
-            model = build_model(architecture, tok, LABELS if classifier else None, seed=1, hidden=32, layers=3, heads=2,
-                                max_length=64)
+            model = build_model(
+                architecture, tok, LABELS if classifier else None, seed=1, hidden=32, layers=3, heads=2, max_length=64
+            )
             out = tmp_path_factory.mktemp(f"{architecture}-{'cls' if classifier else 'bare'}")
             cache[key] = save_checkpoint(model, tok, out)
         return cache[key]

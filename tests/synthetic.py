@@ -19,12 +19,24 @@ LABELS = ["anger", "fear", "joy", "love", "neutral", "sadness"]
 class Planted:
     polyglot: dict[str, set[int]] = field(default_factory=lambda: {"joy": {3, 7}, "fear": {11}, "sadness": {20, 21}})
     monolingual: dict[tuple[str, str], set[int]] = field(
-        default_factory=lambda: {("anger", "ar"): {30}, ("love", "ja"): {31}, ("sadness", "sl"): {32}, ("joy", "nl"): {33}}
+        default_factory=lambda: {
+            ("anger", "ar"): {30},
+            ("love", "ja"): {31},
+            ("sadness", "sl"): {32},
+            ("joy", "nl"): {33},
+        }
     )
 
 
-def make(seed: int = 0, per_cell: int = 100, neurons: int = 48, shift: float = 3.0, planted: Planted | None = None,
-         langs=LANGS, labels=LABELS):
+def make(
+    seed: int = 0,
+    per_cell: int = 100,
+    neurons: int = 48,
+    shift: float = 3.0,
+    planted: Planted | None = None,
+    langs=LANGS,
+    labels=LABELS,
+):
     """(values [S, N] as float32-rounded float64, languages [S], labels [S]) with each language's own
     per-neuron offset and scale, and the planted neurons shifted by SHIFT noise-sd for their label."""
     rng = np.random.default_rng(seed)
@@ -49,15 +61,17 @@ def make(seed: int = 0, per_cell: int = 100, neurons: int = 48, shift: float = 3
 
 def long_frame(values: np.ndarray, lang, lab, layer: int, texts=None) -> pl.DataFrame:
     s, n = values.shape
-    return pl.DataFrame({
-        "sentence_id": np.repeat(np.arange(s), n),
-        "language": np.repeat(lang, n),
-        "label": np.repeat(lab, n),
-        "text": np.repeat(texts if texts is not None else [f"sentence {i}" for i in range(s)], n),
-        "layer": np.full(s * n, layer),
-        "neuron": np.tile(np.arange(n), s),
-        "value": values.reshape(-1).astype(np.float32),
-    })
+    return pl.DataFrame(
+        {
+            "sentence_id": np.repeat(np.arange(s), n),
+            "language": np.repeat(lang, n),
+            "label": np.repeat(lab, n),
+            "text": np.repeat(texts if texts is not None else [f"sentence {i}" for i in range(s)], n),
+            "layer": np.full(s * n, layer),
+            "neuron": np.tile(np.arange(n), s),
+            "value": values.reshape(-1).astype(np.float32),
+        }
+    )
 
 
 def write_long(path: Path, frames: list[pl.DataFrame]) -> Path:
@@ -66,6 +80,7 @@ def write_long(path: Path, frames: list[pl.DataFrame]) -> Path:
 
 
 # -- reference implementation of docs/definitions.md ----------------------------------------------
+
 
 def zscore(values, lang):
     z = np.zeros_like(values)
@@ -77,8 +92,12 @@ def zscore(values, lang):
 
 
 def profiles(z, lang, lab) -> dict[tuple[str, str], tuple[np.ndarray, int]]:
-    return {(L, l): (z[(lang == L) & (lab == l)].mean(axis=0), int(((lang == L) & (lab == l)).sum()))
-            for L in np.unique(lang) for l in np.unique(lab) if ((lang == L) & (lab == l)).any()}
+    return {
+        (L, l): (z[(lang == L) & (lab == l)].mean(axis=0), int(((lang == L) & (lab == l)).sum()))
+        for L in np.unique(lang)
+        for l in np.unique(lab)
+        if ((lang == L) & (lab == l)).any()
+    }
 
 
 def between_label_variance(z, lab):

@@ -14,7 +14,9 @@ from conftest import assert_one_line_error, digest
 @pytest.fixture
 def db_with_run(tmp_path, neurons, checkpoint, data_csv) -> Path:
     db = tmp_path / "w.duckdb"
-    r = neurons("--db", db, "extract", checkpoint(), data_csv, "--run", "base", "--layers", "1", "--limit", "20", "--quiet")
+    r = neurons(
+        "--db", db, "extract", checkpoint(), data_csv, "--run", "base", "--layers", "1", "--limit", "20", "--quiet"
+    )
     assert r.exit_code == 0, r.output
     return db
 
@@ -32,13 +34,25 @@ def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
 @pytest.mark.parametrize(
     "name, content, fragments",
     [
-        ("cols.csv", "sentence,lang,label\nhello,en,joy\n", ["missing column(s) 'text', 'language'", "found: 'sentence', 'lang', 'label'", "--text-column"]),
+        (
+            "cols.csv",
+            "sentence,lang,label\nhello,en,joy\n",
+            ["missing column(s) 'text', 'language'", "found: 'sentence', 'lang', 'label'", "--text-column"],
+        ),
         ("empty.csv", "", ["empty"]),
         ("header.csv", "text,language,label\n", ["no rows"]),
         ("blank.csv", "text,language,label\nhello,en,joy\n   ,en,joy\n", ["text", "row 2"]),
         ("nolang.csv", "text,language,label\nhello,en,joy\nhi,,joy\n", ["language", "row 2"]),
-        ("nolabel.jsonl", '{"text": "a", "language": "en", "label": "joy"}\n{"text": "b", "language": "en", "label": null}\n', ["label", "row 2"]),
-        ("latin1.csv", "text,language,label\ncaf\xe9,fr,joy\n".encode("latin-1"), ["not valid UTF-8", "re-save it as UTF-8"]),
+        (
+            "nolabel.jsonl",
+            '{"text": "a", "language": "en", "label": "joy"}\n{"text": "b", "language": "en", "label": null}\n',
+            ["label", "row 2"],
+        ),
+        (
+            "latin1.csv",
+            "text,language,label\ncaf\xe9,fr,joy\n".encode("latin-1"),
+            ["not valid UTF-8", "re-save it as UTF-8"],
+        ),
         ("bad.parquet", b"PAR1 this is not parquet", ["cannot read it as PARQUET"]),
         ("data.xlsx", b"x", ["unsupported format '.xlsx'"]),
     ],
@@ -125,14 +139,20 @@ def test_resume_with_other_settings(tmp_path, neurons, checkpoint, data_csv):
 
 def test_locked_database(tmp_path, neurons, checkpoint, data_csv, db_with_run):
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb,time; c=duckdb.connect({str(db_with_run)!r}); print('ok', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb,time; c=duckdb.connect({str(db_with_run)!r}); print('ok', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "ok"
         quick = {"NEURONS_LOCK_WAIT": "1"}
-        assert_one_line_error(neurons(*extract_args(db_with_run, checkpoint(), data_csv), env=quick),
-                              "is locked by another process")
+        assert_one_line_error(
+            neurons(*extract_args(db_with_run, checkpoint(), data_csv), env=quick), "is locked by another process"
+        )
         assert_one_line_error(neurons("--db", db_with_run, "query", "select 1", env=quick), "is locked")
     finally:
         holder.kill()
@@ -150,17 +170,26 @@ def test_locked_database(tmp_path, neurons, checkpoint, data_csv, db_with_run):
     ],
 )
 def test_bad_long_tables(tmp_path, neurons, db_with_run, name, frame, fragments):
-    good = pl.DataFrame({
-        "sentence_id": [0, 0, 0, 0, 1, 1, 1, 1], "language": ["en"] * 4 + ["nl"] * 4, "label": ["joy"] * 8,
-        "layer": [1, 1, 2, 2] * 2, "neuron": [0, 1] * 4, "value": [0.5, 1.5, -1.0, 2.0, 0.1, 0.2, 0.3, 0.4],
-    })
+    good = pl.DataFrame(
+        {
+            "sentence_id": [0, 0, 0, 0, 1, 1, 1, 1],
+            "language": ["en"] * 4 + ["nl"] * 4,
+            "label": ["joy"] * 8,
+            "layer": [1, 1, 2, 2] * 2,
+            "neuron": [0, 1] * 4,
+            "value": [0.5, 1.5, -1.0, 2.0, 0.1, 0.2, 0.3, 0.4],
+        }
+    )
     if frame == "dup":
         df = pl.concat([good, good.head(1)])
     elif frame == "text":
         df = good.with_columns(pl.col("value").cast(pl.String)).with_columns(
-            pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("abc")).otherwise(pl.col("value")).alias("value"))
+            pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("abc")).otherwise(pl.col("value")).alias("value")
+        )
     elif frame in ("inf", "nan"):
-        df = good.with_columns(pl.when(pl.int_range(pl.len()) == 2).then(float(frame)).otherwise(pl.col("value")).alias("value"))
+        df = good.with_columns(
+            pl.when(pl.int_range(pl.len()) == 2).then(float(frame)).otherwise(pl.col("value")).alias("value")
+        )
     else:
         df = good.drop("neuron")
     path = tmp_path / name
@@ -172,7 +201,9 @@ def test_bad_long_tables(tmp_path, neurons, db_with_run, name, frame, fragments)
 
 def test_load_run_that_exists(tmp_path, neurons, db_with_run):
     path = tmp_path / "long.csv"
-    pl.DataFrame({"sentence_id": [0], "language": ["en"], "label": ["joy"], "layer": [0], "neuron": [0], "value": [1.0]}).write_csv(path)
+    pl.DataFrame(
+        {"sentence_id": [0], "language": ["en"], "label": ["joy"], "layer": [0], "neuron": [0], "value": [1.0]}
+    ).write_csv(path)
     before = digest(db_with_run)
     assert_one_line_error(neurons("--db", db_with_run, "load", path, "--run", "base"), "exists already")
     assert digest(db_with_run) == before

@@ -48,8 +48,17 @@ def planted_model(tmp_path_factory, sample):
     model.bert.pooler.dense.weight.register_hook(lambda g: g * keep)  # ... and keeps doing so while training
     from toolkit.finetune import train_classifier
 
-    result = train_classifier(model, tok, sample["text"].to_list(), sample["label"].to_list(), epochs=60, lr=1e-3,
-                              batch_size=16, seed=0, progress=False)
+    result = train_classifier(
+        model,
+        tok,
+        sample["text"].to_list(),
+        sample["label"].to_list(),
+        epochs=60,
+        lr=1e-3,
+        batch_size=16,
+        seed=0,
+        progress=False,
+    )
     assert result.train_accuracy > 0.8
     return save_checkpoint(model, tok, tmp_path_factory.mktemp("planted"))
 
@@ -77,27 +86,48 @@ def test_evaluation_views_match_an_independent_macro_f1(planted_db):
         assert row["accuracy"] == pytest.approx(np.mean([g == p for g, p in zip(gold, pred)]))
         assert row["macro_f1"] == pytest.approx(macro_f1(gold, pred), abs=1e-12)
         counts = Counter(zip(gold, pred))
-        got = {(r["gold"], r["predicted"]): r["n"] for r in conf.filter(pl.col("language") == row["language"]).iter_rows(named=True)}
+        got = {
+            (r["gold"], r["predicted"]): r["n"]
+            for r in conf.filter(pl.col("language") == row["language"]).iter_rows(named=True)
+        }
         assert got == dict(counts)
 
 
 def test_ablating_the_planted_set_beats_every_control(planted_db, planted_model, neurons):
     db, data = planted_db
-    r = neurons("--db", db, "ablate", planted_model, data, "--run", "p", "--layer", "2", "--neurons",
-                ",".join(map(str, PLANTED)), "--controls", "10", "--json", "--quiet")
+    r = neurons(
+        "--db",
+        db,
+        "ablate",
+        planted_model,
+        data,
+        "--run",
+        "p",
+        "--layer",
+        "2",
+        "--neurons",
+        ",".join(map(str, PLANTED)),
+        "--controls",
+        "10",
+        "--json",
+        "--quiet",
+    )
     assert r.exit_code == 0, r.stderr
     out = json.loads(r.stdout)
     for row in out["summary"]:
         assert row["delta_accuracy"] < -0.2  # the signal is gone
-        assert row["control_min_delta_macro_f1"] == pytest.approx(0.0) and row["control_max_delta_macro_f1"] == pytest.approx(0.0)
+        assert row["control_min_delta_macro_f1"] == pytest.approx(0.0) and row[
+            "control_max_delta_macro_f1"
+        ] == pytest.approx(0.0)
         assert row["target_rank"] == 1 and row["n_controls"] == 10
     with Warehouse(db, read_only=True) as wh:
         base = wh.sql("select language, accuracy, macro_f1 from ablation_scores where set_index = 0 order by language")
         ev = wh.sql("select language, accuracy, macro_f1 from evaluation where run = 'p' order by language")
         # the unablated baseline reproduces the stored predictions (sums may differ in the last bit)
         assert base["language"].equals(ev["language"])
-        np.testing.assert_allclose(base.select("accuracy", "macro_f1").to_numpy(), ev.select("accuracy", "macro_f1").to_numpy(),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(
+            base.select("accuracy", "macro_f1").to_numpy(), ev.select("accuracy", "macro_f1").to_numpy(), rtol=1e-12
+        )
         sets = wh.sql("select set_index, kind, neurons from ablation_sets order by set_index")
         assert sets["kind"].to_list() == ["baseline", "target"] + ["control"] * 10
         controls = [set(n) for n in sets["neurons"].to_list()[2:]]
@@ -111,8 +141,10 @@ def test_mean_ablation_writes_the_stored_means(planted_db, planted_model):
     loaded = load_model(str(planted_model), "cpu")
     module = layer_module(loaded.model, loaded.n_layers, 2)
     with Warehouse(db, read_only=True) as wh:
-        means = wh.sql("select neuron, mean from activation_means where run = 'p' and layer = 2 and language = 'nl' "
-                       "order by neuron")["mean"].to_numpy()
+        means = wh.sql(
+            "select neuron, mean from activation_means where run = 'p' and layer = 2 and language = 'nl' "
+            "order by neuron"
+        )["mean"].to_numpy()
     captured = {}
     ids = torch.tensor([[2, 40, 41, 42, 3], [2, 50, 51, 3, 0]])
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
@@ -120,7 +152,9 @@ def test_mean_ablation_writes_the_stored_means(planted_db, planted_model):
     with torch.inference_mode():
         plain = loaded.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[2].clone()
         with ablated(module, chosen, "cls", {"current": torch.tensor(means[chosen], dtype=torch.float32)}):
-            grab = module.register_forward_hook(lambda m, i, o: captured.setdefault("h", (o[0] if isinstance(o, tuple) else o).clone()))
+            grab = module.register_forward_hook(
+                lambda m, i, o: captured.setdefault("h", (o[0] if isinstance(o, tuple) else o).clone())
+            )
             loaded.model(input_ids=ids, attention_mask=mask)
             grab.remove()
     h = captured["h"]
@@ -140,7 +174,9 @@ def test_hook_changes_exactly_the_chosen_neurons_and_is_removed(planted_model, p
         before = loaded.model(input_ids=ids, output_hidden_states=True)
         hooks = dict(module._forward_hooks)  # transformers keeps hooks of its own
         with ablated(module, [0, 5], positions, {"current": torch.zeros(2)}):
-            grab = module.register_forward_hook(lambda m, i, o: captured.setdefault("h", (o[0] if isinstance(o, tuple) else o).clone()))
+            grab = module.register_forward_hook(
+                lambda m, i, o: captured.setdefault("h", (o[0] if isinstance(o, tuple) else o).clone())
+            )
             loaded.model(input_ids=ids)
             grab.remove()
         after = loaded.model(input_ids=ids, output_hidden_states=True)
@@ -175,16 +211,36 @@ def test_ablation_bad_input(tmp_path, planted_db, planted_model, checkpoint, neu
     base = ("--db", db, "ablate", planted_model, data, "--run", "p", "--quiet")
     assert_one_line_error(neurons(*base, "--layer", "2", "--neurons", "3,99"), "out of range", "0..31")
     assert_one_line_error(neurons(*base, "--layer", "7", "--neurons", "3"), "has no layer 7")
-    assert_one_line_error(neurons(*base, "--layer", "2", "--query", "select 1 as x"), "must return a column named neuron")
+    assert_one_line_error(
+        neurons(*base, "--layer", "2", "--query", "select 1 as x"), "must return a column named neuron"
+    )
     assert_one_line_error(neurons(*base, "--layer", "2"), "exactly one of --neurons, --query or --top-variance")
     odd = tmp_path / "odd.csv"
     odd.write_text("text,language,label\nhello there,en,awe\n")
-    assert_one_line_error(neurons("--db", db, "ablate", planted_model, odd, "--run", "p", "--layer", "2", "--neurons", "3",
-                                  "--quiet"), "awe", "unknown to the model")
+    assert_one_line_error(
+        neurons("--db", db, "ablate", planted_model, odd, "--run", "p", "--layer", "2", "--neurons", "3", "--quiet"),
+        "awe",
+        "unknown to the model",
+    )
     assert digest(db) == before
     other = checkpoint("bert", True)  # 32 neurons too, another model: a clear warning, then it runs
-    r = neurons("--db", db, "ablate", other, data, "--run", "p", "--layer", "2", "--neurons", "3", "--controls", "2",
-                "--quiet", "--json")
+    r = neurons(
+        "--db",
+        db,
+        "ablate",
+        other,
+        data,
+        "--run",
+        "p",
+        "--layer",
+        "2",
+        "--neurons",
+        "3",
+        "--controls",
+        "2",
+        "--quiet",
+        "--json",
+    )
     assert r.exit_code == 0 and "warning: run 'p' was extracted from" in r.stderr
 
 
@@ -193,8 +249,24 @@ def test_finetune_linear_head_reloads_as_a_standard_checkpoint(tmp_path, checkpo
     sample.write_csv(data)
     base = checkpoint("xlm-roberta", False)
     out = tmp_path / "ft"
-    r = neurons("finetune", base, data, "--out", out, "--split", "train", "--epochs", "25", "--lr", "2e-3",
-                "--batch-size", "16", "--seed", "1", "--quiet")
+    r = neurons(
+        "finetune",
+        base,
+        data,
+        "--out",
+        out,
+        "--split",
+        "train",
+        "--epochs",
+        "25",
+        "--lr",
+        "2e-3",
+        "--batch-size",
+        "16",
+        "--seed",
+        "1",
+        "--quiet",
+    )
     assert r.exit_code == 0, r.stderr
     model = AutoModelForSequenceClassification.from_pretrained(out).eval()
     assert model.config.id2label == dict(enumerate(sorted(LABELS)))
@@ -207,8 +279,24 @@ def test_finetune_linear_head_reloads_as_a_standard_checkpoint(tmp_path, checkpo
     assert accuracy > 0.5  # chance is 1/6
     # a second run with the same seed gives the same weights
     again = tmp_path / "ft2"
-    neurons("finetune", base, data, "--out", again, "--split", "train", "--epochs", "25", "--lr", "2e-3",
-            "--batch-size", "16", "--seed", "1", "--quiet")
+    neurons(
+        "finetune",
+        base,
+        data,
+        "--out",
+        again,
+        "--split",
+        "train",
+        "--epochs",
+        "25",
+        "--lr",
+        "2e-3",
+        "--batch-size",
+        "16",
+        "--seed",
+        "1",
+        "--quiet",
+    )
     other = AutoModelForSequenceClassification.from_pretrained(again)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
     # extract and everything else accept it
@@ -234,7 +322,11 @@ def test_folded_linear_head_equals_the_linear_map(checkpoint):
 def test_finetune_bad_input(tmp_path, checkpoint, sample, neurons):
     data = tmp_path / "d.csv"
     sample.write_csv(data)
-    assert_one_line_error(neurons("finetune", checkpoint(), data, "--out", tmp_path / "o", "--train-languages", "xx"),
-                          "no sentences in xx")
-    assert_one_line_error(neurons("finetune", checkpoint("distilbert", False), data, "--out", tmp_path / "o",
-                                  "--head", "linear"), "--head linear is available for")
+    assert_one_line_error(
+        neurons("finetune", checkpoint(), data, "--out", tmp_path / "o", "--train-languages", "xx"),
+        "no sentences in xx",
+    )
+    assert_one_line_error(
+        neurons("finetune", checkpoint("distilbert", False), data, "--out", tmp_path / "o", "--head", "linear"),
+        "--head linear is available for",
+    )

@@ -47,11 +47,19 @@ def test_demo_end_to_end(demo, neurons):
     row = json.loads(neurons("--db", db, "query", q, "--json").stdout)[0]
     assert row["n"] == 210 * 5 * 64
     # trained on the train split: it predicts more than one label, and beats chance on its training data
-    acc = json.loads(neurons("--db", db, "query",
-                             "select avg((predicted_label = label)::int) as acc from sentences where split = 'train'",
-                             "--json").stdout)[0]["acc"]
+    acc = json.loads(
+        neurons(
+            "--db",
+            db,
+            "query",
+            "select avg((predicted_label = label)::int) as acc from sentences where split = 'train'",
+            "--json",
+        ).stdout
+    )[0]["acc"]
     assert acc > 0.5 and row["labels"] > 1
-    tested = json.loads(neurons("--db", db, "query", "select permutations, bootstraps, layer from significance", "--json").stdout)
+    tested = json.loads(
+        neurons("--db", db, "query", "select permutations, bootstraps, layer from significance", "--json").stdout
+    )
     assert tested == [{"permutations": 1000, "bootstraps": 1000, "layer": 3}]
     summary = json.loads(neurons("--db", db, "query", "select * from ablation_summary", "--json").stdout)
     assert len(summary) == 5 and all(r["n_sentences"] == 12 and r["n_controls"] == 10 for r in summary)

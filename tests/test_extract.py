@@ -101,7 +101,9 @@ def test_bare_encoder_stops_at_the_deepest_requested_layer(checkpoint):
     loaded = load_model(str(ckpt), "cpu")
     _, _, blocks = block_list(loaded.model, loaded.n_layers)
     calls = [0] * len(blocks)
-    hooks = [b.register_forward_hook(lambda m, i, o, k=k: calls.__setitem__(k, calls[k] + 1)) for k, b in enumerate(blocks)]
+    hooks = [
+        b.register_forward_hook(lambda m, i, o, k=k: calls.__setitem__(k, calls[k] + 1)) for k, b in enumerate(blocks)
+    ]
     ids = torch.tensor([[0, 10, 11, 2]])
     with torch.inference_mode():
         full = loaded.model(input_ids=ids, output_hidden_states=True).hidden_states
@@ -122,8 +124,9 @@ def test_truncation_is_counted(tmp_path, checkpoint, data_csv):
     tok = AutoTokenizer.from_pretrained(ckpt)
     lengths = [len(x) for x in tok(data.frame["text"].to_list())["input_ids"]]
     cut_at = int(np.median(lengths))
-    summary = extract(tmp_path / "w.duckdb", str(ckpt), data, "t",
-                      ExtractOptions(layers="1", max_length=cut_at), progress=False)
+    summary = extract(
+        tmp_path / "w.duckdb", str(ckpt), data, "t", ExtractOptions(layers="1", max_length=cut_at), progress=False
+    )
     assert summary.n_truncated == sum(n > cut_at for n in lengths) > 0
     _, sents = stored(tmp_path / "w.duckdb", "t")
     assert sents["n_tokens"].max() == cut_at
@@ -152,13 +155,24 @@ def test_bfloat16_model_stores_float32_close_to_float32(tmp_path, checkpoint, da
     ckpt = checkpoint("xlm-roberta", True)
     data = read_dataset(data_csv, limit=24)
     extract(tmp_path / "a.duckdb", str(ckpt), data, "r", ExtractOptions(layers="-1", device="cpu"), progress=False)
-    extract(tmp_path / "b.duckdb", str(ckpt), data, "r", ExtractOptions(layers="-1", device="cpu", dtype="bfloat16"),
-            progress=False)
+    extract(
+        tmp_path / "b.duckdb",
+        str(ckpt),
+        data,
+        "r",
+        ExtractOptions(layers="-1", device="cpu", dtype="bfloat16"),
+        progress=False,
+    )
     a, _ = stored(tmp_path / "a.duckdb", "r")
     b, _ = stored(tmp_path / "b.duckdb", "r")
     con = duckdb.connect(str(tmp_path / "b.duckdb"), read_only=True)
-    assert con.execute("select data_type from information_schema.columns where table_name = 'activations' "
-                       "and column_name = 'value'").fetchall()[0][0] == "FLOAT"
+    assert (
+        con.execute(
+            "select data_type from information_schema.columns where table_name = 'activations' "
+            "and column_name = 'value'"
+        ).fetchall()[0][0]
+        == "FLOAT"
+    )
     con.close()
     np.testing.assert_allclose(b["value"].to_numpy(), a["value"].to_numpy(), atol=0.15)
     assert not np.array_equal(b["value"].to_numpy(), a["value"].to_numpy())

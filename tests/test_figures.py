@@ -40,6 +40,7 @@ def rows_drawn(chart) -> int:
 
 def marks(spec: dict) -> set[str]:
     found = set()
+
     def walk(node):
         if isinstance(node, dict):
             if "mark" in node:
@@ -50,6 +51,7 @@ def marks(spec: dict) -> set[str]:
         elif isinstance(node, list):
             for v in node:
                 walk(v)
+
     walk(spec)
     return found
 
@@ -58,8 +60,12 @@ def test_every_chart_draws_every_row_at_paper_size(paper_sized):
     with Warehouse(paper_sized, read_only=True) as wh:
         o = ChartOptions(run="paper", layer=11)
         expected = {
-            "label-variance": 6 * 768, "correlation": 6 * 6, "profiles": 4 * 768, "classes": 6 * 4,
-            "monolingual": 4, "variance-ranking": 768,
+            "label-variance": 6 * 768,
+            "correlation": 6 * 6,
+            "profiles": 4 * 768,
+            "classes": 6 * 4,
+            "monolingual": 4,
+            "variance-ranking": 768,
         }
         for name, n_rows in expected.items():
             assert rows_drawn(build(wh, name, o)) == n_rows, name
@@ -79,8 +85,14 @@ def test_every_chart_draws_every_row_at_paper_size(paper_sized):
         assert {r["language"] for r in data} == set(syn.LANGS)
         cls = build(wh, "classes", o).to_dict()
         assert cls["encoding"]["color"]["scale"]["domain"] == ["polyglot", "shared", "monolingual", "inactive"]
-        assert len(build(wh, "label-variance", ChartOptions(run="paper", labels=["joy", "sadness"])).to_dict()["datasets"]
-                   .popitem()[1]) == 2 * 768
+        assert (
+            len(
+                build(wh, "label-variance", ChartOptions(run="paper", labels=["joy", "sadness"]))
+                .to_dict()["datasets"]
+                .popitem()[1]
+            )
+            == 2 * 768
+        )
 
 
 def test_chart_values_come_from_the_views(paper_sized):
@@ -109,14 +121,24 @@ def test_chart_files(tmp_path, paper_sized, neurons, suffix):
 
 
 def test_chart_bad_input(tmp_path, paper_sized, neurons):
-    assert_one_line_error(neurons("--db", paper_sized, "chart", "classes", "--run", "paper", "--out", tmp_path / "x.jpg"),
-                          "unsupported extension")
-    assert_one_line_error(neurons("--db", paper_sized, "chart", "profiles", "--run", "paper", "--label", "awe",
-                                  "--out", tmp_path / "x.png"), "no label awe")
-    assert_one_line_error(neurons("--db", paper_sized, "chart", "classes", "--run", "nope", "--out", tmp_path / "x.png"),
-                          "no run named 'nope'")
-    assert_one_line_error(neurons("--db", paper_sized, "chart", "classes", "--run", "paper", "--layer", "3",
-                                  "--out", tmp_path / "x.png"), "has no layer 3")
+    assert_one_line_error(
+        neurons("--db", paper_sized, "chart", "classes", "--run", "paper", "--out", tmp_path / "x.jpg"),
+        "unsupported extension",
+    )
+    assert_one_line_error(
+        neurons(
+            "--db", paper_sized, "chart", "profiles", "--run", "paper", "--label", "awe", "--out", tmp_path / "x.png"
+        ),
+        "no label awe",
+    )
+    assert_one_line_error(
+        neurons("--db", paper_sized, "chart", "classes", "--run", "nope", "--out", tmp_path / "x.png"),
+        "no run named 'nope'",
+    )
+    assert_one_line_error(
+        neurons("--db", paper_sized, "chart", "classes", "--run", "paper", "--layer", "3", "--out", tmp_path / "x.png"),
+        "has no layer 3",
+    )
 
 
 def test_latex_is_booktabs_and_escaped():
@@ -140,20 +162,43 @@ def test_export_round_trips(tmp_path, paper_sized, neurons):
         out = tmp_path / f"t{suffix}"
         r = neurons("--db", paper_sized, "export", sql, "--out", out)
         assert r.exit_code == 0, r.stderr
-        back = (pl.read_parquet(out) if suffix == ".parquet" else pl.read_csv(out) if suffix == ".csv"
-                else pl.DataFrame(json.loads(out.read_text())))
+        back = (
+            pl.read_parquet(out)
+            if suffix == ".parquet"
+            else pl.read_csv(out)
+            if suffix == ".csv"
+            else pl.DataFrame(json.loads(out.read_text()))
+        )
         assert back.columns == ["language", "label", "neuron", "mean_z", "n_sentences"]
         assert back.to_dicts() == expected
     md = tmp_path / "t.md"
     neurons("--db", paper_sized, "export", "language_pair_summary", "--run", "paper", "--out", md, "--precision", "2")
     lines = md.read_text().splitlines()
-    assert lines[0].replace(" ", "").startswith("|run|layer|language_a|language_b|mean_spearman|") and len(lines) == 2 + 6
+    assert (
+        lines[0].replace(" ", "").startswith("|run|layer|language_a|language_b|mean_spearman|") and len(lines) == 2 + 6
+    )
     tex = tmp_path / "t.tex"
-    r = neurons("--db", paper_sized, "export", "monolingual_counts", "--layer", "11", "--out", tex, "--caption",
-                "Monolingual neurons", "--label", "tab:mono")
+    r = neurons(
+        "--db",
+        paper_sized,
+        "export",
+        "monolingual_counts",
+        "--layer",
+        "11",
+        "--out",
+        tex,
+        "--caption",
+        "Monolingual neurons",
+        "--label",
+        "tab:mono",
+    )
     assert r.exit_code == 0 and "\\caption{Monolingual neurons}" in tex.read_text()
-    assert_one_line_error(neurons("--db", paper_sized, "export", "runs", "--out", tmp_path / "x.xlsx"), "unsupported extension")
-    assert_one_line_error(neurons("--db", paper_sized, "export", "drop table runs", "--out", tmp_path / "x.csv"), "refused")
+    assert_one_line_error(
+        neurons("--db", paper_sized, "export", "runs", "--out", tmp_path / "x.xlsx"), "unsupported extension"
+    )
+    assert_one_line_error(
+        neurons("--db", paper_sized, "export", "drop table runs", "--out", tmp_path / "x.csv"), "refused"
+    )
 
 
 def test_report_files(tmp_path, paper_sized, neurons):
@@ -162,8 +207,15 @@ def test_report_files(tmp_path, paper_sized, neurons):
     rep = tmp_path / "rep"
     page = (rep / "index.html").read_text()
     assert "http://" not in page.replace("http://www.w3.org", "") and "https://cdn" not in page
-    for key in ("label-variance", "correlation-spearman", "correlation-cosine", "profiles-joy", "classes",
-                "monolingual", "variance-ranking"):
+    for key in (
+        "label-variance",
+        "correlation-spearman",
+        "correlation-cosine",
+        "profiles-joy",
+        "classes",
+        "monolingual",
+        "variance-ranking",
+    ):
         assert (rep / "figures" / f"{key}.png").read_bytes().startswith(MAGIC[".png"])
         assert b"<svg" in (rep / "figures" / f"{key}.svg").read_bytes()[:500]
         assert f"id='chart-{key}'" in page
@@ -208,8 +260,21 @@ def test_report_with_undefined_correlations_renders(tmp_path):
 def render_in_chromium(index, tmp_path) -> str:
     """The page's DOM after headless Chromium loaded it from disk and ran its scripts."""
     return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-         "--virtual-time-budget=60000", "--dump-dom", index.as_uri()],
-        capture_output=True, text=True, timeout=180,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=60000",
+            "--dump-dom",
+            index.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
     ).stdout

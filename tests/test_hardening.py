@@ -36,8 +36,11 @@ def base_db(tmp_path_factory, checkpoint, sample) -> Path:
     data = folder / "data.csv"
     sample.write_csv(data)
     db = folder / "w.duckdb"
-    r = CliRunner().invoke(cli, ["--db", str(db), "extract", str(checkpoint()), str(data), "--run", "base",
-                                 "--layers", "0,1", "--quiet"], catch_exceptions=False)
+    r = CliRunner().invoke(
+        cli,
+        ["--db", str(db), "extract", str(checkpoint()), str(data), "--run", "base", "--layers", "0,1", "--quiet"],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 0, r.output
     return db
 
@@ -101,15 +104,33 @@ def test_ablate_query_runs_read_only(db, neurons, checkpoint, tmp_path, sample):
     data = tmp_path / "d.csv"
     sample.write_csv(data)
     before = fingerprint(db.parent)
-    r = neurons("--db", db, "ablate", checkpoint(), data, "--run", "base", "--layer", "1", "--quiet",
-                "--query", "explain analyze delete from activations where layer = 1")
+    r = neurons(
+        "--db",
+        db,
+        "ablate",
+        checkpoint(),
+        data,
+        "--run",
+        "base",
+        "--layer",
+        "1",
+        "--quiet",
+        "--query",
+        "explain analyze delete from activations where layer = 1",
+    )
     assert_one_line_error(r, "refused")
     assert fingerprint(db.parent) == before
 
 
 def test_reading_queries_still_work(db, neurons):
-    r = neurons("--db", db, "query", "select count(*) as n from activations_long where run = 'base'; "
-                "select n_neurons from crosslingual_correlation limit 1", "--json")
+    r = neurons(
+        "--db",
+        db,
+        "query",
+        "select count(*) as n from activations_long where run = 'base'; "
+        "select n_neurons from crosslingual_correlation limit 1",
+        "--json",
+    )
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout) == [{"n_neurons": 32}]
     r = neurons("--db", db, "query", "create temp table t as select 41 as x; select x + 1 as y from t", "--csv")
@@ -118,9 +139,19 @@ def test_reading_queries_still_work(db, neurons):
 
 # -- 2. other applications' files ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("command", [("runs",), ("query", "select * from customers"), ("analyze", "--run", "x"),
-                                     ("delete", "--run", "x", "--yes"), ("significance", "--run", "x"),
-                                     ("export", "customers", "--out", "c.csv"), ("upgrade",)])
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("runs",),
+        ("query", "select * from customers"),
+        ("analyze", "--run", "x"),
+        ("delete", "--run", "x", "--yes"),
+        ("significance", "--run", "x"),
+        ("export", "customers", "--out", "c.csv"),
+        ("upgrade",),
+    ],
+)
 def test_foreign_duckdb_file_is_never_changed(tmp_path, neurons, command):
     foreign = tmp_path / "foreign.duckdb"
     con = duckdb.connect(str(foreign))
@@ -148,9 +179,12 @@ def test_older_warehouse_is_refused_by_readers_and_upgraded_on_request(db, neuro
 
 # -- 3. numbers that cannot be stored faithfully -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("bad", [1e39, -3.5e38, float("inf"), float("nan")])
 def test_values_outside_float32_are_refused(db, neurons, tmp_path, bad):
-    rows = [(s, "en" if s % 2 else "nl", "joy" if s % 3 else "fear", 6, n, float(s + n)) for s in range(6) for n in range(3)]
+    rows = [
+        (s, "en" if s % 2 else "nl", "joy" if s % 3 else "fear", 6, n, float(s + n)) for s in range(6) for n in range(3)
+    ]
     rows[7] = (*rows[7][:5], bad)
     table = pl.DataFrame(rows, schema=["sentence_id", "language", "label", "layer", "neuron", "value"], orient="row")
     path = tmp_path / "long.parquet"
@@ -165,14 +199,18 @@ def test_largest_float32_is_kept_exactly(db, neurons, tmp_path):
     top = float(np.finfo(np.float32).max)
     rows = [(s, "en", "joy" if s % 2 else "fear", 6, 0, top if s == 0 else float(s)) for s in range(4)]
     path = tmp_path / "long.csv"
-    pl.DataFrame(rows, schema=["sentence_id", "language", "label", "layer", "neuron", "value"], orient="row").write_csv(path)
+    pl.DataFrame(rows, schema=["sentence_id", "language", "label", "layer", "neuron", "value"], orient="row").write_csv(
+        path
+    )
     assert neurons("--db", db, "load", path, "--run", "edge").exit_code == 0
-    got = json.loads(neurons("--db", db, "query", "select max(value) as m from activations_long where run = 'edge'",
-                             "--json").stdout)
+    got = json.loads(
+        neurons("--db", db, "query", "select max(value) as m from activations_long where run = 'edge'", "--json").stdout
+    )
     assert got[0]["m"] == top
 
 
 # -- 4. incomplete checkpoints ---------------------------------------------------------------------------------
+
 
 def test_checkpoint_without_tokenizer_is_refused(db, neurons, checkpoint, tmp_path, sample):
     broken = tmp_path / "model"
@@ -202,9 +240,11 @@ def test_truncated_weights_are_refused(db, neurons, checkpoint, tmp_path, sample
 
 def test_unknown_tokens_are_reported_and_refused(db, neurons, checkpoint, tmp_path):
     # Hangul and Devanagari never occur in the tiny tokenizer's training text: every word is unknown
-    rows = [{"text": "한국어 문장 입니다", "language": "ko", "label": "joy"},
-            {"text": "यह एक वाक्य है", "language": "hi", "label": "fear"},
-            {"text": "Dit is een zin.", "language": "nl", "label": "joy"}]
+    rows = [
+        {"text": "한국어 문장 입니다", "language": "ko", "label": "joy"},
+        {"text": "यह एक वाक्य है", "language": "hi", "label": "fear"},
+        {"text": "Dit is een zin.", "language": "nl", "label": "joy"},
+    ]
     data = tmp_path / "odd.csv"
     pl.DataFrame(rows).write_csv(data)
     before = digest(db)
@@ -220,7 +260,7 @@ def test_unknown_tokens_are_reported_and_refused(db, neurons, checkpoint, tmp_pa
 def test_unknown_share_matches_a_direct_count(checkpoint, sample):
     from transformers import AutoTokenizer
 
-    from toolkit.models import unknown_shares
+    from toolkit.tokens import unknown_shares
 
     tok = AutoTokenizer.from_pretrained(checkpoint())
     texts = sample["text"].to_list()[:20] + ["ΩΩΩ ЖЖЖ"] * 3
@@ -237,11 +277,21 @@ def test_unknown_share_matches_a_direct_count(checkpoint, sample):
 
 # -- 5. no accidental warehouses, no wasted hours, no internal errors -------------------------------------------
 
-@pytest.mark.parametrize("command", [("delete", "--run", "x", "--yes"), ("significance", "--run", "x"),
-                                     ("analyze", "--run", "x"), ("query", "select 1"), ("runs",),
-                                     ("report", "--run", "x", "--out", "rep"), ("upgrade",),
-                                     ("export", "runs", "--out", "r.csv"),
-                                     ("chart", "classes", "--run", "x", "--out", "c.png")])
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("delete", "--run", "x", "--yes"),
+        ("significance", "--run", "x"),
+        ("analyze", "--run", "x"),
+        ("query", "select 1"),
+        ("runs",),
+        ("report", "--run", "x", "--out", "rep"),
+        ("upgrade",),
+        ("export", "runs", "--out", "r.csv"),
+        ("chart", "classes", "--run", "x", "--out", "c.png"),
+    ],
+)
 def test_missing_warehouse_is_never_created(tmp_path, neurons, command):
     os.chdir(tmp_path)
     r = neurons("--db", tmp_path / "nope" / "x.duckdb", *command)
@@ -284,9 +334,14 @@ main()
 """
 
 
-@pytest.mark.parametrize("command", [("export", "runs", "--out", "{d}/r.csv"),
-                                     ("chart", "classes", "--run", "base", "--out", "{d}/c.svg"),
-                                     ("report", "--run", "base", "--out", "{d}/rep")])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("export", "runs", "--out", "{d}/r.csv"),
+        ("chart", "classes", "--run", "base", "--out", "{d}/c.svg"),
+        ("report", "--run", "base", "--out", "{d}/rep"),
+    ],
+)
 def test_unwritable_outputs_are_one_line(db, tmp_path, command):
     """A folder the user may not write (simulated: the tests run as root, who may write anywhere)."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
@@ -316,8 +371,12 @@ def test_full_disk_leaves_no_truncated_file(db, tmp_path):
     out = tmp_path / "r.tex"
     out.write_text("old table")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
-    r = subprocess.run([sys.executable, "-c", FULL_DISK, "--db", str(db), "export", "runs", "--out", str(out)],
-                       capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, "--db", str(db), "export", "runs", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 1, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "no space left" in r.stderr, r.stderr
     assert out.read_text() == "old table"
@@ -326,9 +385,13 @@ def test_full_disk_leaves_no_truncated_file(db, tmp_path):
 
 def test_unknown_run_is_refused_everywhere(db, neurons, tmp_path):
     before = digest(db)
-    for command in (("export", "label_profiles", "--run", "nope", "--out", tmp_path / "x.csv"),
-                    ("analyze", "--run", "nope"), ("significance", "--run", "nope"), ("delete", "--run", "nope", "--yes"),
-                    ("report", "--run", "nope", "--out", tmp_path / "rep")):
+    for command in (
+        ("export", "label_profiles", "--run", "nope", "--out", tmp_path / "x.csv"),
+        ("analyze", "--run", "nope"),
+        ("significance", "--run", "nope"),
+        ("delete", "--run", "nope", "--yes"),
+        ("report", "--run", "nope", "--out", tmp_path / "rep"),
+    ):
         assert_one_line_error(neurons("--db", db, *command), "no run named 'nope'")
     assert digest(db) == before
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "rep").exists()
@@ -340,14 +403,17 @@ def test_delete_without_terminal_needs_yes(db, neurons):
     assert digest(db) == before
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (("analyze", "--run", "base", "--threshold", "nan"), "finite"),
-    (("analyze", "--run", "base", "--top", "0"), "at least 1"),
-    (("chart", "classes", "--run", "base", "--top", "-1", "--out", "x.png"), "at least 1"),
-    (("significance", "--run", "base", "--alpha", "1.5"), "between 0 and 1"),
-    (("significance", "--run", "base", "--alpha", "0"), "between 0 and 1"),
-    (("significance", "--run", "base", "--threshold", "inf"), "finite"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("analyze", "--run", "base", "--threshold", "nan"), "finite"),
+        (("analyze", "--run", "base", "--top", "0"), "at least 1"),
+        (("chart", "classes", "--run", "base", "--top", "-1", "--out", "x.png"), "at least 1"),
+        (("significance", "--run", "base", "--alpha", "1.5"), "between 0 and 1"),
+        (("significance", "--run", "base", "--alpha", "0"), "between 0 and 1"),
+        (("significance", "--run", "base", "--threshold", "inf"), "finite"),
+    ],
+)
 def test_bad_option_values(db, neurons, args, fragment):
     before = digest(db)
     assert_one_line_error(neurons("--db", db, *args), fragment)
@@ -363,13 +429,16 @@ def test_bad_run_names(db, neurons, checkpoint, tmp_path, sample, run):
     assert digest(db) == before
 
 
-@pytest.mark.parametrize("name, content, fragment", [
-    ("zw.csv", "text,language,label\nhello,en,joy\nhi,en,joy\u200b\n", "U+200B"),
-    ("bom.csv", "text,language,label\nhello,\ufeffen,joy\n", "U+FEFF"),
-    ("dup.csv", "text,language,label,label\nhello,en,joy,fear\n", "duplicate column"),
-    ("nested.jsonl", '{"text": "a", "language": "en", "label": ["joy", "fear"]}\n', "one plain label"),
-    ("struct.jsonl", '{"text": "a", "language": {"code": "en"}, "label": "joy"}\n', "one plain language"),
-])
+@pytest.mark.parametrize(
+    "name, content, fragment",
+    [
+        ("zw.csv", "text,language,label\nhello,en,joy\nhi,en,joy\u200b\n", "U+200B"),
+        ("bom.csv", "text,language,label\nhello,\ufeffen,joy\n", "U+FEFF"),
+        ("dup.csv", "text,language,label,label\nhello,en,joy,fear\n", "duplicate column"),
+        ("nested.jsonl", '{"text": "a", "language": "en", "label": ["joy", "fear"]}\n', "one plain label"),
+        ("struct.jsonl", '{"text": "a", "language": {"code": "en"}, "label": "joy"}\n', "one plain language"),
+    ],
+)
 def test_odd_values_are_refused(db, neurons, checkpoint, tmp_path, name, content, fragment):
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")
@@ -380,6 +449,7 @@ def test_odd_values_are_refused(db, neurons, checkpoint, tmp_path, name, content
 
 # -- 6. readers are not locked out of a long job ----------------------------------------------------------------
 
+
 def test_readers_succeed_while_an_extraction_runs(tmp_path, checkpoint, sample):
     big = pl.concat([sample] * 15)  # 3,150 sentences
     data = tmp_path / "big.csv"
@@ -387,9 +457,27 @@ def test_readers_succeed_while_an_extraction_runs(tmp_path, checkpoint, sample):
     db = tmp_path / "w.duckdb"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent), "NEURONS_LOCK_WAIT": "20"}
     cmd = [sys.executable, "-m", "toolkit", "--db", str(db)]
-    job = subprocess.Popen([*cmd, "extract", str(checkpoint()), str(data), "--run", "long", "--layers", "all",
-                            "--batch-size", "16", "--commit-every", "64", "--quiet"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    job = subprocess.Popen(
+        [
+            *cmd,
+            "extract",
+            str(checkpoint()),
+            str(data),
+            "--run",
+            "long",
+            "--layers",
+            "all",
+            "--batch-size",
+            "16",
+            "--commit-every",
+            "64",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
     try:
         progress, ok = [], 0
         deadline = time.monotonic() + 240
@@ -400,8 +488,13 @@ def test_readers_succeed_while_an_extraction_runs(tmp_path, checkpoint, sample):
             runs = subprocess.run([*cmd, "runs", "--json"], capture_output=True, text=True, env=env, timeout=60)
             assert runs.returncode == 0, runs.stderr
             status = json.loads(runs.stdout)[0]["status"] if json.loads(runs.stdout) else ""
-            q = subprocess.run([*cmd, "query", "select count(*) as n from sentences", "--csv"], capture_output=True,
-                               text=True, env=env, timeout=60)
+            q = subprocess.run(
+                [*cmd, "query", "select count(*) as n from sentences", "--csv"],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+            )
             assert q.returncode == 0, q.stderr
             if status.startswith("incomplete"):
                 ok += 1
@@ -417,9 +510,12 @@ def test_readers_succeed_while_an_extraction_runs(tmp_path, checkpoint, sample):
 
 # -- 7. NaN is null in every output ---------------------------------------------------------------------------
 
+
 def test_undefined_values_are_null_everywhere(db, neurons, tmp_path):
-    sql = ("select label, language_a, language_b, spearman from crosslingual_correlation "
-           "where run = 'base' and layer = 0 order by all limit 3")  # layer 0's [CLS] vector is constant
+    sql = (
+        "select label, language_a, language_b, spearman from crosslingual_correlation "
+        "where run = 'base' and layer = 0 order by all limit 3"
+    )  # layer 0's [CLS] vector is constant
     js = neurons("--db", db, "query", sql, "--json")
     assert js.exit_code == 0 and "NaN" not in js.stdout
     rows = json.loads(js.stdout)

@@ -16,15 +16,17 @@ def long_table(rng, ids) -> pl.DataFrame:
     n_layers, hidden = 2, 5
     n = len(ids)
     values = rng.normal(size=(n, n_layers, hidden))
-    return pl.DataFrame({
-        "sentence_id": np.repeat(ids, n_layers * hidden),
-        "language": np.repeat(np.where(np.arange(n) % 2 == 0, "pt-BR", "ja"), n_layers * hidden),
-        "label": np.repeat(np.array(["joy", "fear", "love"])[np.arange(n) % 3], n_layers * hidden),
-        "text": np.repeat([f"frase número {i} — 文" for i in range(n)], n_layers * hidden),
-        "layer": np.tile(np.repeat([6, 11], hidden), n),
-        "neuron": np.tile(np.arange(hidden), n * n_layers),
-        "value": values.reshape(-1),
-    })
+    return pl.DataFrame(
+        {
+            "sentence_id": np.repeat(ids, n_layers * hidden),
+            "language": np.repeat(np.where(np.arange(n) % 2 == 0, "pt-BR", "ja"), n_layers * hidden),
+            "label": np.repeat(np.array(["joy", "fear", "love"])[np.arange(n) % 3], n_layers * hidden),
+            "text": np.repeat([f"frase número {i} — 文" for i in range(n)], n_layers * hidden),
+            "layer": np.tile(np.repeat([6, 11], hidden), n),
+            "neuron": np.tile(np.arange(hidden), n * n_layers),
+            "value": values.reshape(-1),
+        }
+    )
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
@@ -39,8 +41,10 @@ def test_load_round_trip(tmp_path, neurons, fmt, string_ids):
     r = neurons("--db", db, "load", path, "--run", "imported")
     assert r.exit_code == 0, r.stderr
     assert "8 sentences, layers [6, 11], 5 neurons, 80 values" in r.stdout
-    sql = ("select s.source_id, l.* from activations_long l join sentences s using (sentence_id) "
-           "order by s.source_id, layer, neuron")
+    sql = (
+        "select s.source_id, l.* from activations_long l join sentences s using (sentence_id) "
+        "order by s.source_id, layer, neuron"
+    )
     got = pl.DataFrame(json.loads(neurons("--db", db, "query", sql, "--json").stdout))
     assert got.height == 80
     expect = df.with_columns(source_id=pl.col("sentence_id").cast(pl.String)).sort("source_id", "layer", "neuron")
@@ -56,7 +60,9 @@ def test_load_round_trip(tmp_path, neurons, fmt, string_ids):
 
 def test_runs_lists_settings(tmp_path, neurons, checkpoint, data_csv):
     db = tmp_path / "w.duckdb"
-    neurons("--db", db, "extract", checkpoint(), data_csv, "--run", "a", "--layers", "1,2", "--pooling", "mean", "--quiet")
+    neurons(
+        "--db", db, "extract", checkpoint(), data_csv, "--run", "a", "--layers", "1,2", "--pooling", "mean", "--quiet"
+    )
     neurons("--db", db, "extract", checkpoint("bert", False), data_csv, "--run", "b", "--quiet", "--limit", "10")
     runs = json.loads(neurons("--db", db, "runs", "--json").stdout)
     assert [r["run"] for r in runs] == ["a", "b"]
@@ -76,11 +82,19 @@ def demo_db(tmp_path, neurons, checkpoint, data_csv):
     return db
 
 
-@pytest.mark.parametrize("sql", [
-    "drop table activations", "delete from runs", "insert into runs select * from runs",
-    "update sentences set label = 'x'", "select 1; drop view activations_long", "create table t (a int)",
-    "copy runs to 'x.csv'", "attach 'other.duckdb'",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "drop table activations",
+        "delete from runs",
+        "insert into runs select * from runs",
+        "update sentences set label = 'x'",
+        "select 1; drop view activations_long",
+        "create table t (a int)",
+        "copy runs to 'x.csv'",
+        "attach 'other.duckdb'",
+    ],
+)
 def test_query_refuses_writes(neurons, demo_db, sql):
     before = digest(demo_db)
     assert_one_line_error(neurons("--db", demo_db, "query", sql), "refused")
@@ -109,13 +123,35 @@ def test_query_errors_are_one_line(neurons, demo_db, tmp_path):
 
 def test_env_var_and_module_entry_point(tmp_path, demo_db):
     env = {"NEURONS_DB": str(demo_db), "PATH": ""}
-    out = subprocess.run([sys.executable, "-m", "toolkit", "query", "select count(*) as n from runs", "--csv"],
-                         capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "toolkit", "query", "select count(*) as n from runs", "--csv"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["n", "1"]
 
 
-@pytest.mark.parametrize("command", [[], ["extract"], ["load"], ["runs"], ["query"], ["demo"], ["delete"], ["analyze"], ["chart"], ["report"], ["export"], ["significance"], ["finetune"], ["ablate"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["extract"],
+        ["load"],
+        ["runs"],
+        ["query"],
+        ["demo"],
+        ["delete"],
+        ["analyze"],
+        ["chart"],
+        ["report"],
+        ["export"],
+        ["significance"],
+        ["finetune"],
+        ["ablate"],
+    ],
+)
 def test_help_everywhere(neurons, command):
     r = neurons(*command, "--help")
     assert r.exit_code == 0 and "Usage:" in r.stdout and len(r.stdout.splitlines()) > 4
@@ -135,13 +171,29 @@ def test_warehouse_is_self_describing(demo_db):
 def test_delete_a_run(tmp_path, neurons, checkpoint, data_csv):
     db = tmp_path / "w.duckdb"
     for name in ("keep", "drop"):
-        assert neurons("--db", db, "extract", checkpoint(), data_csv, "--run", name, "--quiet", "--limit", "30").exit_code == 0
-    assert neurons("--db", db, "significance", "--run", "drop", "--permutations", "5", "--bootstraps", "0", "--quiet").exit_code == 0
+        assert (
+            neurons("--db", db, "extract", checkpoint(), data_csv, "--run", name, "--quiet", "--limit", "30").exit_code
+            == 0
+        )
+    assert (
+        neurons(
+            "--db", db, "significance", "--run", "drop", "--permutations", "5", "--bootstraps", "0", "--quiet"
+        ).exit_code
+        == 0
+    )
     assert neurons("--db", db, "delete", "--run", "drop", input="n\n").exit_code != 0  # asked, declined
     assert neurons("--db", db, "delete", "--run", "drop", "--yes").exit_code == 0
-    counts = json.loads(neurons("--db", db, "query", "select (select count(*) from runs) as runs, "
-                                "(select count(distinct run_id) from activations) as a, (select count(*) from significance) as s, "
-                                "(select count(distinct run_id) from moments) as m", "--json").stdout)[0]
+    counts = json.loads(
+        neurons(
+            "--db",
+            db,
+            "query",
+            "select (select count(*) from runs) as runs, "
+            "(select count(distinct run_id) from activations) as a, (select count(*) from significance) as s, "
+            "(select count(distinct run_id) from moments) as m",
+            "--json",
+        ).stdout
+    )[0]
     assert counts == {"runs": 1, "a": 1, "s": 0, "m": 1}
     assert_one_line_error(neurons("--db", db, "delete", "--run", "drop", "--yes"), "no run named 'drop'")
 
@@ -152,7 +204,9 @@ def test_schema_upgrade_recomputes_the_cache(tmp_path, neurons, checkpoint, data
     import duckdb
 
     db = tmp_path / "w.duckdb"
-    assert neurons("--db", db, "extract", checkpoint(), data_csv, "--run", "r", "--quiet", "--limit", "40").exit_code == 0
+    assert (
+        neurons("--db", db, "extract", checkpoint(), data_csv, "--run", "r", "--quiet", "--limit", "40").exit_code == 0
+    )
     before = json.loads(neurons("--db", db, "query", "select * from label_profiles order by all", "--json").stdout)
     con = duckdb.connect(str(db))
     con.execute("delete from moments")

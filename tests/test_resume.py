@@ -18,9 +18,28 @@ from toolkit.extract import ExtractOptions, extract
 
 
 def start(db: Path, ckpt: Path, data: Path, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "toolkit", "--db", str(db), "extract", str(ckpt), str(data), "--run", "big",
-           "--layers", "1,3", "--batch-size", "8", "--commit-every", "16", *extra]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "toolkit",
+        "--db",
+        str(db),
+        "extract",
+        str(ckpt),
+        str(data),
+        "--run",
+        "big",
+        "--layers",
+        "1,3",
+        "--batch-size",
+        "8",
+        "--commit-every",
+        "16",
+        *extra,
+    ]
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"}
+    )
 
 
 def wait_for_saved(proc: subprocess.Popen, at_least: int = 1, timeout: float = 120) -> None:
@@ -88,8 +107,14 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path, checkpoint, bi
     assert f"{saved} were already saved" in out
 
     reference = tmp_path / "ref.duckdb"
-    extract(reference, str(ckpt), read_dataset(big_csv), "big",
-            ExtractOptions(layers="1,3", batch_size=8, commit_every=2100), progress=False)
+    extract(
+        reference,
+        str(ckpt),
+        read_dataset(big_csv),
+        "big",
+        ExtractOptions(layers="1,3", batch_size=8, commit_every=2100),
+        progress=False,
+    )
     resumed, whole = rows(db, "big"), rows(reference, "big")
     assert resumed.height == whole.height == 2100 * 2 * 32
     assert resumed.equals(whole)  # identical, not merely close

@@ -12,7 +12,7 @@ from scipy import stats
 
 from toolkit.analysis import layer_sweep
 from toolkit.load import load_long
-from toolkit.significance import benjamini_hochberg, significance
+from toolkit.significance import SignificanceOptions, benjamini_hochberg, significance
 from toolkit.warehouse import Warehouse
 
 
@@ -23,7 +23,9 @@ def db(tmp_path_factory):
     planted = syn.make(seed=0, per_cell=30)
     unplanted = syn.make(seed=1, per_cell=30, planted=syn.Planted(polyglot={}, monolingual={}))
     db = tmp / "w.duckdb"
-    load_long(db, syn.write_long(tmp / "p.parquet", [syn.long_frame(*planted, 11), syn.long_frame(*unplanted, 5)]), "planted")
+    load_long(
+        db, syn.write_long(tmp / "p.parquet", [syn.long_frame(*planted, 11), syn.long_frame(*unplanted, 5)]), "planted"
+    )
     load_long(db, syn.write_long(tmp / "n.parquet", [syn.long_frame(*unplanted, 11)]), "null")
     return db, planted, unplanted
 
@@ -31,7 +33,7 @@ def db(tmp_path_factory):
 def test_planted_findings_are_significant(db):
     path, _, _ = db
     with Warehouse(path) as wh:
-        r = significance(wh, "planted", 11, permutations=200, bootstraps=100, seed=1)
+        r = significance(wh, "planted", 11, SignificanceOptions(permutations=200, bootstraps=100, seed=1))
     counts = r.counts
     planted = syn.Planted()
     for label, ns in planted.polyglot.items():
@@ -46,9 +48,9 @@ def test_planted_findings_are_significant(db):
 def test_no_structure_gives_uniform_p_values_and_counts_inside_the_null(db):
     path, _, _ = db
     with Warehouse(path) as wh:
-        r = significance(wh, "null", 11, permutations=400, bootstraps=0, seed=2)
+        r = significance(wh, "null", 11, SignificanceOptions(permutations=400, bootstraps=0, seed=2))
     p = r.neurons["p_value"].to_numpy()
-    assert stats.kstest(p, "uniform").pvalue > 0.01          # roughly uniform
+    assert stats.kstest(p, "uniform").pvalue > 0.01  # roughly uniform
     assert (r.neurons["q_value"] < 0.05).sum() <= 1
     inside = r.counts.filter((pl.col("observed") >= pl.col("null_low")) & (pl.col("observed") <= pl.col("null_high")))
     assert inside.height >= 0.85 * r.counts.height
@@ -57,11 +59,15 @@ def test_no_structure_gives_uniform_p_values_and_counts_inside_the_null(db):
 def test_fixed_seed_gives_identical_results(db):
     path, _, _ = db
     with Warehouse(path) as wh:
-        a = significance(wh, "planted", 11, permutations=50, bootstraps=50, seed=7)
-        b = significance(wh, "planted", 11, permutations=50, bootstraps=50, seed=7)
-        c = significance(wh, "planted", 11, permutations=50, bootstraps=50, seed=8)
+        a = significance(wh, "planted", 11, SignificanceOptions(permutations=50, bootstraps=50, seed=7))
+        b = significance(wh, "planted", 11, SignificanceOptions(permutations=50, bootstraps=50, seed=7))
+        c = significance(wh, "planted", 11, SignificanceOptions(permutations=50, bootstraps=50, seed=8))
     for name in ("counts", "neurons", "correlation"):  # everything drawn at random: bit for bit
-        assert getattr(a, name).drop("eta_squared", strict=False).equals(getattr(b, name).drop("eta_squared", strict=False)), name
+        assert (
+            getattr(a, name)
+            .drop("eta_squared", strict=False)
+            .equals(getattr(b, name).drop("eta_squared", strict=False))
+        ), name
     np.testing.assert_allclose(a.neurons["eta_squared"].to_numpy(), b.neurons["eta_squared"].to_numpy(), rtol=1e-12)
     # ANOVA involves no randomness; DuckDB's parallel sums may differ in the last bits between queries
     np.testing.assert_allclose(a.anova["f"].to_numpy(), b.anova["f"].to_numpy(), rtol=1e-12)
@@ -71,10 +77,12 @@ def test_fixed_seed_gives_identical_results(db):
 def test_anova_matches_scipy(db):
     path, (values, lang, lab), _ = db
     with Warehouse(path) as wh:
-        r = significance(wh, "planted", 11, permutations=10, bootstraps=0)
+        r = significance(wh, "planted", 11, SignificanceOptions(permutations=10, bootstraps=0))
     z = syn.zscore(values, lang)
     for language in (None, "ja"):
-        rows = r.anova.filter(pl.col("language").is_null() if language is None else pl.col("language") == language).sort("neuron")
+        rows = r.anova.filter(
+            pl.col("language").is_null() if language is None else pl.col("language") == language
+        ).sort("neuron")
         mask = np.ones(len(lang), bool) if language is None else lang == language
         for n in (0, 3, 30, 47):
             groups = [z[mask & (lab == l), n] for l in syn.LABELS]
@@ -99,12 +107,14 @@ def test_bootstrap_intervals_contain_the_observed_on_well_powered_data(tmp_path)
     db = tmp_path / "w.duckdb"
     load_long(db, syn.write_long(tmp_path / "b.parquet", [syn.long_frame(values, lang, lab, 1)]), "big")
     with Warehouse(db) as wh:
-        r = significance(wh, "big", 1, permutations=20, bootstraps=300, seed=0)
+        r = significance(wh, "big", 1, SignificanceOptions(permutations=20, bootstraps=300, seed=0))
         view = wh.crosslingual_correlation("big", 1)
     per_label = r.correlation.filter(pl.col("label").is_not_null())
     assert per_label.height == view.height == 36
-    joined = per_label.join(view.select("label", "language_a", "language_b", pl.col("spearman").alias("sql")),
-                            on=["label", "language_a", "language_b"])
+    joined = per_label.join(
+        view.select("label", "language_a", "language_b", pl.col("spearman").alias("sql")),
+        on=["label", "language_a", "language_b"],
+    )
     np.testing.assert_allclose(joined["spearman"], joined["sql"], rtol=1e-9)  # observed = the view
     inside = joined.filter((pl.col("low") <= pl.col("spearman")) & (pl.col("spearman") <= pl.col("high")))
     assert inside.height >= 0.9 * joined.height
@@ -113,13 +123,40 @@ def test_bootstrap_intervals_contain_the_observed_on_well_powered_data(tmp_path)
 
 def test_results_are_stored_and_replaced(db, neurons):
     path, _, _ = db
-    r = neurons("--db", path, "significance", "--run", "planted", "--layer", "11", "--permutations", "300",
-                "--bootstraps", "20", "--seed", "3", "--quiet", "--json")
+    r = neurons(
+        "--db",
+        path,
+        "significance",
+        "--run",
+        "planted",
+        "--layer",
+        "11",
+        "--permutations",
+        "300",
+        "--bootstraps",
+        "20",
+        "--seed",
+        "3",
+        "--quiet",
+        "--json",
+    )
     assert r.exit_code == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["permutations"] == 300 and out["seed"] == 3 and out["sensitive_neurons"] >= 7
-    again = neurons("--db", path, "significance", "--run", "planted", "--layer", "11", "--permutations", "40",
-                    "--bootstraps", "0", "--quiet")
+    again = neurons(
+        "--db",
+        path,
+        "significance",
+        "--run",
+        "planted",
+        "--layer",
+        "11",
+        "--permutations",
+        "40",
+        "--bootstraps",
+        "0",
+        "--quiet",
+    )
     assert again.exit_code == 0 and "Label-sensitive neurons" in again.stdout
     with Warehouse(path, read_only=True) as wh:
         assert wh.sql("select permutations, bootstraps from significance")[0].rows() == [(40, 0)]
@@ -127,8 +164,9 @@ def test_results_are_stored_and_replaced(db, neurons):
         assert cs.height == 6 * 3 + 4 and set(cs["permutations"]) == {40}
         ns = wh.sql("select * from neuron_significance where run = 'planted' and layer = 11")
         assert ns.height == 48
-        sens = wh.sql("select * from count_classes(0.5, sensitive := true) where run = 'planted' and layer = 11 "
-                      "and label = 'joy'")
+        sens = wh.sql(
+            "select * from count_classes(0.5, sensitive := true) where run = 'planted' and layer = 11 and label = 'joy'"
+        )
         assert sens["n_neurons"].sum() == ns["sensitive"].sum()
         assert wh.sql("select count(*) as n from anova_significance")["n"][0] == 48 * 5
         assert wh.sql("select count(*) as n from correlation_intervals where label is null")["n"][0] == 6
@@ -147,10 +185,18 @@ def test_layer_sweep(db, neurons):
             assert row["top_variance"] == pytest.approx(wh.between_label_variance("planted", layer)["variance"].max())
             pairs = wh.language_pair_summary("planted", layer)
             assert row["mean_spearman"] == pytest.approx(pairs["mean_spearman"].mean())
-            assert row["rho_ar-ja"] == pytest.approx(pairs.filter((pl.col("language_a") == "ar") & (pl.col("language_b") == "ja"))["mean_spearman"][0])
-    assert sweep.filter(pl.col("layer") == 11)["polyglot_share"][0] > sweep.filter(pl.col("layer") == 5)["polyglot_share"][0]
-    r = neurons("--db", path, "analyze", "--run", "planted", "--layers", "all", "--json")
+            assert row["rho_ar-ja"] == pytest.approx(
+                pairs.filter((pl.col("language_a") == "ar") & (pl.col("language_b") == "ja"))["mean_spearman"][0]
+            )
+    assert (
+        sweep.filter(pl.col("layer") == 11)["polyglot_share"][0]
+        > sweep.filter(pl.col("layer") == 5)["polyglot_share"][0]
+    )
+    r = neurons("--db", path, "analyze", "--run", "planted", "--sweep", "--json")
     assert [row["layer"] for row in json.loads(r.stdout)] == [5, 11]
+    old = neurons("--db", path, "analyze", "--run", "planted", "--layers", "all", "--json")  # deprecated alias
+    assert [row["layer"] for row in json.loads(old.stdout)] == [5, 11]
+    assert "--sweep" in old.stderr and len(old.stderr.strip().splitlines()) == 1
 
 
 def test_bad_input(db, neurons):
@@ -158,10 +204,14 @@ def test_bad_input(db, neurons):
 
     path, _, _ = db
     before = digest(path)
-    assert_one_line_error(neurons("--db", path, "significance", "--run", "planted", "--layer", "3", "--quiet"), "has no layer 3")
+    assert_one_line_error(
+        neurons("--db", path, "significance", "--run", "planted", "--layer", "3", "--quiet"), "has no layer 3"
+    )
     assert_one_line_error(neurons("--db", path, "significance", "--run", "x", "--quiet"), "no run named 'x'")
-    assert_one_line_error(neurons("--db", path, "significance", "--run", "planted", "--permutations", "0", "--quiet"),
-                          "--permutations must be at least 1")
+    assert_one_line_error(
+        neurons("--db", path, "significance", "--run", "planted", "--permutations", "0", "--quiet"),
+        "--permutations must be at least 1",
+    )
     assert digest(path) == before
 
 
@@ -169,8 +219,20 @@ def test_significance_in_charts_and_report(db, neurons, tmp_path):
     from toolkit.charts import ChartOptions, build
 
     path, _, _ = db
-    r = neurons("--db", path, "significance", "--run", "planted", "--layer", "11", "--permutations", "50",
-                "--bootstraps", "30", "--quiet")
+    r = neurons(
+        "--db",
+        path,
+        "significance",
+        "--run",
+        "planted",
+        "--layer",
+        "11",
+        "--permutations",
+        "50",
+        "--bootstraps",
+        "30",
+        "--quiet",
+    )
     assert r.exit_code == 0, r.stderr
     with Warehouse(path, read_only=True) as wh:
         null = build(wh, "classes-null", ChartOptions(run="planted", layer=11)).to_dict()
@@ -195,7 +257,7 @@ def test_neuron_ids_need_not_start_at_zero(tmp_path):
     db = tmp_path / "w.duckdb"
     load_long(db, syn.write_long(tmp_path / "o.parquet", [frame]), "offset")
     with Warehouse(db) as wh:
-        r = significance(wh, "offset", 4, permutations=100, bootstraps=0)
+        r = significance(wh, "offset", 4, SignificanceOptions(permutations=100, bootstraps=0))
     assert r.neurons["neuron"].to_list() == list(range(100, 140))
     sensitive = set(r.neurons.filter(pl.col("q_value") < 0.05)["neuron"])
     assert {103, 107, 111, 120, 121} <= sensitive  # the planted polyglot neurons, shifted

@@ -95,7 +95,7 @@ def test_classes_and_counts_match_reference(planted_db, threshold, absolute):
         assert r["n_neurons"] == n and abs(r["share"] - n / 48) < 1e-12
     mono = wh.monolingual_counts("a", 11, threshold, absolute)
     for r in mono.iter_rows(named=True):
-        assert r["n_neurons"] == len({n for (l, n), (c, L) in ref.items() if c == "monolingual" and L == r["language"]})
+        assert r["n_neurons"] == len({n for (l, n), (c, L) in ref.items() if c == "monolingual" and r["language"] == L})
     if threshold == 0.5 and not absolute:  # the view is the macro at 0.5
         assert wh.view("neuron_classes", "a", 11).sort("label", "neuron").equals(got.sort("label", "neuron"))
 
@@ -132,7 +132,13 @@ def test_without_per_language_zscores_the_planted_sets_are_lost(planted_db):
 
 def test_runs_and_layers_do_not_bleed(planted_db):
     wh, _ = planted_db
-    for name in ("label_profiles", "between_label_variance", "crosslingual_correlation", "neuron_classes", "top_neurons"):
+    for name in (
+        "label_profiles",
+        "between_label_variance",
+        "crosslingual_correlation",
+        "neuron_classes",
+        "top_neurons",
+    ):
         a11, b11 = wh.view(name, "a", 11), wh.view(name, "b", 11)
         assert a11.height == b11.height > 0
         assert set(wh.view(name, "a")["layer"]) == {5, 11}
@@ -144,9 +150,34 @@ def test_edge_cases(tmp_path):
     """A language lacking a label, a neuron constant in one language, a one-sentence label, pt-BR, non-ASCII."""
     rng = np.random.default_rng(5)
     langs = np.array(["pt-BR"] * 7 + ["ja"] * 9 + ["de"] * 8)
-    labels = np.array(["joy", "joy", "joy", "sad", "sad", "sad", "sad",        # pt-BR lacks 'fear'
-                       "joy", "joy", "joy", "sad", "sad", "sad", "fear", "fear", "fear",
-                       "joy", "joy", "sad", "sad", "sad", "fear", "fear", "odd"])  # 'odd': one sentence
+    labels = np.array(
+        [
+            "joy",
+            "joy",
+            "joy",
+            "sad",
+            "sad",
+            "sad",
+            "sad",  # pt-BR lacks 'fear'
+            "joy",
+            "joy",
+            "joy",
+            "sad",
+            "sad",
+            "sad",
+            "fear",
+            "fear",
+            "fear",
+            "joy",
+            "joy",
+            "sad",
+            "sad",
+            "sad",
+            "fear",
+            "fear",
+            "odd",
+        ]
+    )  # 'odd': one sentence
     values = rng.normal(size=(len(langs), 6)).astype(np.float32).astype(np.float64)
     values[langs == "ja", 2] = 4.25  # constant within ja
     texts = [f"ação {i} — 日本語 🙂" for i in range(len(langs))]
@@ -176,7 +207,9 @@ def test_edge_cases(tmp_path):
             close(row["spearman"], rho)
             close(row["cosine"], cos)
         got = wh.neuron_classes("edge", 3)
-        assert {(r["label"], r["neuron"]): (r["neuron_class"], r["language"]) for r in got.iter_rows(named=True)} == syn.classes(P)
+        assert {
+            (r["label"], r["neuron"]): (r["neuron_class"], r["language"]) for r in got.iter_rows(named=True)
+        } == syn.classes(P)
         assert set(got.filter(pl.col("label") == "fear")["n_languages"]) == {2}
         assert set(got.filter(pl.col("label") == "odd")["neuron_class"]) <= {"monolingual", "inactive"}
         assert wh.sql("select text from sentences where sentence_id = 0 and run_id = 1")["text"][0] == texts[0]
@@ -221,7 +254,9 @@ def test_language_stats_and_activation_means(planted_db):
     wh, data = planted_db
     values, lang, _ = data["a11"]
     stats_ = wh.sql("select * from language_stats where run = 'a' and layer = 11 order by language, neuron")
-    means = wh.sql("select * from activation_means where run = 'a' and layer = 11 order by language nulls first, neuron")
+    means = wh.sql(
+        "select * from activation_means where run = 'a' and layer = 11 order by language nulls first, neuron"
+    )
     for L in syn.LANGS:
         part = stats_.filter(pl.col("language") == L)
         close(part["mean"], values[lang == L].mean(axis=0))

@@ -14,7 +14,7 @@ import synthetic as syn
 from scipy import stats
 
 from toolkit.load import load_long
-from toolkit.significance import correlation_intervals, make_layout, profiles, significance, store
+from toolkit.significance import SignificanceOptions, correlation_intervals, make_layout, profiles, significance, store
 from toolkit.warehouse import Warehouse
 
 LANGS, LABELS, NEURONS = ["ar", "ja", "nl", "sl"], ["anger", "fear", "joy", "sadness"], 96
@@ -108,27 +108,34 @@ def ceiling_db(tmp_path_factory):
 
 def population_rho(mu_a, mu_b, label: int) -> float:
     """Spearman between two languages' population z-profiles of one label (unit noise, balanced labels)."""
+
     def z(mu):
         centre = mu.mean(axis=0)
         return (mu - centre) / np.sqrt(1 + ((mu - centre) ** 2).mean(axis=0))
+
     return stats.spearmanr(z(mu_a)[label], z(mu_b)[label]).statistic
 
 
 def test_disattenuated_correlation_separates_noise_from_disagreement(ceiling_db):
     db, frames = ceiling_db
     with Warehouse(db, read_only=True) as wh:
-        got = wh.sql("select run, label, spearman, reliability_a, reliability_b, disattenuated, interpretable "
-                     "from crosslingual_ceiling where layer = 11 order by run, label")
+        got = wh.sql(
+            "select run, label, spearman, reliability_a, reliability_b, disattenuated, interpretable "
+            "from crosslingual_ceiling where layer = 11 order by run, label"
+        )
     for name in ("same", "indep"):
         rows = got.filter(pl.col("run") == name)
         assert rows.height == 3
         truth = np.array([population_rho(*frames[name][3], ["anger", "fear", "joy"].index(l)) for l in rows["label"]])
         assert abs((rows["disattenuated"].to_numpy() - truth).mean()) < 0.1, (name, rows, truth)
         if name == "same":  # far from 0, the raw rho is attenuated and the disattenuated one is not
-            assert abs(rows["spearman"].to_numpy() - truth).mean() > 2 * abs(rows["disattenuated"].to_numpy() - truth).mean()
+            assert (
+                abs(rows["spearman"].to_numpy() - truth).mean()
+                > 2 * abs(rows["disattenuated"].to_numpy() - truth).mean()
+            )
     same = got.filter(pl.col("run") == "same")
-    assert same["spearman"].max() < 0.8 and same["interpretable"].all()   # attenuated by noise, not disagreement
-    assert abs(same["disattenuated"].mean() - 1) < 0.1                    # identical populations
+    assert same["spearman"].max() < 0.8 and same["interpretable"].all()  # attenuated by noise, not disagreement
+    assert abs(same["disattenuated"].mean() - 1) < 0.1  # identical populations
     assert abs(got.filter(pl.col("run") == "indep")["disattenuated"].mean()) < 0.25  # independent ones
 
 
@@ -141,8 +148,10 @@ def test_reliability_matches_the_measurement_model(ceiling_db):
     values, lang, lab, _ = frames["same"]
     z = syn.zscore(values, lang)
     with Warehouse(db, read_only=True) as wh:
-        got = wh.sql("select language, label, reliability, n_sentences, n_splits from profile_reliability "
-                     "where run = 'same' and layer = 11 order by language, label")
+        got = wh.sql(
+            "select language, label, reliability, n_sentences, n_splits from profile_reliability "
+            "where run = 'same' and layer = 11 order by language, label"
+        )
     assert got.height == 6 and (got["n_splits"] == 10).all() and (got["n_sentences"] == 8).all()
     for language, label, reliability, _, _ in got.iter_rows():
         in_language = lang == language
@@ -165,8 +174,8 @@ def test_reliability_is_null_for_tiny_cells(tmp_path):
     load_long(db, syn.write_long(tmp_path / "t.parquet", [_long(rng.normal(size=(18, 12)), lang, lab)]), "tiny")
     with Warehouse(db, read_only=True) as wh:
         got = wh.sql("select label, reliability from profile_reliability where run = 'tiny' order by label, language")
-    assert got.filter(pl.col("label") == "fear")["reliability"].null_count() == 2    # 3 sentences
-    assert got.filter(pl.col("label") == "joy")["reliability"].null_count() == 0     # 6 sentences
+    assert got.filter(pl.col("label") == "fear")["reliability"].null_count() == 2  # 3 sentences
+    assert got.filter(pl.col("label") == "joy")["reliability"].null_count() == 0  # 6 sentences
 
 
 def test_sensitive_neurons_need_an_effect_size(tmp_path):
@@ -177,16 +186,20 @@ def test_sensitive_neurons_need_an_effect_size(tmp_path):
     lab = np.tile(np.repeat(labels, n_per), 2)
     lang = np.repeat(["ar", "nl"], len(labels) * n_per)
     values = rng.normal(size=(lab.size, 6))
-    values[:, 0] += 0.25 * (lab == "joy")   # eta^2 about 0.01: significant with this many sentences, tiny
-    values[:, 1] += 0.08 * (lab == "joy")   # eta^2 about 0.001: significant at most, below a small effect
-    values[:, 2] += 1.5 * (lab == "fear")   # a large effect
+    values[:, 0] += 0.25 * (lab == "joy")  # eta^2 about 0.01: significant with this many sentences, tiny
+    values[:, 1] += 0.08 * (lab == "joy")  # eta^2 about 0.001: significant at most, below a small effect
+    values[:, 2] += 1.5 * (lab == "fear")  # a large effect
     db = tmp_path / "w.duckdb"
     load_long(db, syn.write_long(tmp_path / "e.parquet", [_long(values, lang, lab)]), "effects")
     with Warehouse(db) as wh:
-        result = significance(wh, "effects", 11, permutations=300, bootstraps=0, seed=0, min_effect=0.02)
+        result = significance(
+            wh, "effects", 11, SignificanceOptions(permutations=300, bootstraps=0, seed=0, min_effect=0.02)
+        )
         store(wh, result)
-        table = wh.sql("select neuron, eta_squared, q_significant, sensitive from neuron_significance "
-                       "where run = 'effects' order by neuron")
+        table = wh.sql(
+            "select neuron, eta_squared, q_significant, sensitive from neuron_significance "
+            "where run = 'effects' order by neuron"
+        )
         sensitive = set(wh.sql("select neuron from sensitive_neurons where run = 'effects'")["neuron"])
         counts = wh.sensitive_counts("effects", 11)
     z = syn.zscore(values.astype(np.float32).astype(np.float64), lang)
@@ -205,7 +218,7 @@ def test_languages_at_chance_are_flagged(tmp_path, neurons, checkpoint, data_csv
     report say so next to that language."""
     db = tmp_path / "w.duckdb"
     assert neurons("--db", db, "extract", checkpoint(), data_csv, "--run", "r", "--quiet").exit_code == 0
-    with Warehouse(db) as wh:   # the model 'forgets' Japanese: every ja sentence predicted as one label
+    with Warehouse(db) as wh:  # the model 'forgets' Japanese: every ja sentence predicted as one label
         wh.con.execute("update sentences set predicted_label = 'joy' where language = 'ja'")
         wh.con.execute("update sentences set predicted_label = label where language = 'nl'")
         got = wh.sql("select language, n_sentences, macro_f1, chance_high, at_chance from evaluation order by language")
@@ -226,12 +239,26 @@ def test_cli_reports_both_sensitivity_counts(tmp_path, neurons):
     planted = syn.make(seed=0, per_cell=20)
     db = tmp_path / "w.duckdb"
     load_long(db, syn.write_long(tmp_path / "p.parquet", [syn.long_frame(*planted, 11)]), "p")
-    out = neurons("--db", db, "significance", "--run", "p", "--permutations", "100", "--bootstraps", "50", "--quiet",
-                  "--min-effect", "0.05")
+    out = neurons(
+        "--db",
+        db,
+        "significance",
+        "--run",
+        "p",
+        "--permutations",
+        "100",
+        "--bootstraps",
+        "50",
+        "--quiet",
+        "--min-effect",
+        "0.05",
+    )
     assert out.exit_code == 0, out.stderr
     line = next(ln for ln in out.stdout.splitlines() if "Label-sensitive" in ln)
     assert "with BH q < 0.05" in line and "eta squared >= 0.05" in line
-    stored = json.loads(neurons("--db", db, "query", "select interval_method, min_effect from significance", "--json").stdout)
+    stored = json.loads(
+        neurons("--db", db, "query", "select interval_method, min_effect from significance", "--json").stdout
+    )
     assert stored == [{"interval_method": "basic", "min_effect": 0.05}]
 
 

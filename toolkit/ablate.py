@@ -14,7 +14,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import numpy as np
@@ -25,12 +25,13 @@ from torch import nn
 from tqdm import tqdm
 
 from toolkit import __version__
+from toolkit.analysis import top_variance_neurons
 from toolkit.arrow import insert_table
 from toolkit.datasets import Dataset
 from toolkit.errors import UserError
-from toolkit.extract import batch_plan, pad, tokenize
 from toolkit.models import LoadedModel, block_list, load_model
 from toolkit.query import execute_read_only
+from toolkit.tokens import batch_plan, pad, tokenize
 from toolkit.warehouse import WRITER_LOCK_WAIT, Warehouse
 
 
@@ -87,8 +88,15 @@ def prepare(loaded: LoadedModel, dataset: Dataset, batch_size: int, max_length: 
     return Prepared(batches, batch_language, ids)
 
 
-def predict(loaded: LoadedModel, prep: Prepared, module: nn.Module | None = None, neurons: list[int] | None = None,
-            positions: str = "cls", means: dict[str, torch.Tensor] | None = None, bar=None) -> np.ndarray:
+def predict(
+    loaded: LoadedModel,
+    prep: Prepared,
+    module: nn.Module | None = None,
+    neurons: list[int] | None = None,
+    positions: str = "cls",
+    means: dict[str, torch.Tensor] | None = None,
+    bar=None,
+) -> np.ndarray:
     """Predicted class ids of every sentence, with NEURONS ablated at MODULE (nothing when NEURONS is None)."""
     pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
     out = np.empty(len(prep.token_ids), dtype=np.int64)
@@ -111,12 +119,11 @@ def _nothing() -> Iterator[None]:
     yield
 
 
-def choose_neurons(wh: Warehouse, run: str, layer: int, hidden: int, neurons: str | None, query: str | None,
-                   top_variance: int | None) -> tuple[list[int], str]:
-    """The target set from exactly one of --neurons, --query, --top-variance; checked against the layer."""
-    given = [x is not None for x in (neurons, query, top_variance)]
-    if sum(given) != 1:
-        raise UserError("choose the neurons with exactly one of --neurons, --query or --top-variance")
+def choose_neurons(
+    wh: Warehouse, run: str, layer: int, hidden: int, neurons: str | None, query: str | None, top_variance: int | None
+) -> tuple[list[int], str]:
+    """The target set from one of --neurons, --query, --top-variance (AblateOptions checks that exactly one is
+    given); checked against the layer."""
     if neurons is not None:
         try:
             chosen = [int(x) for x in neurons.split(",") if x.strip()]
@@ -126,14 +133,15 @@ def choose_neurons(wh: Warehouse, run: str, layer: int, hidden: int, neurons: st
     elif query is not None:
         df = execute_read_only(wh.con, query)
         if "neuron" not in df.columns:
-            raise UserError(f"--query must return a column named neuron (it returned: {', '.join(df.columns) or 'nothing'})")
+            raise UserError(
+                f"--query must return a column named neuron (it returned: {', '.join(df.columns) or 'nothing'})"
+            )
         chosen = [int(x) for x in df["neuron"].drop_nulls().to_list()]
         selection = f"--query {query}"
     else:
         if top_variance < 1:
             raise UserError("--top-variance must be at least 1")
-        chosen = wh.sql("select neuron from between_label_variance where run = ? and layer = ? and rank <= ? order by rank",
-                        [run, layer, top_variance])["neuron"].to_list()
+        chosen = top_variance_neurons(wh, run, layer, top_variance)["neuron"].to_list()
         selection = f"--top-variance {top_variance}"
     bad = sorted({n for n in chosen if not 0 <= n < hidden})
     if bad:
@@ -153,96 +161,164 @@ def control_sets(target: list[int], hidden: int, n: int, seed: int) -> list[list
 @dataclass
 class AblationResult:
     ablation_id: int
-    summary: pl.DataFrame   # ablation_summary rows, one per language
-    recall: pl.DataFrame    # ablation_recall rows
+    summary: pl.DataFrame  # ablation_summary rows, one per language
+    recall: pl.DataFrame  # ablation_recall rows
     warnings: list[str]
 
 
-def ablate(db, model: str, dataset: Dataset, run: str, layer: int, neurons: str | None = None,
-           query: str | None = None, top_variance: int | None = None, mode: str = "zero",
-           mean_scope: str = "language", positions: str = "cls", controls: int = 10, seed: int = 0,
-           batch_size: int = 32, max_length: int | None = None, device: str = "auto", progress: bool = True) -> AblationResult:
-    """Ablate a neuron set of RUN's LAYER inside MODEL, re-predict DATASET, store and score every set."""
-    if mode not in ("zero", "mean") or mean_scope not in ("language", "pooled") or positions not in ("cls", "all"):
-        raise UserError("--mode is zero|mean, --mean-scope language|pooled, --positions cls|all")
-    if controls < 0:
-        raise UserError("--controls must be at least 0")
+@dataclass(frozen=True)
+class AblateOptions:
+    """What to ablate and how; checked when made, stored whole with the ablation. Exactly one of NEURONS
+    (comma-separated ids), QUERY (read-only SQL returning a neuron column) or TOP_VARIANCE (K) names the
+    target set."""
+
+    layer: int
+    neurons: str | None = None
+    query: str | None = None
+    top_variance: int | None = None
+    mode: str = "zero"
+    mean_scope: str = "language"
+    positions: str = "cls"
+    controls: int = 10
+    seed: int = 0
+    batch_size: int = 32
+    max_length: int | None = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("zero", "mean") or self.mean_scope not in ("language", "pooled"):
+            raise UserError("--mode is zero or mean, --mean-scope language or pooled")
+        if self.positions not in ("cls", "all"):
+            raise UserError("--positions is cls or all")
+        if self.controls < 0:
+            raise UserError("--controls must be at least 0")
+        if self.batch_size < 1:
+            raise UserError("--batch-size must be at least 1")
+        if sum(x is not None for x in (self.neurons, self.query, self.top_variance)) != 1:
+            raise UserError("name the target set with exactly one of --neurons, --query or --top-variance")
+        if self.top_variance is not None and self.top_variance < 1:
+            raise UserError("--top-variance must be at least 1")
+
+
+def ablate(db, model: str, dataset: Dataset, run: str, options: AblateOptions, progress: bool = True) -> AblationResult:
+    """Ablate a neuron set of RUN's layer inside MODEL, re-predict DATASET, store and score every set."""
+    o = options
+    layer, mode, mean_scope, positions, controls, seed = o.layer, o.mode, o.mean_scope, o.positions, o.controls, o.seed
     warnings: list[str] = []
     Warehouse(db, create=False).close()  # a writing command: migrate an older warehouse first
     with Warehouse(db, read_only=True) as wh:  # user SQL (--query) runs in its sandbox; no lock held
         wh.run_id(run)
         meta = wh.run_row(run)
         if layer not in meta["layers"]:
-            raise UserError(f"run '{run}' has no layer {layer} (stored: {', '.join(map(str, meta['layers']))}); "
-                            "ablate a layer the run holds")
-        loaded = load_model(model, device)
+            raise UserError(
+                f"run '{run}' has no layer {layer} (stored: {', '.join(map(str, meta['layers']))}); "
+                "ablate a layer the run holds"
+            )
+        loaded = load_model(model, o.device)
         if loaded.class_names is None:
             raise UserError(f"model {model} has no classification head; ablation needs a sequence classifier")
         if not 0 <= layer <= loaded.n_layers:
             raise UserError(f"layer {layer} is out of range for this model (0..{loaded.n_layers})")
         if meta["hidden_size"] != loaded.hidden_size:
-            raise UserError(f"run '{run}' has {meta['hidden_size']} neurons per layer but the model has "
-                            f"{loaded.hidden_size}; use the run extracted from this model")
+            raise UserError(
+                f"run '{run}' has {meta['hidden_size']} neurons per layer but the model has "
+                f"{loaded.hidden_size}; use the run extracted from this model"
+            )
         if meta["model"] and meta["model"] != loaded.reference:
-            warnings.append(f"run '{run}' was extracted from {meta['model']}, not {loaded.reference}: "
-                            "its neurons and means may not describe this model")
+            warnings.append(
+                f"run '{run}' was extracted from {meta['model']}, not {loaded.reference}: "
+                "its neurons and means may not describe this model"
+            )
         unknown = sorted(set(dataset.frame["label"].unique().to_list()) - set(loaded.class_names))
         if unknown:
-            raise UserError(f"label(s) {', '.join(unknown)} in {dataset.path.name} are unknown to the model "
-                            f"(its id2label: {', '.join(loaded.class_names)}); relabel the data or filter it")
-        target, selection = choose_neurons(wh, run, layer, loaded.hidden_size, neurons, query, top_variance)
-        sets = [("baseline", []), ("target", target)] + [("control", c) for c in
-                                                          control_sets(target, loaded.hidden_size, controls, seed)]
+            raise UserError(
+                f"label(s) {', '.join(unknown)} in {dataset.path.name} are unknown to the model "
+                f"(its id2label: {', '.join(loaded.class_names)}); relabel the data or filter it"
+            )
+        target, selection = choose_neurons(wh, run, layer, loaded.hidden_size, o.neurons, o.query, o.top_variance)
+        sets = [("baseline", []), ("target", target)] + [
+            ("control", c) for c in control_sets(target, loaded.hidden_size, controls, seed)
+        ]
         means = None
         if mode == "mean":
-            table = wh.sql("select language, neuron, mean from activation_means where run = ? and layer = ? "
-                           "order by language nulls first, neuron", [run, layer])
+            table = wh.sql(
+                "select language, neuron, mean from activation_means where run = ? and layer = ? "
+                "order by language nulls first, neuron",
+                [run, layer],
+            )
             languages = set(dataset.frame["language"].unique().to_list())
             stored = set(table["language"].drop_nulls().to_list())
             if mean_scope == "language" and not languages <= stored:
-                raise UserError(f"language(s) {', '.join(sorted(languages - stored))} have no stored means in run "
-                                f"'{run}'; use --mean-scope pooled")
+                raise UserError(
+                    f"language(s) {', '.join(sorted(languages - stored))} have no stored means in run "
+                    f"'{run}'; use --mean-scope pooled"
+                )
             if table.filter(pl.col("language").is_null()).height != loaded.hidden_size:
-                raise UserError(f"run '{run}' does not store all {loaded.hidden_size} neurons of layer {layer}; "
-                                "mean ablation needs every neuron's mean (use --mode zero)")
-            by_language = {k[0]: torch.tensor(g.sort("neuron")["mean"].to_numpy(), dtype=torch.float32)
-                           for k, g in table.group_by("language")}
-            means = {lang: (by_language[lang] if mean_scope == "language" else by_language[None])
-                     for lang in languages}
+                raise UserError(
+                    f"run '{run}' does not store all {loaded.hidden_size} neurons of layer {layer}; "
+                    "mean ablation needs every neuron's mean (use --mode zero)"
+                )
+            by_language = {
+                k[0]: torch.tensor(g.sort("neuron")["mean"].to_numpy(), dtype=torch.float32)
+                for k, g in table.group_by("language")
+            }
+            means = {lang: (by_language[lang] if mean_scope == "language" else by_language[None]) for lang in languages}
 
-    prep = prepare(loaded, dataset, batch_size, max_length)
+    prep = prepare(loaded, dataset, o.batch_size, o.max_length)
     module = layer_module(loaded.model, loaded.n_layers, layer)
     bar = tqdm(total=len(sets) * dataset.n_sentences, unit="sent", desc="ablate", disable=not progress, file=sys.stderr)
     predictions = []
     for _, chosen in sets:
-        chosen_means = ({lang: m[chosen] for lang, m in means.items()} if means is not None else None)
+        chosen_means = {lang: m[chosen] for lang, m in means.items()} if means is not None else None
         predictions.append(predict(loaded, prep, module, chosen, positions, chosen_means, bar))
     bar.close()
     names = np.asarray(loaded.class_names, dtype=object)
     frame = dataset.frame
-    settings = {"model": loaded.reference, "data_file": str(dataset.path), **dataset.options, "layer": layer,
-                "mode": mode, "mean_scope": mean_scope if mode == "mean" else None, "positions": positions,
-                "selection": selection, "controls": controls, "seed": seed, "batch_size": batch_size,
-                "max_length": max_length}
+    settings = {
+        "model": loaded.reference,
+        "data_file": str(dataset.path),
+        **dataset.options,
+        **asdict(o),
+        "mean_scope": mean_scope if mode == "mean" else None,
+        "selection": selection,
+    }
     with Warehouse(db, create=False, lock_wait=WRITER_LOCK_WAIT) as wh:
         run_id = wh.run_id(run)
         with wh.transaction() as con:
             ablation_id = int(wh.scalar("select coalesce(max(ablation_id), 0) + 1 from ablations"))
             con.execute(
                 "insert into ablations values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [ablation_id, run_id, loaded.reference, str(dataset.path), layer, mode,
-                 mean_scope if mode == "mean" else None, positions, selection, controls, seed, frame.height,
-                 json.dumps(settings), datetime.now(), __version__],
+                [
+                    ablation_id,
+                    run_id,
+                    loaded.reference,
+                    str(dataset.path),
+                    layer,
+                    mode,
+                    mean_scope if mode == "mean" else None,
+                    positions,
+                    selection,
+                    controls,
+                    seed,
+                    frame.height,
+                    json.dumps(settings),
+                    datetime.now(),
+                    __version__,
+                ],
             )
-            con.executemany("insert into ablation_sets values (?, ?, ?, ?)",
-                            [[ablation_id, i, kind, chosen] for i, (kind, chosen) in enumerate(sets)])
-            rows = pa.table({
-                "set_index": np.repeat(np.arange(len(sets), dtype=np.int32), frame.height),
-                "sentence_id": np.tile(frame["sentence_id"].to_numpy(), len(sets)),
-                "language": np.tile(frame["language"].to_numpy(), len(sets)),
-                "gold": np.tile(frame["label"].to_numpy(), len(sets)),
-                "predicted": names[np.concatenate(predictions)].astype(str),
-            })
+            con.executemany(
+                "insert into ablation_sets values (?, ?, ?, ?)",
+                [[ablation_id, i, kind, chosen] for i, (kind, chosen) in enumerate(sets)],
+            )
+            rows = pa.table(
+                {
+                    "set_index": np.repeat(np.arange(len(sets), dtype=np.int32), frame.height),
+                    "sentence_id": np.tile(frame["sentence_id"].to_numpy(), len(sets)),
+                    "language": np.tile(frame["language"].to_numpy(), len(sets)),
+                    "gold": np.tile(frame["label"].to_numpy(), len(sets)),
+                    "predicted": names[np.concatenate(predictions)].astype(str),
+                }
+            )
             insert_table(con, "ablation_predictions", rows, "ablation_id", ablation_id)
         summary = wh.sql("select * from ablation_summary where ablation_id = ? order by language", [ablation_id])
         recall = wh.sql("select * from ablation_recall where ablation_id = ? order by language, label", [ablation_id])

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from toolkit.defaults import CLASSES, THRESHOLD
 from toolkit.errors import UserError
 from toolkit.warehouse import Warehouse
-
-CLASSES = ("polyglot", "shared", "monolingual", "inactive")
 
 
 def default_layer(layers: list[int]) -> int:
@@ -39,6 +38,15 @@ def resolve(wh: Warehouse, run: str, layer: int | None) -> RunLayer:
     return RunLayer(run, layer)
 
 
+def top_variance_neurons(wh: Warehouse, run: str, layer: int, k: int) -> pl.DataFrame:
+    """The K neurons of highest between-label variance (definition 3): rank, neuron, variance, best first."""
+    return wh.sql(
+        "select rank, neuron, variance from between_label_variance where run = ? and layer = ? and rank <= ? "
+        "order by rank",
+        [run, layer, k],
+    )
+
+
 @dataclass
 class Findings:
     """The paper's findings for one run and layer, each a small DataFrame."""
@@ -47,46 +55,63 @@ class Findings:
     layer: int
     threshold: float
     absolute: bool
-    top_variance: pl.DataFrame    # between_label_variance, best first
+    top_variance: pl.DataFrame  # between_label_variance, best first
     language_pairs: pl.DataFrame  # language_pair_summary
-    class_shares: pl.DataFrame    # one row per label, a column per class with its share
-    monolingual: pl.DataFrame     # monolingual_counts
+    class_shares: pl.DataFrame  # one row per label, a column per class with its share
+    monolingual: pl.DataFrame  # monolingual_counts
 
     def as_dict(self) -> dict:
         return {
-            "run": self.run, "layer": self.layer, "threshold": self.threshold, "absolute": self.absolute,
-            **{k: getattr(self, k).to_dicts() for k in ("top_variance", "language_pairs", "class_shares", "monolingual")},
+            "run": self.run,
+            "layer": self.layer,
+            "threshold": self.threshold,
+            "absolute": self.absolute,
+            **{
+                k: getattr(self, k).to_dicts()
+                for k in ("top_variance", "language_pairs", "class_shares", "monolingual")
+            },
         }
 
 
-def analyze(wh: Warehouse, run: str, layer: int | None = None, threshold: float = 0.5, absolute: bool = False,
-            top: int = 10) -> Findings:
+def analyze(
+    wh: Warehouse,
+    run: str,
+    layer: int | None = None,
+    threshold: float = THRESHOLD,
+    absolute: bool = False,
+    top: int = 10,
+) -> Findings:
     """Top between-label-variance neurons, language-pair consistency, class shares and monolingual counts."""
     rl = resolve(wh, run, layer)
-    top_variance = wh.sql(
-        "select rank, neuron, variance from between_label_variance where run = ? and layer = ? and rank <= ? order by rank",
-        [rl.run, rl.layer, top],
-    )
+    top_variance = top_variance_neurons(wh, rl.run, rl.layer, top)
     pairs = wh.language_pair_summary(rl.run, rl.layer).drop("run", "layer")
     counts = wh.class_counts(rl.run, rl.layer, threshold, absolute)
     shares = (
         counts.pivot(on="neuron_class", index="label", values="share").select("label", *CLASSES).sort("label")
-        if counts.height else pl.DataFrame(schema={"label": pl.String, **{c: pl.Float64 for c in CLASSES}})
+        if counts.height
+        else pl.DataFrame(schema={"label": pl.String, **{c: pl.Float64 for c in CLASSES}})
     )
     mono = wh.monolingual_counts(rl.run, rl.layer, threshold, absolute).drop("run", "layer")
     return Findings(rl.run, rl.layer, threshold, absolute, top_variance, pairs, shares, mono)
 
 
-def layer_sweep(wh: Warehouse, run: str, threshold: float = 0.5, absolute: bool = False) -> pl.DataFrame:
+def layer_sweep(wh: Warehouse, run: str, threshold: float = THRESHOLD, absolute: bool = False) -> pl.DataFrame:
     """One row per stored layer (macro `summarize_layers`), with each language pair's mean Spearman as a column."""
     wh.run_id(run)
-    summary = wh.sql("select * exclude (run) from summarize_layers(?, absolute := ?) where run = ? order by layer",
-                     [threshold, absolute, run])
-    pairs = wh.sql("select layer, language_a || '-' || language_b as pair, mean_spearman from language_pair_summary "
-                   "where run = ? order by layer, pair", [run])
+    summary = wh.sql(
+        "select * exclude (run) from summarize_layers(?, absolute := ?) where run = ? order by layer",
+        [threshold, absolute, run],
+    )
+    pairs = wh.sql(
+        "select layer, language_a || '-' || language_b as pair, mean_spearman from language_pair_summary "
+        "where run = ? order by layer, pair",
+        [run],
+    )
     if pairs.height:
         wide = pairs.pivot(on="pair", index="layer", values="mean_spearman")
-        summary = summary.join(wide.rename({c: f"rho_{c}" for c in wide.columns if c != "layer"}), on="layer", how="left")
+        summary = summary.join(
+            wide.rename({c: f"rho_{c}" for c in wide.columns if c != "layer"}), on="layer", how="left"
+        )
     return summary
 
 
@@ -95,23 +120,34 @@ def caveats(wh: Warehouse, run: str, layer: int) -> list[str]:
     `evaluation`), label-sensitive neurons by q alone and by q plus effect size (`neuron_significance`), and
     label x pair correlations too noisy to interpret (`crosslingual_ceiling`)."""
     notes = []
-    chance = wh.sql("select language, macro_f1, chance_high from evaluation where run = ? and at_chance "
-                    "order by language", [run])
+    chance = wh.sql(
+        "select language, macro_f1, chance_high from evaluation where run = ? and at_chance order by language", [run]
+    )
     for language, f1, high in chance.iter_rows():
-        notes.append(f"The model is at chance in {language}: macro-F1 {f1:.3f} is within the 95 % binomial interval "
-                     f"of guessing (up to {high:.3f}), so the {language} neurons describe a model that has not learnt "
-                     "the task there; read its profiles, correlations and classes with that in mind.")
+        notes.append(
+            f"The model is at chance in {language}: macro-F1 {f1:.3f} is within the 95 % binomial interval "
+            f"of guessing (up to {high:.3f}), so the {language} neurons describe a model that has not learnt "
+            "the task there; read its profiles, correlations and classes with that in mind."
+        )
     if wh.scalar("select count(*) from neuron_significance where run = ? and layer = ?", [run, layer]):
         c = wh.sensitive_counts(run, layer)
-        setting = wh.sql("select alpha, min_effect from neuron_significance where run = ? and layer = ? limit 1",
-                         [run, layer]).row(0)
-        notes.append(f"Label sensitivity: {c['q_significant']} of {c['n_neurons']} neurons have BH q < {setting[0]}; "
-                     f"{c['sensitive']} also reach a pooled eta squared of {setting[1]} (the label-sensitive neurons). "
-                     "With many sentences a tiny effect is significant, so q alone says nothing about size.")
-    noisy = wh.sql("select count(*) filter (where not interpretable) as noisy, count(*) as n from crosslingual_ceiling "
-                   "where run = ? and layer = ?", [run, layer]).row(0)
+        setting = wh.sql(
+            "select alpha, min_effect from neuron_significance where run = ? and layer = ? limit 1", [run, layer]
+        ).row(0)
+        notes.append(
+            f"Label sensitivity: {c['q_significant']} of {c['n_neurons']} neurons have BH q < {setting[0]}; "
+            f"{c['sensitive']} also reach a pooled eta squared of {setting[1]} (the label-sensitive neurons). "
+            "With many sentences a tiny effect is significant, so q alone says nothing about size."
+        )
+    noisy = wh.sql(
+        "select count(*) filter (where not interpretable) as noisy, count(*) as n from crosslingual_ceiling "
+        "where run = ? and layer = ?",
+        [run, layer],
+    ).row(0)
     if noisy[0]:
-        notes.append(f"{noisy[0]} of {noisy[1]} label x language-pair correlations have a profile with split-half "
-                     "reliability below 0.3: a low rho there may be noise rather than disagreement between languages "
-                     "(view crosslingual_ceiling).")
+        notes.append(
+            f"{noisy[0]} of {noisy[1]} label x language-pair correlations have a profile with split-half "
+            "reliability below 0.3: a low rho there may be noise rather than disagreement between languages "
+            "(view crosslingual_ceiling)."
+        )
     return notes

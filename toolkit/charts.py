@@ -14,7 +14,8 @@ from pathlib import Path
 import altair as alt
 import polars as pl
 
-from toolkit.analysis import CLASSES, resolve
+from toolkit.analysis import resolve
+from toolkit.defaults import CLASSES, THRESHOLD
 from toolkit.errors import UserError
 from toolkit.output import atomic_file
 from toolkit.warehouse import Warehouse
@@ -33,8 +34,14 @@ def theme() -> dict:
             "background": "white",
             "font": FONT,
             "view": {"stroke": None, "continuousWidth": WIDTH, "continuousHeight": 180},
-            "axis": {"labelFontSize": 11, "titleFontSize": 12, "gridColor": "#eeeeee", "domainColor": "#888888",
-                     "tickColor": "#888888", "titleFontWeight": "normal"},
+            "axis": {
+                "labelFontSize": 11,
+                "titleFontSize": 12,
+                "gridColor": "#eeeeee",
+                "domainColor": "#888888",
+                "tickColor": "#888888",
+                "titleFontWeight": "normal",
+            },
             "header": {"labelFontSize": 12, "titleFontSize": 12},
             "legend": {"labelFontSize": 11, "titleFontSize": 12},
             "title": {"fontSize": 13, "anchor": "start", "fontWeight": "normal"},
@@ -50,13 +57,13 @@ alt.theme.register("neurons", enable=True)(theme)
 class ChartOptions:
     run: str
     layer: int | None = None
-    label: str | None = None          # Figure 3: the label whose profiles are drawn
-    labels: list[str] | None = None   # Figure 1: labels to draw (default: all)
-    metric: str = "spearman"          # Figure 2: spearman or cosine
-    top: int = 5                      # neurons marked as top per panel
-    threshold: float = 0.5            # neuron classes
+    label: str | None = None  # Figure 3: the label whose profiles are drawn
+    labels: list[str] | None = None  # Figure 1: labels to draw (default: all)
+    metric: str = "spearman"  # Figure 2: spearman or cosine
+    top: int = 5  # neurons marked as top per panel
+    threshold: float = THRESHOLD  # neuron classes
     absolute: bool = False
-    ablation: int | None = None       # ablation chart: which ablation (default: the run's latest)
+    ablation: int | None = None  # ablation chart: which ablation (default: the run's latest)
 
 
 def _title(text: str, o: ChartOptions, layer: int) -> alt.TitleParams:
@@ -64,7 +71,9 @@ def _title(text: str, o: ChartOptions, layer: int) -> alt.TitleParams:
 
 
 def _labels(wh: Warehouse, run: str, layer: int) -> list[str]:
-    return wh.sql("select distinct label from label_profiles where run = ? and layer = ? order by label", [run, layer])["label"].to_list()
+    return wh.sql("select distinct label from label_profiles where run = ? and layer = ? order by label", [run, layer])[
+        "label"
+    ].to_list()
 
 
 def label_variance(wh: Warehouse, o: ChartOptions) -> alt.Chart:
@@ -73,21 +82,27 @@ def label_variance(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     labels = o.labels or _labels(wh, o.run, layer)
     unknown = sorted(set(labels) - set(_labels(wh, o.run, layer)))
     if unknown:
-        raise UserError(f"run '{o.run}' has no label {', '.join(unknown)} (labels: {', '.join(_labels(wh, o.run, layer))})")
+        raise UserError(
+            f"run '{o.run}' has no label {', '.join(unknown)} (labels: {', '.join(_labels(wh, o.run, layer))})"
+        )
     df = wh.sql(
         """select label, neuron, variance,
                   row_number() over (partition by label order by variance desc, neuron) <= ? as is_top
            from label_variance where run = ? and layer = ? and list_contains(?, label) order by label, neuron""",
         [o.top, o.run, layer, labels],
     )
-    base = alt.Chart(df).encode(x=alt.X("neuron:Q", title="neuron", scale=alt.Scale(nice=False)),
-                                y=alt.Y("variance:Q", title="variance of z"))
+    base = alt.Chart(df).encode(
+        x=alt.X("neuron:Q", title="neuron", scale=alt.Scale(nice=False)), y=alt.Y("variance:Q", title="variance of z")
+    )
     bars = base.mark_bar(color="#4c78a8", width=1)
     tops = base.transform_filter("datum.is_top").mark_point(color="#d62728", filled=True, size=30)
     text = base.transform_filter("datum.is_top").mark_text(dy=-8, fontSize=9, color="#d62728").encode(text="neuron:Q")
-    return (alt.layer(bars, tops, text).properties(width=WIDTH, height=110)
-            .facet(row=alt.Row("label:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")))
-            .properties(title=_title(f"Variance of each neuron's z within a label (top {o.top} marked)", o, layer)))
+    return (
+        alt.layer(bars, tops, text)
+        .properties(width=WIDTH, height=110)
+        .facet(row=alt.Row("label:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")))
+        .properties(title=_title(f"Variance of each neuron's z within a label (top {o.top} marked)", o, layer))
+    )
 
 
 def crosslingual_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
@@ -107,8 +122,12 @@ def crosslingual_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
         [o.metric, o.run, layer],
     )
     name = "Spearman's rho" if o.metric == "spearman" else "cosine similarity"
-    return _pair_heatmap(df, o.metric.capitalize(), alt.Scale(scheme="redblue", domain=[-1, 1], domainMid=0),
-                         _title(f"Cross-lingual {name} of label profiles", o, layer))
+    return _pair_heatmap(
+        df,
+        o.metric.capitalize(),
+        alt.Scale(scheme="redblue", domain=[-1, 1], domainMid=0),
+        _title(f"Cross-lingual {name} of label profiles", o, layer),
+    )
 
 
 def ceiling_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
@@ -125,22 +144,30 @@ def ceiling_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
            from crosslingual_ceiling where run = ? and layer = ? order by label, pair""",
         [o.run, layer],
     )
-    return _pair_heatmap(df, "ceiling", alt.Scale(scheme="greens", domain=[0, 1]),
-                         _title("Noise ceiling sqrt(r_a r_b) of each Spearman (ρ* = rho / ceiling)", o, layer))
+    return _pair_heatmap(
+        df,
+        "ceiling",
+        alt.Scale(scheme="greens", domain=[0, 1]),
+        _title("Noise ceiling sqrt(r_a r_b) of each Spearman (ρ* = rho / ceiling)", o, layer),
+    )
 
 
 def _pair_heatmap(df: pl.DataFrame, value_title: str, scale: alt.Scale, title) -> alt.Chart:
     """A label x language-pair heatmap of VALUE with each cell's TEXT (one or two lines) annotated."""
-    base = alt.Chart(df).encode(x=alt.X("pair:N", title="language pair", axis=alt.Axis(labelAngle=0)),
-                                y=alt.Y("label:N", title=None))
+    base = alt.Chart(df).encode(
+        x=alt.X("pair:N", title="language pair", axis=alt.Axis(labelAngle=0)), y=alt.Y("label:N", title=None)
+    )
     cells = base.mark_rect().encode(color=alt.Color("value:Q", title=value_title, scale=scale))
     two_lines = bool(df.height) and df["text"].str.contains("\n").any()
     text = base.mark_text(fontSize=11, lineBreak="\n").encode(
-        text="text:N", color=alt.condition("abs(datum.value) > 0.6", alt.value("white"), alt.value("black")))
+        text="text:N", color=alt.condition("abs(datum.value) > 0.6", alt.value("white"), alt.value("black"))
+    )
     n_pairs = max(df["pair"].n_unique(), 1)
-    return (alt.layer(cells, text).properties(width=max((84 if two_lines else 64) * n_pairs, 260),
-                                              height=alt.Step(40 if two_lines else 30))
-            .properties(title=title))
+    return (
+        alt.layer(cells, text)
+        .properties(width=max((84 if two_lines else 64) * n_pairs, 260), height=alt.Step(40 if two_lines else 30))
+        .properties(title=title)
+    )
 
 
 def label_profiles(wh: Warehouse, o: ChartOptions) -> alt.Chart:
@@ -156,12 +183,20 @@ def label_profiles(wh: Warehouse, o: ChartOptions) -> alt.Chart:
            where p.run = ? and p.layer = ? and p.label = ? order by p.language, p.neuron""",
         [o.top, o.run, layer, label],
     )
-    base = alt.Chart(df).encode(x=alt.X("neuron:Q", scale=alt.Scale(nice=False)),
-                                y=alt.Y("mean_z:Q", title="mean z"), color=alt.Color("language:N", title="language"))
+    base = alt.Chart(df).encode(
+        x=alt.X("neuron:Q", scale=alt.Scale(nice=False)),
+        y=alt.Y("mean_z:Q", title="mean z"),
+        color=alt.Color("language:N", title="language"),
+    )
     lines = base.mark_line(strokeWidth=1, opacity=0.8)
     tops = base.transform_filter("datum.is_top").mark_point(filled=True, size=45, stroke="black", strokeWidth=0.5)
-    return (alt.layer(lines, tops).properties(width=WIDTH, height=220)
-            .properties(title=_title(f"Mean z per neuron for {label}, by language (top {o.top} |z| per language marked)", o, layer)))
+    return (
+        alt.layer(lines, tops)
+        .properties(width=WIDTH, height=220)
+        .properties(
+            title=_title(f"Mean z per neuron for {label}, by language (top {o.top} |z| per language marked)", o, layer)
+        )
+    )
 
 
 def class_distribution(wh: Warehouse, o: ChartOptions) -> alt.Chart:
@@ -170,95 +205,172 @@ def class_distribution(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     df = wh.class_counts(o.run, layer, o.threshold, o.absolute).select("label", "neuron_class", "n_neurons", "share")
     order = list(CLASSES)
     rule = "|P|" if o.absolute else "P"
-    return (alt.Chart(df).mark_bar().encode(
-        x=alt.X("label:N", title=None, axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("n_neurons:Q", title="neurons", stack="zero"),
-        color=alt.Color("neuron_class:N", title="class", sort=order,
-                        scale=alt.Scale(domain=order, range=[CLASS_COLORS[c] for c in order])),
-        order=alt.Order("class_order:Q"),
-        tooltip=["label", "neuron_class", "n_neurons", alt.Tooltip("share:Q", format=".1%")],
-    ).transform_calculate(class_order=f"indexof({order}, datum.neuron_class)")
-        .properties(width=max(70 * df["label"].n_unique(), 240), height=220,
-                    title=_title(f"Neuron classes per label ({rule} > {o.threshold})", o, layer)))
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("label:N", title=None, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("n_neurons:Q", title="neurons", stack="zero"),
+            color=alt.Color(
+                "neuron_class:N",
+                title="class",
+                sort=order,
+                scale=alt.Scale(domain=order, range=[CLASS_COLORS[c] for c in order]),
+            ),
+            order=alt.Order("class_order:Q"),
+            tooltip=["label", "neuron_class", "n_neurons", alt.Tooltip("share:Q", format=".1%")],
+        )
+        .transform_calculate(class_order=f"indexof({order}, datum.neuron_class)")
+        .properties(
+            width=max(70 * df["label"].n_unique(), 240),
+            height=220,
+            title=_title(f"Neuron classes per label ({rule} > {o.threshold})", o, layer),
+        )
+    )
 
 
 def monolingual_counts(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     """Distinct monolingual neurons per language."""
     layer = resolve(wh, o.run, o.layer).layer
     df = wh.monolingual_counts(o.run, layer, o.threshold, o.absolute).select("language", "n_neurons")
-    base = alt.Chart(df).encode(x=alt.X("language:N", title=None, axis=alt.Axis(labelAngle=0)),
-                                y=alt.Y("n_neurons:Q", title="monolingual neurons"))
-    return (alt.layer(base.mark_bar(color=CLASS_COLORS["monolingual"]),
-                      base.mark_text(dy=-7, fontSize=11).encode(text="n_neurons:Q"))
-            .properties(width=max(60 * df.height, 200), height=200,
-                        title=_title(f"Monolingual neurons per language ({'|P|' if o.absolute else 'P'} > {o.threshold})", o, layer)))
+    base = alt.Chart(df).encode(
+        x=alt.X("language:N", title=None, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("n_neurons:Q", title="monolingual neurons"),
+    )
+    return alt.layer(
+        base.mark_bar(color=CLASS_COLORS["monolingual"]), base.mark_text(dy=-7, fontSize=11).encode(text="n_neurons:Q")
+    ).properties(
+        width=max(60 * df.height, 200),
+        height=200,
+        title=_title(f"Monolingual neurons per language ({'|P|' if o.absolute else 'P'} > {o.threshold})", o, layer),
+    )
 
 
 def variance_ranking(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     """Between-label variance of every neuron in rank order, the top neurons named."""
     layer = resolve(wh, o.run, o.layer).layer
-    df = wh.sql("select rank, neuron, variance, rank <= ? as is_top from between_label_variance "
-                "where run = ? and layer = ? order by rank", [o.top, o.run, layer])
-    base = alt.Chart(df).encode(x=alt.X("rank:Q", title="rank", scale=alt.Scale(nice=False)),
-                                y=alt.Y("variance:Q", title="between-label variance"),
-                                tooltip=["rank", "neuron", alt.Tooltip("variance:Q", format=".4f")])
+    df = wh.sql(
+        "select rank, neuron, variance, rank <= ? as is_top from between_label_variance "
+        "where run = ? and layer = ? order by rank",
+        [o.top, o.run, layer],
+    )
+    base = alt.Chart(df).encode(
+        x=alt.X("rank:Q", title="rank", scale=alt.Scale(nice=False)),
+        y=alt.Y("variance:Q", title="between-label variance"),
+        tooltip=["rank", "neuron", alt.Tooltip("variance:Q", format=".4f")],
+    )
     tops = ", ".join(map(str, df.filter(pl.col("is_top"))["neuron"].to_list()))
-    return (alt.layer(base.mark_area(color="#9ecae1", line={"color": "#3182bd"}),
-                      base.transform_filter("datum.is_top").mark_point(color="#d62728", filled=True))
-            .properties(width=WIDTH, height=200, title=alt.TitleParams(
-                "Neurons ranked by between-label variance",
-                subtitle=[f"run {o.run}, layer {layer}", f"top {o.top} (red): neurons {tops}"], subtitleColor="#666666")))
+    return alt.layer(
+        base.mark_area(color="#9ecae1", line={"color": "#3182bd"}),
+        base.transform_filter("datum.is_top").mark_point(color="#d62728", filled=True),
+    ).properties(
+        width=WIDTH,
+        height=200,
+        title=alt.TitleParams(
+            "Neurons ranked by between-label variance",
+            subtitle=[f"run {o.run}, layer {layer}", f"top {o.top} (red): neurons {tops}"],
+            subtitleColor="#666666",
+        ),
+    )
 
 
 def classes_null(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     """Observed class counts per label against their permutation null (mean and 95 % interval)."""
     layer = resolve(wh, o.run, o.layer).layer
-    df = wh.sql("select label, neuron_class, observed, null_mean, null_low, null_high, p_value from class_significance "
-                "where run = ? and layer = ? and label is not null order by label, neuron_class", [o.run, layer])
+    df = wh.sql(
+        "select label, neuron_class, observed, null_mean, null_low, null_high, p_value from class_significance "
+        "where run = ? and layer = ? and label is not null order by label, neuron_class",
+        [o.run, layer],
+    )
     if not df.height:
         raise UserError(f"no significance results for run '{o.run}', layer {layer}; run `neurons significance` first")
     order = [c for c in CLASSES if c != "inactive"]
     base = alt.Chart(df).encode(x=alt.X("label:N", title=None, axis=alt.Axis(labelAngle=0)))
     band = base.mark_rule(strokeWidth=6, opacity=0.35, color="#888888").encode(
-        y=alt.Y("null_low:Q", title="neurons"), y2="null_high:Q")
+        y=alt.Y("null_low:Q", title="neurons"), y2="null_high:Q"
+    )
     null_mean = base.mark_tick(color="#555555", thickness=1, size=14).encode(y="null_mean:Q")
     observed = base.mark_point(filled=True, size=60).encode(
-        y="observed:Q", color=alt.Color("neuron_class:N", title="class", sort=order, legend=None,
-                                        scale=alt.Scale(domain=order, range=[CLASS_COLORS[c] for c in order])),
-        tooltip=["label", "neuron_class", "observed", alt.Tooltip("null_mean:Q", format=".1f"),
-                 alt.Tooltip("p_value:Q", format=".4f")])
-    return (alt.layer(band, null_mean, observed, data=df).properties(width=max(44 * df["label"].n_unique(), 160), height=170)
-            .facet(column=alt.Column("neuron_class:N", title=None, sort=order))
-            .properties(title=_title("Class counts against chance (grey: permutation null, 95 % interval and mean)", o, layer)))
+        y="observed:Q",
+        color=alt.Color(
+            "neuron_class:N",
+            title="class",
+            sort=order,
+            legend=None,
+            scale=alt.Scale(domain=order, range=[CLASS_COLORS[c] for c in order]),
+        ),
+        tooltip=[
+            "label",
+            "neuron_class",
+            "observed",
+            alt.Tooltip("null_mean:Q", format=".1f"),
+            alt.Tooltip("p_value:Q", format=".4f"),
+        ],
+    )
+    return (
+        alt.layer(band, null_mean, observed, data=df)
+        .properties(width=max(44 * df["label"].n_unique(), 160), height=170)
+        .facet(column=alt.Column("neuron_class:N", title=None, sort=order))
+        .properties(
+            title=_title("Class counts against chance (grey: permutation null, 95 % interval and mean)", o, layer)
+        )
+    )
 
 
 def layer_sweep(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     """Across layers: polyglot and monolingual shares, and each language pair's mean Spearman."""
     wh.run_id(o.run)
-    shares = wh.sql("select layer, 'polyglot' as series, polyglot_share as value from summarize_layers(?, absolute := ?) "
-                    "where run = ? union all select layer, 'monolingual', monolingual_share from "
-                    "summarize_layers(?, absolute := ?) where run = ? order by all",
-                    [o.threshold, o.absolute, o.run, o.threshold, o.absolute, o.run])
-    pairs = wh.sql("select layer, language_a || '–' || language_b as series, mean_spearman as value "
-                   "from language_pair_summary where run = ? and isfinite(mean_spearman) order by all", [o.run])
-    left = alt.Chart(shares).mark_line(point=True).encode(
-        x=alt.X("layer:O", axis=alt.Axis(labelAngle=0)), y=alt.Y("value:Q", title="share of (label, neuron) pairs"),
-        color=alt.Color("series:N", title="class", scale=alt.Scale(domain=["polyglot", "monolingual"],
-                                                                    range=[CLASS_COLORS["polyglot"], CLASS_COLORS["monolingual"]]))
-    ).properties(width=260, height=200, title="Neuron classes")
-    right = alt.Chart(pairs).mark_line(point=True).encode(
-        x=alt.X("layer:O", axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("value:Q", title="mean Spearman over labels", scale=alt.Scale(zero=False)),
-        color=alt.Color("series:N", title="pair")).properties(width=260, height=200, title="Cross-lingual consistency")
-    return (alt.hconcat(left, right).resolve_scale(color="independent")
-            .properties(title=alt.TitleParams("Across layers", subtitle=f"run {o.run}", subtitleColor="#666666")))
+    shares = wh.sql(
+        "select layer, 'polyglot' as series, polyglot_share as value from summarize_layers(?, absolute := ?) "
+        "where run = ? union all select layer, 'monolingual', monolingual_share from "
+        "summarize_layers(?, absolute := ?) where run = ? order by all",
+        [o.threshold, o.absolute, o.run, o.threshold, o.absolute, o.run],
+    )
+    pairs = wh.sql(
+        "select layer, language_a || '–' || language_b as series, mean_spearman as value "
+        "from language_pair_summary where run = ? and isfinite(mean_spearman) order by all",
+        [o.run],
+    )
+    left = (
+        alt.Chart(shares)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("layer:O", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("value:Q", title="share of (label, neuron) pairs"),
+            color=alt.Color(
+                "series:N",
+                title="class",
+                scale=alt.Scale(
+                    domain=["polyglot", "monolingual"], range=[CLASS_COLORS["polyglot"], CLASS_COLORS["monolingual"]]
+                ),
+            ),
+        )
+        .properties(width=260, height=200, title="Neuron classes")
+    )
+    right = (
+        alt.Chart(pairs)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("layer:O", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("value:Q", title="mean Spearman over labels", scale=alt.Scale(zero=False)),
+            color=alt.Color("series:N", title="pair"),
+        )
+        .properties(width=260, height=200, title="Cross-lingual consistency")
+    )
+    return (
+        alt.hconcat(left, right)
+        .resolve_scale(color="independent")
+        .properties(title=alt.TitleParams("Across layers", subtitle=f"run {o.run}", subtitleColor="#666666"))
+    )
 
 
 def latest_ablation(wh: Warehouse, run: str, ablation: int | None) -> dict:
     """The ablation to draw: ABLATION if given (it must belong to RUN), else RUN's latest."""
     run_id = wh.run_id(run)
-    rows = wh.sql("select * from ablations where run_id = ? and (? is null or ablation_id = ?) "
-                  "order by ablation_id desc limit 1", [run_id, ablation, ablation])
+    rows = wh.sql(
+        "select * from ablations where run_id = ? and (? is null or ablation_id = ?) order by ablation_id desc limit 1",
+        [run_id, ablation, ablation],
+    )
     if not rows.height:
         which = f"ablation {ablation}" if ablation is not None else "ablations"
         raise UserError(f"no {which} for run '{run}'; run `neurons ablate ... --run {run}` first")
@@ -268,23 +380,37 @@ def latest_ablation(wh: Warehouse, run: str, ablation: int | None) -> dict:
 def ablation_effect(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     """Change in macro-F1 per language when the target set is ablated, beside the random controls' range."""
     a = latest_ablation(wh, o.run, o.ablation)
-    df = wh.sql("select language, delta_macro_f1, control_mean_delta_macro_f1, control_min_delta_macro_f1, "
-                "control_max_delta_macro_f1, target_rank, n_controls from ablation_summary where ablation_id = ? "
-                "order by language", [a["ablation_id"]])
+    df = wh.sql(
+        "select language, delta_macro_f1, control_mean_delta_macro_f1, control_min_delta_macro_f1, "
+        "control_max_delta_macro_f1, target_rank, n_controls from ablation_summary where ablation_id = ? "
+        "order by language",
+        [a["ablation_id"]],
+    )
     base = alt.Chart(df).encode(x=alt.X("language:N", title=None, axis=alt.Axis(labelAngle=0)))
     band = base.mark_rule(strokeWidth=8, opacity=0.35, color="#888888").encode(
-        y=alt.Y("control_min_delta_macro_f1:Q", title="change in macro-F1"), y2="control_max_delta_macro_f1:Q")
+        y=alt.Y("control_min_delta_macro_f1:Q", title="change in macro-F1"), y2="control_max_delta_macro_f1:Q"
+    )
     control_mean = base.mark_tick(color="#555555", thickness=1, size=16).encode(y="control_mean_delta_macro_f1:Q")
     target = base.mark_point(filled=True, size=70, color="#d62728").encode(
-        y="delta_macro_f1:Q", tooltip=["language", alt.Tooltip("delta_macro_f1:Q", format=".3f"), "target_rank",
-                                       "n_controls"])
+        y="delta_macro_f1:Q",
+        tooltip=["language", alt.Tooltip("delta_macro_f1:Q", format=".3f"), "target_rank", "n_controls"],
+    )
     zero = alt.Chart(pl.DataFrame({"y": [0.0]})).mark_rule(color="#999999", strokeDash=[3, 3]).encode(y="y:Q")
     selection = a["selection"] if len(a["selection"]) <= 70 else a["selection"][:69] + "…"
-    subtitle = [f"run {o.run}, layer {a['layer']}, ablation {a['ablation_id']}: {a['mode']} at {a['positions']}, "
-                f"grey: {a['n_controls']} random sets of the same size", selection]
-    return (alt.layer(zero, band, control_mean, target).properties(width=max(70 * df.height, 240), height=220)
-            .properties(title=alt.TitleParams("Ablating the target neurons (red) against random controls",
-                                              subtitle=subtitle, subtitleColor="#666666")))
+    subtitle = [
+        f"run {o.run}, layer {a['layer']}, ablation {a['ablation_id']}: {a['mode']} at {a['positions']}, "
+        f"grey: {a['n_controls']} random sets of the same size",
+        selection,
+    ]
+    return (
+        alt.layer(zero, band, control_mean, target)
+        .properties(width=max(70 * df.height, 240), height=220)
+        .properties(
+            title=alt.TitleParams(
+                "Ablating the target neurons (red) against random controls", subtitle=subtitle, subtitleColor="#666666"
+            )
+        )
+    )
 
 
 CHARTS: dict[str, tuple[Callable[[Warehouse, ChartOptions], alt.Chart], str]] = {

@@ -12,7 +12,8 @@ from pathlib import Path
 import click
 
 from toolkit import __version__
-from toolkit.errors import UserError
+from toolkit.defaults import ALPHA, MIN_EFFECT, THRESHOLD
+from toolkit.errors import UserError, first_line
 from toolkit.warehouse import default_db
 
 
@@ -47,9 +48,11 @@ def handled(fn):
                 fail(INTERRUPTED, 130)
             if os.environ.get("NEURONS_DEBUG"):
                 raise
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            fail(f"internal error: {type(exc).__name__}: {first} (rerun with NEURONS_DEBUG=1 for the traceback "
-                 "and report it)", 70)
+            fail(
+                f"internal error: {type(exc).__name__}: {first_line(exc)} (rerun with NEURONS_DEBUG=1 for the traceback "
+                "and report it)",
+                70,
+            )
 
     return wrapper
 
@@ -88,8 +91,13 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--db", type=click.Path(path_type=Path), envvar="NEURONS_DB", default=None,
-              help="Warehouse file (env NEURONS_DB; default warehouse/activations.duckdb).")
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path),
+    envvar="NEURONS_DB",
+    default=None,
+    help="Warehouse file (env NEURONS_DB; default warehouse/activations.duckdb).",
+)
 @click.version_option(__version__, prog_name="neurons")
 @click.pass_context
 def cli(ctx: click.Context, db: Path | None) -> None:
@@ -134,7 +142,9 @@ def at_least(minimum: int):
 
 
 def threshold_option(help_text: str = "Activity threshold on mean z."):
-    return click.option("--threshold", type=float, default=0.5, show_default=True, callback=finite, help=help_text)
+    return click.option(
+        "--threshold", type=float, default=THRESHOLD, show_default=True, callback=finite, help=help_text
+    )
 
 
 def data_options(fn):
@@ -142,11 +152,17 @@ def data_options(fn):
     for opt in reversed(
         [
             click.option("--text-column", default="text", show_default=True, help="Column with the sentence."),
-            click.option("--language-column", default="language", show_default=True, help="Column with the language code."),
+            click.option(
+                "--language-column", default="language", show_default=True, help="Column with the language code."
+            ),
             click.option("--label-column", default="label", show_default=True, help="Column with the gold label."),
             click.option("--id-column", default=None, help="Column with unique sentence ids (default: row numbers)."),
-            click.option("--split-column", default=None, help="Column with the split (default 'split' when --split is given)."),
-            click.option("--split", "splits", default=None, help="Keep only these splits, comma-separated, e.g. dev,test."),
+            click.option(
+                "--split-column", default=None, help="Column with the split (default 'split' when --split is given)."
+            ),
+            click.option(
+                "--split", "splits", default=None, help="Keep only these splits, comma-separated, e.g. dev,test."
+            ),
             click.option("--limit", type=int, default=None, help="Use only the first N sentences (after --split)."),
         ]
     ):
@@ -159,31 +175,76 @@ def data_options(fn):
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--run", required=True, help="Name of the run to create.")
 @data_options
-@click.option("--layers", default="-2", show_default=True,
-              help="hidden_states indices: 11 | 6,11 | -2 (penultimate) | all. 0 is the embedding output.")
-@click.option("--pooling", type=click.Choice(["cls", "mean"]), default="cls", show_default=True,
-              help="First token ([CLS]/<s>) or the mean over non-padding tokens.")
+@click.option(
+    "--layers",
+    default="-2",
+    show_default=True,
+    help="hidden_states indices: 11 | 6,11 | -2 (penultimate) | all. 0 is the embedding output.",
+)
+@click.option(
+    "--pooling",
+    type=click.Choice(["cls", "mean"]),
+    default="cls",
+    show_default=True,
+    help="First token ([CLS]/<s>) or the mean over non-padding tokens.",
+)
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--max-length", type=int, default=None, help="Truncate longer inputs (default: the model's limit).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True,
-              help="Model weights' dtype; activations are stored as float32.")
-@click.option("--no-predictions", is_flag=True,
-              help="Skip the classification head: no predicted labels, and no compute above the deepest layer.")
-@click.option("--commit-every", type=int, default=1024, show_default=True,
-              help="Sentences per committed chunk (what an interruption can lose at most).")
-@click.option("--allow-unk", is_flag=True,
-              help="Extract even when the tokenizer maps over 5 % of a language's tokens to the unknown token.")
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "float16", "bfloat16"]),
+    default="float32",
+    show_default=True,
+    help="Model weights' dtype; activations are stored as float32.",
+)
+@click.option(
+    "--no-predictions",
+    is_flag=True,
+    help="Skip the classification head: no predicted labels, and no compute above the deepest layer.",
+)
+@click.option(
+    "--commit-every",
+    type=int,
+    default=1024,
+    show_default=True,
+    help="Sentences per committed chunk (what an interruption can lose at most).",
+)
+@click.option(
+    "--allow-unk",
+    is_flag=True,
+    help="Extract even when the tokenizer maps over 5 % of a language's tokens to the unknown token.",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run with the same settings.")
 @click.option("--replace", is_flag=True, help="Redo the run from scratch if it exists.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @pass_ctx
 @handled
-def extract(ctx: Context, model: str, data: Path, run: str, text_column: str, language_column: str,
-            label_column: str, id_column: str | None, split_column: str | None, splits: str | None,
-            limit: int | None, layers: str, pooling: str, batch_size: int, max_length: int | None, device: str,
-            dtype: str, no_predictions: bool, commit_every: int, allow_unk: bool, resume: bool, replace: bool,
-            quiet: bool) -> None:
+def extract(
+    ctx: Context,
+    model: str,
+    data: Path,
+    run: str,
+    text_column: str,
+    language_column: str,
+    label_column: str,
+    id_column: str | None,
+    split_column: str | None,
+    splits: str | None,
+    limit: int | None,
+    layers: str,
+    pooling: str,
+    batch_size: int,
+    max_length: int | None,
+    device: str,
+    dtype: str,
+    no_predictions: bool,
+    commit_every: int,
+    allow_unk: bool,
+    resume: bool,
+    replace: bool,
+    quiet: bool,
+) -> None:
     """Extract pooled activations of MODEL (checkpoint directory or hub id) on DATA into a run.
 
     DATA is CSV, TSV, JSONL or Parquet with text, language and label columns.
@@ -193,13 +254,35 @@ def extract(ctx: Context, model: str, data: Path, run: str, text_column: str, la
     from toolkit.extract import extract as run_extract
     from toolkit.report_text import extraction_summary
 
-    dataset = read_dataset(data, text_column, language_column, label_column, id_column, split_column,
-                           splits.split(",") if splits else None, limit)
+    dataset = read_dataset(
+        data,
+        text_column,
+        language_column,
+        label_column,
+        id_column,
+        split_column,
+        splits.split(",") if splits else None,
+        limit,
+    )
     summary = run_extract(
-        ctx.db, model, dataset, run,
-        ExtractOptions(layers=layers, pooling=pooling, batch_size=batch_size, max_length=max_length, device=device,
-                       dtype=dtype, predictions=not no_predictions, commit_every=commit_every),
-        resume=resume, replace=replace, progress=not quiet, allow_unknown=allow_unk,
+        ctx.db,
+        model,
+        dataset,
+        run,
+        ExtractOptions(
+            layers=layers,
+            pooling=pooling,
+            batch_size=batch_size,
+            max_length=max_length,
+            device=device,
+            dtype=dtype,
+            predictions=not no_predictions,
+            commit_every=commit_every,
+        ),
+        resume=resume,
+        replace=replace,
+        progress=not quiet,
+        allow_unknown=allow_unk,
     )
     click.echo(extraction_summary(summary))
 
@@ -253,8 +336,9 @@ def delete(ctx: Context, run: str, yes: bool) -> None:
             wh.run_id(run)  # the error naming the runs there are
         if not yes:
             if not sys.stdin.isatty():
-                raise UserError(f"not deleting run '{run}' without confirmation and there is no terminal to ask; "
-                                "pass --yes")
+                raise UserError(
+                    f"not deleting run '{run}' without confirmation and there is no terminal to ask; pass --yes"
+                )
             if not click.confirm(f"delete run '{run}' ({row['n_sentences']} sentences) from {wh.path}?"):
                 raise UserError("nothing deleted")
         with wh.transaction():
@@ -285,17 +369,41 @@ def query(ctx: Context, sql: str, fmt: str | None) -> None:
 @cli.command()
 @click.option("--run", required=True, help="Run to analyse.")
 @click.option("--layer", type=int, default=None, help="Layer (default: the penultimate stored layer).")
-@click.option("--layers", "sweep", type=click.Choice(["all"]), default=None,
-              help="all: one row per stored layer (the layer sweep) instead of one layer's findings.")
+@click.option(
+    "--sweep", is_flag=True, help="The layer sweep: one row per stored layer instead of one layer's findings."
+)
+@click.option(
+    "--layers",
+    "layers_alias",
+    type=click.Choice(["all"]),
+    default=None,
+    hidden=True,
+    help="Deprecated spelling of --sweep.",
+)
 @threshold_option()
 @click.option("--abs", "absolute", is_flag=True, help="Classify on |mean z| instead of mean z.")
-@click.option("--top", type=int, default=10, show_default=True, callback=at_least(1),
-              help="How many top-variance neurons to list.")
+@click.option(
+    "--top",
+    type=int,
+    default=10,
+    show_default=True,
+    callback=at_least(1),
+    help="How many top-variance neurons to list.",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of tables.")
 @pass_ctx
 @handled
-def analyze(ctx: Context, run: str, layer: int | None, sweep: str | None, threshold: float, absolute: bool, top: int,
-            as_json: bool) -> None:
+def analyze(
+    ctx: Context,
+    run: str,
+    layer: int | None,
+    sweep: bool,
+    layers_alias: str | None,
+    threshold: float,
+    absolute: bool,
+    top: int,
+    as_json: bool,
+) -> None:
     """The paper's findings for one run and layer: top-variance neurons, language-pair consistency,
     neuron classes per label and monolingual neurons per language. With --layers all, the layer sweep."""
     from toolkit.analysis import analyze as run_analyze
@@ -304,14 +412,19 @@ def analyze(ctx: Context, run: str, layer: int | None, sweep: str | None, thresh
     from toolkit.warehouse import Warehouse
 
     with Warehouse(ctx.db, read_only=True) as wh:
-        if sweep:
+        if layers_alias:
+            click.echo("neurons: note: `analyze --layers all` is now `analyze --sweep`", err=True)
+        if sweep or layers_alias:
             table = layer_sweep(wh, run, threshold, absolute)
             click.echo(render(table, "json" if as_json else "table", float_precision=3), nl=False)
             return
         f = run_analyze(wh, run, layer, threshold, absolute, top)
         notes = caveats(wh, f.run, f.layer)
-        accuracy = wh.sql("select language, n_sentences, accuracy, macro_f1, chance_high, at_chance from evaluation "
-                          "where run = ? order by language", [f.run])
+        accuracy = wh.sql(
+            "select language, n_sentences, accuracy, macro_f1, chance_high, at_chance from evaluation "
+            "where run = ? order by language",
+            [f.run],
+        )
     if as_json:
         click.echo(to_json({**f.as_dict(), "evaluation": accuracy.to_dicts(), "caveats": notes}))
         return
@@ -323,8 +436,9 @@ def analyze(ctx: Context, run: str, layer: int | None, sweep: str | None, thresh
         (f"Monolingual neurons per language ({rule} > {threshold}; Section 4)", f.monolingual),
     ]
     if accuracy.height:
-        sections.insert(0, ("Model accuracy per language (at_chance: macro-F1 within the binomial interval of "
-                            "guessing)", accuracy))
+        sections.insert(
+            0, ("Model accuracy per language (at_chance: macro-F1 within the binomial interval of guessing)", accuracy)
+        )
     click.echo(f"run '{f.run}', layer {f.layer}")
     for note in notes:
         click.echo(f"note: {note}")
@@ -333,24 +447,64 @@ def analyze(ctx: Context, run: str, layer: int | None, sweep: str | None, thresh
 
 
 @cli.command()
-@click.argument("name", type=click.Choice(["label-variance", "correlation", "ceiling", "profiles", "classes", "monolingual",
-                                           "variance-ranking", "classes-null", "layers", "ablation"]))
+@click.argument(
+    "name",
+    type=click.Choice(
+        [
+            "label-variance",
+            "correlation",
+            "ceiling",
+            "profiles",
+            "classes",
+            "monolingual",
+            "variance-ranking",
+            "classes-null",
+            "layers",
+            "ablation",
+        ]
+    ),
+)
 @click.option("--run", required=True, help="Run to chart.")
 @click.option("--layer", type=int, default=None, help="Layer (default: the penultimate stored layer).")
 @click.option("--label", default=None, help="profiles: the label to draw (default: sadness, else the first).")
 @click.option("--labels", default=None, help="label-variance: labels to draw, comma-separated (default: all).")
-@click.option("--metric", type=click.Choice(["spearman", "cosine"]), default="spearman", show_default=True,
-              help="correlation: which similarity.")
-@click.option("--top", type=int, default=5, show_default=True, callback=at_least(1), help="Top neurons marked per panel.")
+@click.option(
+    "--metric",
+    type=click.Choice(["spearman", "cosine"]),
+    default="spearman",
+    show_default=True,
+    help="correlation: which similarity.",
+)
+@click.option(
+    "--top", type=int, default=5, show_default=True, callback=at_least(1), help="Top neurons marked per panel."
+)
 @threshold_option("classes, monolingual: threshold.")
 @click.option("--abs", "absolute", is_flag=True, help="classes, monolingual: use |mean z|.")
-@click.option("--ablation", "ablation_id", type=int, default=None, help="ablation: which one (default: the run's latest).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Output file: .png, .svg, .pdf or .html.")
+@click.option(
+    "--ablation", "ablation_id", type=int, default=None, help="ablation: which one (default: the run's latest)."
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Output file: .png, .svg, .pdf or .html.",
+)
 @pass_ctx
 @handled
-def chart(ctx: Context, name: str, run: str, layer: int | None, label: str | None, labels: str | None, metric: str,
-          top: int, threshold: float, absolute: bool, ablation_id: int | None, out: Path) -> None:
+def chart(
+    ctx: Context,
+    name: str,
+    run: str,
+    layer: int | None,
+    label: str | None,
+    labels: str | None,
+    metric: str,
+    top: int,
+    threshold: float,
+    absolute: bool,
+    ablation_id: int | None,
+    out: Path,
+) -> None:
     """Draw one figure from the statistics views.
 
     \b
@@ -371,9 +525,21 @@ def chart(ctx: Context, name: str, run: str, layer: int | None, label: str | Non
     if out.suffix.lower() not in FORMATS:
         raise UserError(f"--out {out}: unsupported extension '{out.suffix}'; use one of {', '.join(FORMATS)}")
     with Warehouse(ctx.db, read_only=True) as wh:
-        c = build(wh, name, ChartOptions(run=run, layer=layer, label=label, labels=labels.split(",") if labels else None,
-                                         metric=metric, top=top, threshold=threshold, absolute=absolute,
-                                         ablation=ablation_id))
+        c = build(
+            wh,
+            name,
+            ChartOptions(
+                run=run,
+                layer=layer,
+                label=label,
+                labels=labels.split(",") if labels else None,
+                metric=metric,
+                top=top,
+                threshold=threshold,
+                absolute=absolute,
+                ablation=ablation_id,
+            ),
+        )
     click.echo(f"wrote {save(c, out)}")
 
 
@@ -395,8 +561,12 @@ def report(ctx: Context, run: str, layer: int | None, threshold: float, absolute
 
 @cli.command()
 @click.argument("what")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Output file: .csv, .parquet, .json, .md or .tex.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Output file: .csv, .parquet, .json, .md or .tex.",
+)
 @click.option("--run", default=None, help="With a view name: keep this run.")
 @click.option("--layer", type=int, default=None, help="With a view name: keep this layer.")
 @click.option("--caption", default=None, help="LaTeX caption.")
@@ -404,8 +574,16 @@ def report(ctx: Context, run: str, layer: int | None, threshold: float, absolute
 @click.option("--precision", type=int, default=3, show_default=True, help="Decimals for floats in .tex and .md.")
 @pass_ctx
 @handled
-def export(ctx: Context, what: str, out: Path, run: str | None, layer: int | None, caption: str | None,
-           tex_label: str | None, precision: int) -> None:
+def export(
+    ctx: Context,
+    what: str,
+    out: Path,
+    run: str | None,
+    layer: int | None,
+    caption: str | None,
+    tex_label: str | None,
+    precision: int,
+) -> None:
     """Export a view or table (by name) or a read-only SQL query (`-` for stdin) to a file for a paper."""
     from toolkit.export import TABLE_FORMATS, export_query, write_table
 
@@ -426,16 +604,40 @@ def export(ctx: Context, what: str, out: Path, run: str | None, layer: int | Non
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same results).")
 @threshold_option("Threshold of the neuron classes.")
 @click.option("--abs", "absolute", is_flag=True, help="Classify on |mean z|.")
-@click.option("--alpha", type=float, default=0.05, show_default=True, callback=probability,
-              help="q-value cut for label-sensitive neurons.")
-@click.option("--min-effect", type=float, default=0.01, show_default=True, callback=effect_size,
-              help="Pooled eta squared a label-sensitive neuron needs besides q < alpha (0.01: a small effect).")
+@click.option(
+    "--alpha",
+    type=float,
+    default=ALPHA,
+    show_default=True,
+    callback=probability,
+    help="q-value cut for label-sensitive neurons.",
+)
+@click.option(
+    "--min-effect",
+    type=float,
+    default=MIN_EFFECT,
+    show_default=True,
+    callback=effect_size,
+    help="Pooled eta squared a label-sensitive neuron needs besides q < alpha (0.01: a small effect).",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of tables.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @pass_ctx
 @handled
-def significance(ctx: Context, run: str, layer: int | None, permutations: int, bootstraps: int, seed: int,
-                 threshold: float, absolute: bool, alpha: float, min_effect: float, as_json: bool, quiet: bool) -> None:
+def significance(
+    ctx: Context,
+    run: str,
+    layer: int | None,
+    permutations: int,
+    bootstraps: int,
+    seed: int,
+    threshold: float,
+    absolute: bool,
+    alpha: float,
+    min_effect: float,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """Test the findings against chance: permutation nulls of the class counts and of each neuron's
     between-label variance (with Benjamini-Hochberg q-values), bootstrap intervals of Spearman's rho,
     and ANOVA across labels. Results are stored in the warehouse (views class_significance,
@@ -443,83 +645,154 @@ def significance(ctx: Context, run: str, layer: int | None, permutations: int, b
     from tqdm import tqdm
 
     from toolkit.query import render, to_json
+    from toolkit.significance import SignificanceOptions, store
     from toolkit.significance import significance as run_significance
-    from toolkit.significance import store
     from toolkit.warehouse import WRITER_LOCK_WAIT, Warehouse
 
+    options = SignificanceOptions(permutations, bootstraps, seed, threshold, absolute, alpha, min_effect)
     Warehouse(ctx.db, create=False).close()  # a writing command: migrate an older warehouse first
     with Warehouse(ctx.db, read_only=True) as wh:  # computed without holding the write lock
         wh.run_id(run)
-        bar = tqdm(total=permutations + bootstraps, unit="resample", desc="significance", disable=quiet, file=sys.stderr)
-        result = run_significance(wh, run, layer, permutations, bootstraps, seed, threshold, absolute, alpha,
-                                  progress=bar.update, min_effect=min_effect)
+        bar = tqdm(
+            total=permutations + bootstraps, unit="resample", desc="significance", disable=quiet, file=sys.stderr
+        )
+        result = run_significance(wh, run, layer, options, progress=bar.update)
         bar.close()
     with Warehouse(ctx.db, create=False, lock_wait=WRITER_LOCK_WAIT) as wh:
         store(wh, result)
         counts = wh.sensitive_counts(result.run, result.layer)
     if as_json:
-        click.echo(to_json({"run": result.run, "layer": result.layer, **result.settings, "seconds": result.seconds,
-                            "q_significant_neurons": counts["q_significant"], "sensitive_neurons": counts["sensitive"],
-                            "counts": result.counts.to_dicts(),
-                            "correlation": result.correlation.filter(result.correlation["label"].is_null()).to_dicts()}))
+        click.echo(
+            to_json(
+                {
+                    "run": result.run,
+                    "layer": result.layer,
+                    **result.settings,
+                    "seconds": result.seconds,
+                    "q_significant_neurons": counts["q_significant"],
+                    "sensitive_neurons": counts["sensitive"],
+                    "counts": result.counts.to_dicts(),
+                    "correlation": result.correlation.filter(result.correlation["label"].is_null()).to_dicts(),
+                }
+            )
+        )
         return
-    click.echo(f"run '{result.run}', layer {result.layer}: {permutations} permutations, {bootstraps} bootstraps, "
-               f"seed {seed} ({result.seconds:.1f} s)")
-    click.echo(f"\nLabel-sensitive neurons (between-label variance) of {counts['n_neurons']}: "
-               f"{counts['q_significant']} with BH q < {alpha}; {counts['sensitive']} with q < {alpha} and pooled "
-               f"eta squared >= {min_effect} (view sensitive_neurons). The smallest p-value {permutations} "
-               f"permutations can give is {1 / (permutations + 1):.4f}.")
-    click.echo("\nClass counts against the permutation null (labels shuffled within language)\n"
-               + render(result.counts, "table", float_precision=3), nl=False)
-    click.echo("\nMean Spearman per language pair with basic bootstrap 95 % intervals (bias = bootstrap mean - "
-               "estimate; min_cell = smallest cell, coverage is nominal from about 20 sentences)\n"
-               + render(result.correlation.filter(result.correlation["label"].is_null()).drop("label"), "table",
-                        float_precision=3), nl=False)
+    click.echo(
+        f"run '{result.run}', layer {result.layer}: {permutations} permutations, {bootstraps} bootstraps, "
+        f"seed {seed} ({result.seconds:.1f} s)"
+    )
+    click.echo(
+        f"\nLabel-sensitive neurons (between-label variance) of {counts['n_neurons']}: "
+        f"{counts['q_significant']} with BH q < {alpha}; {counts['sensitive']} with q < {alpha} and pooled "
+        f"eta squared >= {min_effect} (view sensitive_neurons). The smallest p-value {permutations} "
+        f"permutations can give is {1 / (permutations + 1):.4f}."
+    )
+    click.echo(
+        "\nClass counts against the permutation null (labels shuffled within language)\n"
+        + render(result.counts, "table", float_precision=3),
+        nl=False,
+    )
+    click.echo(
+        "\nMean Spearman per language pair with basic bootstrap 95 % intervals (bias = bootstrap mean - "
+        "estimate; min_cell = smallest cell, coverage is nominal from about 20 sentences)\n"
+        + render(
+            result.correlation.filter(result.correlation["label"].is_null()).drop("label"), "table", float_precision=3
+        ),
+        nl=False,
+    )
 
 
 @cli.command()
 @click.argument("base")
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Checkpoint folder to write.")
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Checkpoint folder to write."
+)
 @data_options
 @click.option("--train-languages", default=None, help="Train on these languages only, comma-separated (e.g. en).")
-@click.option("--head", type=click.Choice(["linear", "default"]), default="linear", show_default=True,
-              help="linear: one linear layer over [CLS], as in the paper; default: the architecture's head.")
+@click.option(
+    "--head",
+    type=click.Choice(["linear", "default"]),
+    default="linear",
+    show_default=True,
+    help="linear: one linear layer over [CLS], as in the paper; default: the architecture's head.",
+)
 @click.option("--epochs", type=int, default=3, show_default=True)
 @click.option("--lr", type=float, default=2e-5, show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--max-length", type=int, default=128, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--allow-unk", is_flag=True,
-              help="Train even when the tokenizer maps over 5 % of a language's tokens to the unknown token.")
+@click.option(
+    "--allow-unk",
+    is_flag=True,
+    help="Train even when the tokenizer maps over 5 % of a language's tokens to the unknown token.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @handled
-def finetune(base: str, data: Path, out: Path, text_column: str, language_column: str, label_column: str,
-             id_column: str | None, split_column: str | None, splits: str | None, limit: int | None,
-             train_languages: str | None, head: str, epochs: int, lr: float, batch_size: int, max_length: int,
-             seed: int, device: str, allow_unk: bool, quiet: bool) -> None:
+def finetune(
+    base: str,
+    data: Path,
+    out: Path,
+    text_column: str,
+    language_column: str,
+    label_column: str,
+    id_column: str | None,
+    split_column: str | None,
+    splits: str | None,
+    limit: int | None,
+    train_languages: str | None,
+    head: str,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    max_length: int,
+    seed: int,
+    device: str,
+    allow_unk: bool,
+    quiet: bool,
+) -> None:
     """Fine-tune checkpoint BASE on DATA with cross-entropy over its labels; save a classifier checkpoint
     (with id2label) that `extract` and `ablate` accept. E.g. --train-languages en --split train."""
     from toolkit.datasets import read_dataset
+    from toolkit.finetune import FinetuneOptions
     from toolkit.finetune import finetune as run_finetune
     from toolkit.output import check_writable_dir
 
     check_writable_dir(out)
-    dataset = read_dataset(data, text_column, language_column, label_column, id_column, split_column,
-                           splits.split(",") if splits else None, limit)
+    options = FinetuneOptions(head, epochs, lr, batch_size, max_length, seed, device, allow_unk)
+    dataset = read_dataset(
+        data,
+        text_column,
+        language_column,
+        label_column,
+        id_column,
+        split_column,
+        splits.split(",") if splits else None,
+        limit,
+    )
     frame = dataset.frame
     if train_languages:
         wanted = [x.strip() for x in train_languages.split(",")]
         frame = frame.filter(frame["language"].is_in(wanted))
         if not frame.height:
-            raise UserError(f"no sentences in {', '.join(wanted)} (languages: "
-                            f"{', '.join(sorted(dataset.frame['language'].unique().to_list()))})")
-    result = run_finetune(base, frame["text"].to_list(), frame["label"].to_list(), out, head, epochs, lr, batch_size,
-                          max_length, seed, progress=not quiet, device=device, allow_unknown=allow_unk,
-                          languages=frame["language"].to_list())
-    click.echo(f"fine-tuned on {frame.height} sentences ({head} head): loss {result.losses[0]:.3f} -> "
-               f"{result.losses[-1]:.3f}, training accuracy {result.train_accuracy:.3f}; saved to {out}")
+            raise UserError(
+                f"no sentences in {', '.join(wanted)} (languages: "
+                f"{', '.join(sorted(dataset.frame['language'].unique().to_list()))})"
+            )
+    result = run_finetune(
+        base,
+        frame["text"].to_list(),
+        frame["label"].to_list(),
+        out,
+        options,
+        languages=frame["language"].to_list(),
+        progress=not quiet,
+    )
+    click.echo(
+        f"fine-tuned on {frame.height} sentences ({head} head): loss {result.losses[0]:.3f} -> "
+        f"{result.losses[-1]:.3f}, training accuracy {result.train_accuracy:.3f}; saved to {out}"
+    )
 
 
 @cli.command()
@@ -529,11 +802,18 @@ def finetune(base: str, data: Path, out: Path, text_column: str, language_column
 @click.option("--layer", type=int, required=True, help="Ablate at hidden_states[LAYER] (the output of block LAYER).")
 @data_options
 @click.option("--neurons", default=None, help="Target neurons, comma-separated.")
-@click.option("--query", default=None, help="Read-only SQL returning a neuron column, e.g. polyglot neurons for a label.")
+@click.option(
+    "--query", default=None, help="Read-only SQL returning a neuron column, e.g. polyglot neurons for a label."
+)
 @click.option("--top-variance", type=int, default=None, help="The K neurons of highest between-label variance.")
 @click.option("--mode", type=click.Choice(["zero", "mean"]), default="zero", show_default=True)
-@click.option("--mean-scope", type=click.Choice(["language", "pooled"]), default="language", show_default=True,
-              help="mode mean: each sentence's language mean, or the mean over all the run's sentences.")
+@click.option(
+    "--mean-scope",
+    type=click.Choice(["language", "pooled"]),
+    default="language",
+    show_default=True,
+    help="mode mean: each sentence's language mean, or the mean over all the run's sentences.",
+)
 @click.option("--positions", type=click.Choice(["cls", "all"]), default="cls", show_default=True)
 @click.option("--controls", type=int, default=10, show_default=True, help="Random control sets of the same size.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -544,34 +824,89 @@ def finetune(base: str, data: Path, out: Path, text_column: str, language_column
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @pass_ctx
 @handled
-def ablate(ctx: Context, model: str, data: Path, run: str, layer: int, text_column: str, language_column: str,
-           label_column: str, id_column: str | None, split_column: str | None, splits: str | None, limit: int | None,
-           neurons: str | None, query: str | None, top_variance: int | None, mode: str, mean_scope: str,
-           positions: str, controls: int, seed: int, batch_size: int, max_length: int | None, device: str,
-           as_json: bool, quiet: bool) -> None:
+def ablate(
+    ctx: Context,
+    model: str,
+    data: Path,
+    run: str,
+    layer: int,
+    text_column: str,
+    language_column: str,
+    label_column: str,
+    id_column: str | None,
+    split_column: str | None,
+    splits: str | None,
+    limit: int | None,
+    neurons: str | None,
+    query: str | None,
+    top_variance: int | None,
+    mode: str,
+    mean_scope: str,
+    positions: str,
+    controls: int,
+    seed: int,
+    batch_size: int,
+    max_length: int | None,
+    device: str,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """Ablate a neuron set inside MODEL at one layer, re-predict DATA, and compare per language with the
     unablated model and with random control sets of the same size. Results: views ablation_summary,
     ablation_scores and ablation_recall."""
+    from toolkit.ablate import AblateOptions
     from toolkit.ablate import ablate as run_ablate
     from toolkit.datasets import read_dataset
     from toolkit.query import render, to_json
 
-    dataset = read_dataset(data, text_column, language_column, label_column, id_column, split_column,
-                           splits.split(",") if splits else None, limit)
-    result = run_ablate(ctx.db, model, dataset, run, layer, neurons, query, top_variance, mode, mean_scope, positions,
-                        controls, seed, batch_size, max_length, device, progress=not quiet)
+    dataset = read_dataset(
+        data,
+        text_column,
+        language_column,
+        label_column,
+        id_column,
+        split_column,
+        splits.split(",") if splits else None,
+        limit,
+    )
+    options = AblateOptions(
+        layer, neurons, query, top_variance, mode, mean_scope, positions, controls, seed, batch_size, max_length, device
+    )
+    result = run_ablate(ctx.db, model, dataset, run, options, progress=not quiet)
     for w in result.warnings:
         click.echo(f"neurons: warning: {w}", err=True)
     if as_json:
-        click.echo(to_json({"ablation_id": result.ablation_id, "summary": result.summary.to_dicts(),
-                            "recall": result.recall.to_dicts()}))
+        click.echo(
+            to_json(
+                {
+                    "ablation_id": result.ablation_id,
+                    "summary": result.summary.to_dicts(),
+                    "recall": result.recall.to_dicts(),
+                }
+            )
+        )
         return
-    cols = ["language", "n_sentences", "baseline_macro_f1", "target_macro_f1", "delta_macro_f1",
-            "control_mean_delta_macro_f1", "control_min_delta_macro_f1", "target_rank", "n_controls"]
-    click.echo(f"ablation {result.ablation_id}: macro-F1 per language, target set against {controls} random controls "
-               "(rank 1 = the largest drop)\n" + render(result.summary.select(cols), "table", float_precision=3), nl=False)
-    worst = result.recall.sort("delta_recall").head(10).select("language", "label", "baseline_recall", "target_recall",
-                                                               "delta_recall", "control_mean_delta_recall")
+    cols = [
+        "language",
+        "n_sentences",
+        "baseline_macro_f1",
+        "target_macro_f1",
+        "delta_macro_f1",
+        "control_mean_delta_macro_f1",
+        "control_min_delta_macro_f1",
+        "target_rank",
+        "n_controls",
+    ]
+    click.echo(
+        f"ablation {result.ablation_id}: macro-F1 per language, target set against {controls} random controls "
+        "(rank 1 = the largest drop)\n" + render(result.summary.select(cols), "table", float_precision=3),
+        nl=False,
+    )
+    worst = (
+        result.recall.sort("delta_recall")
+        .head(10)
+        .select("language", "label", "baseline_recall", "target_recall", "delta_recall", "control_mean_delta_recall")
+    )
     click.echo("\nLargest recall drops under the target set\n" + render(worst, "table", float_precision=3), nl=False)
 
 
@@ -590,8 +925,13 @@ def upgrade(ctx: Context) -> None:
 
 
 @cli.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("warehouse"), show_default=True,
-              help="Folder for the demo model and warehouse.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("warehouse"),
+    show_default=True,
+    help="Folder for the demo model and warehouse.",
+)
 @click.option("--epochs", type=int, default=30, show_default=True, help="Training epochs of the tiny classifier.")
 @handled
 def demo(out: Path, epochs: int) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from toolkit.errors import UserError
+from toolkit.errors import UserError, first_line
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 
@@ -52,19 +52,26 @@ def read_table(path: str | Path, formats: dict[str, str] = FORMATS) -> pl.DataFr
             if kind == "jsonl":
                 df = pl.read_ndjson(raw)
             else:
-                df = pl.read_csv(raw, separator="\t" if kind == "tsv" else ",", infer_schema=False,
-                                 quote_char=None if kind == "tsv" else '"')
+                df = pl.read_csv(
+                    raw,
+                    separator="\t" if kind == "tsv" else ",",
+                    infer_schema=False,
+                    quote_char=None if kind == "tsv" else '"',
+                )
     except UserError:
         raise
     except (OSError, pl.exceptions.PolarsError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: cannot read it as {kind.upper()} ({first}); check the file's format") from None
+        raise UserError(
+            f"{path}: cannot read it as {kind.upper()} ({first_line(exc)}); check the file's format"
+        ) from None
     if df.height == 0:
         raise UserError(f"{path}: the file has no rows; it needs at least one sentence")
     duplicated = sorted({c.split("_duplicated_")[0] for c in df.columns if "_duplicated_" in c})
     if duplicated:
-        raise UserError(f"{path}: duplicate column name(s) {', '.join(repr(c) for c in duplicated)} in the header; "
-                        "give every column its own name")
+        raise UserError(
+            f"{path}: duplicate column name(s) {', '.join(repr(c) for c in duplicated)} in the header; "
+            "give every column its own name"
+        )
     return df
 
 
@@ -89,7 +96,9 @@ def first_rows(mask: pl.Series, rows: pl.Series, n: int = 3) -> str:
     """'rows 3, 9, 12' of the first N true entries of MASK, numbered by ROWS."""
     rows = rows.filter(mask).head(n).to_list()
     more = int(mask.sum()) - len(rows)
-    return ("row " if len(rows) == 1 else "rows ") + ", ".join(map(str, rows)) + (f" and {more} more" if more > 0 else "")
+    return (
+        ("row " if len(rows) == 1 else "rows ") + ", ".join(map(str, rows)) + (f" and {more} more" if more > 0 else "")
+    )
 
 
 INVISIBLE = r"[\p{Cf}\p{Cc}]"  # zero-width and other format characters (U+200B, U+FEFF, ...), control characters
@@ -98,8 +107,9 @@ INVISIBLE = r"[\p{Cf}\p{Cc}]"  # zero-width and other format characters (U+200B,
 def require_scalar(df: pl.DataFrame, path: Path, column: str, what: str) -> None:
     """Fail when COLUMN holds lists or structs: one value per sentence is needed."""
     if df[column].dtype.is_nested():
-        raise UserError(f"{path}: {what} (column '{column}') holds {df[column].dtype} values; give one plain "
-                        f"{what} per row")
+        raise UserError(
+            f"{path}: {what} (column '{column}') holds {df[column].dtype} values; give one plain {what} per row"
+        )
 
 
 def require_visible(df: pl.DataFrame, path: Path, column: str, what: str) -> None:
@@ -174,8 +184,13 @@ def read_dataset(
     if split_column:
         wanted[split_column] = "--split-column"
     require_columns(df, path, wanted)
-    for column, what in ((text_column, "text"), (language_column, "language"), (label_column, "label"),
-                         (id_column, "sentence id"), (split_column, "split")):
+    for column, what in (
+        (text_column, "text"),
+        (language_column, "language"),
+        (label_column, "label"),
+        (id_column, "sentence id"),
+        (split_column, "split"),
+    ):
         if column:
             require_scalar(df, path, column, what)
 
@@ -209,7 +224,12 @@ def read_dataset(
         require_present(checked, path, "source_id", "sentence id")
         require_unique(checked.rename({"source_id": id_column}), path, [id_column], "sentence id")
     options = {
-        "text_column": text_column, "language_column": language_column, "label_column": label_column,
-        "id_column": id_column, "split_column": split_column, "splits": splits, "limit": limit,
+        "text_column": text_column,
+        "language_column": language_column,
+        "label_column": label_column,
+        "id_column": id_column,
+        "split_column": split_column,
+        "splits": splits,
+        "limit": limit,
     }
     return Dataset(path=path.resolve(), sha256=file_sha256(path), frame=frame, options=options)

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import click
 
-from toolkit.ablate import ablate
+from toolkit.ablate import AblateOptions, ablate
 from toolkit.datasets import read_dataset
 from toolkit.extract import ExtractOptions, extract
 from toolkit.finetune import train_classifier
 from toolkit.report import build_report
 from toolkit.report_text import extraction_summary
-from toolkit.significance import significance, store
+from toolkit.significance import SignificanceOptions, significance, store
 from toolkit.tinymodels import build_model, save_checkpoint, train_tokenizer
 from toolkit.warehouse import Warehouse
 
@@ -41,30 +41,46 @@ def run_demo(out: Path, epochs: int = 30, seed: int = 0) -> Path:
 
     tokenizer = train_tokenizer(everything.frame["text"].to_list(), "xlm-roberta", vocab_size=2000)
     model = build_model("xlm-roberta", tokenizer, LABELS, seed=seed, hidden=64, layers=4, heads=4)
-    result = train_classifier(model, tokenizer, train["text"].to_list(), train["label"].to_list(),
-                              epochs=epochs, lr=1e-3, batch_size=16, seed=seed)
+    result = train_classifier(
+        model,
+        tokenizer,
+        train["text"].to_list(),
+        train["label"].to_list(),
+        epochs=epochs,
+        lr=1e-3,
+        batch_size=16,
+        seed=seed,
+    )
     checkpoint = save_checkpoint(model, tokenizer, out / "demo-model")
-    click.echo(f"tiny classifier trained: loss {result.losses[0]:.2f} -> {result.losses[-1]:.2f}, "
-               f"train accuracy {result.train_accuracy:.2f}; saved to {checkpoint}", err=True)
+    click.echo(
+        f"tiny classifier trained: loss {result.losses[0]:.2f} -> {result.losses[-1]:.2f}, "
+        f"train accuracy {result.train_accuracy:.2f}; saved to {checkpoint}",
+        err=True,
+    )
 
     db = out / "demo.duckdb"
-    summary = extract(db, str(checkpoint), everything, "demo", ExtractOptions(layers="all", batch_size=32),
-                      replace=True)
+    summary = extract(
+        db, str(checkpoint), everything, "demo", ExtractOptions(layers="all", batch_size=32), replace=True
+    )
     click.echo(extraction_summary(summary))
     with Warehouse(db) as wh:
-        tested = significance(wh, "demo", permutations=1000, bootstraps=1000, seed=seed)
+        tested = significance(wh, "demo", options=SignificanceOptions(seed=seed))
         store(wh, tested)
         counts = wh.sensitive_counts("demo", tested.layer)
-    click.echo(f"significance: 1000 permutations, 1000 bootstraps in {tested.seconds:.1f} s; of "
-               f"{counts['n_neurons']} neurons at layer {tested.layer}, {counts['q_significant']} have BH q < 0.05 "
-               f"and {counts['sensitive']} also a pooled eta squared >= 0.01 (label-sensitive)")
+    click.echo(
+        f"significance: 1000 permutations, 1000 bootstraps in {tested.seconds:.1f} s; of "
+        f"{counts['n_neurons']} neurons at layer {tested.layer}, {counts['q_significant']} have BH q < 0.05 "
+        f"and {counts['sensitive']} also a pooled eta squared >= 0.01 (label-sensitive)"
+    )
     test_split = read_dataset(data, id_column="id", split_column="split", splits=["test"])
-    ablation = ablate(db, str(checkpoint), test_split, "demo", tested.layer, top_variance=8, controls=10, seed=seed,
-                      progress=False)
+    options = AblateOptions(tested.layer, top_variance=8, controls=10, seed=seed)
+    ablation = ablate(db, str(checkpoint), test_split, "demo", options, progress=False)
     drop = ablation.summary["delta_macro_f1"].mean()
-    click.echo(f"ablation {ablation.ablation_id}: the 8 top-variance neurons of layer {tested.layer} zeroed on the test "
-               f"split: mean change in macro-F1 {drop:+.3f} (random sets of 8: "
-               f"{ablation.summary['control_mean_delta_macro_f1'].mean():+.3f})")
+    click.echo(
+        f"ablation {ablation.ablation_id}: the 8 top-variance neurons of layer {tested.layer} zeroed on the test "
+        f"split: mean change in macro-F1 {drop:+.3f} (random sets of 8: "
+        f"{ablation.summary['control_mean_delta_macro_f1'].mean():+.3f})"
+    )
     report = build_report(db, "demo", out / "demo-report")
     click.echo(f"""
 report: {report.resolve()}

@@ -14,8 +14,18 @@ from toolkit.warehouse import Warehouse
 
 TABLE_FORMATS = (".csv", ".parquet", ".json", ".md", ".tex")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -34,8 +44,14 @@ def to_latex(df: pl.DataFrame, caption: str | None = None, label: str | None = N
     """A booktabs table: numbers right-aligned at PRECISION decimals, text escaped, columns as in DF."""
     df = flatten_nested(df)
     align = "".join("r" if t.is_numeric() else "l" for t in df.dtypes)
-    lines = ["\\begin{table}[ht]", "\\centering", f"\\begin{{tabular}}{{{align}}}", "\\toprule",
-             " & ".join(latex_escape(c) for c in df.columns) + " \\\\", "\\midrule"]
+    lines = [
+        "\\begin{table}[ht]",
+        "\\centering",
+        f"\\begin{{tabular}}{{{align}}}",
+        "\\toprule",
+        " & ".join(latex_escape(c) for c in df.columns) + " \\\\",
+        "\\midrule",
+    ]
     dtypes = df.dtypes
     for row in df.iter_rows():
         lines.append(" & ".join(_cell(v, t, precision) for v, t in zip(row, dtypes)) + " \\\\")
@@ -48,8 +64,9 @@ def to_latex(df: pl.DataFrame, caption: str | None = None, label: str | None = N
     return "\n".join(lines) + "\n"
 
 
-def write_table(df: pl.DataFrame, out: str | Path, caption: str | None = None, label: str | None = None,
-                precision: int = 3) -> Path:
+def write_table(
+    df: pl.DataFrame, out: str | Path, caption: str | None = None, label: str | None = None, precision: int = 3
+) -> Path:
     """Write DF in the format named by OUT's extension."""
     out = Path(out)
     suffix = out.suffix.lower()

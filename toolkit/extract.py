@@ -28,15 +28,8 @@ from toolkit import __version__
 from toolkit.arrow import activation_table, insert_run_rows
 from toolkit.datasets import Dataset
 from toolkit.errors import UserError
-from toolkit.models import (
-    LoadedModel,
-    check_unknown,
-    load_config,
-    load_model,
-    parse_layers,
-    truncated,
-    unknown_shares,
-)
+from toolkit.models import LoadedModel, load_config, load_model, parse_layers, truncated
+from toolkit.tokens import batch_plan, check_unknown, pad, tokenize, unknown_shares
 from toolkit.warehouse import WRITER_LOCK_WAIT, Warehouse, check_db_path, default_db, validate_run_name
 
 POOLINGS = ("cls", "mean")
@@ -54,6 +47,16 @@ class ExtractOptions:
     dtype: str = "float32"
     predictions: bool = True
     commit_every: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise UserError(f"unknown --pooling {self.pooling}; use cls or mean")
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size must be at least 1 (got {self.batch_size})")
+        if self.commit_every < 1:
+            raise UserError(f"--commit-every must be at least 1 (got {self.commit_every})")
+        if self.max_length is not None and self.max_length < 2:
+            raise UserError(f"--max-length must be at least 2 (got {self.max_length})")
 
 
 @dataclass
@@ -81,36 +84,6 @@ class ExtractSummary:
         return (self.n_sentences - self.n_done_before) / self.seconds if self.seconds > 0 else float("nan")
 
 
-def tokenize(loaded: LoadedModel, texts: list[str], max_length: int) -> tuple[list[list[int]], np.ndarray]:
-    """Token ids of each text (special tokens added, cut at MAX_LENGTH) and which texts were cut."""
-    tok = loaded.tokenizer
-    ids = tok(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
-    cut = np.fromiter((len(x) > max_length for x in ids), dtype=bool, count=len(ids))
-    if cut.any():
-        where = np.flatnonzero(cut)
-        redo = tok([texts[i] for i in where], add_special_tokens=True, truncation=True, max_length=max_length)
-        for i, seq in zip(where, redo["input_ids"]):
-            ids[i] = seq
-    return ids, cut
-
-
-def batch_plan(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Row positions grouped into batches, longest first (stable), so padding is minimal."""
-    order = np.argsort(-lengths, kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-def pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded input ids and attention mask."""
-    width = max(len(s) for s in seqs)
-    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(seqs), width), dtype=np.int64)
-    for r, s in enumerate(seqs):
-        ids[r, : len(s)] = s
-        mask[r, : len(s)] = 1
-    return torch.from_numpy(ids), torch.from_numpy(mask)
-
-
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
     """[batch, seq, hidden] -> [batch, hidden]: the first token, or the mean over non-padding tokens."""
     if pooling == "cls":
@@ -130,7 +103,9 @@ def forward_batch(
     return pooled.cpu().numpy(), probs
 
 
-def _settings(dataset: Dataset, reference: str, layers: list[int], opts: ExtractOptions, max_length: int, predictions: bool) -> dict:
+def _settings(
+    dataset: Dataset, reference: str, layers: list[int], opts: ExtractOptions, max_length: int, predictions: bool
+) -> dict:
     """Everything that determines the stored numbers; `--resume` requires it unchanged."""
     return {
         "model": reference,
@@ -144,17 +119,6 @@ def _settings(dataset: Dataset, reference: str, layers: list[int], opts: Extract
         "dtype": opts.dtype,
         "predictions": predictions,
     }
-
-
-def _check_options(opts: ExtractOptions) -> None:
-    if opts.pooling not in POOLINGS:
-        raise UserError(f"unknown --pooling {opts.pooling}; use cls or mean")
-    if opts.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1 (got {opts.batch_size})")
-    if opts.commit_every < 1:
-        raise UserError(f"--commit-every must be at least 1 (got {opts.commit_every})")
-    if opts.max_length is not None and opts.max_length < 2:
-        raise UserError(f"--max-length must be at least 2 (got {opts.max_length})")
 
 
 def _check_resume(existing: dict, settings: dict) -> None:
@@ -184,7 +148,6 @@ def extract(
     can read it (`neurons runs` shows the committed sentences) while the model runs. Everything that can be
     checked (settings, model, tokenizer, unknown tokens) is checked before the warehouse is touched."""
     opts = options or ExtractOptions()
-    _check_options(opts)
     validate_run_name(run)
     if resume and replace:
         raise UserError("--resume and --replace exclude each other; pick one")
@@ -233,13 +196,23 @@ def extract(
                     wh.delete_run(int(current["run_id"]))
                 wh.insert_run(
                     {
-                        "run_id": run_id, "name": run, "status": "incomplete", "source": "extract",
-                        "model": loaded.reference, "model_type": loaded.model_type,
-                        "data_file": str(dataset.path), "data_sha256": dataset.sha256, "layers": layers,
-                        "pooling": opts.pooling, "hidden_size": loaded.hidden_size,
-                        "n_sentences": frame.height, "n_languages": frame["language"].n_unique(),
-                        "n_labels": frame["label"].n_unique(), "class_names": loaded.class_names,
-                        "settings": json.dumps(settings), "created_at": datetime.now(),
+                        "run_id": run_id,
+                        "name": run,
+                        "status": "incomplete",
+                        "source": "extract",
+                        "model": loaded.reference,
+                        "model_type": loaded.model_type,
+                        "data_file": str(dataset.path),
+                        "data_sha256": dataset.sha256,
+                        "layers": layers,
+                        "pooling": opts.pooling,
+                        "hidden_size": loaded.hidden_size,
+                        "n_sentences": frame.height,
+                        "n_languages": frame["language"].n_unique(),
+                        "n_labels": frame["label"].n_unique(),
+                        "class_names": loaded.class_names,
+                        "settings": json.dumps(settings),
+                        "created_at": datetime.now(),
                         "toolkit_version": __version__,
                     }
                 )
@@ -248,8 +221,16 @@ def extract(
     n_done_before = len(done)
 
     start = time.perf_counter()
-    bar = tqdm(total=frame.height, initial=n_done_before, unit="sent", desc=f"extract {run}",
-               disable=not progress, file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+    bar = tqdm(
+        total=frame.height,
+        initial=n_done_before,
+        unit="sent",
+        desc=f"extract {run}",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        smoothing=0.1,
+    )
     pending: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
     pending_n = 0
     pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
@@ -284,8 +265,15 @@ def extract(
         wh.materialize(run_id)
     seconds = time.perf_counter() - start
     return ExtractSummary(
-        run=run, db=db_path, model=loaded.reference, n_sentences=frame.height, n_done_before=n_done_before,
-        n_truncated=int(cut.sum()), layers=layers, hidden_size=loaded.hidden_size, seconds=seconds,
+        run=run,
+        db=db_path,
+        model=loaded.reference,
+        n_sentences=frame.height,
+        n_done_before=n_done_before,
+        n_truncated=int(cut.sum()),
+        layers=layers,
+        hidden_size=loaded.hidden_size,
+        seconds=seconds,
         predictions=want_logits,
         languages=dict(frame["language"].value_counts(sort=True).iter_rows()),
         labels=dict(frame["label"].value_counts(sort=True).iter_rows()),
@@ -293,7 +281,9 @@ def extract(
     )
 
 
-def _check_finite(values: np.ndarray, sentence_ids: np.ndarray, rows: np.ndarray, layers: list[int], dtype: str) -> None:
+def _check_finite(
+    values: np.ndarray, sentence_ids: np.ndarray, rows: np.ndarray, layers: list[int], dtype: str
+) -> None:
     """Refuse activations that are not finite (float16 overflow, a broken checkpoint): they would poison every
     statistic of the layer."""
     bad = ~np.isfinite(values)
@@ -301,8 +291,10 @@ def _check_finite(values: np.ndarray, sentence_ids: np.ndarray, rows: np.ndarray
         r, li, _ = np.argwhere(bad)[0]
         sid = int(sentence_ids[rows[r]])
         hint = "; try --dtype bfloat16 or float32" if dtype == "float16" else "; check the checkpoint"
-        raise UserError(f"the model produced a non-finite activation (inf or nan) for sentence {sid} (data row "
-                        f"{sid + 1}) at layer {layers[li]}{hint}")
+        raise UserError(
+            f"the model produced a non-finite activation (inf or nan) for sentence {sid} (data row "
+            f"{sid + 1}) at layer {layers[li]}{hint}"
+        )
 
 
 def _commit_chunk(

@@ -26,8 +26,8 @@ EPS = 1e-4
 
 @dataclass
 class TrainResult:
-    losses: list[float]       # mean training loss per epoch
-    train_accuracy: float     # accuracy on the training sentences after the last epoch
+    losses: list[float]  # mean training loss per epoch
+    train_accuracy: float  # accuracy on the training sentences after the last epoch
 
 
 class LinearHead(nn.Module):
@@ -65,7 +65,7 @@ def train_classifier(
     """Train MODEL (a classifier, or a LinearHead around one) in place with cross-entropy on TEXTS and gold
     LABELS (names from config.label2id); each batch is padded to its own longest sentence. Deterministic for
     SEED on CPU."""
-    from toolkit.extract import pad
+    from toolkit.tokens import pad
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -113,8 +113,9 @@ def fold_linear_head(head: LinearHead) -> nn.Module:
     elif model.config.model_type == "bert":
         dense, proj = model.base_model.pooler.dense, model.classifier
     else:
-        raise UserError(f"--head linear is available for XLM-R, RoBERTa and BERT, not {model.config.model_type}; "
-                        "use --head default")
+        raise UserError(
+            f"--head linear is available for XLM-R, RoBERTa and BERT, not {model.config.model_type}; use --head default"
+        )
     with torch.no_grad():
         dense.weight.zero_()
         dense.bias.zero_()
@@ -126,44 +127,85 @@ def fold_linear_head(head: LinearHead) -> nn.Module:
     return model
 
 
-def finetune(base: str, texts: list[str], labels: list[str], out: str | Path, head: str = "linear", epochs: int = 3,
-             lr: float = 2e-5, batch_size: int = 16, max_length: int = 128, seed: int = 0,
-             progress: bool = True, device: str = "auto", allow_unknown: bool = False,
-             languages: list[str] | None = None) -> TrainResult:
+@dataclass(frozen=True)
+class FinetuneOptions:
+    """How to fine-tune (paper Section 2.1); checked when made."""
+
+    head: str = "linear"
+    epochs: int = 3
+    lr: float = 2e-5
+    batch_size: int = 16
+    max_length: int = 128
+    seed: int = 0
+    device: str = "auto"
+    allow_unknown: bool = False
+
+    def __post_init__(self) -> None:
+        if self.head not in ("linear", "default"):
+            raise UserError(f"unknown --head {self.head}; use linear or default")
+        if self.epochs < 1 or self.batch_size < 1 or self.max_length < 2:
+            raise UserError("--epochs and --batch-size must be at least 1 and --max-length at least 2")
+        if not self.lr > 0:
+            raise UserError(f"--lr must be positive (got {self.lr})")
+
+
+def finetune(
+    base: str,
+    texts: list[str],
+    labels: list[str],
+    out: str | Path,
+    options: FinetuneOptions | None = None,
+    languages: list[str] | None = None,
+    progress: bool = True,
+) -> TrainResult:
     """Fine-tune checkpoint BASE on TEXTS/LABELS and save a classifier checkpoint (with id2label) to OUT.
 
     OUT is checked for writability before training, and the checkpoint is written to a temporary folder that
     replaces OUT only when complete. LANGUAGES (one per text) name the languages in the unknown-token check."""
+    o = options or FinetuneOptions()
+    head, epochs, lr, batch_size, max_length, seed = o.head, o.epochs, o.lr, o.batch_size, o.max_length, o.seed
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from toolkit.models import check_unknown, load_config, loading, pick_device, quiet_transformers, unknown_shares
+    from toolkit.models import load_config, loading, pick_device, quiet_transformers
     from toolkit.output import atomic_dir, check_writable_dir
+    from toolkit.tokens import check_unknown, unknown_shares
 
     check_writable_dir(out)
-
-    if head not in ("linear", "default"):
-        raise UserError(f"unknown --head {head}; use linear or default")
-    if epochs < 1 or lr <= 0 or batch_size < 1:
-        raise UserError("--epochs and --batch-size must be at least 1 and --lr positive")
     config, reference = load_config(base)
     names = sorted(set(labels))
     if len(names) < 2:
         raise UserError(f"the training data has a single label ({names[0]}); fine-tuning needs at least two")
     if head == "linear" and config.model_type not in ("xlm-roberta", "roberta", "camembert", "bert"):
-        raise UserError(f"--head linear is available for XLM-R, RoBERTa and BERT, not {config.model_type}; "
-                        "use --head default")
+        raise UserError(
+            f"--head linear is available for XLM-R, RoBERTa and BERT, not {config.model_type}; use --head default"
+        )
     quiet_transformers()
     torch.manual_seed(seed)
     with loading(base):
         tokenizer = AutoTokenizer.from_pretrained(reference)
         model = AutoModelForSequenceClassification.from_pretrained(
-            reference, num_labels=len(names), id2label=dict(enumerate(names)),
-            label2id={n: i for i, n in enumerate(names)}, ignore_mismatched_sizes=True)
+            reference,
+            num_labels=len(names),
+            id2label=dict(enumerate(names)),
+            label2id={n: i for i, n in enumerate(names)},
+            ignore_mismatched_sizes=True,
+        )
     ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-    check_unknown(unknown_shares(tokenizer, ids, languages or ["all"] * len(texts)), allow_unknown)
+    check_unknown(unknown_shares(tokenizer, ids, languages or ["all"] * len(texts)), o.allow_unknown)
     trainable = LinearHead(model) if head == "linear" else model
-    result = train_classifier(trainable, tokenizer, texts, labels, epochs, lr, batch_size, max_length, seed, progress,
-                              str(pick_device(device)))
+    result = train_classifier(
+        trainable,
+        tokenizer,
+        texts,
+        labels,
+        epochs,
+        lr,
+        batch_size,
+        max_length,
+        seed,
+        progress,
+        str(pick_device(o.device)),
+    )
     if head == "linear":
         model = fold_linear_head(trainable)
     model.config.architectures = [type(model).__name__]

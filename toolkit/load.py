@@ -102,7 +102,9 @@ def read_long(path: str | Path) -> pl.DataFrame:
         {
             "sentence_id": sid,
             "source_id": source,
-            "text": df["text"].cast(pl.String) if "text" in df.columns else pl.Series([None] * df.height, dtype=pl.String),
+            "text": df["text"].cast(pl.String)
+            if "text" in df.columns
+            else pl.Series([None] * df.height, dtype=pl.String),
             "language": df["language"].cast(pl.String).str.strip_chars(),
             "label": df["label"].cast(pl.String).str.strip_chars(),
             "layer": layer.cast(pl.UInt8),
@@ -112,7 +114,9 @@ def read_long(path: str | Path) -> pl.DataFrame:
     )
     require_unique(long, path, ["sentence_id", "layer", "neuron"], "(sentence_id, layer, neuron) row")
     per_sentence = long.group_by("sentence_id").agg(
-        pl.col("source_id").first(), pl.col("language").n_unique().alias("nl"), pl.col("label").n_unique().alias("nb"),
+        pl.col("source_id").first(),
+        pl.col("language").n_unique().alias("nl"),
+        pl.col("label").n_unique().alias("nb"),
         pl.col("text").n_unique().alias("nt"),
     )
     mixed = per_sentence.filter((pl.col("nl") > 1) | (pl.col("nb") > 1) | (pl.col("nt") > 1))
@@ -121,15 +125,22 @@ def read_long(path: str | Path) -> pl.DataFrame:
             f"{path}: sentence {mixed['source_id'][0]!r} has more than one language, label or text; "
             "each sentence_id must carry one of each"
         )
-    grid = long.group_by("layer").agg(pl.col("neuron").n_unique().alias("neurons"), pl.col("sentence_id").n_unique().alias("sentences"))
+    grid = long.group_by("layer").agg(
+        pl.col("neuron").n_unique().alias("neurons"), pl.col("sentence_id").n_unique().alias("sentences")
+    )
     n_sentences = per_sentence.height
     cells = long.group_by("sentence_id", "layer").len().join(grid, on="layer")
     gaps = grid.filter(pl.col("sentences") < n_sentences)
     short = cells.filter(pl.col("len") < pl.col("neurons"))
     if gaps.height or short.height:
-        where = (f"layer {gaps['layer'][0]} lacks some sentences" if gaps.height
-                 else f"sentence_id {short['sentence_id'][0]} has {short['len'][0]} of the {short['neurons'][0]} neurons of layer {short['layer'][0]}")
-        raise UserError(f"{path}: the table is not a full sentence x layer x neuron grid ({where}); every sentence needs every neuron of every layer")
+        where = (
+            f"layer {gaps['layer'][0]} lacks some sentences"
+            if gaps.height
+            else f"sentence_id {short['sentence_id'][0]} has {short['len'][0]} of the {short['neurons'][0]} neurons of layer {short['layer'][0]}"
+        )
+        raise UserError(
+            f"{path}: the table is not a full sentence x layer x neuron grid ({where}); every sentence needs every neuron of every layer"
+        )
     return long
 
 
@@ -137,9 +148,11 @@ def load_long(db: str | Path | None, path: str | Path, run: str, replace: bool =
     """Import a long table as run RUN in one transaction; returns counts."""
     path = Path(path)
     long = read_long(path)
-    sentences = long.unique("sentence_id", keep="first", maintain_order=True).select(
-        "sentence_id", "source_id", "text", "language", "label"
-    ).sort("sentence_id")
+    sentences = (
+        long.unique("sentence_id", keep="first", maintain_order=True)
+        .select("sentence_id", "source_id", "text", "language", "label")
+        .sort("sentence_id")
+    )
     activations = long.select("sentence_id", "layer", "neuron", "value").sort("layer", "neuron", "sentence_id")
     layers = sorted(long["layer"].unique().to_list())
     hidden = int(long.group_by("layer").agg(pl.col("neuron").max())["neuron"].max()) + 1
@@ -153,12 +166,25 @@ def load_long(db: str | Path | None, path: str | Path, run: str, replace: bool =
                 wh.delete_run(int(existing["run_id"]))
             wh.insert_run(
                 {
-                    "run_id": run_id, "name": run, "status": "complete", "source": "load", "model": None,
-                    "model_type": None, "data_file": str(path.resolve()), "data_sha256": digest, "layers": layers,
-                    "pooling": None, "hidden_size": hidden, "n_sentences": sentences.height,
-                    "n_languages": sentences["language"].n_unique(), "n_labels": sentences["label"].n_unique(),
-                    "class_names": None, "settings": json.dumps({"data_file": str(path.resolve()), "data_sha256": digest}),
-                    "created_at": datetime.now(), "finished_at": datetime.now(), "toolkit_version": __version__,
+                    "run_id": run_id,
+                    "name": run,
+                    "status": "complete",
+                    "source": "load",
+                    "model": None,
+                    "model_type": None,
+                    "data_file": str(path.resolve()),
+                    "data_sha256": digest,
+                    "layers": layers,
+                    "pooling": None,
+                    "hidden_size": hidden,
+                    "n_sentences": sentences.height,
+                    "n_languages": sentences["language"].n_unique(),
+                    "n_labels": sentences["label"].n_unique(),
+                    "class_names": None,
+                    "settings": json.dumps({"data_file": str(path.resolve()), "data_sha256": digest}),
+                    "created_at": datetime.now(),
+                    "finished_at": datetime.now(),
+                    "toolkit_version": __version__,
                 }
             )
             insert_run_rows(con, run_id, sentences.to_arrow(), activations.to_arrow())

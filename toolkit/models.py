@@ -20,13 +20,22 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from toolkit.errors import UserError
+from toolkit.errors import UserError, first_line
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model", "tokenizer.model",
-                   "vocab.json")
-UNKNOWN_LIMIT = 0.05
-"""Largest share of a language's (non-special) tokens that may be unknown before extraction is refused."""
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "tokenizer.model",
+    "vocab.json",
+)
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -36,13 +45,13 @@ class LoadedModel:
 
     model: nn.Module
     tokenizer: object
-    reference: str          # what the user passed (directory resolved to an absolute path)
+    reference: str  # what the user passed (directory resolved to an absolute path)
     model_type: str
-    n_layers: int           # transformer blocks; hidden_states has n_layers + 1 entries
+    n_layers: int  # transformer blocks; hidden_states has n_layers + 1 entries
     hidden_size: int
     class_names: list[str] | None  # id2label in id order, when the model has a classification head
     device: torch.device
-    max_length: int          # the longest input the model accepts
+    max_length: int  # the longest input the model accepts
 
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
@@ -108,7 +117,7 @@ def load_config(ref: str):
         return AutoConfig.from_pretrained(reference, local_files_only=True), reference
     except (OSError, ValueError) as exc:
         if local:
-            raise UserError(f"model directory {ref}: cannot read config.json ({str(exc).splitlines()[0]})") from None
+            raise UserError(f"model directory {ref}: cannot read config.json ({first_line(exc)})") from None
     if _offline() or not hub_reachable():
         raise UserError(f"{offline} (offline); download it where you have network and pass its directory")
     try:
@@ -174,8 +183,10 @@ def load_model(ref: str, device: str = "auto", dtype: str = "float32", classifie
         model = cls.from_pretrained(reference, local_files_only=local)
     vocab = getattr(config, "vocab_size", None)
     if vocab and len(tokenizer) > int(vocab):
-        raise UserError(f"model {ref}: its tokenizer has {len(tokenizer)} tokens but the model's embeddings hold "
-                        f"{vocab}; the tokenizer belongs to another model")
+        raise UserError(
+            f"model {ref}: its tokenizer has {len(tokenizer)} tokens but the model's embeddings hold "
+            f"{vocab}; the tokenizer belongs to another model"
+        )
     model = model.to(device=dev, dtype=DTYPES[dtype]).eval()
     n_layers = int(config.num_hidden_layers)
     limit = getattr(config, "max_position_embeddings", 512) or 512
@@ -204,8 +215,9 @@ def loading(ref: str) -> Iterator[None]:
     except UserError:
         raise
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise UserError(f"cannot load model {ref}: {type(exc).__name__}: {first}; is the checkpoint complete?") from None
+        raise UserError(
+            f"cannot load model {ref}: {type(exc).__name__}: {first_line(exc)}; is the checkpoint complete?"
+        ) from None
 
 
 def parse_layers(spec: str, n_layers: int) -> list[int]:
@@ -218,7 +230,9 @@ def parse_layers(spec: str, n_layers: int) -> list[int]:
         try:
             k = int(part)
         except ValueError:
-            raise UserError(f"--layers {spec!r}: '{part}' is not a layer number; use e.g. 11, 6,11, -2 or all") from None
+            raise UserError(
+                f"--layers {spec!r}: '{part}' is not a layer number; use e.g. 11, 6,11, -2 or all"
+            ) from None
         idx = k + n_layers + 1 if k < 0 else k
         if not 0 <= idx <= n_layers:
             raise UserError(
@@ -227,30 +241,3 @@ def parse_layers(spec: str, n_layers: int) -> list[int]:
             )
         out.add(idx)
     return sorted(out)
-
-
-def unknown_shares(tokenizer, token_ids: list[list[int]], languages: list[str]) -> dict[str, float]:
-    """Per language, the share of its non-special tokens that the tokenizer maps to the unknown token."""
-    import numpy as np
-
-    unk = getattr(tokenizer, "unk_token_id", None)
-    if unk is None or not token_ids:
-        return {}
-    lengths = np.fromiter((len(x) for x in token_ids), dtype=np.int64, count=len(token_ids))
-    flat = np.fromiter((t for seq in token_ids for t in seq), dtype=np.int64, count=int(lengths.sum()))
-    owner = np.repeat(np.arange(len(token_ids)), lengths)
-    special = np.isin(flat, [i for i in tokenizer.all_special_ids if i != unk])
-    names, codes = np.unique(np.asarray(languages, dtype=object).astype(str), return_inverse=True)
-    lang = codes[owner]
-    total = np.bincount(lang[~special], minlength=len(names))
-    unknown = np.bincount(lang[flat == unk], minlength=len(names))
-    return {str(n): float(u / t) if t else 0.0 for n, u, t in zip(names, unknown, total)}
-
-
-def check_unknown(shares: dict[str, float], allow: bool, limit: float = UNKNOWN_LIMIT) -> None:
-    """Refuse data the tokenizer cannot read (a fallback tokenizer, a wrong model) unless ALLOW."""
-    bad = {k: v for k, v in shares.items() if v > limit}
-    if bad and not allow:
-        worst = ", ".join(f"{k} {v:.0%}" for k, v in sorted(bad.items(), key=lambda kv: -kv[1])[:4])
-        raise UserError(f"the tokenizer maps too many tokens to the unknown token ({worst}; limit {limit:.0%}): it "
-                        "does not fit this data (a missing or wrong tokenizer?); pass --allow-unk to go on anyway")

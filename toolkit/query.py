@@ -17,15 +17,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from toolkit.errors import UserError
+from toolkit.errors import UserError, first_line
 from toolkit.warehouse import Warehouse
 
 NULL_MARK = "--"
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (or its type's name)."""
-    return " ".join(str(exc).strip().splitlines()[:1]) or type(exc).__name__
 
 
 def run_query(db: str | Path | None, sql: str) -> pl.DataFrame:
@@ -49,12 +44,19 @@ def execute_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
     except duckdb.Error as exc:
         text = str(exc)
         if "read-only mode" in text or "read_only" in text.lower() and "attached" in text:
-            raise UserError("refused: the warehouse is read-only here (queries cannot change it); use "
-                            "`neurons extract/load/delete` to change runs") from None
-        if "disabled by configuration" in text or "disabled through configuration" in text or (
-                "configuration" in text and "Cannot change" in text):
-            raise UserError("refused: queries may not read, write or attach files, load extensions or change "
-                            f"settings ({first_line(exc)}); export results with `neurons export`") from None
+            raise UserError(
+                "refused: the warehouse is read-only here (queries cannot change it); use "
+                "`neurons extract/load/delete` to change runs"
+            ) from None
+        if (
+            "disabled by configuration" in text
+            or "disabled through configuration" in text
+            or ("configuration" in text and "Cannot change" in text)
+        ):
+            raise UserError(
+                "refused: queries may not read, write or attach files, load extensions or change "
+                f"settings ({first_line(exc)}); export results with `neurons export`"
+            ) from None
         raise UserError(f"query failed: {first_line(exc)}") from None
 
 
@@ -89,8 +91,9 @@ def flatten_nested(df: pl.DataFrame) -> pl.DataFrame:
     """Lists and structs as JSON text, for formats that hold only scalars."""
     nested = [c for c, t in df.schema.items() if t.is_nested()]
     return df.with_columns(
-        pl.col(c).map_elements(lambda v: to_json(v.to_list() if hasattr(v, "to_list") else v, indent=None),
-                               return_dtype=pl.String)
+        pl.col(c).map_elements(
+            lambda v: to_json(v.to_list() if hasattr(v, "to_list") else v, indent=None), return_dtype=pl.String
+        )
         for c in nested
     )
 

@@ -18,8 +18,9 @@ import polars as pl
 import vl_convert
 
 from toolkit import __version__
-from toolkit.analysis import CLASSES, caveats, resolve
+from toolkit.analysis import caveats, resolve, top_variance_neurons
 from toolkit.charts import ChartOptions, build, save
+from toolkit.defaults import CLASSES, THRESHOLD
 from toolkit.export import write_table
 from toolkit.output import atomic_dir, check_writable_dir
 from toolkit.query import render
@@ -34,7 +35,10 @@ def definitions() -> dict[str, tuple[str, str]]:
     for path in sorted((sql_dir() / "views").glob("*.sql")):
         for block in path.read_text().split("\n\n"):
             lines = block.strip().splitlines()
-            head = [ln[2:].strip() for ln in lines[: next((i for i, ln in enumerate(lines) if not ln.startswith("--")), len(lines))]]
+            head = [
+                ln[2:].strip()
+                for ln in lines[: next((i for i, ln in enumerate(lines) if not ln.startswith("--")), len(lines))]
+            ]
             for m in re.finditer(r"CREATE OR REPLACE (?:VIEW|MACRO) (\w+)", block):
                 out[m.group(1)] = (" ".join(head), f"sql/views/{path.name}")
     return out
@@ -44,7 +48,7 @@ def definitions() -> dict[str, tuple[str, str]]:
 class Figure:
     key: str
     title: str
-    view: str      # the view it reads, whose definition the page quotes
+    view: str  # the view it reads, whose definition the page quotes
     chart: alt.Chart
 
 
@@ -58,39 +62,85 @@ class Table:
 
 def _figures(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bool) -> list[Figure]:
     o = ChartOptions(run=run, layer=layer, threshold=threshold, absolute=absolute)
-    labels = wh.sql("select distinct label from label_profiles where run = ? and layer = ? order by label", [run, layer])["label"]
+    labels = wh.sql(
+        "select distinct label from label_profiles where run = ? and layer = ? order by label", [run, layer]
+    )["label"]
     figs = [
-        Figure("label-variance", "Figure 1. Variance of z within each label", "label_variance", build(wh, "label-variance", o)),
-        Figure("correlation-spearman", "Figure 2. Cross-lingual Spearman correlation", "crosslingual_correlation",
-               build(wh, "correlation", o)),
-        Figure("correlation-ceiling", "Figure 2, noise ceiling. How high each Spearman could be given the noise "
-               "of its two profiles", "crosslingual_ceiling", build(wh, "ceiling", o)),
-        Figure("correlation-cosine", "Figure 2b. Cross-lingual cosine similarity", "crosslingual_correlation",
-               build(wh, "correlation", ChartOptions(**{**o.__dict__, "metric": "cosine"}))),
+        Figure(
+            "label-variance",
+            "Figure 1. Variance of z within each label",
+            "label_variance",
+            build(wh, "label-variance", o),
+        ),
+        Figure(
+            "correlation-spearman",
+            "Figure 2. Cross-lingual Spearman correlation",
+            "crosslingual_correlation",
+            build(wh, "correlation", o),
+        ),
+        Figure(
+            "correlation-ceiling",
+            "Figure 2, noise ceiling. How high each Spearman could be given the noise of its two profiles",
+            "crosslingual_ceiling",
+            build(wh, "ceiling", o),
+        ),
+        Figure(
+            "correlation-cosine",
+            "Figure 2b. Cross-lingual cosine similarity",
+            "crosslingual_correlation",
+            build(wh, "correlation", ChartOptions(**{**o.__dict__, "metric": "cosine"})),
+        ),
     ]
     for label in labels:
-        figs.append(Figure(f"profiles-{label}", f"Figure 3. Mean z per neuron for {label}", "top_neurons",
-                           build(wh, "profiles", ChartOptions(**{**o.__dict__, "label": label}))))
+        figs.append(
+            Figure(
+                f"profiles-{label}",
+                f"Figure 3. Mean z per neuron for {label}",
+                "top_neurons",
+                build(wh, "profiles", ChartOptions(**{**o.__dict__, "label": label})),
+            )
+        )
     tested = _has_significance(wh, run, layer)
     figs += [
         Figure("classes", "Neuron classes per label", "classify_neurons", build(wh, "classes", o)),
-        *([Figure("classes-null", "Neuron classes against chance (permutation null)", "class_significance",
-                  build(wh, "classes-null", o))] if tested else []),
+        *(
+            [
+                Figure(
+                    "classes-null",
+                    "Neuron classes against chance (permutation null)",
+                    "class_significance",
+                    build(wh, "classes-null", o),
+                )
+            ]
+            if tested
+            else []
+        ),
         Figure("monolingual", "Monolingual neurons per language", "count_monolingual", build(wh, "monolingual", o)),
-        Figure("variance-ranking", "Neurons ranked by between-label variance", "between_label_variance",
-               build(wh, "variance-ranking", o)),
+        Figure(
+            "variance-ranking",
+            "Neurons ranked by between-label variance",
+            "between_label_variance",
+            build(wh, "variance-ranking", o),
+        ),
     ]
     if len(wh.run_row(run)["layers"]) > 1:
         figs.append(Figure("layers", "Across layers (the layer sweep)", "summarize_layers", build(wh, "layers", o)))
     for ablation_id in _ablations(wh, run):
-        figs.append(Figure(f"ablation-{ablation_id}", f"Ablation {ablation_id}: change in macro-F1 against random controls",
-                           "ablation_summary", build(wh, "ablation", ChartOptions(run=run, ablation=ablation_id))))
+        figs.append(
+            Figure(
+                f"ablation-{ablation_id}",
+                f"Ablation {ablation_id}: change in macro-F1 against random controls",
+                "ablation_summary",
+                build(wh, "ablation", ChartOptions(run=run, ablation=ablation_id)),
+            )
+        )
     return figs
 
 
 def _ablations(wh: Warehouse, run: str) -> list[int]:
-    return wh.sql("select ablation_id from ablations where run_id = ? order by ablation_id",
-                  [wh.run_id(run)])["ablation_id"].to_list()
+    return wh.sql("select ablation_id from ablations where run_id = ? order by ablation_id", [wh.run_id(run)])[
+        "ablation_id"
+    ].to_list()
 
 
 def _has_significance(wh: Warehouse, run: str, layer: int) -> bool:
@@ -100,57 +150,137 @@ def _has_significance(wh: Warehouse, run: str, layer: int) -> bool:
 def _tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bool) -> list[Table]:
     wide = _wide(wh.class_counts(run, layer, threshold, absolute))
     tables = [
-        Table("top-variance", "Top 20 neurons by between-label variance", "between_label_variance",
-              wh.sql("select rank, neuron, variance from between_label_variance where run = ? and layer = ? and rank <= 20 "
-                     "order by rank", [run, layer])),
-        Table("language-pairs", "Cross-lingual consistency per language pair (mean over labels)", "language_pair_summary",
-              wh.language_pair_summary(run, layer).drop("run", "layer")),
-        Table("crosslingual", "Cross-lingual consistency per label and language pair", "crosslingual_correlation",
-              wh.crosslingual_correlation(run, layer).drop("run", "layer")),
-        Table("ceiling", "Noise ceilings: split-half reliabilities, ceiling and disattenuated Spearman",
-              "crosslingual_ceiling",
-              wh.sql("select label, language_a, language_b, spearman, reliability_a, reliability_b, ceiling, "
-                     "disattenuated, interpretable from crosslingual_ceiling where run = ? and layer = ? "
-                     "order by label, language_a, language_b", [run, layer])),
-        Table("classes", f"Neurons per class and label ({'|P|' if absolute else 'P'} > {threshold})", "classify_neurons", wide),
-        Table("monolingual", "Monolingual neurons per language", "count_monolingual",
-              wh.monolingual_counts(run, layer, threshold, absolute).drop("run", "layer")),
-        Table("top-neurons", "Top 5 neurons by |mean z| per language and label", "top_neurons",
-              wh.sql("select language, label, rank, neuron, mean_z from top_neurons where run = ? and layer = ? and rank <= 5 "
-                     "order by language, label, rank", [run, layer])),
+        Table(
+            "top-variance",
+            "Top 20 neurons by between-label variance",
+            "between_label_variance",
+            top_variance_neurons(wh, run, layer, 20),
+        ),
+        Table(
+            "language-pairs",
+            "Cross-lingual consistency per language pair (mean over labels)",
+            "language_pair_summary",
+            wh.language_pair_summary(run, layer).drop("run", "layer"),
+        ),
+        Table(
+            "crosslingual",
+            "Cross-lingual consistency per label and language pair",
+            "crosslingual_correlation",
+            wh.crosslingual_correlation(run, layer).drop("run", "layer"),
+        ),
+        Table(
+            "ceiling",
+            "Noise ceilings: split-half reliabilities, ceiling and disattenuated Spearman",
+            "crosslingual_ceiling",
+            wh.sql(
+                "select label, language_a, language_b, spearman, reliability_a, reliability_b, ceiling, "
+                "disattenuated, interpretable from crosslingual_ceiling where run = ? and layer = ? "
+                "order by label, language_a, language_b",
+                [run, layer],
+            ),
+        ),
+        Table(
+            "classes",
+            f"Neurons per class and label ({'|P|' if absolute else 'P'} > {threshold})",
+            "classify_neurons",
+            wide,
+        ),
+        Table(
+            "monolingual",
+            "Monolingual neurons per language",
+            "count_monolingual",
+            wh.monolingual_counts(run, layer, threshold, absolute).drop("run", "layer"),
+        ),
+        Table(
+            "top-neurons",
+            "Top 5 neurons by |mean z| per language and label",
+            "top_neurons",
+            wh.sql(
+                "select language, label, rank, neuron, mean_z from top_neurons where run = ? and layer = ? and rank <= 5 "
+                "order by language, label, rank",
+                [run, layer],
+            ),
+        ),
     ]
     if _has_significance(wh, run, layer):
         tables += [
-            Table("class-significance", "Class counts against the permutation null", "class_significance",
-                  wh.sql("select label, language, neuron_class, observed, null_mean, null_low, null_high, p_value "
-                         "from class_significance where run = ? and layer = ? order by label nulls last, language, "
-                         "neuron_class", [run, layer])),
-            Table("sensitive-neurons", "Label-sensitive neurons (permutation test of between-label variance: BH q < "
-                  "alpha, and pooled eta squared at least min_effect)", "sensitive_neurons",
-                  wh.sql("select neuron, variance, eta_squared, p_value, q_value from sensitive_neurons "
-                         "where run = ? and layer = ? order by q_value, variance desc", [run, layer])),
-            Table("sensitive-classes", "Neuron classes among the label-sensitive neurons", "count_classes",
-                  _wide(wh.class_counts(run, layer, threshold, absolute, sensitive=True))),
-            Table("pair-intervals", "Mean Spearman per language pair with basic bootstrap 95 % intervals",
-                  "correlation_intervals",
-                  wh.sql("select language_a, language_b, spearman, low, high, bias, min_cell from correlation_intervals "
-                         "where run = ? and layer = ? and label is null order by language_a, language_b", [run, layer])),
-            Table("anova", "Top 20 neurons by one-way ANOVA F across labels (pooled over languages)", "label_anova",
-                  wh.sql("select neuron, f, eta_squared, df_between, df_within, p_value from anova_significance "
-                         "where run = ? and layer = ? and language is null order by f desc nulls last limit 20",
-                         [run, layer])),
+            Table(
+                "class-significance",
+                "Class counts against the permutation null",
+                "class_significance",
+                wh.sql(
+                    "select label, language, neuron_class, observed, null_mean, null_low, null_high, p_value "
+                    "from class_significance where run = ? and layer = ? order by label nulls last, language, "
+                    "neuron_class",
+                    [run, layer],
+                ),
+            ),
+            Table(
+                "sensitive-neurons",
+                "Label-sensitive neurons (permutation test of between-label variance: BH q < "
+                "alpha, and pooled eta squared at least min_effect)",
+                "sensitive_neurons",
+                wh.sql(
+                    "select neuron, variance, eta_squared, p_value, q_value from sensitive_neurons "
+                    "where run = ? and layer = ? order by q_value, variance desc",
+                    [run, layer],
+                ),
+            ),
+            Table(
+                "sensitive-classes",
+                "Neuron classes among the label-sensitive neurons",
+                "count_classes",
+                _wide(wh.class_counts(run, layer, threshold, absolute, sensitive=True)),
+            ),
+            Table(
+                "pair-intervals",
+                "Mean Spearman per language pair with basic bootstrap 95 % intervals",
+                "correlation_intervals",
+                wh.sql(
+                    "select language_a, language_b, spearman, low, high, bias, min_cell from correlation_intervals "
+                    "where run = ? and layer = ? and label is null order by language_a, language_b",
+                    [run, layer],
+                ),
+            ),
+            Table(
+                "anova",
+                "Top 20 neurons by one-way ANOVA F across labels (pooled over languages)",
+                "label_anova",
+                wh.sql(
+                    "select neuron, f, eta_squared, df_between, df_within, p_value from anova_significance "
+                    "where run = ? and layer = ? and language is null order by f desc nulls last limit 20",
+                    [run, layer],
+                ),
+            ),
         ]
     if wh.scalar("select count(*) from evaluation where run = ?", [run]):
-        tables.append(Table("evaluation", "Accuracy and macro-F1 per language of the model's predictions", "evaluation",
-                            wh.sql("select language, n_sentences, accuracy, macro_f1, chance_high, at_chance "
-                                   "from evaluation where run = ? order by language", [run])))
+        tables.append(
+            Table(
+                "evaluation",
+                "Accuracy and macro-F1 per language of the model's predictions",
+                "evaluation",
+                wh.sql(
+                    "select language, n_sentences, accuracy, macro_f1, chance_high, at_chance "
+                    "from evaluation where run = ? order by language",
+                    [run],
+                ),
+            )
+        )
     for ablation_id in _ablations(wh, run):
-        tables.append(Table(f"ablation-{ablation_id}", f"Ablation {ablation_id}: macro-F1 per language, target set "
-                            "against random controls (rank 1 = the largest drop)", "ablation_summary",
-                            wh.sql("select language, n_sentences, baseline_macro_f1, target_macro_f1, delta_macro_f1, "
-                                   "control_mean_delta_macro_f1, control_min_delta_macro_f1, control_max_delta_macro_f1, "
-                                   "target_rank, n_controls from ablation_summary where ablation_id = ? order by language",
-                                   [ablation_id])))
+        tables.append(
+            Table(
+                f"ablation-{ablation_id}",
+                f"Ablation {ablation_id}: macro-F1 per language, target set "
+                "against random controls (rank 1 = the largest drop)",
+                "ablation_summary",
+                wh.sql(
+                    "select language, n_sentences, baseline_macro_f1, target_macro_f1, delta_macro_f1, "
+                    "control_mean_delta_macro_f1, control_min_delta_macro_f1, control_max_delta_macro_f1, "
+                    "target_rank, n_controls from ablation_summary where ablation_id = ? order by language",
+                    [ablation_id],
+                ),
+            )
+        )
     if len(wh.run_row(run)["layers"]) > 1:
         from toolkit.analysis import layer_sweep
 
@@ -229,8 +359,9 @@ thead th { border-bottom: 2px solid #999; }
 """
 
 
-def build_report(db, run: str, out: str | Path, layer: int | None = None, threshold: float = 0.5,
-                 absolute: bool = False) -> Path:
+def build_report(
+    db, run: str, out: str | Path, layer: int | None = None, threshold: float = THRESHOLD, absolute: bool = False
+) -> Path:
     """Write the report of RUN (one LAYER) into folder OUT; returns the path of index.html."""
     final = check_writable_dir(out)
     with Warehouse(db, read_only=True) as wh:
@@ -244,8 +375,9 @@ def build_report(db, run: str, out: str | Path, layer: int | None = None, thresh
     return final / "index.html"
 
 
-def _write(out: Path, run: str, rl, meta: dict, figures, tables, threshold: float, absolute: bool,
-           notes: list[str]) -> None:
+def _write(
+    out: Path, run: str, rl, meta: dict, figures, tables, threshold: float, absolute: bool, notes: list[str]
+) -> None:
     """The report's files inside folder OUT."""
     defs = definitions()
     (out / "figures").mkdir(parents=True, exist_ok=True)
@@ -255,40 +387,62 @@ def _write(out: Path, run: str, rl, meta: dict, figures, tables, threshold: floa
         save(f.chart, out / "figures" / f"{f.key}.svg")
     for t in tables:
         write_table(t.frame, out / "tables" / f"{t.key}.csv")
-        write_table(t.frame, out / "tables" / f"{t.key}.tex", caption=f"{t.title} (run {run}, layer {rl.layer}).",
-                    label=f"tab:{t.key}")
+        write_table(
+            t.frame,
+            out / "tables" / f"{t.key}.tex",
+            caption=f"{t.title} (run {run}, layer {rl.layer}).",
+            label=f"tab:{t.key}",
+        )
 
     def definition(view: str) -> str:
         text, source = defs.get(view, ("", STATISTICS_SQL))
         return f'<p class="definition">{html.escape(text)} <br><code>{source}</code>, <code>{view}</code></p>'
 
     info = {
-        "run": run, "layer": rl.layer, "model": meta["model"] or "(imported)", "data": meta["data_file"],
-        "pooling": meta["pooling"] or "-", "sentences": meta["n_sentences"], "languages": meta["n_languages"],
-        "labels": meta["n_labels"], "neurons": meta["hidden_size"],
+        "run": run,
+        "layer": rl.layer,
+        "model": meta["model"] or "(imported)",
+        "data": meta["data_file"],
+        "pooling": meta["pooling"] or "-",
+        "sentences": meta["n_sentences"],
+        "languages": meta["n_languages"],
+        "labels": meta["n_labels"],
+        "neurons": meta["hidden_size"],
         "layers stored": ", ".join(map(str, meta["layers"])),
         "threshold": f"{'|P|' if absolute else 'P'} > {threshold}",
-        "created": str(meta["created_at"])[:19], "report": datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "created": str(meta["created_at"])[:19],
+        "report": datetime.now().strftime("%Y-%m-%d %H:%M"),
         "toolkit": __version__,
     }
     meta_table = pl.DataFrame({"field": list(info), "value": [str(v) for v in info.values()]})
-    parts = [f"<h1>Neuron analysis of run <code>{html.escape(run)}</code>, layer {rl.layer}</h1>",
-             '<section hidden><h2>Problems</h2><ul id="errors"></ul></section>']
+    parts = [
+        f"<h1>Neuron analysis of run <code>{html.escape(run)}</code>, layer {rl.layer}</h1>",
+        '<section hidden><h2>Problems</h2><ul id="errors"></ul></section>',
+    ]
     if notes:
-        parts.append("<section id='caveats'><h2>What these results can claim</h2><ul>"
-                     + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul></section>")
+        parts.append(
+            "<section id='caveats'><h2>What these results can claim</h2><ul>"
+            + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+            + "</ul></section>"
+        )
     parts += ["<h2>Run</h2>", _html_table(meta_table)]
     parts.append("<h2>Figures</h2>")
     for f in figures:
-        parts.append(f"<h3>{html.escape(f.title)}</h3><div class='chart' id='chart-{f.key}'></div>{definition(f.view)}"
-                     f"<p class='files'>figures/{f.key}.png · figures/{f.key}.svg</p>")
+        parts.append(
+            f"<h3>{html.escape(f.title)}</h3><div class='chart' id='chart-{f.key}'></div>{definition(f.view)}"
+            f"<p class='files'>figures/{f.key}.png · figures/{f.key}.svg</p>"
+        )
     parts.append("<h2>Tables</h2>")
     for t in tables:
-        parts.append(f"<h3>{html.escape(t.title)}</h3>{_html_table(t.frame)}{definition(t.view)}"
-                     f"<p class='files'>tables/{t.key}.csv · tables/{t.key}.tex</p>")
-    parts.append("<h2>Definitions</h2><p>Every number above comes from a view or macro in "
-                 f"<code>{STATISTICS_SQL}</code>, stored in the warehouse file; z-scores come from "
-                 "<code>zscores</code>:</p>" + definition("zscores") + definition("label_profiles"))
+        parts.append(
+            f"<h3>{html.escape(t.title)}</h3>{_html_table(t.frame)}{definition(t.view)}"
+            f"<p class='files'>tables/{t.key}.csv · tables/{t.key}.tex</p>"
+        )
+    parts.append(
+        "<h2>Definitions</h2><p>Every number above comes from a view or macro in "
+        f"<code>{STATISTICS_SQL}</code>, stored in the warehouse file; z-scores come from "
+        "<code>zscores</code>:</p>" + definition("zscores") + definition("label_profiles")
+    )
     specs = {f.key: f.chart.to_dict() for f in figures}
     page = (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
@@ -303,7 +457,11 @@ def _write(out: Path, run: str, rl, meta: dict, figures, tables, threshold: floa
     summary = [f"# Run `{run}`, layer {rl.layer}", "", render(meta_table, "markdown")]
     for t in tables:
         summary += [f"## {t.title}", "", render(t.frame, "markdown", float_precision=3)]
-    summary += ["## Files", "", "- `index.html`: the self-contained report",
-                *[f"- `figures/{f.key}.png`, `figures/{f.key}.svg`: {f.title}" for f in figures],
-                *[f"- `tables/{t.key}.csv`, `tables/{t.key}.tex`: {t.title}" for t in tables]]
+    summary += [
+        "## Files",
+        "",
+        "- `index.html`: the self-contained report",
+        *[f"- `figures/{f.key}.png`, `figures/{f.key}.svg`: {f.title}" for f in figures],
+        *[f"- `tables/{t.key}.csv`, `tables/{t.key}.tex`: {t.title}" for t in tables],
+    ]
     (out / "summary.md").write_text("\n".join(summary) + "\n", encoding="utf-8")

@@ -12,7 +12,7 @@ their p-values.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from itertools import combinations
 
@@ -23,12 +23,10 @@ from scipy import stats
 from toolkit import __version__
 from toolkit.analysis import resolve
 from toolkit.arrow import insert_table
+from toolkit.defaults import ALPHA, BOOTSTRAPS, MIN_EFFECT, PERMUTATIONS, TESTED_CLASSES, THRESHOLD
 from toolkit.errors import UserError
 from toolkit.warehouse import Warehouse
 
-CLASS_NAMES = ("polyglot", "shared", "monolingual")
-MIN_EFFECT = 0.01
-"""Default eta squared a label-sensitive neuron needs besides q < alpha: Cohen's (1988) "small" effect."""
 BATCH_BYTES = 256 * 2**20  # memory for one batch of gathered z matrices
 
 
@@ -36,14 +34,14 @@ BATCH_BYTES = 256 * 2**20  # memory for one batch of gathered z matrices
 class Layout:
     """The layer's z matrix with sentences in contiguous language x label blocks ("cells")."""
 
-    z: np.ndarray            # [S, N] float64, rows ordered by (language, label)
-    neurons: np.ndarray      # [N] the neuron id of each column
+    z: np.ndarray  # [S, N] float64, rows ordered by (language, label)
+    neurons: np.ndarray  # [N] the neuron id of each column
     languages: list[str]
     labels: list[str]
     cell_language: np.ndarray  # [K] index into languages
-    cell_label: np.ndarray     # [K] index into labels
-    starts: np.ndarray         # [K] first row of each cell
-    counts: np.ndarray         # [K] sentences per cell
+    cell_label: np.ndarray  # [K] index into labels
+    starts: np.ndarray  # [K] first row of each cell
+    counts: np.ndarray  # [K] sentences per cell
     language_blocks: list[tuple[int, int]]  # [start, end) rows of each language
 
     @property
@@ -69,10 +67,14 @@ def make_layout(z: np.ndarray, languages, labels, neurons: np.ndarray | None = N
     lang_starts = np.flatnonzero(np.r_[True, lang_code[1:] != lang_code[:-1]])
     lang_ends = np.r_[lang_starts[1:], len(key)]
     return Layout(
-        z=z, neurons=np.arange(z.shape[1]) if neurons is None else np.asarray(neurons),
-        languages=lang_names.tolist(), labels=label_names.tolist(),
-        cell_language=lang_code[starts], cell_label=label_code[starts],
-        starts=starts.astype(np.int64), counts=counts.astype(np.int64),
+        z=z,
+        neurons=np.arange(z.shape[1]) if neurons is None else np.asarray(neurons),
+        languages=lang_names.tolist(),
+        labels=label_names.tolist(),
+        cell_language=lang_code[starts],
+        cell_label=label_code[starts],
+        starts=starts.astype(np.int64),
+        counts=counts.astype(np.int64),
         language_blocks=list(zip(lang_starts.tolist(), lang_ends.tolist())),
     )
 
@@ -92,6 +94,7 @@ def load_layout(wh: Warehouse, run: str, layer: int) -> Layout:
 
 # -- statistics over a batch of row orders [B, S] -------------------------------------------------------
 
+
 def profiles(layout: Layout, rows: np.ndarray) -> np.ndarray:
     """P[b, language, label, neuron] (NaN where the cell does not exist) for each row order in ROWS."""
     sums = np.add.reduceat(layout.z[rows], layout.starts, axis=1)  # [B, K, N]
@@ -105,15 +108,15 @@ def class_counts(layout: Layout, P: np.ndarray, threshold: float, absolute: bool
     """Counts [B, labels, 3 classes (polyglot, shared, monolingual)] and monolingual neurons [B, languages]."""
     has = layout.has
     values = np.abs(P) if absolute else P
-    active = np.nan_to_num(values, nan=-np.inf) > threshold               # [B, Lang, Lab, N]
-    n_active = active.sum(axis=1)                                          # [B, Lab, N]
-    n_lang = has.sum(axis=0)[None, :, None]                                # [1, Lab, 1]
+    active = np.nan_to_num(values, nan=-np.inf) > threshold  # [B, Lang, Lab, N]
+    n_active = active.sum(axis=1)  # [B, Lab, N]
+    n_lang = has.sum(axis=0)[None, :, None]  # [1, Lab, 1]
     polyglot = (n_active == n_lang) & (n_lang >= 2)
     mono = (n_active == 1) & ~polyglot
     shared = (n_active > 0) & ~polyglot & ~mono
     counts = np.stack([polyglot.sum(-1), shared.sum(-1), mono.sum(-1)], axis=-1)
-    mono_in = active & mono[:, None, :, :]                                 # [B, Lang, Lab, N]
-    per_language = mono_in.any(axis=2).sum(axis=-1)                        # [B, Lang]
+    mono_in = active & mono[:, None, :, :]  # [B, Lang, Lab, N]
+    per_language = mono_in.any(axis=2).sum(axis=-1)  # [B, Lang]
     return counts, per_language
 
 
@@ -142,6 +145,7 @@ def spearman_pairs(layout: Layout, P: np.ndarray) -> dict[tuple[str, str, str], 
 
 
 # -- resampling ---------------------------------------------------------------------------------------
+
 
 def permuted_rows(layout: Layout, rng: np.random.Generator, batch: int) -> np.ndarray:
     """[batch, S]: rows shuffled within each language (the labels stay in place)."""
@@ -185,19 +189,28 @@ class Significance:
     run: str
     layer: int
     settings: dict
-    counts: pl.DataFrame       # label/language, neuron_class, observed, null_mean, null_low, null_high, p_value
-    neurons: pl.DataFrame      # neuron, variance, p_value, q_value, eta_squared (pooled)
+    counts: pl.DataFrame  # label/language, neuron_class, observed, null_mean, null_low, null_high, p_value
+    neurons: pl.DataFrame  # neuron, variance, p_value, q_value, eta_squared (pooled)
     correlation: pl.DataFrame  # label (None = mean), language_a, language_b, spearman, low, high, bias, min_cell
-    anova: pl.DataFrame        # language (None = pooled), neuron, f, eta_squared, df_between, df_within, p_value
+    anova: pl.DataFrame  # language (None = pooled), neuron, f, eta_squared, df_between, df_within, p_value
     seconds: float
 
 
-def _check_observed(wh: Warehouse, run: str, layer: int, layout: Layout, counts: np.ndarray, per_language: np.ndarray,
-                    variance: np.ndarray, threshold: float, absolute: bool) -> None:
+def _check_observed(
+    wh: Warehouse,
+    run: str,
+    layer: int,
+    layout: Layout,
+    counts: np.ndarray,
+    per_language: np.ndarray,
+    variance: np.ndarray,
+    threshold: float,
+    absolute: bool,
+) -> None:
     """The array path must reproduce the SQL views on the unpermuted data."""
     sql_counts = wh.class_counts(run, layer, threshold, absolute)
     for li, label in enumerate(layout.labels):
-        for ci, cls in enumerate(CLASS_NAMES):
+        for ci, cls in enumerate(TESTED_CLASSES):
             want = sql_counts.filter((pl.col("label") == label) & (pl.col("neuron_class") == cls))["n_neurons"]
             if int(want[0]) != int(counts[li, ci]):
                 raise RuntimeError(f"permutation engine disagrees with count_classes for {label}/{cls}")
@@ -209,15 +222,36 @@ def _check_observed(wh: Warehouse, run: str, layer: int, layout: Layout, counts:
         raise RuntimeError("permutation engine disagrees with between_label_variance")
 
 
-def significance(wh: Warehouse, run: str, layer: int | None = None, permutations: int = 1000, bootstraps: int = 1000,
-                 seed: int = 0, threshold: float = 0.5, absolute: bool = False, alpha: float = 0.05,
-                 progress=None, min_effect: float = MIN_EFFECT) -> Significance:
+@dataclass(frozen=True)
+class SignificanceOptions:
+    """How to test one run and layer; checked when made, stored whole with the results."""
+
+    permutations: int = PERMUTATIONS
+    bootstraps: int = BOOTSTRAPS
+    seed: int = 0
+    threshold: float = THRESHOLD
+    absolute: bool = False
+    alpha: float = ALPHA
+    min_effect: float = MIN_EFFECT
+
+    def __post_init__(self) -> None:
+        if self.permutations < 1 or self.bootstraps < 0:
+            raise UserError("--permutations must be at least 1 and --bootstraps at least 0")
+        if not 0 < self.alpha < 1:
+            raise UserError(f"--alpha must be strictly between 0 and 1 (got {self.alpha})")
+        if not 0 <= self.min_effect < 1:
+            raise UserError(f"--min-effect must be in [0, 1) (got {self.min_effect})")
+        if not np.isfinite(self.threshold):
+            raise UserError(f"--threshold must be a finite number (got {self.threshold})")
+
+
+def significance(
+    wh: Warehouse, run: str, layer: int | None = None, options: SignificanceOptions | None = None, progress=None
+) -> Significance:
     """Permutation nulls of the class counts and of each neuron's between-label variance (BH q-values),
     bootstrap intervals of Spearman's rho, and ANOVA p-values, for one run and layer."""
-    if permutations < 1 or bootstraps < 0:
-        raise UserError("--permutations must be at least 1 and --bootstraps at least 0")
-    if not 0 < alpha < 1 or not 0 <= min_effect < 1:
-        raise UserError("--alpha must be strictly between 0 and 1 and --min-effect in [0, 1)")
+    o = options or SignificanceOptions()
+    permutations, bootstraps, seed, threshold, absolute = o.permutations, o.bootstraps, o.seed, o.threshold, o.absolute
     rl = resolve(wh, run, layer)
     start = time.perf_counter()
     layout = load_layout(wh, rl.run, rl.layer)
@@ -244,33 +278,63 @@ def significance(wh: Warehouse, run: str, layer: int | None = None, permutations
     rows = []
     p_counts = upper_p(null_counts, obs_counts[0])
     for li, label in enumerate(layout.labels):
-        for ci, cls in enumerate(CLASS_NAMES):
+        for ci, cls in enumerate(TESTED_CLASSES):
             d = null_counts[:, li, ci]
-            rows.append((label, None, cls, int(obs_counts[0, li, ci]), float(d.mean()), float(np.quantile(d, 0.025)),
-                         float(np.quantile(d, 0.975)), float(p_counts[li, ci])))
+            rows.append(
+                (
+                    label,
+                    None,
+                    cls,
+                    int(obs_counts[0, li, ci]),
+                    float(d.mean()),
+                    float(np.quantile(d, 0.025)),
+                    float(np.quantile(d, 0.975)),
+                    float(p_counts[li, ci]),
+                )
+            )
     p_mono = upper_p(null_mono, obs_mono[0])
     for i, language in enumerate(layout.languages):
         d = null_mono[:, i]
-        rows.append((None, language, "monolingual", int(obs_mono[0, i]), float(d.mean()), float(np.quantile(d, 0.025)),
-                     float(np.quantile(d, 0.975)), float(p_mono[i])))
-    counts = pl.DataFrame(rows, schema=["label", "language", "neuron_class", "observed", "null_mean", "null_low",
-                                        "null_high", "p_value"], orient="row")
+        rows.append(
+            (
+                None,
+                language,
+                "monolingual",
+                int(obs_mono[0, i]),
+                float(d.mean()),
+                float(np.quantile(d, 0.025)),
+                float(np.quantile(d, 0.975)),
+                float(p_mono[i]),
+            )
+        )
+    counts = pl.DataFrame(
+        rows,
+        schema=["label", "language", "neuron_class", "observed", "null_mean", "null_low", "null_high", "p_value"],
+        orient="row",
+    )
     p_var = upper_p(null_var, obs_var[0])
-    neurons = pl.DataFrame({"neuron": layout.neurons, "variance": obs_var[0], "p_value": p_var,
-                            "q_value": benjamini_hochberg(p_var)})
+    neurons = pl.DataFrame(
+        {"neuron": layout.neurons, "variance": obs_var[0], "p_value": p_var, "q_value": benjamini_hochberg(p_var)}
+    )
 
     correlation = correlation_intervals(layout, P_obs, rng, bootstraps, progress)
 
-    anova = wh.sql("select language, neuron, f, eta_squared, df_between, df_within from label_anova "
-                   "where run = ? and layer = ? order by language nulls first, neuron", [rl.run, rl.layer])
+    anova = wh.sql(
+        "select language, neuron, f, eta_squared, df_between, df_within from label_anova "
+        "where run = ? and layer = ? order by language nulls first, neuron",
+        [rl.run, rl.layer],
+    )
     f = anova["f"].cast(pl.Float64).fill_null(np.nan).to_numpy()
     dfs = [anova[c].cast(pl.Float64).to_numpy() for c in ("df_between", "df_within")]
     anova = anova.with_columns(pl.Series("p_value", stats.f.sf(f, *dfs)).fill_nan(None))
     pooled = anova.filter(pl.col("language").is_null()).select("neuron", pl.col("eta_squared").cast(pl.Float64))
     neurons = neurons.join(pooled, on="neuron", how="left")
-    settings = {"permutations": permutations, "bootstraps": bootstraps, "seed": seed, "threshold": threshold,
-                "absolute": absolute, "alpha": alpha, "min_effect": min_effect, "interval_method": INTERVAL_METHOD,
-                "n_sentences": layout.z.shape[0], "n_neurons": layout.z.shape[1]}
+    settings = {
+        **asdict(o),
+        "interval_method": INTERVAL_METHOD,
+        "n_sentences": layout.z.shape[0],
+        "n_neurons": layout.z.shape[1],
+    }
     return Significance(rl.run, rl.layer, settings, counts, neurons, correlation, anova, time.perf_counter() - start)
 
 
@@ -291,8 +355,9 @@ def basic_interval(draws: np.ndarray, estimate: float, level: float = 0.95) -> t
     return float(low), float(high), float(draws.mean() - estimate)
 
 
-def correlation_intervals(layout: Layout, P_obs: np.ndarray, rng: np.random.Generator, bootstraps: int,
-                          progress=None) -> pl.DataFrame:
+def correlation_intervals(
+    layout: Layout, P_obs: np.ndarray, rng: np.random.Generator, bootstraps: int, progress=None
+) -> pl.DataFrame:
     """Spearman's rho per label and language pair, and each pair's mean over labels (label None), with basic
     bootstrap 95 % intervals (sentences resampled within each language x label cell), the bootstrap bias and
     the smallest cell behind each interval."""
@@ -303,23 +368,52 @@ def correlation_intervals(layout: Layout, P_obs: np.ndarray, rng: np.random.Gene
             boot[k].append(v)
         if progress:
             progress(b)
-    size = {(layout.languages[li], layout.labels[lb]): int(n)
-            for li, lb, n in zip(layout.cell_language, layout.cell_label, layout.counts)}
+    size = {
+        (layout.languages[li], layout.labels[lb]): int(n)
+        for li, lb, n in zip(layout.cell_language, layout.cell_label, layout.counts)
+    }
     nothing = np.array([np.nan])
     rows = []
     for (label, a, b), value in sorted(obs_rho.items()):
         draws = np.concatenate(boot[(label, a, b)]) if bootstraps else nothing
-        rows.append((label, a, b, float(value[0]), *basic_interval(draws, float(value[0])),
-                     min(size[(a, label)], size[(b, label)])))
+        rows.append(
+            (
+                label,
+                a,
+                b,
+                float(value[0]),
+                *basic_interval(draws, float(value[0])),
+                min(size[(a, label)], size[(b, label)]),
+            )
+        )
     for a, b in sorted({(a, b) for _, a, b in obs_rho}):
         keys = [k for k in obs_rho if k[1:] == (a, b)]
         mean_obs = float(np.mean([obs_rho[k][0] for k in keys]))
         draws = np.mean([np.concatenate(boot[k]) for k in keys], axis=0) if bootstraps else nothing
-        rows.append((None, a, b, mean_obs, *basic_interval(draws, mean_obs),
-                     min(min(size[(a, k[0])], size[(b, k[0])]) for k in keys)))
-    return pl.DataFrame(rows, schema={"label": pl.String, "language_a": pl.String, "language_b": pl.String,
-                                      "spearman": pl.Float64, "low": pl.Float64, "high": pl.Float64,
-                                      "bias": pl.Float64, "min_cell": pl.Int32}, orient="row")
+        rows.append(
+            (
+                None,
+                a,
+                b,
+                mean_obs,
+                *basic_interval(draws, mean_obs),
+                min(min(size[(a, k[0])], size[(b, k[0])]) for k in keys),
+            )
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "label": pl.String,
+            "language_a": pl.String,
+            "language_b": pl.String,
+            "spearman": pl.Float64,
+            "low": pl.Float64,
+            "high": pl.Float64,
+            "bias": pl.Float64,
+            "min_cell": pl.Int32,
+        },
+        orient="row",
+    )
 
 
 def store(wh: Warehouse, result: Significance) -> int:
@@ -332,13 +426,37 @@ def store(wh: Warehouse, result: Significance) -> int:
         con.execute("delete from significance where run_id = ? and layer = ?", [run_id, result.layer])
         analysis_id = int(wh.scalar("select coalesce(max(analysis_id), 0) + 1 from significance"))
         s = result.settings
-        row = {"analysis_id": analysis_id, "run_id": run_id, "layer": result.layer,
-               **{k: s[k] for k in ("permutations", "bootstraps", "seed", "threshold", "absolute", "alpha",
-                                    "n_sentences", "n_neurons", "min_effect", "interval_method")},
-               "seconds": result.seconds, "created_at": datetime.now(), "toolkit_version": __version__}
-        con.execute(f"insert into significance ({', '.join(row)}) values ({', '.join('?' for _ in row)})",
-                    list(row.values()))
-        for table, frame in (("significance_counts", result.counts), ("significance_neurons", result.neurons),
-                             ("significance_correlation", result.correlation), ("significance_anova", result.anova)):
+        row = {
+            "analysis_id": analysis_id,
+            "run_id": run_id,
+            "layer": result.layer,
+            **{
+                k: s[k]
+                for k in (
+                    "permutations",
+                    "bootstraps",
+                    "seed",
+                    "threshold",
+                    "absolute",
+                    "alpha",
+                    "n_sentences",
+                    "n_neurons",
+                    "min_effect",
+                    "interval_method",
+                )
+            },
+            "seconds": result.seconds,
+            "created_at": datetime.now(),
+            "toolkit_version": __version__,
+        }
+        con.execute(
+            f"insert into significance ({', '.join(row)}) values ({', '.join('?' for _ in row)})", list(row.values())
+        )
+        for table, frame in (
+            ("significance_counts", result.counts),
+            ("significance_neurons", result.neurons),
+            ("significance_correlation", result.correlation),
+            ("significance_anova", result.anova),
+        ):
             insert_table(con, table, frame.to_arrow(), "analysis_id", analysis_id)
     return analysis_id

@@ -27,7 +27,14 @@ def train_tokenizer(texts: list[str], architecture: str = "xlm-roberta", vocab_s
     from transformers import PreTrainedTokenizerFast
 
     if architecture == "xlm-roberta":
-        cls, sep, pad, unk, mask, extra = "<s>", "</s>", "<pad>", "<unk>", "<mask>", {"bos_token": "<s>", "eos_token": "</s>"}
+        cls, sep, pad, unk, mask, extra = (
+            "<s>",
+            "</s>",
+            "<pad>",
+            "<unk>",
+            "<mask>",
+            {"bos_token": "<s>", "eos_token": "</s>"},
+        )
         special = [cls, pad, sep, unk, mask]  # ids 0..4, as in XLM-R (pad = 1)
     else:
         cls, sep, pad, unk, mask, extra = "[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]", {}
@@ -36,38 +43,76 @@ def train_tokenizer(texts: list[str], architecture: str = "xlm-roberta", vocab_s
     tok.normalizer = normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special, show_progress=False))
+    tok.train_from_iterator(
+        texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special, show_progress=False)
+    )
     tok.post_processor = processors.TemplateProcessing(
         single=f"{cls} $A {sep}",
         pair=f"{cls} $A {sep} $B:1 {sep}:1",
         special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))],
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, cls_token=cls, sep_token=sep, pad_token=pad, unk_token=unk, mask_token=mask,
-        model_max_length=max_length, **extra,
+        tokenizer_object=tok,
+        cls_token=cls,
+        sep_token=sep,
+        pad_token=pad,
+        unk_token=unk,
+        mask_token=mask,
+        model_max_length=max_length,
+        **extra,
     )
 
 
-def tiny_config(architecture: str, tokenizer, labels: list[str] | None, hidden: int = 64, layers: int = 4,
-                heads: int = 4, max_length: int = 128):
+def tiny_config(
+    architecture: str,
+    tokenizer,
+    labels: list[str] | None,
+    hidden: int = 64,
+    layers: int = 4,
+    heads: int = 4,
+    max_length: int = 128,
+):
     """A small config of ARCHITECTURE; with LABELS, a sequence classifier whose id2label is LABELS."""
     from transformers import BertConfig, DistilBertConfig, XLMRobertaConfig
 
     head = {}
     if labels:
-        head = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
-                "label2id": {l: i for i, l in enumerate(labels)}}
+        head = {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {l: i for i, l in enumerate(labels)},
+        }
     common = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id, **head}
     if architecture == "xlm-roberta":
-        return XLMRobertaConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                                intermediate_size=hidden * 2, max_position_embeddings=max_length + 2,
-                                type_vocab_size=1, bos_token_id=0, eos_token_id=2, **common)
+        return XLMRobertaConfig(
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=hidden * 2,
+            max_position_embeddings=max_length + 2,
+            type_vocab_size=1,
+            bos_token_id=0,
+            eos_token_id=2,
+            **common,
+        )
     if architecture == "bert":
-        return BertConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                          intermediate_size=hidden * 2, max_position_embeddings=max_length, **common)
+        return BertConfig(
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=hidden * 2,
+            max_position_embeddings=max_length,
+            **common,
+        )
     if architecture == "distilbert":
-        return DistilBertConfig(dim=hidden, n_layers=layers, n_heads=heads, hidden_dim=hidden * 2,
-                                max_position_embeddings=max_length, **common)
+        return DistilBertConfig(
+            dim=hidden,
+            n_layers=layers,
+            n_heads=heads,
+            hidden_dim=hidden * 2,
+            max_position_embeddings=max_length,
+            **common,
+        )
     raise ValueError(f"unknown architecture {architecture}; use one of {ARCHITECTURES}")
 
 

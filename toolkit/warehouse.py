@@ -21,7 +21,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from toolkit.errors import UserError
+from toolkit.defaults import THRESHOLD
+from toolkit.errors import UserError, first_line
 
 DEFAULT_DB = Path("warehouse") / "activations.duckdb"
 
@@ -69,8 +70,10 @@ def _is_lock_error(exc: BaseException) -> bool:
 def _lock_message(path: Path, exc: BaseException, waited: float) -> str:
     pid = re.search(r"PID (\d+)", str(exc))
     who = f" (process {pid.group(1)})" if pid else ""
-    return (f"database {path} is locked by another process{who} (waited {waited:.0f} s); wait for it to finish "
-            "or close it, or use another --db")
+    return (
+        f"database {path} is locked by another process{who} (waited {waited:.0f} s); wait for it to finish "
+        "or close it, or use another --db"
+    )
 
 
 def with_lock_retry(path: Path, opener, wait: float | None = None):
@@ -93,7 +96,7 @@ def with_lock_retry(path: Path, opener, wait: float | None = None):
 
 
 def _open_error(path: Path, exc: BaseException) -> UserError:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = first_line(exc)
     if isinstance(exc, duckdb.IOException):
         return UserError(f"cannot open database {path}: {first}")
     return UserError(f"cannot open database {path}: {first}; is it a DuckDB file?")
@@ -137,8 +140,9 @@ def check_db_path(path: Path, create: bool) -> None:
     if path.is_dir():
         raise UserError(f"--db {path} is a folder; pass a database file, e.g. {path / 'activations.duckdb'}")
     if not path.exists() and not create:
-        raise UserError(f"database {path} does not exist; check --db, or create it with `neurons extract` "
-                        "or `neurons load`")
+        raise UserError(
+            f"database {path} does not exist; check --db, or create it with `neurons extract` or `neurons load`"
+        )
 
 
 def validate_run_name(name: str) -> None:
@@ -157,8 +161,13 @@ def validate_run_name(name: str) -> None:
 class Warehouse:
     """A connection to one warehouse file, read-write (schema applied) or read-only."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, read_only: bool = False, create: bool = True,
-                 lock_wait: float | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        read_only: bool = False,
+        create: bool = True,
+        lock_wait: float | None = None,
+    ):
         """Open PATH. Read-only opens are sandboxed (see `_connect`) and never change the file: a file without
         the warehouse schema, or with an older one, is refused. Read-write opens apply pending migrations to
         a warehouse; only with CREATE may they make a new one (a missing or empty file). A DuckDB file of
@@ -177,8 +186,10 @@ class Warehouse:
             self._check_version()
             if read_only:
                 if not self._up_to_date():
-                    raise UserError(f"database {self.path} was made by an older version of neurons; run "
-                                    f"`neurons --db {self.path} upgrade` once to migrate it")
+                    raise UserError(
+                        f"database {self.path} was made by an older version of neurons; run "
+                        f"`neurons --db {self.path} upgrade` once to migrate it"
+                    )
             else:
                 self._migrate()
         except BaseException:
@@ -216,8 +227,10 @@ class Warehouse:
             )
 
     def _up_to_date(self) -> bool:
-        return (int(self._stored("schema_version") or 0) == schema_version_of_package()
-                and self._stored("views_sha256") == _views_digest())
+        return (
+            int(self._stored("schema_version") or 0) == schema_version_of_package()
+            and self._stored("views_sha256") == _views_digest()
+        )
 
     def _migrate(self) -> None:
         """Apply pending migrations and changed views in one transaction (no change when up to date)."""
@@ -242,9 +255,7 @@ class Warehouse:
                 for (run_id,) in self.con.execute("select run_id from runs where status = 'complete'").fetchall():
                     self.materialize(run_id)
             for key, value in (("schema_version", str(schema_version_of_package())), ("views_sha256", digest)):
-                self.con.execute(
-                    "insert or replace into warehouse_meta values (?, ?)", [key, value]
-                )
+                self.con.execute("insert or replace into warehouse_meta values (?, ?)", [key, value])
 
     def upgrade(self) -> tuple[int, int]:
         """(schema version before, after) of an explicit `neurons upgrade` (the migration ran in __init__)."""
@@ -397,25 +408,38 @@ class Warehouse:
     def _macro(self, call: str, order: str, run: str, layer: int, params: list) -> pl.DataFrame:
         return self.sql(f"select * from {call} where run = ? and layer = ? order by {order}", [*params, run, layer])
 
-    def neuron_classes(self, run: str, layer: int, threshold: float = 0.5, absolute: bool = False) -> pl.DataFrame:
+    def neuron_classes(
+        self, run: str, layer: int, threshold: float = THRESHOLD, absolute: bool = False
+    ) -> pl.DataFrame:
         """Definition 6 at any threshold (P > threshold, or |P| > threshold with ABSOLUTE)."""
         return self._macro("classify_neurons(?, absolute := ?)", "label, neuron", run, layer, [threshold, absolute])
 
-    def class_counts(self, run: str, layer: int, threshold: float = 0.5, absolute: bool = False,
-                     sensitive: bool = False) -> pl.DataFrame:
+    def class_counts(
+        self, run: str, layer: int, threshold: float = THRESHOLD, absolute: bool = False, sensitive: bool = False
+    ) -> pl.DataFrame:
         """Neurons per class and label, with their share (among label-sensitive neurons with SENSITIVE)."""
-        return self._macro("count_classes(?, absolute := ?, sensitive := ?)", "label, neuron_class", run, layer,
-                           [threshold, absolute, sensitive])
+        return self._macro(
+            "count_classes(?, absolute := ?, sensitive := ?)",
+            "label, neuron_class",
+            run,
+            layer,
+            [threshold, absolute, sensitive],
+        )
 
     def sensitive_counts(self, run: str, layer: int) -> dict[str, int]:
         """Neurons tested, those with q < alpha alone, and the label-sensitive ones (q and effect size), from
         the view `neuron_significance` of the stored analysis."""
-        row = self.sql("select count(*) as n_neurons, count(*) filter (where q_significant) as q_significant, "
-                       "count(*) filter (where sensitive) as sensitive from neuron_significance "
-                       "where run = ? and layer = ?", [run, layer]).row(0, named=True)
+        row = self.sql(
+            "select count(*) as n_neurons, count(*) filter (where q_significant) as q_significant, "
+            "count(*) filter (where sensitive) as sensitive from neuron_significance "
+            "where run = ? and layer = ?",
+            [run, layer],
+        ).row(0, named=True)
         return {k: int(v or 0) for k, v in row.items()}
 
-    def monolingual_counts(self, run: str, layer: int, threshold: float = 0.5, absolute: bool = False) -> pl.DataFrame:
+    def monolingual_counts(
+        self, run: str, layer: int, threshold: float = THRESHOLD, absolute: bool = False
+    ) -> pl.DataFrame:
         """Distinct neurons monolingual in each language for at least one label."""
         return self._macro("count_monolingual(?, absolute := ?)", "language", run, layer, [threshold, absolute])
 

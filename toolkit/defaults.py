@@ -1,0 +1,22 @@
+"""The defaults of the study, each defined once: the CLI options, the library's keyword arguments and the
+report all take them from here (the SQL views at the paper's threshold say 0.5 in their own text)."""
+
+from __future__ import annotations
+
+THRESHOLD = 0.5
+"""Definition 6: a neuron is active for a language and label when its profile P exceeds this (the paper's)."""
+
+ALPHA = 0.05
+"""Benjamini-Hochberg q-value below which a neuron's label sensitivity is significant (definition 10)."""
+
+MIN_EFFECT = 0.01
+"""Pooled eta squared a label-sensitive neuron needs besides q < ALPHA: Cohen's (1988) "small" effect."""
+
+PERMUTATIONS = 1000
+BOOTSTRAPS = 1000
+
+CLASSES = ("polyglot", "shared", "monolingual", "inactive")
+"""Definition 6's classes, in the order tables and charts show them."""
+
+TESTED_CLASSES = CLASSES[:3]
+"""The classes whose counts are tested against the permutation null (inactive is the remainder)."""

@@ -1,0 +1,69 @@
+"""Tokens: tokenizing a dataset for a model, planning length-sorted batches, padding them, and checking that
+the tokenizer can read the data. Extraction, ablation and fine-tuning all use these."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from toolkit.errors import UserError
+
+UNKNOWN_LIMIT = 0.05
+"""Largest share of a language's (non-special) tokens that may be unknown before the data is refused."""
+
+
+def tokenize(loaded, texts: list[str], max_length: int) -> tuple[list[list[int]], np.ndarray]:
+    """Token ids of each text for LOADED (a `toolkit.models.LoadedModel`) (special tokens added, cut at MAX_LENGTH) and which texts were cut."""
+    tok = loaded.tokenizer
+    ids = tok(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    cut = np.fromiter((len(x) > max_length for x in ids), dtype=bool, count=len(ids))
+    if cut.any():
+        where = np.flatnonzero(cut)
+        redo = tok([texts[i] for i in where], add_special_tokens=True, truncation=True, max_length=max_length)
+        for i, seq in zip(where, redo["input_ids"]):
+            ids[i] = seq
+    return ids, cut
+
+
+def batch_plan(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Row positions grouped into batches, longest first (stable), so padding is minimal."""
+    order = np.argsort(-lengths, kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded input ids and attention mask."""
+    width = max(len(s) for s in seqs)
+    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(seqs), width), dtype=np.int64)
+    for r, s in enumerate(seqs):
+        ids[r, : len(s)] = s
+        mask[r, : len(s)] = 1
+    return torch.from_numpy(ids), torch.from_numpy(mask)
+
+
+def unknown_shares(tokenizer, token_ids: list[list[int]], languages: list[str]) -> dict[str, float]:
+    """Per language, the share of its non-special tokens that the tokenizer maps to the unknown token."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None or not token_ids:
+        return {}
+    lengths = np.fromiter((len(x) for x in token_ids), dtype=np.int64, count=len(token_ids))
+    flat = np.fromiter((t for seq in token_ids for t in seq), dtype=np.int64, count=int(lengths.sum()))
+    owner = np.repeat(np.arange(len(token_ids)), lengths)
+    special = np.isin(flat, [i for i in tokenizer.all_special_ids if i != unk])
+    names, codes = np.unique(np.asarray(languages, dtype=object).astype(str), return_inverse=True)
+    lang = codes[owner]
+    total = np.bincount(lang[~special], minlength=len(names))
+    unknown = np.bincount(lang[flat == unk], minlength=len(names))
+    return {str(n): float(u / t) if t else 0.0 for n, u, t in zip(names, unknown, total)}
+
+
+def check_unknown(shares: dict[str, float], allow: bool, limit: float = UNKNOWN_LIMIT) -> None:
+    """Refuse data the tokenizer cannot read (a fallback tokenizer, a wrong model) unless ALLOW."""
+    bad = {k: v for k, v in shares.items() if v > limit}
+    if bad and not allow:
+        worst = ", ".join(f"{k} {v:.0%}" for k, v in sorted(bad.items(), key=lambda kv: -kv[1])[:4])
+        raise UserError(
+            f"the tokenizer maps too many tokens to the unknown token ({worst}; limit {limit:.0%}): it "
+            "does not fit this data (a missing or wrong tokenizer?); pass --allow-unk to go on anyway"
+        )
