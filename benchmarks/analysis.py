@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from toolkit.arrow import activation_table, insert_table
+from toolkit.arrow import activation_table, insert_table, neuron_table
 from toolkit.warehouse import Warehouse
 
 LANGS = ["ar", "ja", "nl", "sl"]
@@ -65,12 +65,13 @@ def build(db: Path, n: int, layers: int, hidden: int) -> None:
             "run_id",
             1,
         )
+        insert_table(con, "layer_neurons", neuron_table(list(range(layers)), hidden), "run_id", 1)
     offsets = rng.normal(0, 3, size=(len(LANGS), layers, hidden)).astype(np.float32)
     for lo in range(0, n, 500):
         ids = np.arange(lo, min(lo + 500, n), dtype=np.uint32)
         vals = rng.standard_normal((len(ids), layers, hidden), dtype=np.float32) + offsets[ids % len(LANGS)]
         with wh.transaction() as con:
-            insert_table(con, "activations", activation_table(ids, list(range(layers)), vals), "run_id", 1)
+            insert_table(con, "activation_vectors", activation_table(ids, list(range(layers)), vals), "run_id", 1)
     wh.con.execute("update runs set status = 'complete'")
     wh.close()
 
@@ -126,6 +127,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=13)
     ap.add_argument("--neurons", type=int, default=768)
     ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--json", action="store_true", help="One JSON object instead of the table (benchmarks/scaling.py).")
     args = ap.parse_args()
     if args.measure:
         print(json.dumps(measure(args.measure, args.layers)))
@@ -145,6 +147,9 @@ def main() -> None:
         m = json.loads(child.stdout.strip().splitlines()[-1])
         size = db.stat().st_size
     n = m["n_values"]
+    if args.json:
+        print(json.dumps({**m, "write_seconds": built, "bytes_per_value": size / n}))
+        return
     print(
         f"{n:,} values ({args.sentences:,} sentences x {args.layers} layers x {args.neurons} neurons); "
         f"written in {built:.1f} s ({n / built / 1e6:.1f} M values/s), {size / n:.2f} bytes per value on disk"

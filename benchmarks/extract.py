@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from toolkit.arrow import activation_table, insert_table
+from toolkit.arrow import activation_table, insert_table, neuron_table
 from toolkit.datasets import read_dataset
 from toolkit.demo import sample_path
 from toolkit.extract import ExtractOptions, extract
@@ -95,10 +95,12 @@ def ingest(workdir: Path, n_sentences: int = 2000, layers: int = 13, hidden: int
     wh = Warehouse(db)
     ids = np.arange(n_sentences, dtype=np.uint32)
     start = time.perf_counter()
+    with wh.transaction() as con:
+        insert_table(con, "layer_neurons", neuron_table(list(range(layers)), hidden), "run_id", 1)
     for lo in range(0, n_sentences, 500):
         table = activation_table(ids[lo : lo + 500], list(range(layers)), values[lo : lo + 500])
         with wh.transaction() as con:
-            insert_table(con, "activations", table, "run_id", 1)
+            insert_table(con, "activation_vectors", table, "run_id", 1)
     seconds = time.perf_counter() - start
     wh.con.execute("checkpoint")
     wh.close()

@@ -61,8 +61,8 @@ WRITES = [
     "copy (pivot runs on name using count(*)) to '{d}/x.csv'",
     "copy (select 1) to '{d}/x.parquet' (format parquet)",
     "explain analyze copy (select * from runs) to '{d}/other.duckdb'",
-    "explain analyze delete from activations where layer = 1",
-    "delete from activations",
+    "explain analyze delete from activation_vectors where layer = 1",
+    "delete from activation_vectors",
     "with x as (select 1) delete from runs",
     "create table t as select 1",
     "insert into runs select * from runs",
@@ -116,7 +116,7 @@ def test_ablate_query_runs_read_only(db, neurons, checkpoint, tmp_path, sample):
         "1",
         "--quiet",
         "--query",
-        "explain analyze delete from activations where layer = 1",
+        "explain analyze delete from activation_vectors where layer = 1",
     )
     assert_one_line_error(r, "refused")
     assert fingerprint(db.parent) == before

@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from toolkit import __version__
-from toolkit.arrow import activation_table, insert_run_rows
+from toolkit.arrow import activation_table, insert_run_rows, insert_table, neuron_table
 from toolkit.datasets import Dataset
 from toolkit.errors import UserError
 from toolkit.models import LoadedModel, load_config, load_model, parse_layers, truncated
@@ -216,6 +216,7 @@ def extract(
                         "toolkit_version": __version__,
                     }
                 )
+                insert_table(wh.con, "layer_neurons", neuron_table(layers, loaded.hidden_size), "run_id", run_id)
     created = not (existing is not None and resume)
     todo = [(i, b) for i, b in enumerate(plan) if not done.issuperset(sentence_ids[b].tolist())]
     n_done_before = len(done)

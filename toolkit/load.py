@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from toolkit import __version__
-from toolkit.arrow import insert_run_rows
+from toolkit.arrow import insert_run_rows, insert_table, neuron_table
 from toolkit.datasets import (
     file_rows,
     file_sha256,
@@ -153,7 +153,16 @@ def load_long(db: str | Path | None, path: str | Path, run: str, replace: bool =
         .select("sentence_id", "source_id", "text", "language", "label")
         .sort("sentence_id")
     )
-    activations = long.select("sentence_id", "layer", "neuron", "value").sort("layer", "neuron", "sentence_id")
+    vectors = (
+        long.select("sentence_id", "layer", "neuron", "value")
+        .sort("layer", "sentence_id", "neuron")
+        .group_by("layer", "sentence_id", maintain_order=True)
+        .agg(pl.col("value").alias("vector"))
+        .select("sentence_id", "layer", "vector")
+    )
+    neurons = {
+        int(k[0]): g["neuron"].sort().to_numpy() for k, g in long.select("layer", "neuron").unique().group_by("layer")
+    }
     layers = sorted(long["layer"].unique().to_list())
     hidden = int(long.group_by("layer").agg(pl.col("neuron").max())["neuron"].max()) + 1
     digest = file_sha256(path)
@@ -187,6 +196,7 @@ def load_long(db: str | Path | None, path: str | Path, run: str, replace: bool =
                     "toolkit_version": __version__,
                 }
             )
-            insert_run_rows(con, run_id, sentences.to_arrow(), activations.to_arrow())
+            insert_table(con, "layer_neurons", neuron_table(layers, neurons), "run_id", run_id)
+            insert_run_rows(con, run_id, sentences.to_arrow(), vectors.to_arrow())
             wh.materialize(run_id)
-    return {"n_sentences": sentences.height, "layers": layers, "hidden_size": hidden, "n_values": activations.height}
+    return {"n_sentences": sentences.height, "layers": layers, "hidden_size": hidden, "n_values": long.height}

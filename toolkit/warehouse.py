@@ -326,7 +326,7 @@ class Warehouse:
         ids = "select analysis_id from significance where run_id = ?"
         for table in ("significance_counts", "significance_neurons", "significance_correlation", "significance_anova"):
             self.con.execute(f"delete from {table} where analysis_id in ({ids})", [run_id])
-        for table in ("significance", "activations", "sentences", "moments", "runs"):
+        for table in ("significance", "activation_vectors", "layer_neurons", "sentences", "moments", "runs"):
             self.con.execute(f"delete from {table} where run_id = ?", [run_id])
 
     def runs(self) -> pl.DataFrame:

@@ -1,3 +1,11 @@
+-- One row per run, sentence, layer and neuron, unnested from the compact `activation_vectors` (the two lists
+-- of a row are unnested side by side). Every statistic reads activations through this view; a filter on
+-- run_id or layer reaches the table scan.
+CREATE OR REPLACE VIEW activations AS
+SELECT v.run_id, v.sentence_id, v.layer, unnest(n.neurons) AS neuron, unnest(v.vector) AS value
+FROM activation_vectors AS v
+JOIN layer_neurons AS n USING (run_id, layer);
+
 -- The logical long format (README, "The warehouse"; paper Section 2.2): one row per sentence, layer and
 -- neuron with the sentence's language and label. Only complete runs are shown.
 CREATE OR REPLACE VIEW activations_long AS
