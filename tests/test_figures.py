@@ -59,10 +59,14 @@ def marks(spec: dict) -> set[str]:
 def test_every_chart_draws_every_row_at_paper_size(paper_sized):
     with Warehouse(paper_sized, read_only=True) as wh:
         o = ChartOptions(run="paper", layer=11)
+        tops = wh.sql(
+            "select count(distinct neuron) from top_neurons where run = 'paper' and layer = 11 "
+            "and label = 'sadness' and rank <= 5"
+        ).item()
         expected = {
             "label-variance": 6 * 768,
             "correlation": 6 * 6,
-            "profiles": 4 * 768,
+            "profiles": 4 * tops,  # every language's value for the union of the languages' top 5 neurons
             "classes": 6 * 4,
             "monolingual": 4,
             "variance-ranking": 768,
@@ -77,11 +81,14 @@ def test_every_chart_draws_every_row_at_paper_size(paper_sized):
         assert spec["layer"][1]["encoding"]["text"]["field"] == "text"
         cells = next(iter(spec["datasets"].values()))
         assert all(c["text"] == f"{c['value']:.2f}" for c in cells)  # annotated with the value (no intervals yet)
-        assert marks(build(wh, "label-variance", o).to_dict()) == {"bar", "point", "text"}
+        assert marks(build(wh, "label-variance", o).to_dict()) == {"area", "point"}  # top neurons named in headers
         prof = build(wh, "profiles", ChartOptions(run="paper", layer=11, label="joy")).to_dict()
-        assert marks(prof) == {"line", "point"} and prof["layer"][0]["encoding"]["color"]["field"] == "language"
+        assert marks(prof) == {"rect", "text"}
+        color = prof["layer"][0]["encoding"]["color"]
+        assert color["field"] == "mean_z" and color["scale"]["domainMid"] == 0  # diverging, centred on 0
+        assert spec["layer"][0]["encoding"]["color"]["scale"]["domainMid"] == 0  # Figure 2 too
         data = next(iter(prof["datasets"].values()))
-        assert sum(r["is_top"] for r in data) == 4 * 5  # five top neurons per language
+        assert sum(r["is_top"] for r in data) == 4 * 5  # five top neurons per language, outlined
         assert {r["language"] for r in data} == set(syn.LANGS)
         cls = build(wh, "classes", o).to_dict()
         assert cls["encoding"]["color"]["scale"]["domain"] == ["polyglot", "shared", "monolingual", "inactive"]
@@ -142,11 +149,13 @@ def test_chart_bad_input(tmp_path, paper_sized, neurons):
 
 
 def test_latex_is_booktabs_and_escaped():
-    df = pl.DataFrame({"pair_name": ["ar_nl", "50% & #1", "a{b}"], "rho": [0.123456, -1.0, None], "n": [1, 2, 3]})
+    df = pl.DataFrame(
+        {"pair_%": ["ar_nl", "50% & #1", "a{b}"], "rho": [0.123456, -1.0, None], "n_sentences": [1, 2, 3]}
+    )
     tex = to_latex(df, caption="Spearman's rho, 100% & more", label="tab:rho", precision=2)
     lines = tex.splitlines()
     assert lines[:4] == ["\\begin{table}[ht]", "\\centering", "\\begin{tabular}{lrr}", "\\toprule"]
-    assert lines[4] == r"pair\_name & rho & n \\" and lines[5] == "\\midrule"
+    assert lines[4] == r"pair \% & rho & sentences \\" and lines[5] == "\\midrule"  # names for readers, escaped
     assert lines[6] == r"ar\_nl & 0.12 & 1 \\"
     assert lines[7] == r"50\% \& \#1 & -1.00 & 2 \\"
     assert lines[8] == r"a\{b\} & -- & 3 \\"
@@ -174,9 +183,7 @@ def test_export_round_trips(tmp_path, paper_sized, neurons):
     md = tmp_path / "t.md"
     neurons("--db", paper_sized, "export", "language_pair_summary", "--run", "paper", "--out", md, "--precision", "2")
     lines = md.read_text().splitlines()
-    assert (
-        lines[0].replace(" ", "").startswith("|run|layer|language_a|language_b|mean_spearman|") and len(lines) == 2 + 6
-    )
+    assert lines[0].startswith("| run   | layer | language a | language b | mean Spearman |") and len(lines) == 2 + 6
     tex = tmp_path / "t.tex"
     r = neurons(
         "--db",
@@ -237,6 +244,13 @@ def test_report_renders_in_a_real_browser(tmp_path, paper_sized):
     assert n_charts == 13  # Figures 1, 2 (+ ceiling, cosine), 3 for 6 labels, classes, monolingual, ranking
     assert re.search(r'data-rendered="(\d+)"', dom).group(1) == str(n_charts)
     assert "data-failed" not in dom and '<ul id="errors"></ul>' in dom
+    # no two visible text marks of any figure overlap (the page measures every text box once drawn)
+    body = re.search(r"<body[^>]*>", dom).group(0)
+    assert "data-overlaps" not in body, body
+    toc = dom.split('<nav id="toc">', 1)[1].split("</nav>", 1)[0]
+    for anchor in re.findall(r'href="#([\w-]+)"', toc):
+        assert f'id="{anchor}"' in dom, anchor
+    assert all(p.stat().st_size < 1_000_000 for p in (tmp_path / "rep" / "figures").glob("*.png"))
     for key in re.findall(r"id=\"chart-([\w-]+)\"", dom):
         block = dom.split(f'id="chart-{key}"', 1)[1].split("</div>", 1)[0]
         assert "<svg" in block and ("<path" in block or "<rect" in block), key
@@ -278,3 +292,64 @@ def render_in_chromium(index, tmp_path) -> str:
         text=True,
         timeout=180,
     ).stdout
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Chromium is not installed on this machine")
+def test_explorer_opens_a_card_from_the_address(tmp_path, paper_sized):
+    """index.html#neuron=11:N opens neuron N's card with its rank, profile and sentences from the warehouse."""
+    assert CHROMIUM, "CI must install Chromium (see .ci/run)"
+    index = build_report(paper_sized, "paper", tmp_path / "rep")
+    with Warehouse(paper_sized, read_only=True) as wh:
+        rank = wh.sql("select neuron, rank from between_label_variance where run = 'paper' and layer = 11 and rank = 3")
+        neuron = int(rank["neuron"][0])
+        joy_ar = wh.sql(
+            "select mean_z from label_profiles where run = 'paper' and layer = 11 and neuron = ? "
+            "and language = 'ar' and label = 'joy'",
+            [neuron],
+        ).item()
+        best = wh.sql(
+            "select text from top_sentences where run = 'paper' and layer = 11 and neuron = ? and language = 'nl' "
+            "and rank = 1",
+            [neuron],
+        ).item()
+    dom = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=60000",
+            "--dump-dom",
+            index.as_uri() + f"#neuron=11:{neuron}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    ).stdout
+    card = dom.split('id="neuron-card"', 1)[1].split("</section>", 1)[0]
+    assert f'data-neuron="{neuron}"' in card and f"Neuron {neuron} (layer 11" in card
+    assert "rank 3 of 768" in card
+    row = card.split("<td>joy</td>", 1)[1].split("</tr>", 1)[0]
+    assert f">{joy_ar:.2f}<" in row  # the first language column is ar
+    assert best in card
+    other = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            f"--user-data-dir={tmp_path / 'profile2'}",
+            "--virtual-time-budget=60000",
+            "--dump-dom",
+            index.as_uri() + "#neuron=4:1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    ).stdout
+    assert "covers layer 11, not layer 4" in other

@@ -24,7 +24,9 @@ alt.data_transformers.disable_max_rows()
 
 CLASS_COLORS = {"polyglot": "#1b9e77", "shared": "#7570b3", "monolingual": "#d95f02", "inactive": "#bdbdbd"}
 FONT = "Liberation Sans, Helvetica, Arial, sans-serif"
-WIDTH = 560
+PNG_LIMIT = 1_000_000  # bytes; a larger PNG is drawn again at 1x
+WIDTH = 900
+"""Width of a figure's plotting area in px: the report's column is about 1,000 px wide."""
 
 
 def theme() -> dict:
@@ -86,22 +88,35 @@ def label_variance(wh: Warehouse, o: ChartOptions) -> alt.Chart:
             f"run '{o.run}' has no label {', '.join(unknown)} (labels: {', '.join(_labels(wh, o.run, layer))})"
         )
     df = wh.sql(
-        """select label, neuron, variance,
-                  row_number() over (partition by label order by variance desc, neuron) <= ? as is_top
-           from label_variance where run = ? and layer = ? and list_contains(?, label) order by label, neuron""",
-        [o.top, o.run, layer, labels],
+        """with v as (
+               select label, neuron, variance,
+                      row_number() over (partition by label order by variance desc, neuron) as rank
+               from label_variance where run = ? and layer = ? and list_contains(?, label))
+           select v.label, v.neuron, v.variance, v.rank <= ? as is_top,
+                  v.label || '   top: ' || t.tops as panel
+           from v join (select label, string_agg(neuron::varchar, ', ' order by rank) as tops
+                        from v where rank <= ? group by label) as t using (label)
+           order by v.label, v.neuron""",
+        [o.run, layer, labels, o.top, o.top],
     )
     base = alt.Chart(df).encode(
         x=alt.X("neuron:Q", title="neuron", scale=alt.Scale(nice=False)), y=alt.Y("variance:Q", title="variance of z")
     )
-    bars = base.mark_bar(color="#4c78a8", width=1)
+    bars = base.mark_area(color="#6b9bc9", interpolate="step")
     tops = base.transform_filter("datum.is_top").mark_point(color="#d62728", filled=True, size=30)
-    text = base.transform_filter("datum.is_top").mark_text(dy=-8, fontSize=9, color="#d62728").encode(text="neuron:Q")
     return (
-        alt.layer(bars, tops, text)
-        .properties(width=WIDTH, height=110)
-        .facet(row=alt.Row("label:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")))
-        .properties(title=_title(f"Variance of each neuron's z within a label (top {o.top} marked)", o, layer))
+        alt.layer(bars, tops)
+        .properties(width=WIDTH, height=90)
+        .facet(
+            row=alt.Row(
+                "panel:N",
+                title=None,
+                header=alt.Header(
+                    labelAngle=0, labelAlign="left", labelAnchor="start", labelOrient="top", labelFontSize=12
+                ),
+            )
+        )
+        .properties(title=_title(f"Variance of each neuron's z within a label (red: the top {o.top})", o, layer))
     )
 
 
@@ -171,31 +186,50 @@ def _pair_heatmap(df: pl.DataFrame, value_title: str, scale: alt.Scale, title) -
 
 
 def label_profiles(wh: Warehouse, o: ChartOptions) -> alt.Chart:
-    """Figure 3: mean z of every neuron for one label, a line per language, each language's top neurons marked."""
+    """Figure 3: for one label, the mean z of each language's top neurons (by |mean z|), as a language x neuron
+    heatmap on a diverging scale centred on 0; a language's own top neurons are outlined, and every cell
+    gives its value."""
     layer = resolve(wh, o.run, o.layer).layer
     labels = _labels(wh, o.run, layer)
     label = o.label or ("sadness" if "sadness" in labels else labels[0])
     if label not in labels:
         raise UserError(f"run '{o.run}' has no label {label} (labels: {', '.join(labels)})")
     df = wh.sql(
-        """select p.language, p.neuron, p.mean_z, t.rank <= ? as is_top
-           from label_profiles p join top_neurons t using (run, layer, language, label, neuron)
-           where p.run = ? and p.layer = ? and p.label = ? order by p.language, p.neuron""",
-        [o.top, o.run, layer, label],
+        """with chosen as (select distinct neuron from top_neurons
+                           where run = ? and layer = ? and label = ? and rank <= ?)
+           select t.language, t.neuron, t.mean_z, t.rank <= ? as is_top, printf('%.1f', t.mean_z) as text
+           from top_neurons t join chosen using (neuron)
+           where t.run = ? and t.layer = ? and t.label = ? order by t.language, t.neuron""",
+        [o.run, layer, label, o.top, o.top, o.run, layer, label],
     )
+    extent = max(1.0, float(df["mean_z"].abs().max() or 0.0)) if df.height else 1.0
     base = alt.Chart(df).encode(
-        x=alt.X("neuron:Q", scale=alt.Scale(nice=False)),
-        y=alt.Y("mean_z:Q", title="mean z"),
-        color=alt.Color("language:N", title="language"),
+        x=alt.X("neuron:O", title="neuron (the union of each language's top neurons)", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("language:N", title=None),
     )
-    lines = base.mark_line(strokeWidth=1, opacity=0.8)
-    tops = base.transform_filter("datum.is_top").mark_point(filled=True, size=45, stroke="black", strokeWidth=0.5)
-    return (
-        alt.layer(lines, tops)
-        .properties(width=WIDTH, height=220)
-        .properties(
-            title=_title(f"Mean z per neuron for {label}, by language (top {o.top} |z| per language marked)", o, layer)
-        )
+    cells = base.mark_rect().encode(
+        color=alt.Color(
+            "mean_z:Q",
+            title="mean z",
+            scale=alt.Scale(scheme="redblue", domain=[-extent, extent], domainMid=0, reverse=True),
+        ),
+        tooltip=["language", "neuron", alt.Tooltip("mean_z:Q", format=".3f"), "is_top"],
+    )
+    outline = base.transform_filter("datum.is_top").mark_rect(fill=None, stroke="black", strokeWidth=1.5)
+    text = base.mark_text(fontSize=10).encode(
+        text="text:N",
+        color=alt.condition(f"abs(datum.mean_z) > {0.55 * extent}", alt.value("white"), alt.value("black")),
+    )
+    n = max(df["neuron"].n_unique(), 1)
+    return alt.layer(cells, outline, text).properties(
+        width=min(max(30 * n, 300), WIDTH + 100),
+        height=alt.Step(26),
+        title=_title(
+            f"Mean z of the top {o.top} neurons (|mean z|) per language for {label}; outlined: that "
+            "language's own top neurons",
+            o,
+            layer,
+        ),
     )
 
 
@@ -209,8 +243,8 @@ def class_distribution(wh: Warehouse, o: ChartOptions) -> alt.Chart:
         alt.Chart(df)
         .mark_bar()
         .encode(
-            x=alt.X("label:N", title=None, axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("n_neurons:Q", title="neurons", stack="zero"),
+            y=alt.Y("label:N", title=None),
+            x=alt.X("n_neurons:Q", title="neurons", stack="zero"),
             color=alt.Color(
                 "neuron_class:N",
                 title="class",
@@ -222,8 +256,8 @@ def class_distribution(wh: Warehouse, o: ChartOptions) -> alt.Chart:
         )
         .transform_calculate(class_order=f"indexof({order}, datum.neuron_class)")
         .properties(
-            width=max(70 * df["label"].n_unique(), 240),
-            height=220,
+            width=WIDTH - 200,
+            height=alt.Step(24),
             title=_title(f"Neuron classes per label ({rule} > {o.threshold})", o, layer),
         )
     )
@@ -285,13 +319,13 @@ def classes_null(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     if not df.height:
         raise UserError(f"no significance results for run '{o.run}', layer {layer}; run `neurons significance` first")
     order = [c for c in CLASSES if c != "inactive"]
-    base = alt.Chart(df).encode(x=alt.X("label:N", title=None, axis=alt.Axis(labelAngle=0)))
+    base = alt.Chart(df).encode(y=alt.Y("label:N", title=None))
     band = base.mark_rule(strokeWidth=6, opacity=0.35, color="#888888").encode(
-        y=alt.Y("null_low:Q", title="neurons"), y2="null_high:Q"
+        x=alt.X("null_low:Q", title="neurons"), x2="null_high:Q"
     )
-    null_mean = base.mark_tick(color="#555555", thickness=1, size=14).encode(y="null_mean:Q")
+    null_mean = base.mark_tick(color="#555555", thickness=1, size=14).encode(x="null_mean:Q")
     observed = base.mark_point(filled=True, size=60).encode(
-        y="observed:Q",
+        x="observed:Q",
         color=alt.Color(
             "neuron_class:N",
             title="class",
@@ -309,7 +343,7 @@ def classes_null(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     )
     return (
         alt.layer(band, null_mean, observed, data=df)
-        .properties(width=max(44 * df["label"].n_unique(), 160), height=170)
+        .properties(width=250, height=alt.Step(22))
         .facet(column=alt.Column("neuron_class:N", title=None, sort=order))
         .properties(
             title=_title("Class counts against chance (grey: permutation null, 95 % interval and mean)", o, layer)
@@ -345,7 +379,7 @@ def layer_sweep(wh: Warehouse, o: ChartOptions) -> alt.Chart:
                 ),
             ),
         )
-        .properties(width=260, height=200, title="Neuron classes")
+        .properties(width=380, height=220, title="Neuron classes")
     )
     right = (
         alt.Chart(pairs)
@@ -355,7 +389,7 @@ def layer_sweep(wh: Warehouse, o: ChartOptions) -> alt.Chart:
             y=alt.Y("value:Q", title="mean Spearman over labels", scale=alt.Scale(zero=False)),
             color=alt.Color("series:N", title="pair"),
         )
-        .properties(width=260, height=200, title="Cross-lingual consistency")
+        .properties(width=380, height=220, title="Cross-lingual consistency")
     )
     return (
         alt.hconcat(left, right)
@@ -417,7 +451,7 @@ CHARTS: dict[str, tuple[Callable[[Warehouse, ChartOptions], alt.Chart], str]] = 
     "label-variance": (label_variance, "Figure 1: variance of z within each label, every neuron"),
     "correlation": (crosslingual_heatmap, "Figure 2: cross-lingual Spearman (or --metric cosine) heatmap"),
     "ceiling": (ceiling_heatmap, "noise ceiling and disattenuated Spearman per label and pair"),
-    "profiles": (label_profiles, "Figure 3: mean z per neuron for one label, a line per language"),
+    "profiles": (label_profiles, "Figure 3: mean z of each language's top neurons for one label, a heatmap"),
     "classes": (class_distribution, "neuron classes per label, stacked"),
     "monolingual": (monolingual_counts, "monolingual neurons per language"),
     "variance-ranking": (variance_ranking, "between-label variance, neurons in rank order"),
@@ -436,14 +470,16 @@ def build(wh: Warehouse, name: str, options: ChartOptions) -> alt.Chart:
 
 
 def save(chart: alt.Chart, out: str | Path) -> Path:
-    """Write CHART as PNG (2x scale), SVG, PDF or self-contained HTML, chosen by OUT's extension."""
+    """Write CHART as PNG (1.5x scale), SVG, PDF or self-contained HTML, chosen by OUT's extension."""
     out = Path(out)
     if out.suffix.lower() not in FORMATS:
         raise UserError(f"--out {out}: unsupported extension '{out.suffix}'; use one of {', '.join(FORMATS)}")
     suffix = out.suffix.lower()
     with atomic_file(out) as tmp:
         if suffix == ".png":
-            chart.save(str(tmp), format="png", scale_factor=2)
+            chart.save(str(tmp), format="png", scale_factor=1.5)
+            if tmp.stat().st_size > PNG_LIMIT:  # a dense figure (thousands of neurons): keep the file small
+                chart.save(str(tmp), format="png", scale_factor=1.0)
         elif suffix == ".html":
             chart.save(str(tmp), format="html", inline=True)
         else:

@@ -511,7 +511,7 @@ def chart(
     label-variance    Figure 1: variance of z within each label, every neuron
     correlation       Figure 2: cross-lingual Spearman (or cosine) heatmap
     ceiling           beside Figure 2: noise ceiling and disattenuated Spearman
-    profiles          Figure 3: mean z per neuron for one label, a line per language
+    profiles          Figure 3: mean z of each language's top neurons for one label (heatmap)
     classes           neuron classes per label, stacked
     monolingual       monolingual neurons per language
     variance-ranking  between-label variance in rank order
@@ -911,6 +911,47 @@ def ablate(
 
 
 @cli.command()
+@click.argument("neuron", type=int)
+@click.option("--run", required=True, help="Run to look in.")
+@click.option("--layer", type=int, default=None, help="Layer (default: the penultimate stored layer).")
+@click.option(
+    "--sentences",
+    type=int,
+    default=5,
+    show_default=True,
+    callback=at_least(0),
+    help="Most and least activating sentences shown per language.",
+)
+@threshold_option("Threshold of the neuron classes.")
+@click.option("--abs", "absolute", is_flag=True, help="Classify on |mean z|.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+@pass_ctx
+@handled
+def neuron(
+    ctx: Context,
+    neuron: int,
+    run: str,
+    layer: int | None,
+    sentences: int,
+    threshold: float,
+    absolute: bool,
+    as_json: bool,
+) -> None:
+    """One neuron's card: its label x language profile, class per label, variance rank, significance,
+    ablations that held it, and the sentences that activate it most and least in each language."""
+    from toolkit.explorer import card_text, cards_json, neuron_cards
+    from toolkit.query import render, to_json
+    from toolkit.warehouse import Warehouse
+
+    with Warehouse(ctx.db, read_only=True) as wh:
+        cards = neuron_cards(wh, run, layer, [neuron], sentences, threshold, absolute)
+    if as_json:
+        click.echo(to_json(cards_json(cards)))
+    else:
+        click.echo(card_text(cards, neuron, render), nl=False)
+
+
+@cli.command()
 @pass_ctx
 @handled
 def upgrade(ctx: Context) -> None:
@@ -920,7 +961,12 @@ def upgrade(ctx: Context) -> None:
 
     with Warehouse(ctx.db, create=False) as wh:
         before, after = wh.upgrade()
-    changed = "already up to date" if before == after and not wh.migrated else f"upgraded (schema {before} -> {after})"
+    if not wh.migrated:
+        changed = "already up to date"
+    elif before == after:
+        changed = f"upgraded (schema {after}, views refreshed)"
+    else:
+        changed = f"upgraded (schema {before} -> {after})"
     click.echo(f"{ctx.db}: {changed}")
 
 
@@ -956,6 +1002,7 @@ SHORT_HELP = {
     "ablate": "Ablate neurons inside the model against random controls.",
     "demo": "Run the whole workflow on the bundled sample with a tiny model.",
     "upgrade": "Migrate a warehouse made by an older version.",
+    "neuron": "One neuron's card: profile, classes, significance, sentences.",
 }
 for _name, _text in SHORT_HELP.items():
     cli.commands[_name].short_help = _text

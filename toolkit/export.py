@@ -28,6 +28,44 @@ LATEX_SPECIAL = {
 }
 
 
+HUMAN_NAMES = {
+    "n_sentences": "sentences",
+    "n_neurons": "neurons",
+    "n_labels": "labels",
+    "n_languages": "languages",
+    "macro_f1": "macro-F1",
+    "mean_z": "mean z",
+    "eta_squared": "eta²",
+    "p_value": "p",
+    "q_value": "q",
+    "language_a": "language a",
+    "language_b": "language b",
+    "neuron_class": "class",
+    "mean_spearman": "mean Spearman",
+    "mean_cosine": "mean cosine",
+    "spearman": "Spearman",
+    "cosine": "cosine",
+    "chance_high": "chance bound",
+    "at_chance": "at chance",
+    "min_cell": "smallest cell",
+    "null_mean": "null mean",
+    "null_low": "null 2.5 %",
+    "null_high": "null 97.5 %",
+    "df_between": "df between",
+    "df_within": "df within",
+    "delta_macro_f1": "change in macro-F1",
+    "target_rank": "rank of target",
+    "n_controls": "controls",
+    "reliability_a": "reliability a",
+    "reliability_b": "reliability b",
+}
+
+
+def human_names(columns: list[str]) -> list[str]:
+    """Column names for readers (tables in papers and the report): HUMAN_NAMES, else underscores as spaces."""
+    return [HUMAN_NAMES.get(c, c.replace("_", " ")) for c in columns]
+
+
 def latex_escape(text: str) -> str:
     return "".join(LATEX_SPECIAL.get(ch, ch) for ch in text)
 
@@ -49,7 +87,7 @@ def to_latex(df: pl.DataFrame, caption: str | None = None, label: str | None = N
         "\\centering",
         f"\\begin{{tabular}}{{{align}}}",
         "\\toprule",
-        " & ".join(latex_escape(c) for c in df.columns) + " \\\\",
+        " & ".join(latex_escape(c) for c in human_names(df.columns)) + " \\\\",
         "\\midrule",
     ]
     dtypes = df.dtypes
@@ -81,7 +119,8 @@ def write_table(
         elif suffix == ".json":
             tmp.write_text(render(df, "json"), encoding="utf-8")
         elif suffix == ".md":
-            tmp.write_text(render(df, "markdown", float_precision=precision), encoding="utf-8")
+            named = df.rename(dict(zip(df.columns, human_names(df.columns))))
+            tmp.write_text(render(named, "markdown", float_precision=precision), encoding="utf-8")
         else:
             tmp.write_text(to_latex(df, caption, label, precision), encoding="utf-8")
     return out

@@ -31,6 +31,18 @@ def write_error(path: Path, exc: OSError) -> UserError:
     return UserError(f"cannot write {path}: {_reason(exc)}")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish(path: Path, folder: bool = False) -> None:
+    """Give a file or folder made by mkstemp/mkdtemp (private to the owner) the permissions a plainly created one
+    would have."""
+    path.chmod((0o777 if folder else 0o666) & ~_umask())
+
+
 def _existing_ancestor(path: Path) -> Path:
     p = path.absolute()
     while not p.exists() and p != p.parent:
@@ -79,6 +91,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _publish(tmp_path)
         os.replace(tmp_path, path)
     except OSError as exc:
         raise write_error(path, exc) from None
@@ -100,6 +113,7 @@ def atomic_dir(folder: str | Path) -> Iterator[Path]:
     old = None
     try:
         yield tmp
+        _publish(tmp, folder=True)
         if folder.exists():
             old = folder.parent / f"{tmp.name}.old"
             os.replace(folder, old)

@@ -21,12 +21,15 @@ from toolkit import __version__
 from toolkit.analysis import caveats, resolve, top_variance_neurons
 from toolkit.charts import ChartOptions, build, save
 from toolkit.defaults import CLASSES, THRESHOLD
-from toolkit.export import write_table
+from toolkit.explorer import cards_json, neuron_cards
+from toolkit.export import human_names, write_table
 from toolkit.output import atomic_dir, check_writable_dir
-from toolkit.query import render
+from toolkit.query import NULL_MARK, json_value, render
 from toolkit.warehouse import Warehouse, sql_dir
 
 STATISTICS_SQL = "sql/views/010_statistics.sql"
+COLLAPSE_ROWS = 15  # longer tables are folded (<details>); every table is also a CSV file beside the page
+EXPLORER_SENTENCES = 5  # most and least activating sentences per language on a neuron's card
 
 
 def definitions() -> dict[str, tuple[str, str]]:
@@ -58,6 +61,7 @@ class Table:
     title: str
     view: str
     frame: pl.DataFrame
+    per_layer: bool = True  # False: the table does not depend on the layer (model accuracy, ablations)
 
 
 def _figures(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bool) -> list[Figure]:
@@ -95,7 +99,7 @@ def _figures(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bo
         figs.append(
             Figure(
                 f"profiles-{label}",
-                f"Figure 3. Mean z per neuron for {label}",
+                f"Figure 3. Mean z of the top neurons for {label}",
                 "top_neurons",
                 build(wh, "profiles", ChartOptions(**{**o.__dict__, "label": label})),
             )
@@ -264,6 +268,7 @@ def _tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: boo
                     "from evaluation where run = ? order by language",
                     [run],
                 ),
+                per_layer=False,
             )
         )
     for ablation_id in _ablations(wh, run):
@@ -276,9 +281,11 @@ def _tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: boo
                 wh.sql(
                     "select language, n_sentences, baseline_macro_f1, target_macro_f1, delta_macro_f1, "
                     "control_mean_delta_macro_f1, control_min_delta_macro_f1, control_max_delta_macro_f1, "
-                    "target_rank, n_controls from ablation_summary where ablation_id = ? order by language",
+                    "baseline_accuracy, target_accuracy, target_rank, n_controls from ablation_summary "
+                    "where ablation_id = ? order by language",
                     [ablation_id],
                 ),
+                per_layer=False,
             )
         )
     if len(wh.run_row(run)["layers"]) > 1:
@@ -296,13 +303,18 @@ def _wide(counts: pl.DataFrame) -> pl.DataFrame:
 
 
 def _html_table(df: pl.DataFrame, precision: int = 3) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in df.columns)
+    """DF as an HTML table: human column names, numbers right-aligned at PRECISION decimals, undefined as --."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in human_names(df.columns))
     rows = []
     for row in df.iter_rows():
         cells = []
         for v in row:
-            if isinstance(v, float):
+            if isinstance(v, float) and math.isfinite(v):
                 cells.append(f'<td class="num">{v:.{precision}f}</td>')
+            elif isinstance(v, float) or v is None:
+                cells.append(f'<td class="num">{NULL_MARK}</td>')
+            elif isinstance(v, bool):
+                cells.append(f"<td{' class=flag' if v else ''}>{'yes' if v else 'no'}</td>")
             elif isinstance(v, int):
                 cells.append(f'<td class="num">{v}</td>')
             else:
@@ -311,20 +323,114 @@ def _html_table(df: pl.DataFrame, precision: int = 3) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _finite(obj):
-    """OBJ with NaN and infinities as None: JSON has no NaN (an undefined correlation draws as a gap)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def _json_for_script(obj) -> str:
-    return json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
+    return json.dumps(json_value(obj), ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
 
+
+EXPLORER_HTML = """
+<section id='explorer'><h2>Neuron explorer</h2>
+<p>Every neuron of this layer: its mean z per label and language, its class per label, its between-label variance
+rank, its significance and the sentences that activate it most and least in each language. Type a neuron
+number, or pick one of the top-variance neurons. The page address (<code>index.html#neuron=LAYER:NEURON</code>)
+opens a card, so a card can be linked from a paper. The same card in a terminal:
+<code>neurons neuron N --run RUN --layer LAYER</code>.</p>
+<p><input id='neuron-search' type='search' placeholder='neuron, e.g. 12' aria-label='neuron'>
+<span id='quick'></span></p>
+<div id='neuron-card'></div>
+</section>
+"""
+
+EXPLORER_JS = """
+(function () {
+  var ex = JSON.parse(document.getElementById('explorer-data').textContent);
+  var card = document.getElementById('neuron-card');
+  var search = document.getElementById('neuron-search');
+  function el(tag, text, cls) {
+    var e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  }
+  function num(v, d) { return (v === null || v === undefined) ? '--' : Number(v).toFixed(d); }
+  function shade(z) {  // diverging: blue below 0, white at 0, red above, saturating at |z| = 1
+    if (z === null) return '#ffffff';
+    var t = Math.min(Math.abs(z), 1), c = Math.round(255 * (1 - 0.75 * t));
+    return z >= 0 ? 'rgb(255,' + c + ',' + c + ')' : 'rgb(' + c + ',' + c + ',255)';
+  }
+  function table(head, rows) {
+    var t = el('table'), h = el('tr');
+    head.forEach(function (x) { h.appendChild(el('th', x)); });
+    var th = el('thead'); th.appendChild(h); t.appendChild(th);
+    var tb = el('tbody'); rows.forEach(function (r) { tb.appendChild(r); }); t.appendChild(tb);
+    return t;
+  }
+  function show(n) {
+    card.innerHTML = '';
+    var d = ex.neurons[String(n)];
+    card.dataset.neuron = String(n);
+    if (!d) { card.appendChild(el('p', 'Layer ' + ex.layer + ' has no neuron ' + n + '.')); return; }
+    card.appendChild(el('h3', 'Neuron ' + n + ' (layer ' + ex.layer + ', run ' + ex.run + ')'));
+    var s = d.significance, facts = 'between-label variance ' + num(d.variance, 4) + ', rank ' + d.rank + ' of ' + ex.n_neurons;
+    if (s) facts += '; q ' + num(s.q_value, 4) + ', eta squared ' + num(s.eta_squared, 4) + (s.sensitive ? ', label-sensitive' : ', not label-sensitive');
+    card.appendChild(el('p', facts, 'facts'));
+    var langs = [], labels = [], z = {};
+    d.profile.forEach(function (r) {
+      if (labels.indexOf(r[0]) < 0) labels.push(r[0]);
+      if (langs.indexOf(r[1]) < 0) langs.push(r[1]);
+      z[r[0] + '|' + r[1]] = r[2];
+    });
+    langs.sort(); labels.sort();
+    var cls = {}; d.classes.forEach(function (r) { cls[r[0]] = r[1] + (r[2] ? ' (' + r[2] + ')' : ''); });
+    card.appendChild(el('p', 'Mean z per label and language, and the neuron\u2019s class for the label:'));
+    card.appendChild(table(['label'].concat(langs, ['class']), labels.map(function (l) {
+      var tr = el('tr'); tr.appendChild(el('td', l));
+      langs.forEach(function (g) {
+        var v = z[l + '|' + g], td = el('td', num(v === undefined ? null : v, 2), 'cell');
+        td.style.background = shade(v === undefined ? null : v); tr.appendChild(td);
+      });
+      tr.appendChild(el('td', cls[l] || '')); return tr;
+    })));
+    if (d.ablations.length) {
+      card.appendChild(el('p', 'Ablations whose target set holds this neuron (change in macro-F1; rank 1 = the largest drop):'));
+      card.appendChild(table(['ablation', 'mode', 'target size', 'language', 'change in macro-F1', 'rank'], d.ablations.map(function (a) {
+        var tr = el('tr');
+        [a.ablation_id, a.mode + ' at ' + a.positions, a.target_size, a.language, num(a.delta_macro_f1, 3),
+         a.target_rank + ' of ' + (a.n_controls + 1)].forEach(function (v) { tr.appendChild(el('td', v)); });
+        return tr;
+      })));
+    }
+    card.appendChild(el('p', 'Sentences that activate it most (rank 1, 2, ...) and least (rank -1, -2, ...) per language:'));
+    var st = table(['language', 'rank', 'label', 'activation', 'sentence'], d.sentences.map(function (r) {
+      var tr = el('tr');
+      [r[0], r[1], r[3], num(r[4], 3)].forEach(function (v) { tr.appendChild(el('td', v)); });
+      tr.appendChild(el('td', ex.texts[String(r[2])], 'text')); return tr;
+    }));
+    st.className = 'sentences'; card.appendChild(st);
+  }
+  function fromHash() {
+    var m = location.hash.match(/neuron=(?:(\\d+):)?(\\d+)/);
+    if (!m) return;
+    if (m[1] !== undefined && Number(m[1]) !== ex.layer) {
+      card.innerHTML = ''; card.appendChild(el('p', 'This report covers layer ' + ex.layer + ', not layer ' + m[1] + '.'));
+      return;
+    }
+    show(Number(m[2])); search.value = m[2];
+    document.getElementById('explorer').scrollIntoView();
+  }
+  function go() {
+    var m = String(search.value).trim().match(/^(?:(\\d+):)?(\\d+)$/);
+    if (m) location.hash = 'neuron=' + ex.layer + ':' + m[2];
+  }
+  search.addEventListener('change', go);
+  search.addEventListener('keydown', function (e) { if (e.key === 'Enter') go(); });
+  var quick = document.getElementById('quick');
+  quick.appendChild(document.createTextNode('top variance: '));
+  Object.keys(ex.neurons).sort(function (a, b) { return ex.neurons[a].rank - ex.neurons[b].rank; }).slice(0, 10)
+    .forEach(function (n) { var a = el('a', n); a.href = '#neuron=' + ex.layer + ':' + n; quick.appendChild(a); });
+  window.addEventListener('hashchange', fromHash);
+  fromHash();
+})();
+"""
 
 PAGE_JS = """
 (function () {
@@ -338,23 +444,62 @@ PAGE_JS = """
   console.error = function () { report(Array.prototype.join.call(arguments, ' ')); consoleError.apply(console, arguments); };
   window.addEventListener('unhandledrejection', function (e) { report(e.reason); });
   var specs = JSON.parse(document.getElementById('specs').textContent);
+  function visible(node) {
+    for (var n = node; n && n.nodeType === 1; n = n.parentNode) {
+      var st = getComputedStyle(n);
+      if (st.display === 'none' || st.visibility === 'hidden' || Number(st.opacity) === 0) return false;
+    }
+    return true;
+  }
+  function overlaps(key) {  // text marks whose boxes intersect: listed in data-overlaps (should stay empty)
+    var boxes = [];
+    document.querySelectorAll('#chart-' + key + ' svg text').forEach(function (t) {
+      if (!t.textContent.trim() || !visible(t)) return;
+      var r = t.getBoundingClientRect();
+      if (r.width > 0 && r.height > 0) boxes.push([r, t.textContent]);
+    });
+    var found = [];
+    for (var i = 0; i < boxes.length; i++) for (var j = i + 1; j < boxes.length; j++) {
+      var a = boxes[i][0], b = boxes[j][0];
+      var w = Math.min(a.right, b.right) - Math.max(a.left, b.left), h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+      if (w > 1 && h > 1) found.push(key + ': ' + boxes[i][1] + ' / ' + boxes[j][1]);
+    }
+    if (found.length) document.body.dataset.overlaps = (document.body.dataset.overlaps ? document.body.dataset.overlaps + ' | ' : '') + found.join(' | ');
+  }
   var done = 0;
   Object.keys(specs).forEach(function (key) {
     vegaEmbed('#chart-' + key, specs[key], {renderer: 'svg', actions: false})
-      .then(function () { done += 1; document.body.dataset.rendered = String(done); })
+      .then(function () {
+        overlaps(key); done += 1; document.body.dataset.rendered = String(done);
+        var target = /neuron=/.test(location.hash) && document.getElementById('explorer');
+        if (target && done === Object.keys(specs).length) target.scrollIntoView();  // charts above moved it
+      })
       .catch(function (err) { report(key + ': ' + err); });
   });
 })();
 """
 
 CSS = """
-body { font-family: 'Liberation Sans', Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+body { font-family: 'Liberation Sans', Helvetica, Arial, sans-serif; max-width: 1240px; margin: 2em auto; padding: 0 1.5em;
+       color: #222; font-size: 15px; line-height: 1.45; }
 h1 { font-weight: normal; } h2 { font-weight: normal; border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
-table { border-collapse: collapse; margin: .5em 0 1em; font-size: 13px; }
-th, td { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+h3 { margin-top: 1.6em; }
+table { border-collapse: collapse; margin: .5em 0 1em; font-size: 14px; }
+th, td { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; } td.flag { color: #b00; font-weight: bold; }
 thead th { border-bottom: 2px solid #999; }
+.chart { overflow-x: auto; max-width: 100%; }
 .definition { color: #555; font-size: 13px; background: #f7f7f7; padding: .5em .8em; border-left: 3px solid #bbb; }
-.files { font-size: 13px; color: #555; } code { font-size: 12px; }
+.files { font-size: 13px; color: #555; } code { font-size: 13px; }
+.caveats { background: #fff8e6; border-left: 4px solid #e0a800; padding: .2em 1em .5em; }
+.caveats h2 { border: none; margin-top: .6em; }
+nav#toc ul { margin: .2em 0; } nav#toc > ul > li { margin: .15em 0; } nav#toc ul ul { font-size: 13px; columns: 2; }
+details summary { cursor: pointer; color: #3366aa; margin: .3em 0; }
+#neuron-search { font-size: 15px; padding: 4px 8px; width: 16em; }
+#quick a { margin-right: .6em; }
+#neuron-card { margin-top: 1em; }
+#neuron-card .cell { text-align: right; font-variant-numeric: tabular-nums; min-width: 3.5em; }
+#neuron-card .sentences td.text { max-width: 60em; }
 #problems { color: #a00; }
 """
 
@@ -370,13 +515,23 @@ def build_report(
         figures = _figures(wh, rl.run, rl.layer, threshold, absolute)
         tables = _tables(wh, rl.run, rl.layer, threshold, absolute)
         notes = caveats(wh, rl.run, rl.layer)
+        explorer = cards_json(neuron_cards(wh, rl.run, rl.layer, None, EXPLORER_SENTENCES, threshold, absolute))
     with atomic_dir(final) as out:
-        _write(out, run, rl, meta, figures, tables, threshold, absolute, notes)
+        _write(out, run, rl, meta, figures, tables, threshold, absolute, notes, explorer)
     return final / "index.html"
 
 
 def _write(
-    out: Path, run: str, rl, meta: dict, figures, tables, threshold: float, absolute: bool, notes: list[str]
+    out: Path,
+    run: str,
+    rl,
+    meta: dict,
+    figures,
+    tables,
+    threshold: float,
+    absolute: bool,
+    notes: list[str],
+    explorer: dict,
 ) -> None:
     """The report's files inside folder OUT."""
     defs = definitions()
@@ -390,7 +545,7 @@ def _write(
         write_table(
             t.frame,
             out / "tables" / f"{t.key}.tex",
-            caption=f"{t.title} (run {run}, layer {rl.layer}).",
+            caption=f"{t.title} (run {run}{f', layer {rl.layer}' if t.per_layer else ''}).",
             label=f"tab:{t.key}",
         )
 
@@ -415,33 +570,69 @@ def _write(
         "toolkit": __version__,
     }
     meta_table = pl.DataFrame({"field": list(info), "value": [str(v) for v in info.values()]})
+    accuracy = next((t for t in tables if t.key == "evaluation"), None)
+    rest = [t for t in tables if t is not accuracy]
+
+    def table_block(t: Table) -> str:
+        links = f"<a href='tables/{t.key}.csv'>CSV</a> · <a href='tables/{t.key}.tex'>LaTeX</a>"
+        body = _html_table(t.frame)
+        if t.frame.height > COLLAPSE_ROWS:
+            body = f"<details><summary>{t.frame.height} rows (show)</summary>{body}</details>"
+        return (
+            f"<h3 id='table-{t.key}'>{html.escape(t.title)}</h3>{body}{definition(t.view)}<p class='files'>{links}</p>"
+        )
+
+    toc = [("caveats", "What these results can claim")] if notes else []
+    toc += [("accuracy", "Model accuracy")] if accuracy else []
+    toc += [
+        ("run", "Run"),
+        ("figures", "Figures"),
+        ("explorer", "Neuron explorer"),
+        ("tables", "Tables"),
+        ("definitions", "Definitions"),
+    ]
+    sub = {
+        "figures": [(f"figure-{f.key}", f.title) for f in figures],
+        "tables": [(f"table-{t.key}", t.title) for t in rest],
+    }
+    nav = "".join(
+        f"<li><a href='#{k}'>{html.escape(v)}</a>"
+        + (
+            "<ul>" + "".join(f"<li><a href='#{a}'>{html.escape(b)}</a></li>" for a, b in sub[k]) + "</ul>"
+            if k in sub
+            else ""
+        )
+        + "</li>"
+        for k, v in toc
+    )
     parts = [
         f"<h1>Neuron analysis of run <code>{html.escape(run)}</code>, layer {rl.layer}</h1>",
         '<section hidden><h2>Problems</h2><ul id="errors"></ul></section>',
+        f"<nav id='toc'><h2>Contents</h2><ul>{nav}</ul></nav>",
     ]
     if notes:
         parts.append(
-            "<section id='caveats'><h2>What these results can claim</h2><ul>"
+            "<section id='caveats' class='caveats'><h2>What these results can claim</h2><ul>"
             + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
             + "</ul></section>"
         )
-    parts += ["<h2>Run</h2>", _html_table(meta_table)]
-    parts.append("<h2>Figures</h2>")
+    if accuracy:
+        parts.append(f"<section id='accuracy'><h2>Model accuracy</h2>{table_block(accuracy)}</section>")
+    parts += ["<h2 id='run'>Run</h2>", _html_table(meta_table)]
+    parts.append("<h2 id='figures'>Figures</h2>")
     for f in figures:
         parts.append(
-            f"<h3>{html.escape(f.title)}</h3><div class='chart' id='chart-{f.key}'></div>{definition(f.view)}"
-            f"<p class='files'>figures/{f.key}.png · figures/{f.key}.svg</p>"
+            f"<h3 id='figure-{f.key}'>{html.escape(f.title)}</h3><div class='chart' id='chart-{f.key}'></div>"
+            f"{definition(f.view)}<p class='files'><a href='figures/{f.key}.png'>PNG</a> · "
+            f"<a href='figures/{f.key}.svg'>SVG</a></p>"
         )
-    parts.append("<h2>Tables</h2>")
-    for t in tables:
-        parts.append(
-            f"<h3>{html.escape(t.title)}</h3>{_html_table(t.frame)}{definition(t.view)}"
-            f"<p class='files'>tables/{t.key}.csv · tables/{t.key}.tex</p>"
-        )
+    parts.append(EXPLORER_HTML)
+    parts.append("<h2 id='tables'>Tables</h2>")
+    parts += [table_block(t) for t in rest]
     parts.append(
-        "<h2>Definitions</h2><p>Every number above comes from a view or macro in "
-        f"<code>{STATISTICS_SQL}</code>, stored in the warehouse file; z-scores come from "
-        "<code>zscores</code>:</p>" + definition("zscores") + definition("label_profiles")
+        "<h2 id='definitions'>Definitions</h2><p>Every number above comes from a view or macro in "
+        "<code>sql/views/</code>, stored in the warehouse file (the full list: <code>docs/definitions.md</code>); "
+        "z-scores come from <code>zscores</code>:</p>" + definition("zscores") + definition("label_profiles")
     )
     specs = {f.key: f.chart.to_dict() for f in figures}
     page = (
@@ -450,7 +641,8 @@ def _write(
         f"<script>{vl_convert.javascript_bundle()}</script></head><body data-charts='{len(figures)}' data-rendered='0'>"
         + "\n".join(parts)
         + f"<script type='application/json' id='specs'>{_json_for_script(specs)}</script>"
-        + f"<script>{PAGE_JS}</script></body></html>"
+        + f"<script type='application/json' id='explorer-data'>{_json_for_script(explorer)}</script>"
+        + f"<script>{PAGE_JS}</script><script>{EXPLORER_JS}</script></body></html>"
     )
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")

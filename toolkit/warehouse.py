@@ -102,6 +102,12 @@ def _open_error(path: Path, exc: BaseException) -> UserError:
     return UserError(f"cannot open database {path}: {first}; is it a DuckDB file?")
 
 
+ROW_GROUP_ROWS = 2048
+"""Rows per row group of the tables written here. A row of `activation_vectors` holds a whole layer (hundreds of
+values), and every commit of a long job rewrites its table's last, partly filled row group: small row groups
+keep that rewrite, and the space it frees, small."""
+
+
 def _connect(path: Path, read_only: bool, lock_wait: float | None = None) -> duckdb.DuckDBPyConnection:
     """A read-write connection to PATH, or for READ_ONLY a sandbox: an in-memory session with PATH attached
     read-only as the default catalog, file system access disabled and the configuration locked, so that no
@@ -109,7 +115,14 @@ def _connect(path: Path, read_only: bool, lock_wait: float | None = None) -> duc
     change the warehouse or write, read or attach any other file. Temporary tables live in memory."""
 
     def rw() -> duckdb.DuckDBPyConnection:
-        return duckdb.connect(str(path), read_only=False)
+        con = duckdb.connect(":memory:")
+        try:
+            con.execute(f"attach {_quote(str(path))} as warehouse (row_group_size {ROW_GROUP_ROWS})")
+            con.execute("use warehouse")
+        except BaseException:
+            con.close()
+            raise
+        return con
 
     def sandbox() -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(":memory:")

@@ -6,6 +6,14 @@ SELECT v.run_id, v.sentence_id, v.layer, unnest(n.neurons) AS neuron, unnest(v.v
 FROM activation_vectors AS v
 JOIN layer_neurons AS n USING (run_id, layer);
 
+-- The same rows with each sentence's language and label, joined before the lists are unnested (a join per
+-- sentence and layer, not per value): what the statistics cache and z-scores read.
+CREATE OR REPLACE VIEW labelled_activations AS
+SELECT v.run_id, v.sentence_id, v.layer, s.language, s.label, unnest(n.neurons) AS neuron, unnest(v.vector) AS value
+FROM activation_vectors AS v
+JOIN layer_neurons AS n USING (run_id, layer)
+JOIN sentences AS s USING (run_id, sentence_id);
+
 -- The logical long format (README, "The warehouse"; paper Section 2.2): one row per sentence, layer and
 -- neuron with the sentence's language and label. Only complete runs are shown.
 CREATE OR REPLACE VIEW activations_long AS

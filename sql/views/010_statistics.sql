@@ -9,11 +9,10 @@
 -- (Python copies this view into the table one run_id at a time, when the run completes; it defines no
 -- statistic of its own. Keyed by run_id, so the run filter reaches the scan.)
 CREATE OR REPLACE VIEW moments_source AS
-SELECT a.run_id, a.layer, s.language, s.label, a.neuron,
+SELECT a.run_id, a.layer, a.language, a.label, a.neuron,
        count(*) AS n_sentences, avg(a.value::DOUBLE) AS mean, var_pop(a.value::DOUBLE) AS variance
-FROM activations AS a
-JOIN sentences AS s USING (run_id, sentence_id)
-GROUP BY GROUPING SETS ((a.run_id, a.layer, s.language, s.label, a.neuron), (a.run_id, a.layer, s.language, a.neuron));
+FROM labelled_activations AS a
+GROUP BY GROUPING SETS ((a.run_id, a.layer, a.language, a.label, a.neuron), (a.run_id, a.layer, a.language, a.neuron));
 
 -- Definition 1, paper Section 2.2 ("z-score normalized within each language"): the language's mean and
 -- population standard deviation of each neuron, over all its sentences.
@@ -40,12 +39,11 @@ GROUP BY r.name, m.layer, m.neuron;
 -- Definition 1: z[s,n] = (a[s,n] - mean_L(n)) / std_L(n) for the sentence's language L; a neuron with
 -- std 0 in a language has z = 0 there.
 CREATE OR REPLACE VIEW zscores AS
-SELECT r.name AS run, a.layer, a.sentence_id, s.language, s.label, a.neuron,
+SELECT r.name AS run, a.layer, a.sentence_id, a.language, a.label, a.neuron,
        CASE WHEN m.variance > 0 THEN (a.value - m.mean) / sqrt(m.variance) ELSE 0.0 END AS z
-FROM activations AS a
-JOIN sentences AS s USING (run_id, sentence_id)
+FROM labelled_activations AS a
 JOIN moments AS m
-  ON m.run_id = a.run_id AND m.layer = a.layer AND m.language = s.language AND m.neuron = a.neuron
+  ON m.run_id = a.run_id AND m.layer = a.layer AND m.language = a.language AND m.neuron = a.neuron
  AND m.label IS NULL
 JOIN runs AS r ON r.run_id = a.run_id;
 

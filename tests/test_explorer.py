@@ -1,0 +1,58 @@
+"""The neuron explorer: top_sentences against numpy, and `neurons neuron` cards."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import synthetic as syn
+from conftest import assert_one_line_error
+
+from toolkit.load import load_long
+from toolkit.warehouse import Warehouse
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("explorer")
+    values, lang, lab = syn.make(seed=2, per_cell=6, neurons=48)
+    texts = [f"sentence {i} ({lang[i]}, {lab[i]})" for i in range(len(lang))]
+    path = tmp / "w.duckdb"
+    load_long(path, syn.write_long(tmp / "e.parquet", [syn.long_frame(values, lang, lab, 7, texts)]), "e")
+    return path, values.astype(np.float32), lang, texts
+
+
+def test_top_sentences_are_the_extremes_per_language(db):
+    path, values, lang, texts = db
+    with Warehouse(path, read_only=True) as wh:
+        got = wh.sql(
+            "select neuron, language, rank, sentence_id, value from top_sentences where run = 'e' and layer = 7"
+        )
+    assert got.height == values.size  # every sentence once per neuron, with a positive or negative rank
+    for neuron in (3, 20, 33):
+        for language in syn.LANGS:
+            rows = np.flatnonzero(lang == language)
+            col = values[rows, neuron]
+            order = rows[np.lexsort((rows, -col))]  # highest first, ties by sentence id
+            mine = got.filter((got["neuron"] == neuron) & (got["language"] == language))
+            ranked = dict(zip(mine["rank"].to_list(), mine["sentence_id"].to_list()))
+            assert [ranked[k] for k in (1, 2, 3)] == order[:3].tolist()
+            low = rows[np.lexsort((rows, col))]
+            assert [ranked[k] for k in (-1, -2)] == low[:2].tolist()
+
+
+def test_neuron_card_in_the_terminal(db, neurons):
+    path, values, lang, texts = db
+    with Warehouse(path, read_only=True) as wh:
+        rank = wh.sql("select rank from between_label_variance where run = 'e' and neuron = 3").item()
+    out = neurons("--db", path, "neuron", "3", "--run", "e", "--sentences", "1")
+    assert out.exit_code == 0, out.stderr
+    assert f"rank {rank} of 48" in out.stdout
+    rows = np.flatnonzero(lang == "ja")
+    top = rows[np.argmax(values[rows, 3])]
+    assert texts[top][:60] in out.stdout
+    js = json.loads(neurons("--db", path, "neuron", "3", "--run", "e", "--json").stdout)
+    card = js["neurons"]["3"]
+    assert card["rank"] == rank and len(card["profile"]) == 4 * 6 and len(card["classes"]) == 6
+    assert_one_line_error(neurons("--db", path, "neuron", "99", "--run", "e"), "no neuron 99")
