@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 
@@ -219,6 +220,25 @@ def test_ablation_bad_input(tmp_path, planted_db, planted_model, checkpoint, neu
     odd.write_text("text,language,label\nhello there,en,awe\n")
     assert_one_line_error(
         neurons("--db", db, "ablate", planted_model, odd, "--run", "p", "--layer", "2", "--neurons", "3", "--quiet"),
+        "1 of 1 sentences differ from run 'p'",
+        "--data-override",
+    )
+    assert_one_line_error(
+        neurons(
+            "--db",
+            db,
+            "ablate",
+            planted_model,
+            odd,
+            "--run",
+            "p",
+            "--layer",
+            "2",
+            "--neurons",
+            "3",
+            "--quiet",
+            "--data-override",
+        ),
         "awe",
         "unknown to the model",
     )
@@ -330,3 +350,120 @@ def test_finetune_bad_input(tmp_path, checkpoint, sample, neurons):
         neurons("finetune", checkpoint("distilbert", False), data, "--out", tmp_path / "o", "--head", "linear"),
         "--head linear is available for",
     )
+
+
+def test_finetune_record_round_trips(tmp_path, checkpoint, sample, neurons):
+    """--eval-split scores every epoch; the record saved with the checkpoint (and in the warehouse with --db)
+    holds the options and the held-out scores, and the last epoch's scores are those of the saved checkpoint
+    (macro-F1 computed here independently)."""
+    data = tmp_path / "data.csv"
+    sample.write_csv(data)
+    db = tmp_path / "w.duckdb"
+    assert neurons("--db", db, "extract", checkpoint(), data, "--run", "r", "--quiet", "--limit", "5").exit_code == 0
+    out = tmp_path / "ft"
+    args = (
+        "finetune",
+        checkpoint("xlm-roberta", False),
+        data,
+        "--out",
+        out,
+        "--split",
+        "train",
+        "--eval-split",
+        "test",
+        "--epochs",
+        "2",
+        "--lr",
+        "2e-3",
+        "--seed",
+        "3",
+        "--quiet",
+    )
+    r = neurons("--db", db, *args)
+    assert r.exit_code == 0, r.stderr
+    record = json.loads((out / "neurons-finetune.json").read_text())
+    assert (
+        record["options"]["epochs"] == 2 and record["options"]["lr"] == 2e-3 and record["data"]["eval_split"] == "test"
+    )
+    assert record["data"]["data_sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+    assert [e["epoch"] for e in record["history"]] == [1, 2] and record["n_train"] == 150
+    model = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    tok = AutoTokenizer.from_pretrained(out)
+    test = sample.filter(pl.col("split") == "test")
+    for score in record["history"][-1]["scores"]:
+        rows = test.filter(pl.col("language") == score["language"])
+        enc = tok(rows["text"].to_list(), padding=True, return_tensors="pt")
+        with torch.no_grad():
+            pred = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits.argmax(-1)
+        names = [model.config.id2label[int(i)] for i in pred]
+        assert score["macro_f1"] == pytest.approx(macro_f1(rows["label"].to_list(), names), abs=1e-9)
+    stored = json.loads(
+        neurons("--db", db, "query", "select * from finetune_epochs order by epoch, language", "--json").stdout
+    )
+    assert len(stored) == 2 * 5 and stored[-1]["macro_f1"] == pytest.approx(
+        record["history"][-1]["scores"][-1]["macro_f1"]
+    )
+    overlap = neurons(
+        "finetune",
+        checkpoint("xlm-roberta", False),
+        data,
+        "--out",
+        tmp_path / "o2",
+        "--split",
+        "train",
+        "--eval-split",
+        "train",
+        "--quiet",
+    )
+    assert_one_line_error(overlap, "shares 150 sentence(s)")
+
+
+def test_ablate_defaults_to_the_runs_model_and_data_and_ablations_can_be_deleted(planted_db, neurons):
+    """Without MODEL and DATA the run's own are used (with its columns and splits); the summary gives accuracy and
+    the target's rank in words; `delete --ablation` removes exactly that ablation."""
+    db, _ = planted_db
+    r = neurons(
+        "--db",
+        db,
+        "ablate",
+        "--run",
+        "p",
+        "--layer",
+        "2",
+        "--neurons",
+        ",".join(map(str, PLANTED)),
+        "--controls",
+        "3",
+        "--quiet",
+    )
+    assert r.exit_code == 0, r.stderr
+    assert "baseline_accuracy" in r.stdout and "target_accuracy" in r.stdout
+    assert "is the largest of 4 sets (the target and 3 random ones) in" in r.stdout
+    ids = json.loads(
+        neurons(
+            "--db",
+            db,
+            "query",
+            "select ablation_id, data_file, n_sentences from ablations order by ablation_id",
+            "--json",
+        ).stdout
+    )
+    with Warehouse(db, read_only=True) as wh:
+        run = wh.run_row("p")
+    assert ids[-1]["data_file"] == run["data_file"] and ids[-1]["n_sentences"] == run["n_sentences"]
+    latest = ids[-1]["ablation_id"]
+    assert neurons("--db", db, "delete", "--ablation", latest, "--yes").exit_code == 0
+    left = json.loads(
+        neurons(
+            "--db",
+            db,
+            "query",
+            "select (select count(*) from ablations where ablation_id = "
+            f"{latest}) + (select count(*) from ablation_predictions where ablation_id = {latest}) "
+            "as n, (select count(*) from ablations) as others",
+            "--json",
+        ).stdout
+    )
+    assert left == [{"n": 0, "others": len(ids) - 1}]
+    assert_one_line_error(neurons("--db", db, "delete", "--ablation", latest, "--yes"), f"no ablation {latest}")
+    assert_one_line_error(neurons("--db", db, "delete", "--yes"), "exactly one of --run or --ablation")

@@ -71,7 +71,7 @@ def test_runs_lists_settings(tmp_path, neurons, checkpoint, data_csv):
     assert runs[1]["layers"] == "2" and runs[1]["sentences"] == 10  # default: penultimate of 3 blocks
     assert runs[0]["model"].endswith(checkpoint().name) and runs[0]["data_file"] == str(data_csv)
     assert runs[0]["version"] and runs[0]["created"]
-    table = neurons("--db", db, "runs").stdout
+    table = neurons("--db", db, "runs", "--wide").stdout
     assert "complete" in table.splitlines()[2] and "model" in table.splitlines()[0]
 
 
@@ -217,3 +217,43 @@ def test_schema_upgrade_recomputes_the_cache(tmp_path, neurons, checkpoint, data
     assert "upgraded" in neurons("--db", db, "upgrade").stdout
     after = json.loads(neurons("--db", db, "query", "select * from label_profiles order by all", "--json").stdout)
     assert len(before) == 6 * 32 and after == before  # 40 Arabic sentences, 6 labels, 32 neurons: refilled
+
+
+def test_runs_fit_the_terminal_and_show_split_and_max_length(tmp_path, neurons, checkpoint, data_csv):
+    db = tmp_path / "w.duckdb"
+    args = (
+        "--db",
+        db,
+        "extract",
+        checkpoint(),
+        data_csv,
+        "--run",
+        "r",
+        "--quiet",
+        "--split",
+        "test",
+        "--max-length",
+        "40",
+    )
+    assert neurons(*args).exit_code == 0
+    narrow = neurons("--db", db, "runs", env={"COLUMNS": "90"}).stdout.splitlines()
+    assert max(len(line) for line in narrow[:-1]) <= 90 and narrow[-1].endswith("more columns: --wide)")
+    assert narrow[0].split()[:4] == ["run", "status", "layers", "split"] and narrow[2].split()[3] == "test"
+    wide = neurons("--db", db, "runs", "--wide", env={"COLUMNS": "90"}).stdout
+    assert "max_length" in wide and "data_file" in wide and "more columns" not in wide
+    row = json.loads(neurons("--db", db, "runs", "--json").stdout)[0]
+    assert row["split"] == "test" and row["max_length"] == 40
+
+
+def test_export_of_a_view_keeps_the_runs_default_layer(tmp_path, neurons, checkpoint, data_csv):
+    db = tmp_path / "w.duckdb"
+    assert (
+        neurons("--db", db, "extract", checkpoint(), data_csv, "--run", "r", "--layers", "all", "--quiet").exit_code
+        == 0
+    )
+    out = tmp_path / "p.csv"
+    assert neurons("--db", db, "export", "label_profiles", "--run", "r", "--out", out).exit_code == 0
+    assert set(pl.read_csv(out)["layer"].to_list()) == {2}  # 3 blocks: the penultimate, as analyze uses
+    assert neurons("--db", db, "export", "label_profiles", "--run", "r", "--layer", "1", "--out", out).exit_code == 0
+    assert set(pl.read_csv(out)["layer"].to_list()) == {1}
+    assert_one_line_error(neurons("--db", db, "export", "nosuchview", "--run", "r", "--out", out), "nosuchview")

@@ -184,6 +184,7 @@ class AblateOptions:
     batch_size: int = 32
     max_length: int | None = None
     device: str = "auto"
+    data_override: bool = False  # accept data whose sentences differ from the run's
 
     def __post_init__(self) -> None:
         if self.mode not in ("zero", "mean") or self.mean_scope not in ("language", "pooled"):
@@ -200,6 +201,57 @@ class AblateOptions:
             raise UserError("--top-variance must be at least 1")
 
 
+def run_inputs(db, run: str, model: str | None, data) -> tuple[str, object, dict]:
+    """(model, data file, the options the run read it with): the given ones, else the run's own."""
+    with Warehouse(db, read_only=True) as wh:
+        wh.run_id(run)
+        row = wh.run_row(run)
+    settings = json.loads(row["settings"])
+    if model is None:
+        if not row["model"]:
+            raise UserError(f"run '{run}' was imported (neurons load), so it names no model; pass MODEL")
+        model = row["model"]
+    read = settings if data is None else {}
+    return model, (data if data is not None else row["data_file"]), read
+
+
+def check_sentences(wh: Warehouse, run: str, dataset: Dataset) -> None:
+    """Refuse DATASET unless each of its sentences is one of RUN's (same id, text, language and label): the
+    run's neurons and means describe those sentences (--data-override accepts others)."""
+    stored = wh.sql(
+        "select sentence_id, text, language, label from sentences s join runs r using (run_id) where r.name = ?", [run]
+    )
+    mine = dataset.frame.select("sentence_id", "text", "language", "label")
+    differ = mine.join(stored, on=["sentence_id", "text", "language", "label"], how="anti")
+    if differ.height:
+        first = differ.row(0, named=True)
+        raise UserError(
+            f"{dataset.path.name}: {differ.height} of {mine.height} sentences differ from run '{run}' (e.g. data row "
+            f"{first['sentence_id'] + 1}: {first['text'][:40]!r}); ablate the run's own data, or pass --data-override"
+        )
+
+
+def rank_in_words(summary: pl.DataFrame) -> str:
+    """Where the target set's drop in macro-F1 ranks among the random controls, per language, in a sentence."""
+    if not summary.height or int(summary["n_controls"].max() or 0) == 0:
+        return "no random control sets: nothing to rank the target set against"
+    n = int(summary["n_controls"].max()) + 1
+    firsts = summary.filter(pl.col("target_rank") == 1)["language"].to_list()
+    parts = [
+        f"the target set's drop in macro-F1 is the largest of {n} sets (the target and {n - 1} random ones) in "
+        f"{len(firsts)} of {summary.height} languages" + (f" ({', '.join(firsts)})" if firsts else "")
+    ]
+    others = summary.filter(pl.col("target_rank") > 1).sort("language")
+    if others.height:
+        parts.append(
+            "elsewhere it ranks "
+            + ", ".join(f"{r} of {n} in {lang}" for lang, r in others.select("language", "target_rank").iter_rows())
+        )
+    chance = 1 / n
+    parts.append(f"a random set would be the largest with probability 1/{n} = {chance:.2f} per language")
+    return "; ".join(parts) + "."
+
+
 def ablate(db, model: str, dataset: Dataset, run: str, options: AblateOptions, progress: bool = True) -> AblationResult:
     """Ablate a neuron set of RUN's layer inside MODEL, re-predict DATASET, store and score every set."""
     o = options
@@ -209,6 +261,8 @@ def ablate(db, model: str, dataset: Dataset, run: str, options: AblateOptions, p
     with Warehouse(db, read_only=True) as wh:  # user SQL (--query) runs in its sandbox; no lock held
         wh.run_id(run)
         meta = wh.run_row(run)
+        if not o.data_override:
+            check_sentences(wh, run, dataset)
         if layer not in meta["layers"]:
             raise UserError(
                 f"run '{run}' has no layer {layer} (stored: {', '.join(map(str, meta['layers']))}); "

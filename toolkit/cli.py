@@ -14,7 +14,7 @@ import click
 from toolkit import __version__
 from toolkit.defaults import ALPHA, MIN_EFFECT, THRESHOLD
 from toolkit.errors import UserError, first_line
-from toolkit.warehouse import default_db
+from toolkit.warehouse import WRITER_LOCK_WAIT, default_db
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -145,6 +145,15 @@ def threshold_option(help_text: str = "Activity threshold on mean z."):
     return click.option(
         "--threshold", type=float, default=THRESHOLD, show_default=True, callback=finite, help=help_text
     )
+
+
+DATA_DEFAULTS = {
+    "text_column": "text",
+    "language_column": "language",
+    "label_column": "label",
+    "id_column": None,
+    "split_column": None,
+}
 
 
 def data_options(fn):
@@ -307,44 +316,95 @@ def load(ctx: Context, file: Path, run: str, replace: bool) -> None:
     )
 
 
+RUNS_FIRST = ("run", "status", "layers", "split")  # always shown; then others in this order while they fit
+RUNS_THEN = (
+    "sentences",
+    "neurons",
+    "max_length",
+    "pooling",
+    "languages",
+    "labels",
+    "created",
+    "truncated",
+    "model",
+    "statistics_cached",
+    "data_file",
+    "source",
+    "version",
+)
+
+
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table (every column).")
+@click.option("--wide", is_flag=True, help="Every column, whatever the terminal's width.")
 @pass_ctx
 @handled
-def runs(ctx: Context, as_json: bool) -> None:
-    """List every run with its model, data, layers, pooling, counts and status."""
+def runs(ctx: Context, as_json: bool, wide: bool) -> None:
+    """List every run with its model, data, layers, pooling, split, max length, counts and status (the columns
+    that fit the terminal; --wide for all)."""
+    import shutil
+
     from toolkit.query import render
     from toolkit.warehouse import Warehouse
 
     with Warehouse(ctx.db, read_only=True) as wh:
         df = wh.runs()
-    click.echo(render(df, "json" if as_json else "table"), nl=False)
+    if as_json or wide:
+        click.echo(render(df, "json" if as_json else "table"), nl=False)
+        return
+    width = shutil.get_terminal_size((120, 24)).columns
+    shown = list(RUNS_FIRST)
+    for extra in RUNS_THEN:
+        trial = render(df.select(*shown, extra), "table")
+        if max(len(line) for line in trial.splitlines()) <= width:
+            shown.append(extra)
+    text = render(df.select(shown), "table")
+    hidden = len(df.columns) - len(shown)
+    click.echo(text + (f"({hidden} more columns: --wide)\n" if hidden else ""), nl=False)
 
 
 @cli.command()
-@click.option("--run", required=True, help="Run to delete.")
+@click.option("--run", default=None, help="Run to delete, with everything computed from it.")
+@click.option("--ablation", "ablation_id", type=int, default=None, help="One ablation to delete (see ablations).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_ctx
 @handled
-def delete(ctx: Context, run: str, yes: bool) -> None:
-    """Delete a run with its sentences, activations, statistics, significance results and ablations."""
+def delete(ctx: Context, run: str | None, ablation_id: int | None, yes: bool) -> None:
+    """Delete a run with its sentences, activations, statistics, significance results and ablations, or one
+    ablation with its predictions."""
     from toolkit.warehouse import Warehouse
 
+    if (run is None) == (ablation_id is None):
+        raise UserError("name what to delete with exactly one of --run or --ablation")
     with Warehouse(ctx.db, create=False) as wh:
-        row = wh.run_row(run)
-        if row is None:
-            wh.run_id(run)  # the error naming the runs there are
+        if run is not None:
+            row = wh.run_row(run)
+            if row is None:
+                wh.run_id(run)  # the error naming the runs there are
+            what = f"run '{run}' ({row['n_sentences']} sentences)"
+        else:
+            found = wh.sql(
+                "select a.ablation_id, r.name from ablations a join runs r using (run_id) where ablation_id = ?",
+                [ablation_id],
+            )
+            if not found.height:
+                known = wh.sql("select ablation_id from ablations order by 1")["ablation_id"].to_list()
+                raise UserError(
+                    f"no ablation {ablation_id} in {wh.path} (ablations: {', '.join(map(str, known)) or 'none'})"
+                )
+            what = f"ablation {ablation_id} of run '{found['name'][0]}'"
         if not yes:
             if not sys.stdin.isatty():
-                raise UserError(
-                    f"not deleting run '{run}' without confirmation and there is no terminal to ask; pass --yes"
-                )
-            if not click.confirm(f"delete run '{run}' ({row['n_sentences']} sentences) from {wh.path}?"):
+                raise UserError(f"not deleting {what} without confirmation and there is no terminal to ask; pass --yes")
+            if not click.confirm(f"delete {what} from {wh.path}?"):
                 raise UserError("nothing deleted")
         with wh.transaction():
-            wh.delete_run(int(row["run_id"]))
+            if run is not None:
+                wh.delete_run(int(row["run_id"]))
+            else:
+                wh.delete_ablation(ablation_id)
         wh.con.execute("checkpoint")
-    click.echo(f"deleted run '{run}' from {ctx.db}")
+    click.echo(f"deleted {what} from {ctx.db}")
 
 
 @cli.command()
@@ -728,9 +788,16 @@ def significance(
     is_flag=True,
     help="Train even when the tokenizer maps over 5 % of a language's tokens to the unknown token.",
 )
+@click.option(
+    "--eval-split",
+    default=None,
+    help="Score the sentences of this split (all languages) after each epoch: accuracy and macro-F1 per language.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
 @handled
 def finetune(
+    click_ctx: click.Context,
     base: str,
     data: Path,
     out: Path,
@@ -750,27 +817,26 @@ def finetune(
     seed: int,
     device: str,
     allow_unk: bool,
+    eval_split: str | None,
     quiet: bool,
 ) -> None:
     """Fine-tune checkpoint BASE on DATA with cross-entropy over its labels; save a classifier checkpoint
-    (with id2label) that `extract` and `ablate` accept. E.g. --train-languages en --split train."""
+    (with id2label and a record of how it was made, neurons-finetune.json) that `extract` and `ablate`
+    accept. E.g. --train-languages en --split train --eval-split test. With --db the record is also stored
+    in that warehouse (view finetunes)."""
     from toolkit.datasets import read_dataset
     from toolkit.finetune import FinetuneOptions
     from toolkit.finetune import finetune as run_finetune
     from toolkit.output import check_writable_dir
+    from toolkit.warehouse import Warehouse
 
     check_writable_dir(out)
     options = FinetuneOptions(head, epochs, lr, batch_size, max_length, seed, device, allow_unk)
-    dataset = read_dataset(
-        data,
-        text_column,
-        language_column,
-        label_column,
-        id_column,
-        split_column,
-        splits.split(",") if splits else None,
-        limit,
-    )
+    db = click_ctx.find_root().params.get("db")
+    if db is not None:
+        Warehouse(db, create=False).close()  # the record's warehouse must exist (and be one) before training
+    columns = (text_column, language_column, label_column, id_column)
+    dataset = read_dataset(data, *columns, split_column, splits.split(",") if splits else None, limit)
     frame = dataset.frame
     if train_languages:
         wanted = [x.strip() for x in train_languages.split(",")]
@@ -780,24 +846,44 @@ def finetune(
                 f"no sentences in {', '.join(wanted)} (languages: "
                 f"{', '.join(sorted(dataset.frame['language'].unique().to_list()))})"
             )
-    result = run_finetune(
-        base,
-        frame["text"].to_list(),
-        frame["label"].to_list(),
-        out,
-        options,
-        languages=frame["language"].to_list(),
-        progress=not quiet,
-    )
+    held_out = None
+    if eval_split:
+        held_out = read_dataset(data, *columns, split_column or "split", [eval_split], None).frame
+        overlap = held_out.join(frame, on="sentence_id", how="semi").height
+        if overlap:
+            raise UserError(
+                f"--eval-split {eval_split} shares {overlap} sentence(s) with the training sentences; "
+                "choose --split and --eval-split so that they do not overlap"
+            )
+    source = {
+        "data_file": str(dataset.path),
+        "data_sha256": dataset.sha256,
+        **dataset.options,
+        "train_languages": train_languages,
+        "eval_split": eval_split,
+    }
+    done = run_finetune(base, frame, out, options, held_out, source, progress=not quiet)
+    if db is not None:
+        from toolkit.finetune import store_record
+
+        with Warehouse(db, create=False, lock_wait=WRITER_LOCK_WAIT) as wh:
+            finetune_id = store_record(wh, out, done.record)
+        click.echo(f"record stored in {db} (finetunes, id {finetune_id})")
+    r = done.result
+    held = ""
+    if r.history and "scores" in r.history[-1]:
+        held = "; held-out macro-F1 " + ", ".join(
+            f"{s['language']} {s['macro_f1']:.3f}" for s in r.history[-1]["scores"]
+        )
     click.echo(
-        f"fine-tuned on {frame.height} sentences ({head} head): loss {result.losses[0]:.3f} -> "
-        f"{result.losses[-1]:.3f}, training accuracy {result.train_accuracy:.3f}; saved to {out}"
+        f"fine-tuned on {frame.height} sentences ({head} head): loss {r.losses[0]:.3f} -> {r.losses[-1]:.3f}, "
+        f"training accuracy {r.train_accuracy:.3f}{held}; saved to {out} (record: neurons-finetune.json)"
     )
 
 
 @cli.command()
-@click.argument("model")
-@click.argument("data", type=click.Path(path_type=Path))
+@click.argument("model", required=False)
+@click.argument("data", type=click.Path(path_type=Path), required=False)
 @click.option("--run", required=True, help="Run whose layer, neurons and means are used.")
 @click.option("--layer", type=int, required=True, help="Ablate at hidden_states[LAYER] (the output of block LAYER).")
 @data_options
@@ -820,14 +906,19 @@ def finetune(
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--max-length", type=int, default=None)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option(
+    "--data-override",
+    is_flag=True,
+    help="Accept DATA whose sentences differ from the run's (texts, languages, labels).",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of tables.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @pass_ctx
 @handled
 def ablate(
     ctx: Context,
-    model: str,
-    data: Path,
+    model: str | None,
+    data: Path | None,
     run: str,
     layer: int,
     text_column: str,
@@ -848,30 +939,46 @@ def ablate(
     batch_size: int,
     max_length: int | None,
     device: str,
+    data_override: bool,
     as_json: bool,
     quiet: bool,
 ) -> None:
     """Ablate a neuron set inside MODEL at one layer, re-predict DATA, and compare per language with the
-    unablated model and with random control sets of the same size. Results: views ablation_summary,
-    ablation_scores and ablation_recall."""
-    from toolkit.ablate import AblateOptions
+    unablated model and with random control sets of the same size. MODEL and DATA default to the run's own
+    (DATA with the run's columns and splits unless --split/--limit say otherwise). Results: views
+    ablation_summary, ablation_scores and ablation_recall."""
+    from toolkit.ablate import AblateOptions, rank_in_words, run_inputs
     from toolkit.ablate import ablate as run_ablate
     from toolkit.datasets import read_dataset
     from toolkit.query import render, to_json
 
-    dataset = read_dataset(
-        data,
-        text_column,
-        language_column,
-        label_column,
-        id_column,
-        split_column,
-        splits.split(",") if splits else None,
-        limit,
-    )
     options = AblateOptions(
-        layer, neurons, query, top_variance, mode, mean_scope, positions, controls, seed, batch_size, max_length, device
+        layer,
+        neurons,
+        query,
+        top_variance,
+        mode,
+        mean_scope,
+        positions,
+        controls,
+        seed,
+        batch_size,
+        max_length,
+        device,
+        data_override,
     )
+    model, data, read = run_inputs(ctx.db, run, model, data)
+    given = {
+        "text_column": text_column,
+        "language_column": language_column,
+        "label_column": label_column,
+        "id_column": id_column,
+        "split_column": split_column,
+    }
+    if data is not None and read and all(v == DATA_DEFAULTS.get(k) for k, v in given.items()):
+        given = {k: read.get(k, v) for k, v in given.items()}  # the run's own data: read as the run read it
+    chosen_splits = splits.split(",") if splits else (read.get("splits") if read and not limit else None)
+    dataset = read_dataset(data, *given.values(), chosen_splits, limit)
     result = run_ablate(ctx.db, model, dataset, run, options, progress=not quiet)
     for w in result.warnings:
         click.echo(f"neurons: warning: {w}", err=True)
@@ -893,15 +1000,19 @@ def ablate(
         "target_macro_f1",
         "delta_macro_f1",
         "control_mean_delta_macro_f1",
-        "control_min_delta_macro_f1",
+        "baseline_accuracy",
+        "target_accuracy",
+        "delta_accuracy",
         "target_rank",
         "n_controls",
     ]
     click.echo(
-        f"ablation {result.ablation_id}: macro-F1 per language, target set against {controls} random controls "
-        "(rank 1 = the largest drop)\n" + render(result.summary.select(cols), "table", float_precision=3),
+        f"ablation {result.ablation_id}: macro-F1 and accuracy per language, target set against {controls} random "
+        "controls (rank 1 = the largest drop in macro-F1)\n"
+        + render(result.summary.select(cols), "table", float_precision=3),
         nl=False,
     )
+    click.echo(rank_in_words(result.summary))
     worst = (
         result.recall.sort("delta_recall")
         .head(10)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from toolkit.ablate import AblateOptions, ablate
+from toolkit.ablate import AblateOptions, ablate, rank_in_words
 from toolkit.datasets import read_dataset
 from toolkit.extract import ExtractOptions, extract
 from toolkit.finetune import train_classifier
@@ -79,7 +79,7 @@ def run_demo(out: Path, epochs: int = 30, seed: int = 0) -> Path:
     click.echo(
         f"ablation {ablation.ablation_id}: the 8 top-variance neurons of layer {tested.layer} zeroed on the test "
         f"split: mean change in macro-F1 {drop:+.3f} (random sets of 8: "
-        f"{ablation.summary['control_mean_delta_macro_f1'].mean():+.3f})"
+        f"{ablation.summary['control_mean_delta_macro_f1'].mean():+.3f}); {rank_in_words(ablation.summary)}"
     )
     report = build_report(db, "demo", out / "demo-report")
     click.echo(f"""

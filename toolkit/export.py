@@ -7,9 +7,10 @@ from pathlib import Path
 
 import polars as pl
 
+from toolkit.analysis import default_layer
 from toolkit.errors import UserError
 from toolkit.output import atomic_file
-from toolkit.query import NULL_MARK, flatten_nested, nan_to_null, render, run_query
+from toolkit.query import NULL_MARK, execute_read_only, flatten_nested, nan_to_null, render, run_query
 from toolkit.warehouse import Warehouse
 
 TABLE_FORMATS = (".csv", ".parquet", ".json", ".md", ".tex")
@@ -127,11 +128,15 @@ def write_table(
 
 
 def export_query(db, what: str, run: str | None = None, layer: int | None = None) -> pl.DataFrame:
-    """WHAT is a table or view name (filtered by RUN and LAYER when given) or a read-only SQL query."""
+    """WHAT is a table or view name (filtered by RUN and LAYER when given) or a read-only SQL query. A view by
+    name with RUN but no LAYER keeps the run's default layer (the penultimate stored one) when the view has
+    per-layer rows: one layer per table, as a paper shows it."""
     if IDENTIFIER.match(what):
         if run is not None:
             with Warehouse(db, read_only=True) as wh:
                 wh.run_id(run)  # an unknown or incomplete run is an error, not an empty table
+                if layer is None and "layer" in execute_read_only(wh.con, f"select * from {what} limit 0").columns:
+                    layer = default_layer([int(x) for x in wh.run_row(run)["layers"]])
         conds = [f"{c} = {_literal(v)}" for c, v in (("run", run), ("layer", layer)) if v is not None]
         where = " where " + " and ".join(conds) if conds else ""
         return run_query(db, f"select * from {what}{where} order by all")

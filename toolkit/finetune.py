@@ -10,16 +10,21 @@ float32 resolution for any sensible logit).
 
 from __future__ import annotations
 
+import json
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from toolkit import __version__
 from toolkit.errors import UserError
+from toolkit.query import json_value
 
 EPS = 1e-4
 
@@ -28,6 +33,7 @@ EPS = 1e-4
 class TrainResult:
     losses: list[float]  # mean training loss per epoch
     train_accuracy: float  # accuracy on the training sentences after the last epoch
+    history: list[dict] = field(default_factory=list)  # per epoch: loss and, with held-out data, scores per language
 
 
 class LinearHead(nn.Module):
@@ -61,10 +67,13 @@ def train_classifier(
     seed: int = 0,
     progress: bool = True,
     device: str = "cpu",
+    evaluate=None,
 ) -> TrainResult:
     """Train MODEL (a classifier, or a LinearHead around one) in place with cross-entropy on TEXTS and gold
     LABELS (names from config.label2id); each batch is padded to its own longest sentence. Deterministic for
-    SEED on CPU."""
+    SEED on CPU. The progress bar counts batches (loss so far and time left); EVALUATE(predict), when given,
+    is called after each epoch with a function mapping texts to predicted label names, and returns rows of
+    held-out scores kept in the result's history."""
     from toolkit.tokens import pad
 
     torch.manual_seed(seed)
@@ -78,15 +87,35 @@ def train_classifier(
         input_ids, mask = pad([ids[int(r)] for r in rows], pad_id)
         return logits_of(model, input_ids.to(device), mask.to(device))
 
+    names = [config.id2label[i] for i in range(len(config.id2label))]
+
+    def predict(new_texts: list[str]) -> list[str]:
+        new_ids = tokenizer(new_texts, truncation=True, max_length=max_length)["input_ids"]
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(new_ids), 64):
+                batch, mask = pad(new_ids[i : i + 64], pad_id)
+                out += logits_of(model, batch.to(device), mask.to(device)).argmax(-1).cpu().tolist()
+        return [names[k] for k in out]
+
     model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     losses: list[float] = []
-    model.train()
-    bar = tqdm(range(epochs), desc="fine-tune", unit="epoch", disable=not progress, file=sys.stderr)
-    for _ in bar:
+    history: list[dict] = []
+    n_batches = -(-len(texts) // batch_size)
+    bar = tqdm(
+        total=epochs * n_batches,
+        desc="fine-tune",
+        unit="batch",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    for epoch in range(1, epochs + 1):
+        model.train()
         order = rng.permutation(len(texts))
-        total = 0.0
+        total, seen = 0.0, 0
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
             loss = loss_fn(logits(rows), y[rows].to(device))
@@ -94,13 +123,27 @@ def train_classifier(
             loss.backward()
             optimiser.step()
             total += loss.item() * len(rows)
+            seen += len(rows)
+            bar.update(1)
+            bar.set_postfix_str(f"epoch {epoch}/{epochs}, loss {total / seen:.3f}", refresh=False)
         losses.append(total / len(texts))
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        entry = {"epoch": epoch, "loss": losses[-1]}
+        if evaluate is not None:
+            model.eval()
+            entry["scores"] = evaluate(predict)
+            mean_f1 = sum(r["macro_f1"] for r in entry["scores"]) / max(len(entry["scores"]), 1)
+            bar.write(
+                f"epoch {epoch}: loss {losses[-1]:.3f}, held-out macro-F1 "
+                + ", ".join(f"{r['language']} {r['macro_f1']:.3f}" for r in entry["scores"])
+                + f" (mean {mean_f1:.3f})"
+            )
+        history.append(entry)
+    bar.close()
     model.eval()
     with torch.inference_mode():
         pred = torch.cat([logits(range(i, min(i + 64, len(texts)))).argmax(-1).cpu() for i in range(0, len(texts), 64)])
     model.to("cpu")
-    return TrainResult(losses=losses, train_accuracy=float((pred == y).float().mean()))
+    return TrainResult(losses=losses, train_accuracy=float((pred == y).float().mean()), history=history)
 
 
 def fold_linear_head(head: LinearHead) -> nn.Module:
@@ -149,38 +192,58 @@ class FinetuneOptions:
             raise UserError(f"--lr must be positive (got {self.lr})")
 
 
+RECORD = "neurons-finetune.json"
+"""The record saved in every fine-tuned checkpoint: how it was made, and how it scored epoch by epoch."""
+
+
+@dataclass
+class Finetuned:
+    result: TrainResult
+    record: dict  # what RECORD holds
+
+
 def finetune(
     base: str,
-    texts: list[str],
-    labels: list[str],
+    train: pl.DataFrame,
     out: str | Path,
     options: FinetuneOptions | None = None,
-    languages: list[str] | None = None,
+    held_out: pl.DataFrame | None = None,
+    source: dict | None = None,
     progress: bool = True,
-) -> TrainResult:
-    """Fine-tune checkpoint BASE on TEXTS/LABELS and save a classifier checkpoint (with id2label) to OUT.
+) -> Finetuned:
+    """Fine-tune checkpoint BASE on TRAIN (text, language, label) and save a classifier checkpoint (with
+    id2label) and its record to OUT; HELD_OUT sentences, when given, are scored per language after each epoch.
 
     OUT is checked for writability before training, and the checkpoint is written to a temporary folder that
-    replaces OUT only when complete. LANGUAGES (one per text) name the languages in the unknown-token check."""
+    replaces OUT only when complete. SOURCE (data file, its sha256, the options it was read with) goes into
+    the record."""
     o = options or FinetuneOptions()
-    head, epochs, lr, batch_size, max_length, seed = o.head, o.epochs, o.lr, o.batch_size, o.max_length, o.seed
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from toolkit.evaluation import score
     from toolkit.models import load_config, loading, pick_device, quiet_transformers
     from toolkit.output import atomic_dir, check_writable_dir
     from toolkit.tokens import check_unknown, unknown_shares
 
     check_writable_dir(out)
+    texts, labels = train["text"].to_list(), train["label"].to_list()
     config, reference = load_config(base)
     names = sorted(set(labels))
     if len(names) < 2:
         raise UserError(f"the training data has a single label ({names[0]}); fine-tuning needs at least two")
-    if head == "linear" and config.model_type not in ("xlm-roberta", "roberta", "camembert", "bert"):
+    if o.head == "linear" and config.model_type not in ("xlm-roberta", "roberta", "camembert", "bert"):
         raise UserError(
             f"--head linear is available for XLM-R, RoBERTa and BERT, not {config.model_type}; use --head default"
         )
+    if held_out is not None:
+        unknown = sorted(set(held_out["label"].unique().to_list()) - set(names))
+        if unknown:
+            raise UserError(
+                f"held-out label(s) {', '.join(unknown)} never occur in the training sentences; "
+                "the classifier could not predict them"
+            )
     quiet_transformers()
-    torch.manual_seed(seed)
+    torch.manual_seed(o.seed)
     with loading(base):
         tokenizer = AutoTokenizer.from_pretrained(reference)
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -190,26 +253,83 @@ def finetune(
             label2id={n: i for i, n in enumerate(names)},
             ignore_mismatched_sizes=True,
         )
-    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-    check_unknown(unknown_shares(tokenizer, ids, languages or ["all"] * len(texts)), o.allow_unknown)
-    trainable = LinearHead(model) if head == "linear" else model
+    ids = tokenizer(texts, truncation=True, max_length=o.max_length)["input_ids"]
+    check_unknown(unknown_shares(tokenizer, ids, train["language"].to_list()), o.allow_unknown)
+
+    def evaluate(predict) -> list[dict]:
+        predicted = predict(held_out["text"].to_list())
+        return score(held_out["language"].to_list(), held_out["label"].to_list(), predicted).to_dicts()
+
+    trainable = LinearHead(model) if o.head == "linear" else model
     result = train_classifier(
         trainable,
         tokenizer,
         texts,
         labels,
-        epochs,
-        lr,
-        batch_size,
-        max_length,
-        seed,
+        o.epochs,
+        o.lr,
+        o.batch_size,
+        o.max_length,
+        o.seed,
         progress,
         str(pick_device(o.device)),
+        evaluate=evaluate if held_out is not None and held_out.height else None,
     )
-    if head == "linear":
+    if o.head == "linear":
         model = fold_linear_head(trainable)
     model.config.architectures = [type(model).__name__]
+    record = {
+        "base_model": reference,
+        "data": source or {},
+        "options": asdict(o),
+        "n_train": len(texts),
+        "train_languages": sorted(set(train["language"].to_list())),
+        "n_held_out": 0 if held_out is None else held_out.height,
+        "labels": names,
+        "head": head_note(o.head, config.model_type),
+        "history": result.history,
+        "train_accuracy": result.train_accuracy,
+        "created_at": datetime.now().isoformat(timespec="seconds"),
+        "toolkit_version": __version__,
+    }
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-    return result
+        (tmp / RECORD).write_text(json.dumps(json_value(record), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return Finetuned(result, record)
+
+
+def head_note(head: str, model_type: str) -> str:
+    """What the saved classification head is, in words (BERT's pooler is repurposed by --head linear)."""
+    if head == "default":
+        return HEAD_NOTES["default"]
+    return HEAD_NOTES.get(f"linear-{model_type}", HEAD_NOTES["linear"])
+
+
+HEAD_NOTES = {
+    "default": "the architecture's own classification head, trained",
+    "linear": "one linear layer over [CLS], folded into the architecture's head as (1/eps) tanh(eps (W x + b))",
+    "linear-bert": "one linear layer over [CLS], folded into BERT's head through its pooler: the pooler's dense "
+    "layer now carries the linear map, so pooler_output is not the pretrained pooler's output",
+}
+
+
+def store_record(wh, checkpoint: str | Path, record: dict) -> int:
+    """Insert a fine-tuning RECORD into the warehouse's `finetunes` table; returns its id."""
+    with wh.transaction() as con:
+        finetune_id = int(wh.scalar("select coalesce(max(finetune_id), 0) + 1 from finetunes"))
+        data = record.get("data", {})
+        con.execute(
+            "insert into finetunes values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                finetune_id,
+                str(Path(checkpoint).resolve()),
+                record["base_model"],
+                data.get("data_file"),
+                data.get("data_sha256"),
+                json.dumps(json_value(record)),
+                datetime.now(),
+                __version__,
+            ],
+        )
+    return finetune_id

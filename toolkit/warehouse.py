@@ -330,12 +330,17 @@ class Warehouse:
     def next_run_id(self) -> int:
         return int(self.scalar("select coalesce(max(run_id), 0) + 1 from runs"))
 
+    def delete_ablation(self, ablation_id: int) -> None:
+        """Remove one ablation with its sets and predictions (call inside a transaction)."""
+        for table in ("ablation_predictions", "ablation_sets", "ablations"):
+            self.con.execute(f"delete from {table} where ablation_id = ?", [ablation_id])
+
     def delete_run(self, run_id: int) -> None:
         """Remove every row of a run (call inside a transaction)."""
-        ablations = "select ablation_id from ablations where run_id = ?"
-        for table in ("ablation_predictions", "ablation_sets"):
-            self.con.execute(f"delete from {table} where ablation_id in ({ablations})", [run_id])
-        self.con.execute("delete from ablations where run_id = ?", [run_id])
+        for (ablation_id,) in self.con.execute(
+            "select ablation_id from ablations where run_id = ?", [run_id]
+        ).fetchall():
+            self.delete_ablation(ablation_id)
         ids = "select analysis_id from significance where run_id = ?"
         for table in ("significance_counts", "significance_neurons", "significance_correlation", "significance_anova"):
             self.con.execute(f"delete from {table} where analysis_id in ({ids})", [run_id])
@@ -351,7 +356,10 @@ class Warehouse:
                         else 'incomplete (' || coalesce(d.done, 0) || '/' || r.n_sentences || ' sentences)'
                    end as status,
                    r.source, r.model, r.data_file, array_to_string(r.layers, ',') as layers,
-                   r.pooling, r.n_sentences as sentences, r.n_languages as languages, r.n_labels as labels,
+                   r.pooling,
+                   coalesce(nullif(array_to_string(json_extract_string(r.settings, '$.splits[*]'), ','), ''), 'all') as split,
+                   json_extract(r.settings, '$.max_length')::INTEGER as max_length,
+                   r.n_sentences as sentences, r.n_languages as languages, r.n_labels as labels,
                    r.hidden_size as neurons, r.n_truncated as truncated,
                    strftime(r.created_at, '%Y-%m-%d %H:%M:%S') as created,
                    strftime(r.materialized_at, '%Y-%m-%d %H:%M:%S') as statistics_cached,
