@@ -43,7 +43,10 @@ def test_demo_end_to_end(demo, neurons):
     runs = json.loads(neurons("--db", db, "runs", "--json").stdout)
     assert runs[0]["run"] == "demo" and runs[0]["status"] == "complete" and runs[0]["sentences"] == 210
     assert runs[0]["layers"] == "0,1,2,3,4" and runs[0]["neurons"] == 64
-    q = "select count(*) as n, count(distinct predicted_label) as labels from activations_long join sentences using (sentence_id)"
+    q = (
+        "select count(*) as n, count(distinct predicted_label) as labels from activations_long a "
+        "join sentences s on s.sentence_id = a.sentence_id and s.run_id = 1 where a.run = 'demo'"
+    )
     row = json.loads(neurons("--db", db, "query", q, "--json").stdout)[0]
     assert row["n"] == 210 * 5 * 64
     # trained on the train split: it predicts more than one label, and beats chance on its training data
@@ -81,4 +84,4 @@ def test_demo_reruns_replace_the_run(tmp_path, neurons):
     assert neurons("demo", "--out", tmp_path, "--epochs", "2").exit_code == 0
     assert neurons("demo", "--out", tmp_path, "--epochs", "2").exit_code == 0
     runs = json.loads(neurons("--db", tmp_path / "demo.duckdb", "runs", "--json").stdout)
-    assert [r["run"] for r in runs] == ["demo"]
+    assert [r["run"] for r in runs] == ["demo", "demo-ffn"]

@@ -241,7 +241,7 @@ def test_report_renders_in_a_real_browser(tmp_path, paper_sized):
     index = build_report(paper_sized, "paper", tmp_path / "rep")
     dom = render_in_chromium(index, tmp_path)
     n_charts = int(re.search(r'data-charts="(\d+)"', dom).group(1))
-    assert n_charts == 13  # Figures 1, 2 (+ ceiling, cosine), 3 for 6 labels, classes, monolingual, ranking
+    assert n_charts == 14  # Figures 1, 2 (+ ceiling, cosine), 3 for 6 labels, classes, monolingual, ranking, agreement
     assert re.search(r'data-rendered="(\d+)"', dom).group(1) == str(n_charts)
     assert "data-failed" not in dom and '<ul id="errors"></ul>' in dom
     # no two visible text marks of any figure overlap (the page measures every text box once drawn)

@@ -261,6 +261,11 @@ def ablate(db, model: str, dataset: Dataset, run: str, options: AblateOptions, p
     with Warehouse(db, read_only=True) as wh:  # user SQL (--query) runs in its sandbox; no lock held
         wh.run_id(run)
         meta = wh.run_row(run)
+        if meta.get("site") == "ffn":
+            raise UserError(
+                f"run '{run}' holds feed-forward activations (--site ffn); ablation works on the hidden "
+                "states: ablate a run extracted with --site residual"
+            )
         if not o.data_override:
             check_sentences(wh, run, dataset)
         if layer not in meta["layers"]:

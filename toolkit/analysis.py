@@ -6,7 +6,7 @@ the per-run `moments` cache that `Warehouse.materialize` fills when a run comple
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -59,6 +59,7 @@ class Findings:
     language_pairs: pl.DataFrame  # language_pair_summary
     class_shares: pl.DataFrame  # one row per label, a column per class with its share
     monolingual: pl.DataFrame  # monolingual_counts
+    agreement: pl.DataFrame = field(default_factory=pl.DataFrame)  # criteria_agreement, one row per pair
 
     def as_dict(self) -> dict:
         return {
@@ -92,7 +93,17 @@ def analyze(
         else pl.DataFrame(schema={"label": pl.String, **{c: pl.Float64 for c in CLASSES}})
     )
     mono = wh.monolingual_counts(rl.run, rl.layer, threshold, absolute).drop("run", "layer")
-    return Findings(rl.run, rl.layer, threshold, absolute, top_variance, pairs, shares, mono)
+    agreement = wh.sql(
+        """select a.criterion_a, a.criterion_b, a.jaccard as jaccard_top10, b.jaccard as jaccard_top50,
+                  s.spearman as rank_spearman
+           from criteria_agreement a
+           left join criteria_agreement b using (run, layer, criterion_a, criterion_b)
+           left join criteria_agreement s using (run, layer, criterion_a, criterion_b)
+           where a.run = ? and a.layer = ? and a.k = 10 and b.k = 50 and s.k is null and s.jaccard is null
+           order by a.criterion_a, a.criterion_b""",
+        [rl.run, rl.layer],
+    )
+    return Findings(rl.run, rl.layer, threshold, absolute, top_variance, pairs, shares, mono, agreement)
 
 
 def layer_sweep(wh: Warehouse, run: str, threshold: float = THRESHOLD, absolute: bool = False) -> pl.DataFrame:

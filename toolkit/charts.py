@@ -447,9 +447,45 @@ def ablation_effect(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     )
 
 
+def criteria_agreement(wh: Warehouse, o: ChartOptions) -> alt.Chart:
+    """How the neuron criteria agree: Jaccard index of their top-k sets per pair and k, Spearman of their full
+    rankings in the row labels (definition 14)."""
+    layer = resolve(wh, o.run, o.layer).layer
+    df = wh.sql(
+        """select a.criterion_a || ' – ' || a.criterion_b || coalesce(printf('  (ρ %.2f)', s.spearman), '') as pair,
+                  'top ' || a.k as k, a.k as k_order, a.jaccard, printf('%.2f', a.jaccard) as text
+           from criteria_agreement a
+           left join criteria_agreement s
+             on s.run = a.run and s.layer = a.layer and s.criterion_a = a.criterion_a
+            and s.criterion_b = a.criterion_b and s.k is null and s.jaccard is null
+           where a.run = ? and a.layer = ? and a.k is not null order by pair, a.k""",
+        [o.run, layer],
+    )
+    if not df.height:
+        raise UserError(f"no criteria to compare for run '{o.run}', layer {layer}")
+    base = alt.Chart(df).encode(
+        x=alt.X("k:N", title=None, sort=alt.EncodingSortField("k_order"), axis=alt.Axis(labelAngle=0, orient="top")),
+        y=alt.Y("pair:N", title=None),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color("jaccard:Q", title="Jaccard", scale=alt.Scale(scheme="greens", domain=[0, 1]))
+    )
+    text = base.mark_text(fontSize=12).encode(
+        text="text:N", color=alt.condition("datum.jaccard > 0.6", alt.value("white"), alt.value("black"))
+    )
+    return alt.layer(cells, text).properties(
+        width=alt.Step(90),
+        height=alt.Step(34),
+        title=_title(
+            "Agreement of neuron criteria: Jaccard of their top-k sets (ρ: Spearman of the rankings)", o, layer
+        ),
+    )
+
+
 CHARTS: dict[str, tuple[Callable[[Warehouse, ChartOptions], alt.Chart], str]] = {
     "label-variance": (label_variance, "Figure 1: variance of z within each label, every neuron"),
     "correlation": (crosslingual_heatmap, "Figure 2: cross-lingual Spearman (or --metric cosine) heatmap"),
+    "agreement": (criteria_agreement, "Jaccard of the criteria's top-k neuron sets, Spearman of their rankings"),
     "ceiling": (ceiling_heatmap, "noise ceiling and disattenuated Spearman per label and pair"),
     "profiles": (label_profiles, "Figure 3: mean z of each language's top neurons for one label, a heatmap"),
     "classes": (class_distribution, "neuron classes per label, stacked"),

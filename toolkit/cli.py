@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import click
+import polars as pl
 
 from toolkit import __version__
 from toolkit.defaults import ALPHA, MIN_EFFECT, THRESHOLD
@@ -192,10 +193,17 @@ def data_options(fn):
 )
 @click.option(
     "--pooling",
-    type=click.Choice(["cls", "mean"]),
+    type=click.Choice(["cls", "mean", "active"]),
     default="cls",
     show_default=True,
-    help="First token ([CLS]/<s>) or the mean over non-padding tokens.",
+    help="First token ([CLS]/<s>), the mean over non-padding tokens, or (ffn) the share of tokens active (> 0).",
+)
+@click.option(
+    "--site",
+    type=click.Choice(["residual", "ffn"]),
+    default="residual",
+    show_default=True,
+    help="residual: the hidden states; ffn: the feed-forward activations after the nonlinearity (blocks 1..n).",
 )
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--max-length", type=int, default=None, help="Truncate longer inputs (default: the model's limit).")
@@ -243,6 +251,7 @@ def extract(
     limit: int | None,
     layers: str,
     pooling: str,
+    site: str,
     batch_size: int,
     max_length: int | None,
     device: str,
@@ -281,6 +290,7 @@ def extract(
         ExtractOptions(
             layers=layers,
             pooling=pooling,
+            site=site,
             batch_size=batch_size,
             max_length=max_length,
             device=device,
@@ -300,16 +310,29 @@ def extract(
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--run", required=True, help="Name of the run to create.")
 @click.option("--replace", is_flag=True, help="Replace the run if it exists.")
+@click.option(
+    "--site",
+    type=click.Choice(["residual", "ffn"]),
+    default="residual",
+    show_default=True,
+    help="What the values are: hidden states or feed-forward activations.",
+)
+@click.option(
+    "--pooling",
+    type=click.Choice(["cls", "mean", "active"]),
+    default=None,
+    help="How they were pooled (active: token shares, with an n_tokens column; LAPE reads these).",
+)
 @pass_ctx
 @handled
-def load(ctx: Context, file: Path, run: str, replace: bool) -> None:
+def load(ctx: Context, file: Path, run: str, replace: bool, site: str, pooling: str | None) -> None:
     """Import a long-format table of activations made elsewhere (Parquet, CSV, TSV or JSONL).
 
-    Columns: sentence_id, language, label, layer, neuron, value; text optional.
+    Columns: sentence_id, language, label, layer, neuron, value; text and n_tokens optional.
     """
     from toolkit.load import load_long
 
-    summary = load_long(ctx.db, file, run, replace=replace)
+    summary = load_long(ctx.db, file, run, replace=replace, site=site, pooling=pooling)
     click.echo(
         f"loaded run '{run}' into {ctx.db}: {summary['n_sentences']} sentences, layers {summary['layers']}, "
         f"{summary['hidden_size']} neurons, {summary['n_values']:,} values"
@@ -495,6 +518,14 @@ def analyze(
         (f"Neuron classes per label, share of the layer's neurons ({rule} > {threshold}; Section 3.3)", f.class_shares),
         (f"Monolingual neurons per language ({rule} > {threshold}; Section 4)", f.monolingual),
     ]
+    if f.agreement.height:
+        sections.append(
+            (
+                "Agreement of neuron criteria: Jaccard of their top-10 and top-50 sets, Spearman of their "
+                "rankings (view criteria_agreement; probe after `neurons probe`)",
+                f.agreement,
+            )
+        )
     if accuracy.height:
         sections.insert(
             0, ("Model accuracy per language (at_chance: macro-F1 within the binomial interval of guessing)", accuracy)
@@ -514,6 +545,7 @@ def analyze(
             "label-variance",
             "correlation",
             "ceiling",
+            "agreement",
             "profiles",
             "classes",
             "monolingual",
@@ -571,6 +603,7 @@ def chart(
     label-variance    Figure 1: variance of z within each label, every neuron
     correlation       Figure 2: cross-lingual Spearman (or cosine) heatmap
     ceiling           beside Figure 2: noise ceiling and disattenuated Spearman
+    agreement         neuron criteria (variance, eta squared, probe): Jaccard of top-k sets
     profiles          Figure 3: mean z of each language's top neurons for one label (heatmap)
     classes           neuron classes per label, stacked
     monolingual       monolingual neurons per language
@@ -1021,6 +1054,98 @@ def ablate(
     click.echo("\nLargest recall drops under the target set\n" + render(worst, "table", float_precision=3), nl=False)
 
 
+def languages_option(text: str | None) -> tuple[str, ...] | None:
+    return tuple(x.strip() for x in text.split(",") if x.strip()) if text else None
+
+
+@cli.command()
+@click.option("--run", required=True, help="Run to probe.")
+@click.option("--layer", type=int, default=None, help="Layer (default: the penultimate stored layer).")
+@click.option("--train-languages", default=None, help="Train on these languages, comma-separated (default: all).")
+@click.option("--test-languages", default=None, help="Score on these languages, comma-separated (default: all).")
+@click.option("--l1", type=float, default=1e-3, show_default=True, callback=finite, help="L1 penalty (elastic net).")
+@click.option("--l2", type=float, default=1e-3, show_default=True, callback=finite, help="L2 penalty (elastic net).")
+@click.option("--top", default="10,50,100", show_default=True, help="k values: probes on the top-k neurons only.")
+@click.option(
+    "--controls",
+    type=int,
+    default=10,
+    show_default=True,
+    callback=at_least(0),
+    help="Random k-sets per k for the top-k comparison.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of tables.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@pass_ctx
+@handled
+def probe(
+    ctx: Context,
+    run: str,
+    layer: int | None,
+    train_languages: str | None,
+    test_languages: str | None,
+    l1: float,
+    l2: float,
+    top: str,
+    controls: int,
+    seed: int,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Linear probes (elastic-net logistic regression on the layer's z-scores) predicting the label: accuracy and
+    macro-F1 per train x test language with a control task's selectivity, neurons ranked by weight mass, and
+    probes on the top-k neurons against random k-sets. Stored in the warehouse (views probe_scores,
+    probe_rankings, probe_topk, criteria_agreement)."""
+    from tqdm import tqdm
+
+    from toolkit.probe import ProbeOptions, store
+    from toolkit.probe import probe as run_probe
+    from toolkit.query import render, to_json
+    from toolkit.warehouse import Warehouse
+
+    try:
+        ks = tuple(int(x) for x in top.split(",") if x.strip())
+    except ValueError:
+        raise UserError(f"--top {top!r}: give comma-separated numbers, e.g. 10,50,100") from None
+    options = ProbeOptions(
+        languages_option(train_languages), languages_option(test_languages), l1, l2, ks, controls, seed
+    )
+    Warehouse(ctx.db, create=False).close()  # a writing command: migrate an older warehouse first
+    with Warehouse(ctx.db, read_only=True) as wh:
+        wh.run_id(run)
+        with tqdm(desc="probe", unit="fit", disable=quiet, file=sys.stderr) as bar:
+            result = run_probe(wh, run, layer, options, progress=bar.update)
+    with Warehouse(ctx.db, create=False, lock_wait=WRITER_LOCK_WAIT) as wh:
+        probe_id = store(wh, result)
+    if as_json:
+        click.echo(
+            to_json(
+                {
+                    "probe_id": probe_id,
+                    "run": result.run,
+                    "layer": result.layer,
+                    "scores": result.scores.to_dicts(),
+                    "topk": result.topk.to_dicts(),
+                }
+            )
+        )
+        return
+    click.echo(f"probe {probe_id}: run '{result.run}', layer {result.layer} ({result.seconds:.1f} s)")
+    scores = result.scores.with_columns((pl.col("accuracy") - pl.col("control_accuracy")).alias("selectivity"))
+    click.echo(
+        "\nAccuracy and macro-F1 per train x test language (held-out sentences; selectivity = accuracy - "
+        "control task)\n" + render(scores, "table", float_precision=3),
+        nl=False,
+    )
+    if result.topk.height:
+        click.echo(
+            "\nProbes on the top-k neurons (by weight mass) against random k-sets\n"
+            + render(result.topk, "table", float_precision=3),
+            nl=False,
+        )
+
+
 @cli.command()
 @click.argument("neuron", type=int)
 @click.option("--run", required=True, help="Run to look in.")
@@ -1114,6 +1239,7 @@ SHORT_HELP = {
     "demo": "Run the whole workflow on the bundled sample with a tiny model.",
     "upgrade": "Migrate a warehouse made by an older version.",
     "neuron": "One neuron's card: profile, classes, significance, sentences.",
+    "probe": "Linear probes: transfer across languages, neuron rankings, top-k.",
 }
 for _name, _text in SHORT_HELP.items():
     cli.commands[_name].short_help = _text

@@ -12,11 +12,14 @@ from importlib import resources
 from pathlib import Path
 
 import click
+import polars as pl
 
 from toolkit.ablate import AblateOptions, ablate, rank_in_words
 from toolkit.datasets import read_dataset
 from toolkit.extract import ExtractOptions, extract
 from toolkit.finetune import train_classifier
+from toolkit.probe import ProbeOptions, probe
+from toolkit.probe import store as probe_store
 from toolkit.report import build_report
 from toolkit.report_text import extraction_summary
 from toolkit.significance import SignificanceOptions, significance, store
@@ -71,6 +74,28 @@ def run_demo(out: Path, epochs: int = 30, seed: int = 0) -> Path:
         f"significance: 1000 permutations, 1000 bootstraps in {tested.seconds:.1f} s; of "
         f"{counts['n_neurons']} neurons at layer {tested.layer}, {counts['q_significant']} have BH q < 0.05 "
         f"and {counts['sensitive']} also a pooled eta squared >= 0.01 (label-sensitive)"
+    )
+    with Warehouse(db) as wh:
+        probed = probe(wh, "demo", tested.layer, ProbeOptions(top=(8,), controls=3, seed=seed))
+        probe_store(wh, probed)
+    best = probed.scores.filter(pl.col("train_language") == "all")
+    click.echo(
+        f"probe: a linear probe on layer {tested.layer}'s z-scores reads the label from held-out sentences with "
+        f"accuracy {best['accuracy'].mean():.2f} (control task {best['control_accuracy'].mean():.2f}); "
+        f"{probed.seconds:.1f} s"
+    )
+    ffn = extract(
+        db,
+        str(checkpoint),
+        everything,
+        "demo-ffn",
+        ExtractOptions(layers="all", site="ffn", pooling="active", batch_size=32),
+        replace=True,
+        progress=False,
+    )
+    click.echo(
+        f"feed-forward activations (token shares, for LAPE): run 'demo-ffn', layers "
+        f"{', '.join(map(str, ffn.layers))} x {ffn.hidden_size} neurons"
     )
     test_split = read_dataset(data, id_column="id", split_column="split", splits=["test"])
     options = AblateOptions(tested.layer, top_variance=8, controls=10, seed=seed)

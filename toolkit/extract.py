@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,19 +30,23 @@ from toolkit import __version__
 from toolkit.arrow import activation_table, insert_run_rows, insert_table, neuron_table
 from toolkit.datasets import Dataset
 from toolkit.errors import UserError
-from toolkit.models import LoadedModel, load_config, load_model, parse_layers, truncated
+from toolkit.models import LoadedModel, block_list, load_config, load_model, parse_layers, truncated
 from toolkit.tokens import batch_plan, check_unknown, pad, tokenize, unknown_shares
 from toolkit.warehouse import WRITER_LOCK_WAIT, Warehouse, check_db_path, default_db, validate_run_name
 
-POOLINGS = ("cls", "mean")
+POOLINGS = ("cls", "mean", "active")
+SITES = ("residual", "ffn")
 
 
 @dataclass
 class ExtractOptions:
-    """How to extract. `layers` uses hidden_states numbering; the default -2 is the penultimate layer."""
+    """How to extract. `site` residual: the hidden states (`layers` in hidden_states numbering, 0 = embeddings);
+    ffn: the feed-forward activations after the nonlinearity of blocks `layers` (1..n). The default -2 is the
+    penultimate layer. `pooling` active (ffn only): the share of the sentence's tokens whose activation is > 0."""
 
     layers: str = "-2"
     pooling: str = "cls"
+    site: str = "residual"
     batch_size: int = 32
     max_length: int | None = None
     device: str = "auto"
@@ -49,8 +55,12 @@ class ExtractOptions:
     commit_every: int = 1024
 
     def __post_init__(self) -> None:
+        if self.site not in SITES:
+            raise UserError(f"unknown --site {self.site}; use residual or ffn")
         if self.pooling not in POOLINGS:
-            raise UserError(f"unknown --pooling {self.pooling}; use cls or mean")
+            raise UserError(f"unknown --pooling {self.pooling}; use cls, mean or active")
+        if self.pooling == "active" and self.site != "ffn":
+            raise UserError("--pooling active counts tokens whose activation is > 0: use it with --site ffn")
         if self.batch_size < 1:
             raise UserError(f"--batch-size must be at least 1 (got {self.batch_size})")
         if self.commit_every < 1:
@@ -85,22 +95,77 @@ class ExtractSummary:
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """[batch, seq, hidden] -> [batch, hidden]: the first token, or the mean over non-padding tokens."""
+    """[batch, seq, hidden] -> [batch, hidden]: the first token, the mean over non-padding tokens, or (active)
+    the share of non-padding tokens, special tokens included, whose value is > 0."""
     if pooling == "cls":
         return hidden[:, 0, :].float()
     m = mask.unsqueeze(-1).to(torch.float32)
-    return (hidden.float() * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)
+    values = (hidden > 0).to(torch.float32) if pooling == "active" else hidden.float()
+    return (values * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)
 
 
 def forward_batch(
-    loaded: LoadedModel, ids: torch.Tensor, mask: torch.Tensor, layers: list[int], pooling: str, want_logits: bool
+    loaded: LoadedModel,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    layers: list[int],
+    pooling: str,
+    want_logits: bool,
+    captured: dict[int, torch.Tensor] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Pooled activations [batch, len(layers), hidden] as float32, and class probabilities if wanted."""
+    """Pooled activations [batch, len(layers), hidden] as float32, and class probabilities if wanted. With
+    CAPTURED (filled by `ffn_capture` hooks during the forward pass) the FFN activations are pooled instead of
+    the hidden states."""
     ids, mask = ids.to(loaded.device), mask.to(loaded.device)
-    out = loaded.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-    pooled = torch.stack([pool(out.hidden_states[k], mask, pooling) for k in layers], dim=1)
+    out = loaded.model(input_ids=ids, attention_mask=mask, output_hidden_states=captured is None)
+    source = captured if captured is not None else out.hidden_states
+    pooled = torch.stack([pool(source[k], mask, pooling) for k in layers], dim=1)
     probs = torch.softmax(out.logits.float(), dim=-1).cpu().numpy() if want_logits else None
     return pooled.cpu().numpy(), probs
+
+
+def ffn_blocks(loaded: LoadedModel) -> list[torch.nn.Module]:
+    """Per transformer block, the module whose output is the feed-forward activation after the nonlinearity:
+    `intermediate` (dense + activation) in BERT, RoBERTa and XLM-R, `ffn.activation` in DistilBERT."""
+    out = []
+    for block in block_list(loaded.model, loaded.n_layers)[2]:
+        if hasattr(block, "intermediate"):
+            out.append(block.intermediate)
+        elif hasattr(block, "ffn") and isinstance(getattr(block.ffn, "activation", None), torch.nn.Module):
+            out.append(block.ffn.activation)
+        else:
+            raise UserError(
+                f"--site ffn: cannot find the feed-forward activations of this {loaded.model_type} model; "
+                "use --site residual"
+            )
+    return out
+
+
+def ffn_width(loaded: LoadedModel) -> int:
+    """Neurons of a feed-forward layer (intermediate_size; hidden_dim in DistilBERT)."""
+    config = loaded.model.config
+    return int(getattr(config, "intermediate_size", None) or config.hidden_dim)
+
+
+@contextmanager
+def ffn_capture(loaded: LoadedModel, layers: list[int]) -> Iterator[dict[int, torch.Tensor]]:
+    """Forward hooks that keep the FFN activations of blocks LAYERS (1..n) of each forward pass in the yielded
+    dict; always removed afterwards."""
+    captured: dict[int, torch.Tensor] = {}
+    blocks = ffn_blocks(loaded)
+
+    def keep(k: int):
+        def hook(_module, _inputs, output):
+            captured[k] = output
+
+        return hook
+
+    handles = [blocks[k - 1].register_forward_hook(keep(k)) for k in layers]
+    try:
+        yield captured
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def _settings(
@@ -113,6 +178,7 @@ def _settings(
         "data_sha256": dataset.sha256,
         **dataset.options,
         "layers": layers,
+        "site": opts.site,
         "pooling": opts.pooling,
         "batch_size": opts.batch_size,
         "max_length": max_length,
@@ -122,7 +188,7 @@ def _settings(
 
 
 def _check_resume(existing: dict, settings: dict) -> None:
-    stored = json.loads(existing["settings"])
+    stored = {"site": "residual", **json.loads(existing["settings"])}  # runs made before --site were residual
     changed = [k for k in settings if stored.get(k) != settings[k]]
     if changed:
         diffs = "; ".join(f"{k}: {stored.get(k)!r} then, {settings[k]!r} now" for k in changed)
@@ -152,7 +218,7 @@ def extract(
     if resume and replace:
         raise UserError("--resume and --replace exclude each other; pick one")
     config, _ = load_config(model)
-    layers = parse_layers(opts.layers, int(config.num_hidden_layers))
+    layers = parse_layers(opts.layers, int(config.num_hidden_layers), first=1 if opts.site == "ffn" else 0)
 
     db_path = Path(db) if db is not None else default_db()
     check_db_path(db_path, create=True)
@@ -170,6 +236,7 @@ def extract(
     loaded = load_model(model, opts.device, opts.dtype, classifier=opts.predictions)
     max_length = min(opts.max_length or loaded.max_length, loaded.max_length)
     want_logits = loaded.class_names is not None
+    width = ffn_width(loaded) if opts.site == "ffn" else loaded.hidden_size
     settings = _settings(dataset, loaded.reference, layers, opts, max_length, want_logits)
     if existing is not None and resume:
         _check_resume(existing, settings)
@@ -205,8 +272,9 @@ def extract(
                         "data_file": str(dataset.path),
                         "data_sha256": dataset.sha256,
                         "layers": layers,
+                        "site": opts.site,
                         "pooling": opts.pooling,
-                        "hidden_size": loaded.hidden_size,
+                        "hidden_size": width,
                         "n_sentences": frame.height,
                         "n_languages": frame["language"].n_unique(),
                         "n_labels": frame["label"].n_unique(),
@@ -216,7 +284,7 @@ def extract(
                         "toolkit_version": __version__,
                     }
                 )
-                insert_table(wh.con, "layer_neurons", neuron_table(layers, loaded.hidden_size), "run_id", run_id)
+                insert_table(wh.con, "layer_neurons", neuron_table(layers, width), "run_id", run_id)
     created = not (existing is not None and resume)
     todo = [(i, b) for i, b in enumerate(plan) if not done.issuperset(sentence_ids[b].tolist())]
     n_done_before = len(done)
@@ -236,11 +304,12 @@ def extract(
     pending_n = 0
     pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
     block_keep = loaded.n_layers if want_logits else max(layers)
+    capture = ffn_capture(loaded, layers) if opts.site == "ffn" else nullcontext(None)
     try:
-        with torch.inference_mode(), truncated(loaded.model, loaded.n_layers, block_keep):
+        with torch.inference_mode(), truncated(loaded.model, loaded.n_layers, block_keep), capture as captured:
             for k, (_, rows) in enumerate(todo):
                 ids, mask = pad([token_ids[r] for r in rows], pad_id)
-                values, probs = forward_batch(loaded, ids, mask, layers, opts.pooling, want_logits)
+                values, probs = forward_batch(loaded, ids, mask, layers, opts.pooling, want_logits, captured)
                 _check_finite(values, sentence_ids, rows, layers, opts.dtype)
                 pending.append((rows, values, probs))
                 pending_n += len(rows)
@@ -273,7 +342,7 @@ def extract(
         n_done_before=n_done_before,
         n_truncated=int(cut.sum()),
         layers=layers,
-        hidden_size=loaded.hidden_size,
+        hidden_size=width,
         seconds=seconds,
         predictions=want_logits,
         languages=dict(frame["language"].value_counts(sort=True).iter_rows()),

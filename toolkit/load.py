@@ -110,6 +110,9 @@ def read_long(path: str | Path) -> pl.DataFrame:
             "layer": layer.cast(pl.UInt8),
             "neuron": neuron.cast(pl.UInt16),
             "value": value.cast(pl.Float32),
+            "n_tokens": _numeric(df, path, "n_tokens", pl.Int64, "n_tokens").cast(pl.Int32)
+            if "n_tokens" in df.columns
+            else pl.Series([None] * df.height, dtype=pl.Int32),
         }
     )
     require_unique(long, path, ["sentence_id", "layer", "neuron"], "(sentence_id, layer, neuron) row")
@@ -118,8 +121,9 @@ def read_long(path: str | Path) -> pl.DataFrame:
         pl.col("language").n_unique().alias("nl"),
         pl.col("label").n_unique().alias("nb"),
         pl.col("text").n_unique().alias("nt"),
+        pl.col("n_tokens").n_unique().alias("nn"),
     )
-    mixed = per_sentence.filter((pl.col("nl") > 1) | (pl.col("nb") > 1) | (pl.col("nt") > 1))
+    mixed = per_sentence.filter((pl.col("nl") > 1) | (pl.col("nb") > 1) | (pl.col("nt") > 1) | (pl.col("nn") > 1))
     if mixed.height:
         raise UserError(
             f"{path}: sentence {mixed['source_id'][0]!r} has more than one language, label or text; "
@@ -144,13 +148,28 @@ def read_long(path: str | Path) -> pl.DataFrame:
     return long
 
 
-def load_long(db: str | Path | None, path: str | Path, run: str, replace: bool = False) -> dict:
-    """Import a long table as run RUN in one transaction; returns counts."""
+def load_long(
+    db: str | Path | None,
+    path: str | Path,
+    run: str,
+    replace: bool = False,
+    site: str = "residual",
+    pooling: str | None = None,
+) -> dict:
+    """Import a long table as run RUN in one transaction; returns counts. SITE and POOLING say what the values
+    are (e.g. ffn / active for token shares that LAPE reads, with an n_tokens column)."""
     path = Path(path)
+    if site not in ("residual", "ffn") or pooling not in (None, "cls", "mean", "active"):
+        raise UserError("--site is residual or ffn; --pooling cls, mean or active")
     long = read_long(path)
+    if pooling == "active":
+        if long["n_tokens"].null_count() or (long["n_tokens"] < 1).any():
+            raise UserError(f"{path}: --pooling active needs an n_tokens column (tokens per sentence, at least 1)")
+        if ((long["value"] < 0) | (long["value"] > 1)).any():
+            raise UserError(f"{path}: --pooling active values are shares of tokens, between 0 and 1")
     sentences = (
         long.unique("sentence_id", keep="first", maintain_order=True)
-        .select("sentence_id", "source_id", "text", "language", "label")
+        .select("sentence_id", "source_id", "text", "language", "label", "n_tokens")
         .sort("sentence_id")
     )
     vectors = (
@@ -184,7 +203,8 @@ def load_long(db: str | Path | None, path: str | Path, run: str, replace: bool =
                     "data_file": str(path.resolve()),
                     "data_sha256": digest,
                     "layers": layers,
-                    "pooling": None,
+                    "pooling": pooling,
+                    "site": site,
                     "hidden_size": hidden,
                     "n_sentences": sentences.height,
                     "n_languages": sentences["language"].n_unique(),

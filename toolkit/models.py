@@ -220,11 +220,12 @@ def loading(ref: str) -> Iterator[None]:
         ) from None
 
 
-def parse_layers(spec: str, n_layers: int) -> list[int]:
-    """'11', '6,11', '-2' (python-style index into hidden_states) or 'all' -> sorted hidden_states indices."""
+def parse_layers(spec: str, n_layers: int, first: int = 0) -> list[int]:
+    """'11', '6,11', '-2' (python-style index from the end) or 'all' -> sorted layer numbers in FIRST..n_layers:
+    hidden_states indices from 0 (the embeddings), or from 1 for the blocks' feed-forward activations."""
     spec = spec.strip().lower()
     if spec == "all":
-        return list(range(n_layers + 1))
+        return list(range(first, n_layers + 1))
     out: set[int] = set()
     for part in spec.split(","):
         try:
@@ -234,10 +235,14 @@ def parse_layers(spec: str, n_layers: int) -> list[int]:
                 f"--layers {spec!r}: '{part}' is not a layer number; use e.g. 11, 6,11, -2 or all"
             ) from None
         idx = k + n_layers + 1 if k < 0 else k
-        if not 0 <= idx <= n_layers:
+        if not first <= idx <= n_layers:
+            what = (
+                f"{first}..{n_layers}: 0 is the embeddings, {n_layers} the last block"
+                if first == 0
+                else f"{first}..{n_layers}: the feed-forward activations of blocks 1..{n_layers}"
+            )
             raise UserError(
-                f"--layers {spec!r}: layer {k} is out of range for this model "
-                f"(0..{n_layers}: 0 is the embeddings, {n_layers} the last block; negatives count from the end)"
+                f"--layers {spec!r}: layer {k} is out of range for this model ({what}; negatives count from the end)"
             )
         out.add(idx)
     return sorted(out)

@@ -127,6 +127,14 @@ def _figures(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bo
             build(wh, "variance-ranking", o),
         ),
     ]
+    figs.append(
+        Figure(
+            "agreement",
+            "Agreement of neuron criteria (variance, eta squared, probe weight mass)",
+            "criteria_agreement",
+            build(wh, "agreement", o),
+        )
+    )
     if len(wh.run_row(run)["layers"]) > 1:
         figs.append(Figure("layers", "Across layers (the layer sweep)", "summarize_layers", build(wh, "layers", o)))
     for ablation_id in _ablations(wh, run):

@@ -9,7 +9,8 @@ JOIN layer_neurons AS n USING (run_id, layer);
 -- The same rows with each sentence's language and label, joined before the lists are unnested (a join per
 -- sentence and layer, not per value): what the statistics cache and z-scores read.
 CREATE OR REPLACE VIEW labelled_activations AS
-SELECT v.run_id, v.sentence_id, v.layer, s.language, s.label, unnest(n.neurons) AS neuron, unnest(v.vector) AS value
+SELECT v.run_id, v.sentence_id, v.layer, s.language, s.label, s.n_tokens, unnest(n.neurons) AS neuron,
+       unnest(v.vector) AS value
 FROM activation_vectors AS v
 JOIN layer_neurons AS n USING (run_id, layer)
 JOIN sentences AS s USING (run_id, sentence_id);

@@ -1,0 +1,80 @@
+-- Probing results (sql/schema/009_probes.sql) by run name, the latest probing analysis of each run and layer,
+-- and how the field's neuron criteria agree (docs/definitions.md, definition 14).
+
+CREATE OR REPLACE VIEW latest_probes AS
+SELECT p.*, r.name AS run
+FROM probes AS p
+JOIN runs AS r USING (run_id)
+WHERE p.probe_id = (SELECT max(q.probe_id) FROM probes AS q WHERE q.run_id = p.run_id AND q.layer = p.layer);
+
+-- Cross-lingual transfer of a neuron-level probe: accuracy and macro-F1 per train x test language, and its
+-- selectivity (accuracy minus the control task's accuracy, Hewitt & Liang 2019).
+CREATE OR REPLACE VIEW probe_scores AS
+SELECT p.run, p.layer, p.probe_id, s.train_language, s.test_language, s.n_sentences, s.accuracy, s.macro_f1,
+       s.control_accuracy, s.accuracy - s.control_accuracy AS selectivity
+FROM probe_results AS s
+JOIN latest_probes AS p USING (probe_id);
+
+-- Neurons ranked by their weight mass in each probe (rank 1 = the largest), NeuroX's ranking.
+CREATE OR REPLACE VIEW probe_rankings AS
+SELECT p.run, p.layer, p.probe_id, w.train_language, w.neuron, w.weight_mass, w.rank
+FROM probe_weights AS w
+JOIN latest_probes AS p USING (probe_id);
+
+-- Accuracy of a probe on the top-k neurons only, beside random k-sets (mean, min, max).
+CREATE OR REPLACE VIEW probe_topk AS
+SELECT p.run, p.layer, p.probe_id, t.k, t.accuracy, t.control_mean, t.control_min, t.control_max, t.n_controls
+FROM probe_topk_results AS t
+JOIN latest_probes AS p USING (probe_id);
+
+-- Definition 14: the neuron criteria of the field as rankings of one layer's neurons (rank 1 = most
+-- label-related): between-label variance (definition 3), pooled ANOVA eta squared (definition 10) and the
+-- weight mass of the probe trained on every train language (NeuroX).
+CREATE OR REPLACE VIEW criterion_rankings AS
+SELECT run, layer, 'variance' AS criterion, neuron, rank FROM between_label_variance
+UNION ALL
+SELECT run, layer, 'eta_squared', neuron,
+       row_number() OVER (PARTITION BY run, layer ORDER BY eta_squared DESC NULLS LAST, neuron)
+FROM label_anova WHERE language IS NULL
+UNION ALL
+SELECT run, layer, 'probe', neuron, rank FROM probe_rankings WHERE train_language = 'all';
+
+-- Definition 14: for each pair of criteria and k in (10, 50, 100), the Jaccard index of their top-k sets and
+-- the Spearman correlation of their full rankings (k NULL); for the language question, the Jaccard index of
+-- the neurons monolingual for at least one label (definition 6) and the LAPE language-specific neurons
+-- (definition 12, default quantiles), where the run has activation probabilities.
+CREATE OR REPLACE VIEW criteria_agreement AS
+WITH pairs AS (
+    SELECT a.run, a.layer, a.criterion AS criterion_a, b.criterion AS criterion_b, a.neuron,
+           a.rank AS rank_a, b.rank AS rank_b
+    FROM criterion_rankings AS a
+    JOIN criterion_rankings AS b
+      ON b.run = a.run AND b.layer = a.layer AND b.neuron = a.neuron AND a.criterion < b.criterion
+),
+ks AS (SELECT * FROM (VALUES (10), (50), (100)) AS t(k))
+SELECT run, layer, criterion_a, criterion_b, NULL::INTEGER AS k, NULL::DOUBLE AS jaccard,
+       corr(rank_a, rank_b) AS spearman
+FROM pairs
+GROUP BY run, layer, criterion_a, criterion_b
+UNION ALL
+SELECT p.run, p.layer, p.criterion_a, p.criterion_b, ks.k,
+       count(*) FILTER (WHERE p.rank_a <= ks.k AND p.rank_b <= ks.k)
+         / nullif(count(*) FILTER (WHERE p.rank_a <= ks.k OR p.rank_b <= ks.k), 0)::DOUBLE AS jaccard,
+       NULL
+FROM pairs AS p CROSS JOIN ks
+WHERE ks.k <= (SELECT count(*) FROM criterion_rankings AS c
+               WHERE c.run = p.run AND c.layer = p.layer AND c.criterion = p.criterion_a)
+GROUP BY p.run, p.layer, p.criterion_a, p.criterion_b, ks.k
+UNION ALL
+SELECT m.run, m.layer, 'lape', 'monolingual', NULL,
+       count(*) FILTER (WHERE m.mono AND m.lape) / nullif(count(*) FILTER (WHERE m.mono OR m.lape), 0)::DOUBLE,
+       NULL
+FROM (
+    SELECT coalesce(a.run, b.run) AS run, coalesce(a.layer, b.layer) AS layer, coalesce(a.neuron, b.neuron) AS neuron,
+           a.neuron IS NOT NULL AS mono, b.neuron IS NOT NULL AS lape
+    FROM (SELECT DISTINCT run, layer, neuron FROM neuron_classes WHERE neuron_class = 'monolingual') AS a
+    FULL JOIN (SELECT DISTINCT run, layer, neuron FROM language_specific_neurons()) AS b
+      ON a.run = b.run AND a.layer = b.layer AND a.neuron = b.neuron
+) AS m
+WHERE (m.run, m.layer) IN (SELECT run, layer FROM activation_probability)
+GROUP BY m.run, m.layer;

@@ -1,0 +1,217 @@
+"""The field's other neuron criteria: FFN activations, LAPE, probing rankings, and where they agree."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+import synthetic as syn
+import torch
+from conftest import assert_one_line_error
+from scipy import stats
+from sklearn.linear_model import LogisticRegression
+from transformers import AutoModel, AutoTokenizer
+
+from toolkit.load import load_long
+from toolkit.warehouse import Warehouse
+
+
+@pytest.mark.parametrize("architecture", ["xlm-roberta", "bert", "distilbert"])
+def test_ffn_extraction_equals_a_forward_hook(tmp_path, neurons, checkpoint, sample, architecture):
+    """--site ffn stores the feed-forward activations after the nonlinearity, pooled (mean, cls, active) over each
+    sentence's own tokens: equal, within 1e-5, to a hook on each sentence run alone (no padding at all)."""
+    ckpt = checkpoint(architecture, False)
+    data = tmp_path / "d.csv"
+    sample.head(24).write_csv(data)
+    db = tmp_path / "w.duckdb"
+    for pooling in ("mean", "cls", "active"):
+        r = neurons(
+            "--db",
+            db,
+            "extract",
+            ckpt,
+            data,
+            "--run",
+            pooling,
+            "--site",
+            "ffn",
+            "--pooling",
+            pooling,
+            "--layers",
+            "1,3",
+            "--batch-size",
+            "8",
+            "--quiet",
+        )
+        assert r.exit_code == 0, r.stderr
+    model = AutoModel.from_pretrained(ckpt).eval()
+    tok = AutoTokenizer.from_pretrained(ckpt)
+    blocks = model.encoder.layer if hasattr(model, "encoder") else model.transformer.layer
+    seen = {}
+    hooks = [
+        (b.intermediate if hasattr(b, "intermediate") else b.ffn.activation).register_forward_hook(
+            lambda _m, _i, out, k=k: seen.__setitem__(k, out[0])
+        )
+        for k, b in enumerate(blocks, start=1)
+    ]
+    expected = {"mean": [], "cls": [], "active": []}
+    with torch.no_grad():
+        for text in sample.head(24)["text"].to_list():
+            model(**tok(text, return_tensors="pt"))
+            for k in (1, 3):
+                a = seen[k].numpy()
+                expected["mean"].append(a.mean(axis=0))
+                expected["cls"].append(a[0])
+                expected["active"].append((a > 0).mean(axis=0))
+    for h in hooks:
+        h.remove()
+    with Warehouse(db, read_only=True) as wh:
+        for pooling, rows in expected.items():
+            got = wh.sql(
+                "select sentence_id, layer, list(value order by neuron) as v from activations_long where run = ? "
+                "group by all order by sentence_id, layer",
+                [pooling],
+            )["v"].to_list()
+            np.testing.assert_allclose(np.array(got), np.array(rows), atol=1e-5, err_msg=pooling)
+        site = wh.sql("select site, pooling, hidden_size from runs where name = 'active'").row(0)
+    width = model.config.intermediate_size if hasattr(model.config, "intermediate_size") else model.config.hidden_dim
+    assert site == ("ffn", "active", width)
+
+
+def test_ffn_bad_input(tmp_path, neurons, checkpoint, data_csv):
+    db = tmp_path / "w.duckdb"
+    base = ("--db", db, "extract", checkpoint(), data_csv, "--run", "x", "--quiet")
+    assert_one_line_error(neurons(*base, "--site", "ffn", "--layers", "0"), "out of range", "feed-forward")
+    assert_one_line_error(neurons(*base, "--pooling", "active"), "--site ffn")
+    assert not db.exists()
+
+
+LANGS = ["ar", "en", "ja", "nl"]
+
+
+@pytest.fixture(scope="module")
+def lape_db(tmp_path_factory):
+    """Token shares of 40 FFN neurons: neuron 5 fires only in Japanese, neuron 9 only in Arabic and Dutch,
+    the rest in every language alike; each sentence has its own token count."""
+    rng = np.random.default_rng(0)
+    n_per, neurons = 30, 40
+    lang = np.repeat(LANGS, n_per)
+    lab = np.tile(np.repeat(["joy", "fear", "anger"], 10), len(LANGS))
+    share = rng.uniform(0.2, 0.6, size=(lang.size, neurons))
+    share[:, 5] = np.where(lang == "ja", rng.uniform(0.7, 0.9, lang.size), 0.0)
+    share[:, 9] = np.where(np.isin(lang, ["ar", "nl"]), rng.uniform(0.6, 0.9, lang.size), 0.0)
+    tokens = rng.integers(5, 40, size=lang.size)
+    frame = syn.long_frame(share, lang, lab, 3).with_columns(n_tokens=pl.Series(np.repeat(tokens, neurons)))
+    tmp = tmp_path_factory.mktemp("lape")
+    path = tmp / "lape.parquet"
+    frame.write_parquet(path)
+    db = tmp / "w.duckdb"
+    load_long(db, path, "lape", site="ffn", pooling="active")
+    return db, share.astype(np.float32).astype(np.float64), lang, tokens
+
+
+def test_lape_equals_the_papers_equations(lape_db):
+    db, share, lang, tokens = lape_db
+    p = np.stack([(share[lang == L] * tokens[lang == L, None]).sum(0) / tokens[lang == L].sum() for L in LANGS])
+    q = p / p.sum(axis=0)
+    entropy = -(np.where(q > 0, q * np.log(np.where(q > 0, q, 1)), 0)).sum(axis=0)
+    with Warehouse(db, read_only=True) as wh:
+        got = wh.sql(
+            "select language, neuron, probability, normalized, entropy from language_entropy() "
+            "where run = 'lape' order by neuron, language"
+        )
+        chosen = wh.sql(
+            "select neuron, language from language_specific_neurons(entropy_quantile := 0.05, "
+            "probability_quantile := 0.9) where run = 'lape' order by neuron, language"
+        )
+    np.testing.assert_allclose(got["probability"].to_numpy(), p.T.reshape(-1), rtol=1e-6)
+    np.testing.assert_allclose(got["normalized"].to_numpy(), q.T.reshape(-1), rtol=1e-6)
+    np.testing.assert_allclose(got["entropy"].to_numpy(), np.repeat(entropy, len(LANGS)), rtol=1e-6, atol=1e-12)
+    cut_e = np.quantile(entropy, 0.05)
+    cut_p = np.quantile(p, 0.9)
+    expected = sorted(
+        (n, LANGS[i])
+        for n in range(share.shape[1])
+        for i in range(len(LANGS))
+        if entropy[n] <= cut_e and p[i, n] > cut_p
+    )
+    assert [tuple(r) for r in chosen.iter_rows()] == expected
+    assert expected == [(5, "ja"), (9, "ar"), (9, "nl")]  # the planted neurons, in their languages only
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    values, lang, lab = syn.make(seed=0, per_cell=25, neurons=48)
+    tmp = tmp_path_factory.mktemp("probe")
+    db = tmp / "w.duckdb"
+    load_long(db, syn.write_long(tmp / "p.parquet", [syn.long_frame(values, lang, lab, 11)]), "p")
+    return db, values, lang, lab
+
+
+def test_probe_accuracy_equals_a_scikit_learn_fit(planted, neurons):
+    db, values, lang, lab = planted
+    r = neurons(
+        "--db",
+        db,
+        "probe",
+        "--run",
+        "p",
+        "--train-languages",
+        "ja",
+        "--top",
+        "5",
+        "--controls",
+        "2",
+        "--seed",
+        "4",
+        "--quiet",
+        "--json",
+    )
+    assert r.exit_code == 0, r.stderr
+    got = json.loads(r.stdout)
+    z = syn.zscore(values.astype(np.float32).astype(np.float64), lang)
+    from toolkit.probe import held_out_split
+
+    sentences = pl.DataFrame({"sentence_id": np.arange(len(lang)), "language": lang, "label": lab})
+    held = held_out_split(sentences, 4)  # the split is an input; the probe and its scores are recomputed here
+    train = (lang == "ja") & ~held
+    n = int(train.sum())
+    c, ratio = 1 / (n * (1e-3 + 2 * 1e-3)), 1e-3 / (1e-3 + 2 * 1e-3)  # NeuroX's l1 |w| + l2 |w|^2, mean loss
+    model = LogisticRegression(C=c, l1_ratio=ratio, solver="saga", max_iter=300, tol=1e-3, random_state=4)
+    model.fit(z[train], lab[train])
+    for row in got["scores"]:
+        test = (lang == row["test_language"]) & (held | (row["test_language"] != "ja"))
+        assert row["n_sentences"] == int(test.sum())
+        assert row["accuracy"] == pytest.approx(float(np.mean(model.predict(z[test]) == lab[test])), abs=1e-9)
+
+
+def test_planted_neurons_top_every_criterion(planted, neurons):
+    db, *_ = planted
+    assert neurons("--db", db, "probe", "--run", "p", "--controls", "2", "--top", "8", "--quiet").exit_code == 0
+    polyglot = set().union(*syn.Planted().polyglot.values())  # label-coding in every language
+    with Warehouse(db, read_only=True) as wh:
+        ranks = wh.sql("select criterion, neuron, rank from criterion_rankings where run = 'p' and layer = 11")
+        agreement = wh.sql("select * from criteria_agreement where run = 'p' and layer = 11 and k = 10")
+        topk = wh.sql("select * from probe_topk where run = 'p'")
+        scores = wh.sql("select * from probe_scores where run = 'p' and train_language = 'all'")
+    for criterion in ("variance", "eta_squared", "probe"):
+        top = set(ranks.filter((pl.col("criterion") == criterion) & (pl.col("rank") <= 8))["neuron"])
+        assert polyglot <= top, (criterion, sorted(top))
+    assert agreement.height == 3 and agreement["jaccard"].min() >= 0.5
+    assert topk["accuracy"][0] > topk["control_max"][0]  # the top-8 neurons beat random 8-sets
+    assert (scores["selectivity"] > 0.2).all()
+    with Warehouse(db, read_only=True) as wh:
+        a = wh.sql(
+            "select neuron, rank from criterion_rankings where run = 'p' and criterion = 'variance' order by neuron"
+        )
+        b = wh.sql(
+            "select neuron, rank from criterion_rankings where run = 'p' and criterion = 'probe' order by neuron"
+        )
+        wh_rho = wh.sql(
+            "select spearman from criteria_agreement where run = 'p' and k is null and "
+            "criterion_a = 'probe' and criterion_b = 'variance'"
+        ).item()
+    rho = stats.spearmanr(a["rank"], b["rank"]).statistic
+    assert wh_rho == pytest.approx(rho)
