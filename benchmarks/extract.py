@@ -157,6 +157,18 @@ def main() -> None:
                 progress=False,
             )
             keep("nopred", s.sentences_per_second)
+            s = extract(
+                work / "x.duckdb",
+                str(ckpt),
+                dataset,
+                "bench-ffn",
+                ExtractOptions(
+                    layers=str(args.layers), site="ffn", pooling="mean", batch_size=args.batch_size, device="cpu"
+                ),
+                replace=True,
+                progress=False,
+            )
+            keep("ffn", s.sentences_per_second)
         paper = paper_loop(ckpt, texts[: args.paper_sentences], args.layers)
         bare_file = best["bare"]
         rate, bytes_per_value = ingest(work)
@@ -171,6 +183,7 @@ def main() -> None:
         ("neurons extract, head run for predictions (loop + writes)", best["toolkit"]),
         ("neurons extract, end to end incl. model load + tokenize", best["end"]),
         ("neurons extract --no-predictions (stops after the layer)", best["nopred"]),
+        ("neurons extract --site ffn --pooling mean (3,072 neurons; hooks)", best["ffn"]),
         (f"paper-style loop, one sentence + hook ({args.paper_sentences} sent.)", paper),
     ]
     for name, v in rows:

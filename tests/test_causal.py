@@ -269,24 +269,8 @@ def test_finetune_linear_head_reloads_as_a_standard_checkpoint(tmp_path, checkpo
     sample.write_csv(data)
     base = checkpoint("xlm-roberta", False)
     out = tmp_path / "ft"
-    r = neurons(
-        "finetune",
-        base,
-        data,
-        "--out",
-        out,
-        "--split",
-        "train",
-        "--epochs",
-        "25",
-        "--lr",
-        "2e-3",
-        "--batch-size",
-        "16",
-        "--seed",
-        "1",
-        "--quiet",
-    )
+    recipe = ("--split", "train", "--epochs", "25", "--lr", "2e-3", "--batch-size", "16", "--seed", "1", "--quiet")
+    r = neurons("finetune", base, data, "--out", out, *recipe)
     assert r.exit_code == 0, r.stderr
     model = AutoModelForSequenceClassification.from_pretrained(out).eval()
     assert model.config.id2label == dict(enumerate(sorted(LABELS)))
@@ -299,24 +283,7 @@ def test_finetune_linear_head_reloads_as_a_standard_checkpoint(tmp_path, checkpo
     assert accuracy > 0.5  # chance is 1/6
     # a second run with the same seed gives the same weights
     again = tmp_path / "ft2"
-    neurons(
-        "finetune",
-        base,
-        data,
-        "--out",
-        again,
-        "--split",
-        "train",
-        "--epochs",
-        "25",
-        "--lr",
-        "2e-3",
-        "--batch-size",
-        "16",
-        "--seed",
-        "1",
-        "--quiet",
-    )
+    neurons("finetune", base, data, "--out", again, *recipe)
     other = AutoModelForSequenceClassification.from_pretrained(again)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
     # extract and everything else accept it

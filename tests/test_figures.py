@@ -271,8 +271,8 @@ def test_report_with_undefined_correlations_renders(tmp_path):
     assert "data-failed" not in dom
 
 
-def render_in_chromium(index, tmp_path) -> str:
-    """The page's DOM after headless Chromium loaded it from disk and ran its scripts."""
+def render_in_chromium(index, tmp_path, fragment: str = "") -> str:
+    """The page's DOM after headless Chromium loaded it from disk (at #FRAGMENT) and ran its scripts."""
     return subprocess.run(
         [
             CHROMIUM,
@@ -283,10 +283,10 @@ def render_in_chromium(index, tmp_path) -> str:
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--user-data-dir={tmp_path / ('profile' + fragment.replace(':', '-').replace('=', '-'))}",
             "--virtual-time-budget=60000",
             "--dump-dom",
-            index.as_uri(),
+            index.as_uri() + (f"#{fragment}" if fragment else ""),
         ],
         capture_output=True,
         text=True,
@@ -312,44 +312,12 @@ def test_explorer_opens_a_card_from_the_address(tmp_path, paper_sized):
             "and rank = 1",
             [neuron],
         ).item()
-    dom = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--virtual-time-budget=60000",
-            "--dump-dom",
-            index.as_uri() + f"#neuron=11:{neuron}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    ).stdout
+    dom = render_in_chromium(index, tmp_path, f"neuron=11:{neuron}")
     card = dom.split('id="neuron-card"', 1)[1].split("</section>", 1)[0]
     assert f'data-neuron="{neuron}"' in card and f"Neuron {neuron} (layer 11" in card
     assert "rank 3 of 768" in card
     row = card.split("<td>joy</td>", 1)[1].split("</tr>", 1)[0]
     assert f">{joy_ar:.2f}<" in row  # the first language column is ar
     assert best in card
-    other = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            f"--user-data-dir={tmp_path / 'profile2'}",
-            "--virtual-time-budget=60000",
-            "--dump-dom",
-            index.as_uri() + "#neuron=4:1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    ).stdout
+    other = render_in_chromium(index, tmp_path, "neuron=4:1")
     assert "covers layer 11, not layer 4" in other
