@@ -6,7 +6,7 @@ the per-run `moments` cache that `Warehouse.materialize` fills when a run comple
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -59,7 +59,6 @@ class Findings:
     language_pairs: pl.DataFrame  # language_pair_summary
     class_shares: pl.DataFrame  # one row per label, a column per class with its share
     monolingual: pl.DataFrame  # monolingual_counts
-    agreement: pl.DataFrame = field(default_factory=pl.DataFrame)  # criteria_agreement, one row per pair
 
     def as_dict(self) -> dict:
         return {
@@ -93,17 +92,19 @@ def analyze(
         else pl.DataFrame(schema={"label": pl.String, **{c: pl.Float64 for c in CLASSES}})
     )
     mono = wh.monolingual_counts(rl.run, rl.layer, threshold, absolute).drop("run", "layer")
-    agreement = wh.sql(
-        """select a.criterion_a, a.criterion_b, a.jaccard as jaccard_top10, b.jaccard as jaccard_top50,
-                  s.spearman as rank_spearman
-           from criteria_agreement a
-           left join criteria_agreement b using (run, layer, criterion_a, criterion_b)
-           left join criteria_agreement s using (run, layer, criterion_a, criterion_b)
-           where a.run = ? and a.layer = ? and a.k = 10 and b.k = 50 and s.k is null and s.jaccard is null
-           order by a.criterion_a, a.criterion_b""",
-        [rl.run, rl.layer],
+    return Findings(rl.run, rl.layer, threshold, absolute, top_variance, pairs, shares, mono)
+
+
+def criteria_headline(wh: Warehouse, run: str, layer: int) -> pl.DataFrame:
+    """Per pair of neuron criteria: Jaccard of their top-10 and top-50 sets and Spearman of their rankings
+    (view `criteria_agreement`; the probe joins in after `neurons probe`)."""
+    return wh.sql(
+        """select criterion_a, criterion_b, max(jaccard) filter (where k = 10) as jaccard_top10,
+                  max(jaccard) filter (where k = 50) as jaccard_top50,
+                  max(spearman) filter (where k is null) as rank_spearman
+           from criteria_agreement where run = ? and layer = ? group by all order by all""",
+        [run, layer],
     )
-    return Findings(rl.run, rl.layer, threshold, absolute, top_variance, pairs, shares, mono, agreement)
 
 
 def layer_sweep(wh: Warehouse, run: str, threshold: float = THRESHOLD, absolute: bool = False) -> pl.DataFrame:

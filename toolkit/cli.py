@@ -490,7 +490,7 @@ def analyze(
     """The paper's findings for one run and layer: top-variance neurons, language-pair consistency,
     neuron classes per label and monolingual neurons per language. With --layers all, the layer sweep."""
     from toolkit.analysis import analyze as run_analyze
-    from toolkit.analysis import caveats, layer_sweep
+    from toolkit.analysis import caveats, criteria_headline, layer_sweep
     from toolkit.query import render, to_json
     from toolkit.warehouse import Warehouse
 
@@ -503,13 +503,18 @@ def analyze(
             return
         f = run_analyze(wh, run, layer, threshold, absolute, top)
         notes = caveats(wh, f.run, f.layer)
+        agreement = criteria_headline(wh, f.run, f.layer)
         accuracy = wh.sql(
             "select language, n_sentences, accuracy, macro_f1, chance_high, at_chance from evaluation "
             "where run = ? order by language",
             [f.run],
         )
     if as_json:
-        click.echo(to_json({**f.as_dict(), "evaluation": accuracy.to_dicts(), "caveats": notes}))
+        click.echo(
+            to_json(
+                {**f.as_dict(), "evaluation": accuracy.to_dicts(), "caveats": notes, "agreement": agreement.to_dicts()}
+            )
+        )
         return
     rule = "|P|" if absolute else "P"
     sections = [
@@ -518,12 +523,12 @@ def analyze(
         (f"Neuron classes per label, share of the layer's neurons ({rule} > {threshold}; Section 3.3)", f.class_shares),
         (f"Monolingual neurons per language ({rule} > {threshold}; Section 4)", f.monolingual),
     ]
-    if f.agreement.height:
+    if agreement.height:
         sections.append(
             (
                 "Agreement of neuron criteria: Jaccard of their top-10 and top-50 sets, Spearman of their "
                 "rankings (view criteria_agreement; probe after `neurons probe`)",
-                f.agreement,
+                agreement,
             )
         )
     if accuracy.height:

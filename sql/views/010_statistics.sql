@@ -92,7 +92,7 @@ WITH v AS (
     GROUP BY run_id, layer, neuron
 )
 SELECT r.name AS run, v.layer, v.neuron, v.variance,
-       row_number() OVER (PARTITION BY v.run_id, v.layer ORDER BY v.variance DESC, v.neuron) AS rank
+       row_number() OVER (PARTITION BY r.name, v.layer ORDER BY v.variance DESC, v.neuron) AS rank
 FROM v
 JOIN runs AS r USING (run_id);
 

@@ -45,26 +45,27 @@ SELECT run, layer, 'probe', neuron, rank FROM probe_rankings WHERE train_languag
 -- (definition 12, default quantiles), where the run has activation probabilities.
 CREATE OR REPLACE VIEW criteria_agreement AS
 WITH pairs AS (
-    SELECT a.run, a.layer, a.criterion AS criterion_a, b.criterion AS criterion_b, a.neuron,
-           a.rank AS rank_a, b.rank AS rank_b
+    SELECT a.run, a.layer, a.criterion AS criterion_a, b.criterion AS criterion_b, a.rank AS rank_a, b.rank AS rank_b
     FROM criterion_rankings AS a
     JOIN criterion_rankings AS b
       ON b.run = a.run AND b.layer = a.layer AND b.neuron = a.neuron AND a.criterion < b.criterion
 ),
-ks AS (SELECT * FROM (VALUES (10), (50), (100)) AS t(k))
-SELECT run, layer, criterion_a, criterion_b, NULL::INTEGER AS k, NULL::DOUBLE AS jaccard,
-       corr(rank_a, rank_b) AS spearman
-FROM pairs
-GROUP BY run, layer, criterion_a, criterion_b
+agg AS MATERIALIZED (  -- one pass: the rank correlation and the top-k intersections and unions
+    SELECT run, layer, criterion_a, criterion_b, count(*) AS n, corr(rank_a, rank_b) AS spearman,
+           list_value(
+               count(*) FILTER (WHERE rank_a <= 10 AND rank_b <= 10) / nullif(count(*) FILTER (WHERE rank_a <= 10 OR rank_b <= 10), 0)::DOUBLE,
+               count(*) FILTER (WHERE rank_a <= 50 AND rank_b <= 50) / nullif(count(*) FILTER (WHERE rank_a <= 50 OR rank_b <= 50), 0)::DOUBLE,
+               count(*) FILTER (WHERE rank_a <= 100 AND rank_b <= 100) / nullif(count(*) FILTER (WHERE rank_a <= 100 OR rank_b <= 100), 0)::DOUBLE
+           ) AS jaccards
+    FROM pairs
+    GROUP BY run, layer, criterion_a, criterion_b
+)
+SELECT run, layer, criterion_a, criterion_b, NULL::INTEGER AS k, NULL::DOUBLE AS jaccard, spearman FROM agg
 UNION ALL
-SELECT p.run, p.layer, p.criterion_a, p.criterion_b, ks.k,
-       count(*) FILTER (WHERE p.rank_a <= ks.k AND p.rank_b <= ks.k)
-         / nullif(count(*) FILTER (WHERE p.rank_a <= ks.k OR p.rank_b <= ks.k), 0)::DOUBLE AS jaccard,
-       NULL
-FROM pairs AS p CROSS JOIN ks
-WHERE ks.k <= (SELECT count(*) FROM criterion_rankings AS c
-               WHERE c.run = p.run AND c.layer = p.layer AND c.criterion = p.criterion_a)
-GROUP BY p.run, p.layer, p.criterion_a, p.criterion_b, ks.k
+SELECT g.run, g.layer, g.criterion_a, g.criterion_b, k.k, g.jaccards[k.i], NULL
+FROM agg AS g
+CROSS JOIN (VALUES (10, 1), (50, 2), (100, 3)) AS k(k, i)
+WHERE k.k <= g.n
 UNION ALL
 SELECT m.run, m.layer, 'lape', 'monolingual', NULL,
        count(*) FILTER (WHERE m.mono AND m.lape) / nullif(count(*) FILTER (WHERE m.mono OR m.lape), 0)::DOUBLE,
@@ -72,9 +73,9 @@ SELECT m.run, m.layer, 'lape', 'monolingual', NULL,
 FROM (
     SELECT coalesce(a.run, b.run) AS run, coalesce(a.layer, b.layer) AS layer, coalesce(a.neuron, b.neuron) AS neuron,
            a.neuron IS NOT NULL AS mono, b.neuron IS NOT NULL AS lape
-    FROM (SELECT DISTINCT run, layer, neuron FROM neuron_classes WHERE neuron_class = 'monolingual') AS a
+    FROM (SELECT DISTINCT run, layer, neuron FROM neuron_classes
+          WHERE neuron_class = 'monolingual' AND run IN (SELECT name FROM runs WHERE pooling = 'active')) AS a
     FULL JOIN (SELECT DISTINCT run, layer, neuron FROM language_specific_neurons()) AS b
       ON a.run = b.run AND a.layer = b.layer AND a.neuron = b.neuron
 ) AS m
-WHERE (m.run, m.layer) IN (SELECT run, layer FROM activation_probability)
 GROUP BY m.run, m.layer;
