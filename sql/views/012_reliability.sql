@@ -13,62 +13,69 @@
 -- mean of r over the splits; cells with fewer than 4 sentences, and splits where a half-profile is
 -- constant, give none (NULL).
 CREATE OR REPLACE MACRO split_half_reliability(splits := 10) AS TABLE
-WITH assignment AS (
-    SELECT s.run_id, s.sentence_id, s.language, s.label, k.split,
-           row_number() OVER (PARTITION BY s.run_id, s.language, s.label, k.split
+WITH assignment AS NOT MATERIALIZED (   -- keyed by the run's name throughout, so a filter on run and layer reaches the scans
+    SELECT r.name AS run, s.run_id, s.sentence_id, s.language, s.label, k.split,
+           row_number() OVER (PARTITION BY r.name, s.language, s.label, k.split
                               ORDER BY hash(s.sentence_id, k.split), s.sentence_id) % 2 AS half,
-           count(*) OVER (PARTITION BY s.run_id, s.language, s.label, k.split) AS n_cell
+           count(*) OVER (PARTITION BY r.name, s.language, s.label, k.split) AS n_cell
     FROM sentences AS s
     JOIN runs AS r ON r.run_id = s.run_id AND r.status = 'complete'
     CROSS JOIN range(splits) AS k(split)
 ),
-cell_halves AS (   -- count, mean and population variance of each cell's half
-    SELECT a.run_id, a.layer, h.language, h.label, h.split, h.half, a.neuron, any_value(h.n_cell) AS n_cell,
+cell_halves AS NOT MATERIALIZED (   -- count, mean and population variance of each cell's half
+    SELECT a.run, a.layer, a.language, a.label, a.split, a.half, a.neuron, any_value(a.n_cell) AS n_cell,
            count(*) AS n, avg(a.value::DOUBLE) AS mean, var_pop(a.value::DOUBLE) AS variance
-    FROM activations AS a
-    JOIN assignment AS h ON h.run_id = a.run_id AND h.sentence_id = a.sentence_id
-    GROUP BY a.run_id, a.layer, h.language, h.label, h.split, h.half, a.neuron
+    FROM (   -- each sentence's vector joined to its splits before it is unnested (a join per sentence, not per value)
+        SELECT h.run, v.layer, h.language, h.label, h.split, h.half, h.n_cell, unnest(n.neurons) AS neuron,
+               unnest(v.vector) AS value
+        FROM activation_vectors AS v
+        JOIN layer_neurons AS n USING (run_id, layer)
+        JOIN assignment AS h ON h.run_id = v.run_id AND h.sentence_id = v.sentence_id
+    ) AS a
+    GROUP BY a.run, a.layer, a.language, a.label, a.split, a.half, a.neuron
 ),
-language_halves AS (   -- the half's language mean and std, the cells combined exactly
-    SELECT c.run_id, c.layer, c.language, c.split, c.half, c.neuron, m.mean,
+language_halves AS NOT MATERIALIZED (   -- the half's language mean and std, the cells combined exactly
+    SELECT c.run, c.layer, c.language, c.split, c.half, c.neuron, m.mean,
            sqrt(sum(c.n * (c.variance + (c.mean - m.mean) * (c.mean - m.mean))) / sum(c.n)) AS std
     FROM cell_halves AS c
-    JOIN (SELECT run_id, layer, language, split, half, neuron, sum(n * mean) / sum(n) AS mean
-          FROM cell_halves GROUP BY run_id, layer, language, split, half, neuron) AS m
-      USING (run_id, layer, language, split, half, neuron)
-    GROUP BY c.run_id, c.layer, c.language, c.split, c.half, c.neuron, m.mean
+    JOIN (SELECT run, layer, language, split, half, neuron, sum(n * mean) / sum(n) AS mean
+          FROM cell_halves GROUP BY run, layer, language, split, half, neuron) AS m
+      USING (run, layer, language, split, half, neuron)
+    GROUP BY c.run, c.layer, c.language, c.split, c.half, c.neuron, m.mean
 ),
-ranked AS (
-    SELECT h.run_id, h.layer, h.language, h.label, h.split, h.half, h.neuron,
+ranked AS NOT MATERIALIZED (
+    SELECT h.run, h.layer, h.language, h.label, h.split, h.half, h.neuron, h.n_cell,
            rank() OVER w_order + (count(*) OVER w_ties - 1) / 2.0 AS avg_rank
     FROM (
-        SELECT c.run_id, c.layer, c.language, c.label, c.split, c.half, c.neuron,
+        SELECT c.run, c.layer, c.language, c.label, c.split, c.half, c.neuron, c.n_cell,
                CASE WHEN l.std > 0 THEN (c.mean - l.mean) / l.std ELSE 0.0 END AS mean_z
         FROM cell_halves AS c
-        JOIN language_halves AS l USING (run_id, layer, language, split, half, neuron)
+        JOIN language_halves AS l USING (run, layer, language, split, half, neuron)
         WHERE c.n_cell >= 4
     ) AS h
-    WINDOW w_order AS (PARTITION BY h.run_id, h.layer, h.language, h.label, h.split, h.half ORDER BY h.mean_z),
-           w_ties AS (PARTITION BY h.run_id, h.layer, h.language, h.label, h.split, h.half, h.mean_z)
+    WINDOW w_order AS (PARTITION BY h.run, h.layer, h.language, h.label, h.split, h.half ORDER BY h.mean_z),
+           w_ties AS (PARTITION BY h.run, h.layer, h.language, h.label, h.split, h.half, h.mean_z)
 ),
-split_r AS (
-    SELECT a.run_id, a.layer, a.language, a.label, a.split, corr(a.avg_rank, b.avg_rank) AS r_half
+split_r AS NOT MATERIALIZED (
+    SELECT a.run, a.layer, a.language, a.label, a.split, any_value(a.n_cell) AS n_sentences,
+           corr(a.avg_rank, b.avg_rank) AS r_half
     FROM ranked AS a
     JOIN ranked AS b
-      ON b.run_id = a.run_id AND b.layer = a.layer AND b.language = a.language AND b.label = a.label
+      ON b.run = a.run AND b.layer = a.layer AND b.language = a.language AND b.label = a.label
      AND b.split = a.split AND b.neuron = a.neuron AND a.half = 0 AND b.half = 1
-    GROUP BY a.run_id, a.layer, a.language, a.label, a.split
-),
-cells AS (
-    SELECT DISTINCT run_id, layer, language, label, n_sentences FROM moments WHERE label IS NOT NULL
+    GROUP BY a.run, a.layer, a.language, a.label, a.split
 )
-SELECT r.name AS run, c.layer, c.language, c.label, c.n_sentences,
-       avg(CASE WHEN NOT isnan(s.r_half) AND s.r_half > -1 THEN 2 * s.r_half / (1 + s.r_half) END) AS reliability,
-       count(CASE WHEN NOT isnan(s.r_half) AND s.r_half > -1 THEN 1 END) AS n_splits
-FROM cells AS c
+SELECT run, layer, language, label, n_sentences,
+       avg(CASE WHEN NOT isnan(r_half) AND r_half > -1 THEN 2 * r_half / (1 + r_half) END) AS reliability,
+       count(CASE WHEN NOT isnan(r_half) AND r_half > -1 THEN 1 END) AS n_splits
+FROM split_r
+GROUP BY run, layer, language, label, n_sentences
+UNION ALL   -- cells too small to split: no reliability
+SELECT r.name, m.layer, m.language, m.label, m.n_sentences, NULL, 0
+FROM moments AS m
 JOIN runs AS r USING (run_id)
-LEFT JOIN split_r AS s USING (run_id, layer, language, label)
-GROUP BY r.name, c.layer, c.language, c.label, c.n_sentences;
+WHERE m.label IS NOT NULL AND m.n_sentences < 4
+GROUP BY r.name, m.layer, m.language, m.label, m.n_sentences;
 
 -- Definition 8 with 10 seeded splits.
 CREATE OR REPLACE VIEW profile_reliability AS

@@ -5,17 +5,18 @@
 -- function of it, so the order is the same); ties broken by sentence_id. Every sentence has both ranks'
 -- rows here; filter with abs(rank) <= k.
 CREATE OR REPLACE VIEW top_sentences AS
-WITH ranked AS (
-    SELECT a.run_id, a.layer, a.neuron, s.language, a.sentence_id, s.text, s.label, a.value,
-           row_number() OVER (PARTITION BY a.run_id, a.layer, a.neuron, s.language
+WITH ranked AS (   -- partitioned by the run's name, so a filter on run, layer and neuron reaches the scan
+    SELECT r.name AS run, a.layer, a.neuron, a.language, a.sentence_id, a.value,
+           row_number() OVER (PARTITION BY r.name, a.layer, a.neuron, a.language
                               ORDER BY a.value DESC, a.sentence_id) AS top_rank,
-           row_number() OVER (PARTITION BY a.run_id, a.layer, a.neuron, s.language
+           row_number() OVER (PARTITION BY r.name, a.layer, a.neuron, a.language
                               ORDER BY a.value ASC, a.sentence_id) AS bottom_rank
-    FROM activations AS a
-    JOIN sentences AS s USING (run_id, sentence_id)
+    FROM labelled_activations AS a
+    JOIN runs AS r USING (run_id)
+    WHERE r.status = 'complete'
 )
-SELECT r.name AS run, k.layer, k.neuron, k.language, k.sentence_id, k.text, k.label, k.value,
+SELECT k.run, k.layer, k.neuron, k.language, k.sentence_id, s.text, s.label, k.value,
        CASE WHEN k.top_rank <= k.bottom_rank THEN k.top_rank ELSE -k.bottom_rank END AS rank
 FROM ranked AS k
-JOIN runs AS r USING (run_id)
-WHERE r.status = 'complete';
+JOIN runs AS r ON r.name = k.run
+JOIN sentences AS s ON s.run_id = r.run_id AND s.sentence_id = k.sentence_id;
