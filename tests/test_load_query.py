@@ -181,6 +181,8 @@ def test_delete_a_run(tmp_path, neurons, checkpoint, data_csv):
         ).exit_code
         == 0
     )
+    probed = neurons("--db", db, "probe", "--run", "drop", "--top", "3", "--controls", "1", "--quiet")
+    assert probed.exit_code == 0, probed.stderr
     assert neurons("--db", db, "delete", "--run", "drop", input="n\n").exit_code != 0  # asked, declined
     assert neurons("--db", db, "delete", "--run", "drop", "--yes").exit_code == 0
     counts = json.loads(
@@ -190,11 +192,12 @@ def test_delete_a_run(tmp_path, neurons, checkpoint, data_csv):
             "query",
             "select (select count(*) from runs) as runs, "
             "(select count(distinct run_id) from activations) as a, (select count(*) from significance) as s, "
-            "(select count(distinct run_id) from moments) as m",
+            "(select count(distinct run_id) from moments) as m, "
+            "(select count(*) from probes) + (select count(*) from probe_weights) as p",
             "--json",
         ).stdout
     )[0]
-    assert counts == {"runs": 1, "a": 1, "s": 0, "m": 1}
+    assert counts == {"runs": 1, "a": 1, "s": 0, "m": 1, "p": 0}
     assert_one_line_error(neurons("--db", db, "delete", "--run", "drop", "--yes"), "no run named 'drop'")
 
 

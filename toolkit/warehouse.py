@@ -344,7 +344,10 @@ class Warehouse:
         ids = "select analysis_id from significance where run_id = ?"
         for table in ("significance_counts", "significance_neurons", "significance_correlation", "significance_anova"):
             self.con.execute(f"delete from {table} where analysis_id in ({ids})", [run_id])
-        for table in ("significance", "activation_vectors", "layer_neurons", "sentences", "moments", "runs"):
+        probes = "select probe_id from probes where run_id = ?"
+        for table in ("probe_results", "probe_weights", "probe_topk_results"):
+            self.con.execute(f"delete from {table} where probe_id in ({probes})", [run_id])
+        for table in ("significance", "probes", "activation_vectors", "layer_neurons", "sentences", "moments", "runs"):
             self.con.execute(f"delete from {table} where run_id = ?", [run_id])
 
     def runs(self) -> pl.DataFrame:
