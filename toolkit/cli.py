@@ -343,6 +343,7 @@ RUNS_FIRST = ("run", "status", "layers", "split")  # always shown; then others i
 RUNS_THEN = (
     "sentences",
     "neurons",
+    "site",
     "max_length",
     "pooling",
     "languages",

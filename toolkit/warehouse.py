@@ -359,7 +359,7 @@ class Warehouse:
                         else 'incomplete (' || coalesce(d.done, 0) || '/' || r.n_sentences || ' sentences)'
                    end as status,
                    r.source, r.model, r.data_file, array_to_string(r.layers, ',') as layers,
-                   r.pooling,
+                   r.site, r.pooling,
                    coalesce(nullif(array_to_string(json_extract_string(r.settings, '$.splits[*]'), ','), ''), 'all') as split,
                    json_extract(r.settings, '$.max_length')::INTEGER as max_length,
                    r.n_sentences as sentences, r.n_languages as languages, r.n_labels as labels,
