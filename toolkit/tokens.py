@@ -3,6 +3,8 @@ the tokenizer can read the data. Extraction, ablation and fine-tuning all use th
 
 from __future__ import annotations
 
+from itertools import chain
+
 import numpy as np
 import torch
 
@@ -48,7 +50,7 @@ def unknown_shares(tokenizer, token_ids: list[list[int]], languages: list[str]) 
     if unk is None or not token_ids:
         return {}
     lengths = np.fromiter((len(x) for x in token_ids), dtype=np.int64, count=len(token_ids))
-    flat = np.fromiter((t for seq in token_ids for t in seq), dtype=np.int64, count=int(lengths.sum()))
+    flat = np.fromiter(chain.from_iterable(token_ids), dtype=np.int64, count=int(lengths.sum()))
     owner = np.repeat(np.arange(len(token_ids)), lengths)
     special = np.isin(flat, [i for i in tokenizer.all_special_ids if i != unk])
     names, codes = np.unique(np.asarray(languages, dtype=object).astype(str), return_inverse=True)
