@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -44,6 +45,11 @@ def data_csv(tmp_path, sample) -> Path:
     path = tmp_path / "data.csv"
     sample.write_csv(path)
     return path
+
+
+def neurons_command(db: Path, *args) -> list[str]:
+    """The command line of `neurons --db DB ARGS...` run as a separate process (python -m toolkit)."""
+    return [sys.executable, "-m", "toolkit", "--db", str(db), *(str(a) for a in args)]
 
 
 def digest(path: Path) -> str | None:

@@ -17,7 +17,7 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
-from conftest import assert_one_line_error, digest
+from conftest import assert_one_line_error, digest, neurons_command
 
 
 def fingerprint(folder: Path) -> dict[str, str | None]:
@@ -458,15 +458,11 @@ def test_readers_succeed_while_an_extraction_runs(tmp_path, checkpoint, sample, 
     big.write_csv(data)
     db = tmp_path / "w.duckdb"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent), "NEURONS_LOCK_WAIT": "20"}
-    extract = [
-        sys.executable,
-        "-m",
-        "toolkit",
-        "--db",
-        str(db),
+    extract = neurons_command(
+        db,
         "extract",
-        str(checkpoint()),
-        str(data),
+        checkpoint(),
+        data,
         "--run",
         "long",
         "--layers",
@@ -476,7 +472,7 @@ def test_readers_succeed_while_an_extraction_runs(tmp_path, checkpoint, sample, 
         "--commit-every",
         "64",
         "--quiet",
-    ]
+    )
     job = subprocess.Popen(extract, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     reader_env = {"NEURONS_LOCK_WAIT": "20"}
     try:

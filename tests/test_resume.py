@@ -5,28 +5,24 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import pytest
+from conftest import neurons_command
 
 from toolkit.datasets import read_dataset
 from toolkit.extract import ExtractOptions, extract
 
 
 def start(db: Path, ckpt: Path, data: Path, *extra: str) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        "-m",
-        "toolkit",
-        "--db",
-        str(db),
+    cmd = neurons_command(
+        db,
         "extract",
-        str(ckpt),
-        str(data),
+        ckpt,
+        data,
         "--run",
         "big",
         "--layers",
@@ -36,7 +32,7 @@ def start(db: Path, ckpt: Path, data: Path, *extra: str) -> subprocess.Popen:
         "--commit-every",
         "16",
         *extra,
-    ]
+    )
     return subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"}
     )
