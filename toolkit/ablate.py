@@ -202,8 +202,9 @@ class AblateOptions:
 
 
 def run_inputs(db, run: str, model: str | None, data) -> tuple[str, object, dict]:
-    """(model, data file, the options the run read it with): the given ones, else the run's own."""
-    with Warehouse(db, read_only=True) as wh:
+    """(model, data file, the options the run read it with): the given ones, else the run's own. Ablation
+    writes to the warehouse, so an older one is migrated here first (like every writing command)."""
+    with Warehouse(db, create=False) as wh:
         wh.run_id(run)
         row = wh.run_row(run)
     settings = json.loads(row["settings"])
@@ -257,7 +258,7 @@ def ablate(db, model: str, dataset: Dataset, run: str, options: AblateOptions, p
     o = options
     layer, mode, mean_scope, positions, controls, seed = o.layer, o.mode, o.mean_scope, o.positions, o.controls, o.seed
     warnings: list[str] = []
-    Warehouse(db, create=False).close()  # a writing command: migrate an older warehouse first
+    Warehouse(db, create=False).close()  # a writing command: migrate an older warehouse first (library callers too)
     with Warehouse(db, read_only=True) as wh:  # user SQL (--query) runs in its sandbox; no lock held
         wh.run_id(run)
         meta = wh.run_row(run)
