@@ -269,7 +269,7 @@ def monolingual_counts(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     df = wh.monolingual_counts(o.run, layer, o.threshold, o.absolute).select("language", "n_neurons")
     base = alt.Chart(df).encode(
         x=alt.X("language:N", title=None, axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("n_neurons:Q", title="monolingual neurons"),
+        y=alt.Y("n_neurons:Q", title="monolingual neurons", axis=alt.Axis(tickMinStep=1, format="d")),
     )
     return alt.layer(
         base.mark_bar(color=CLASS_COLORS["monolingual"]), base.mark_text(dy=-7, fontSize=11).encode(text="n_neurons:Q")
