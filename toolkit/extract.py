@@ -187,6 +187,135 @@ def _settings(
     }
 
 
+@dataclass
+class Prepared:
+    """A loaded model and a tokenized dataset, checked and ready to run: what every extraction target shares."""
+
+    loaded: LoadedModel
+    layers: list[int]
+    width: int  # neurons per layer
+    settings: dict  # everything that determines the stored numbers
+    token_ids: list[list[int]]
+    cut: np.ndarray  # sentences truncated at max_length
+    lengths: np.ndarray  # tokens per sentence, after truncation
+    unknown: dict[str, float]  # share of unknown tokens per language
+
+    @property
+    def want_logits(self) -> bool:
+        return self.loaded.class_names is not None
+
+
+def prepare(model: str, dataset: Dataset, opts: ExtractOptions, allow_unknown: bool) -> Prepared:
+    """Load MODEL and tokenize DATASET for it, with every check that needs no output (layers, tokenizer fit)."""
+    config, _ = load_config(model)
+    layers = parse_layers(opts.layers, int(config.num_hidden_layers), first=1 if opts.site == "ffn" else 0)
+    loaded = load_model(model, opts.device, opts.dtype, classifier=opts.predictions)
+    max_length = min(opts.max_length or loaded.max_length, loaded.max_length)
+    width = ffn_width(loaded) if opts.site == "ffn" else loaded.hidden_size
+    settings = _settings(dataset, loaded.reference, layers, opts, max_length, loaded.class_names is not None)
+    frame = dataset.frame
+    token_ids, cut = tokenize(loaded, frame["text"].to_list(), max_length)
+    unknown = unknown_shares(loaded.tokenizer, token_ids, frame["language"].to_list())
+    check_unknown(unknown, allow_unknown)
+    lengths = np.fromiter((len(x) for x in token_ids), dtype=np.int64, count=len(token_ids))
+    return Prepared(loaded, layers, width, settings, token_ids, cut, lengths, unknown)
+
+
+Pending = list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]
+"""Whole batches of one chunk: (row positions, activations [batch, layer, neuron], class probabilities)."""
+
+
+def chunks(
+    prep: Prepared, sentence_ids: np.ndarray, batches: list[np.ndarray], opts: ExtractOptions, bar: tqdm
+) -> Iterator[Pending]:
+    """Run BATCHES (row positions of the prepared dataset) through the model under `torch.inference_mode`,
+    yielding chunks of whole batches of at least `opts.commit_every` sentences (the last may be smaller). Blocks
+    above the deepest layer are skipped unless the head's predictions are wanted; non-finite values are refused."""
+    loaded, layers = prep.loaded, prep.layers
+    pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
+    block_keep = loaded.n_layers if prep.want_logits else max(layers)
+    capture = ffn_capture(loaded, layers) if opts.site == "ffn" else nullcontext(None)
+    pending: Pending = []
+    pending_n = 0
+    with torch.inference_mode(), truncated(loaded.model, loaded.n_layers, block_keep), capture as captured:
+        for k, rows in enumerate(batches):
+            ids, mask = pad([prep.token_ids[r] for r in rows], pad_id)
+            values, probs = forward_batch(loaded, ids, mask, layers, opts.pooling, prep.want_logits, captured)
+            _check_finite(values, sentence_ids, rows, layers, opts.dtype)
+            pending.append((rows, values, probs))
+            pending_n += len(rows)
+            bar.update(len(rows))
+            if pending_n >= opts.commit_every or k == len(batches) - 1:
+                yield pending
+                pending, pending_n = [], 0
+
+
+def sentence_rows(prep: Prepared, frame, pending: Pending) -> pa.Table:
+    """The `sentences` rows of a chunk: the data's columns, token counts, truncation and the head's predictions."""
+    rows = np.concatenate([p[0] for p in pending])
+    chunk = frame[rows]
+    cols = {
+        "sentence_id": chunk["sentence_id"].to_arrow(),
+        "source_id": chunk["source_id"].to_arrow(),
+        "text": chunk["text"].to_arrow(),
+        "language": chunk["language"].to_arrow(),
+        "label": chunk["label"].to_arrow(),
+        "split": chunk["split"].to_arrow(),
+        "n_tokens": pa.array(prep.lengths[rows].astype(np.int32)),
+        "truncated": pa.array(prep.cut[rows]),
+    }
+    class_names = prep.loaded.class_names
+    if class_names is not None:
+        probs = np.concatenate([p[2] for p in pending]).astype(np.float32)
+        cols["predicted_label"] = pa.array(np.asarray(class_names, dtype=object)[probs.argmax(axis=1)])
+        cols["probabilities"] = pa.ListArray.from_arrays(
+            pa.array(np.arange(0, probs.size + 1, probs.shape[1], dtype=np.int32)), pa.array(probs.reshape(-1))
+        )
+    else:
+        cols["predicted_label"] = pa.nulls(len(rows), pa.string())
+        cols["probabilities"] = pa.nulls(len(rows), pa.list_(pa.float32()))
+    return pa.table(cols)
+
+
+def progress_bar(total: int, initial: int, desc: str, progress: bool) -> tqdm:
+    """The extraction progress bar (sentences), on stderr."""
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="sent",
+        desc=desc,
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        smoothing=0.1,
+    )
+
+
+def run_record(prep: Prepared, dataset: Dataset, run: str, opts: ExtractOptions) -> dict:
+    """The `runs` row of an extraction (without run_id), status 'incomplete'."""
+    frame = dataset.frame
+    return {
+        "name": run,
+        "status": "incomplete",
+        "source": "extract",
+        "model": prep.loaded.reference,
+        "model_type": prep.loaded.model_type,
+        "data_file": str(dataset.path),
+        "data_sha256": dataset.sha256,
+        "layers": prep.layers,
+        "site": opts.site,
+        "pooling": opts.pooling,
+        "hidden_size": prep.width,
+        "n_sentences": frame.height,
+        "n_languages": frame["language"].n_unique(),
+        "n_labels": frame["label"].n_unique(),
+        "class_names": prep.loaded.class_names,
+        "settings": json.dumps(prep.settings),
+        "created_at": datetime.now(),
+        "toolkit_version": __version__,
+    }
+
+
 def _check_resume(existing: dict, settings: dict) -> None:
     stored = {"site": "residual", **json.loads(existing["settings"])}  # runs made before --site were residual
     changed = [k for k in settings if stored.get(k) != settings[k]]
@@ -217,9 +346,6 @@ def extract(
     validate_run_name(run)
     if resume and replace:
         raise UserError("--resume and --replace exclude each other; pick one")
-    config, _ = load_config(model)
-    layers = parse_layers(opts.layers, int(config.num_hidden_layers), first=1 if opts.site == "ffn" else 0)
-
     db_path = Path(db) if db is not None else default_db()
     check_db_path(db_path, create=True)
     existing = None
@@ -233,20 +359,12 @@ def extract(
     if existing is None and resume:
         raise UserError(f"run '{run}' does not exist in {db_path}; nothing to resume (drop --resume to start it)")
 
-    loaded = load_model(model, opts.device, opts.dtype, classifier=opts.predictions)
-    max_length = min(opts.max_length or loaded.max_length, loaded.max_length)
-    want_logits = loaded.class_names is not None
-    width = ffn_width(loaded) if opts.site == "ffn" else loaded.hidden_size
-    settings = _settings(dataset, loaded.reference, layers, opts, max_length, want_logits)
+    prep = prepare(model, dataset, opts, allow_unknown)
+    layers, settings = prep.layers, prep.settings
     if existing is not None and resume:
         _check_resume(existing, settings)
-
     frame = dataset.frame
-    token_ids, cut = tokenize(loaded, frame["text"].to_list(), max_length)
-    unknown = unknown_shares(loaded.tokenizer, token_ids, frame["language"].to_list())
-    check_unknown(unknown, allow_unknown)
-    lengths = np.fromiter((len(x) for x in token_ids), dtype=np.int64, count=len(token_ids))
-    plan = batch_plan(lengths, opts.batch_size)
+    plan = batch_plan(prep.lengths, opts.batch_size)
     sentence_ids = frame["sentence_id"].to_numpy()
 
     with Warehouse(db_path) as wh:
@@ -261,64 +379,21 @@ def extract(
             with wh.transaction():
                 if current is not None:
                     wh.delete_run(int(current["run_id"]))
-                wh.insert_run(
-                    {
-                        "run_id": run_id,
-                        "name": run,
-                        "status": "incomplete",
-                        "source": "extract",
-                        "model": loaded.reference,
-                        "model_type": loaded.model_type,
-                        "data_file": str(dataset.path),
-                        "data_sha256": dataset.sha256,
-                        "layers": layers,
-                        "site": opts.site,
-                        "pooling": opts.pooling,
-                        "hidden_size": width,
-                        "n_sentences": frame.height,
-                        "n_languages": frame["language"].n_unique(),
-                        "n_labels": frame["label"].n_unique(),
-                        "class_names": loaded.class_names,
-                        "settings": json.dumps(settings),
-                        "created_at": datetime.now(),
-                        "toolkit_version": __version__,
-                    }
-                )
-                insert_table(wh.con, "layer_neurons", neuron_table(layers, width), "run_id", run_id)
+                wh.insert_run({"run_id": run_id, **run_record(prep, dataset, run, opts)})
+                insert_table(wh.con, "layer_neurons", neuron_table(layers, prep.width), "run_id", run_id)
     created = not (existing is not None and resume)
     todo = [(i, b) for i, b in enumerate(plan) if not done.issuperset(sentence_ids[b].tolist())]
     n_done_before = len(done)
 
     start = time.perf_counter()
-    bar = tqdm(
-        total=frame.height,
-        initial=n_done_before,
-        unit="sent",
-        desc=f"extract {run}",
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        smoothing=0.1,
-    )
-    pending: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
-    pending_n = 0
-    pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
-    block_keep = loaded.n_layers if want_logits else max(layers)
-    capture = ffn_capture(loaded, layers) if opts.site == "ffn" else nullcontext(None)
+    bar = progress_bar(frame.height, n_done_before, f"extract {run}", progress)
     try:
-        with torch.inference_mode(), truncated(loaded.model, loaded.n_layers, block_keep), capture as captured:
-            for k, (_, rows) in enumerate(todo):
-                ids, mask = pad([token_ids[r] for r in rows], pad_id)
-                values, probs = forward_batch(loaded, ids, mask, layers, opts.pooling, want_logits, captured)
-                _check_finite(values, sentence_ids, rows, layers, opts.dtype)
-                pending.append((rows, values, probs))
-                pending_n += len(rows)
-                bar.update(len(rows))
-                if pending_n >= opts.commit_every or k == len(todo) - 1:
-                    with Warehouse(db_path, create=False, lock_wait=WRITER_LOCK_WAIT) as wh:
-                        _commit_chunk(wh, run_id, frame, pending, lengths, cut, layers, loaded.class_names)
-                    pending, pending_n = [], 0
-                    bar.set_postfix_str(f"saved {bar.n}/{frame.height}", refresh=False)
+        for pending in chunks(prep, sentence_ids, [b for _, b in todo], opts, bar):
+            with Warehouse(db_path, create=False, lock_wait=WRITER_LOCK_WAIT) as wh, wh.transaction() as con:
+                rows = np.concatenate([p[0] for p in pending])
+                acts = activation_table(sentence_ids[rows], layers, np.concatenate([p[1] for p in pending]))
+                insert_run_rows(con, run_id, sentence_rows(prep, frame, pending), acts)
+            bar.set_postfix_str(f"saved {bar.n}/{frame.height}", refresh=False)
     except UserError:
         if created:  # bad input found half-way: leave no trace of the run this call created
             with Warehouse(db_path, create=False, lock_wait=WRITER_LOCK_WAIT) as wh, wh.transaction():
@@ -337,17 +412,17 @@ def extract(
     return ExtractSummary(
         run=run,
         db=db_path,
-        model=loaded.reference,
+        model=prep.loaded.reference,
         n_sentences=frame.height,
         n_done_before=n_done_before,
-        n_truncated=int(cut.sum()),
+        n_truncated=int(prep.cut.sum()),
         layers=layers,
-        hidden_size=width,
+        hidden_size=prep.width,
         seconds=seconds,
-        predictions=want_logits,
+        predictions=prep.want_logits,
         languages=dict(frame["language"].value_counts(sort=True).iter_rows()),
         labels=dict(frame["label"].value_counts(sort=True).iter_rows()),
-        unknown=unknown,
+        unknown=prep.unknown,
     )
 
 
@@ -365,42 +440,3 @@ def _check_finite(
             f"the model produced a non-finite activation (inf or nan) for sentence {sid} (data row "
             f"{sid + 1}) at layer {layers[li]}{hint}"
         )
-
-
-def _commit_chunk(
-    wh: Warehouse,
-    run_id: int,
-    frame,
-    pending: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]],
-    lengths: np.ndarray,
-    cut: np.ndarray,
-    layers: list[int],
-    class_names: list[str] | None,
-) -> None:
-    """Write the sentences and activations of whole batches in one transaction."""
-    rows = np.concatenate([p[0] for p in pending])
-    values = np.concatenate([p[1] for p in pending])
-    chunk = frame[rows]
-    sentence_cols = {
-        "sentence_id": chunk["sentence_id"].to_arrow(),
-        "source_id": chunk["source_id"].to_arrow(),
-        "text": chunk["text"].to_arrow(),
-        "language": chunk["language"].to_arrow(),
-        "label": chunk["label"].to_arrow(),
-        "split": chunk["split"].to_arrow(),
-        "n_tokens": pa.array(lengths[rows].astype(np.int32)),
-        "truncated": pa.array(cut[rows]),
-    }
-    if class_names is not None:
-        probs = np.concatenate([p[2] for p in pending]).astype(np.float32)
-        sentence_cols["predicted_label"] = pa.array(np.asarray(class_names, dtype=object)[probs.argmax(axis=1)])
-        sentence_cols["probabilities"] = pa.ListArray.from_arrays(
-            pa.array(np.arange(0, probs.size + 1, probs.shape[1], dtype=np.int32)), pa.array(probs.reshape(-1))
-        )
-    else:
-        sentence_cols["predicted_label"] = pa.nulls(len(rows), pa.string())
-        sentence_cols["probabilities"] = pa.nulls(len(rows), pa.list_(pa.float32()))
-    sentences_tbl = pa.table(sentence_cols)
-    acts = activation_table(chunk["sentence_id"].to_numpy(), layers, values)
-    with wh.transaction() as con:
-        insert_run_rows(con, run_id, sentences_tbl, acts)
