@@ -234,6 +234,18 @@ def data_options(fn):
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted run with the same settings.")
 @click.option("--replace", is_flag=True, help="Redo the run from scratch if it exists.")
+@click.option(
+    "--lake",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Write to the Delta Lake in this folder instead of the warehouse (with --shard; see `neurons lake`).",
+)
+@click.option(
+    "--shard",
+    default=None,
+    metavar="K/N",
+    help="With --lake: extract shard K (0-based) of N; rerunning a committed shard is a no-op.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @pass_ctx
 @handled
@@ -261,17 +273,24 @@ def extract(
     allow_unk: bool,
     resume: bool,
     replace: bool,
+    lake: Path | None,
+    shard: str | None,
     quiet: bool,
 ) -> None:
     """Extract pooled activations of MODEL (checkpoint directory or hub id) on DATA into a run.
 
-    DATA is CSV, TSV, JSONL or Parquet with text, language and label columns.
+    DATA is CSV, TSV, JSONL or Parquet with text, language and label columns. With --lake DIR --shard K/N the
+    run is one of N shards written to a Delta Lake, for clusters (README, "Beyond one machine").
     """
     from toolkit.datasets import read_dataset
     from toolkit.extract import ExtractOptions
     from toolkit.extract import extract as run_extract
     from toolkit.report_text import extraction_summary
 
+    if (lake is None) != (shard is None):
+        raise UserError("--lake and --shard go together: --lake DIR --shard K/N (use --shard 0/1 for one process)")
+    if lake is not None and (resume or replace):
+        raise UserError("a lake shard resumes by itself (rerun the same command); drop --resume/--replace")
     dataset = read_dataset(
         data,
         text_column,
@@ -282,22 +301,30 @@ def extract(
         splits.split(",") if splits else None,
         limit,
     )
+    options = ExtractOptions(
+        layers=layers,
+        pooling=pooling,
+        site=site,
+        batch_size=batch_size,
+        max_length=max_length,
+        device=device,
+        dtype=dtype,
+        predictions=not no_predictions,
+        commit_every=commit_every,
+    )
+    if lake is not None:
+        from toolkit.lake import parse_shard
+        from toolkit.shards import extract_shard
+
+        k_of_n = parse_shard(shard)
+        click.echo(extract_shard(lake, model, dataset, run, k_of_n, options, not quiet, allow_unk).text())
+        return
     summary = run_extract(
         ctx.db,
         model,
         dataset,
         run,
-        ExtractOptions(
-            layers=layers,
-            pooling=pooling,
-            site=site,
-            batch_size=batch_size,
-            max_length=max_length,
-            device=device,
-            dtype=dtype,
-            predictions=not no_predictions,
-            commit_every=commit_every,
-        ),
+        options,
         resume=resume,
         replace=replace,
         progress=not quiet,
@@ -1229,6 +1256,35 @@ def demo(out: Path, epochs: int) -> None:
     run_demo(out, epochs=epochs)
 
 
+@cli.group(cls=OneLineGroup)
+def lake() -> None:
+    """Runs extracted in shards into a Delta Lake folder: their progress, and bringing them to the warehouse."""
+
+
+@lake.command("status")
+@click.argument("lake_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--run", required=True, help="The run to report on.")
+@click.option("--json", "as_json", is_flag=True, help="Rows as JSON.")
+@handled
+def lake_status(lake_dir: Path, run: str, as_json: bool) -> None:
+    """Each shard of RUN: committed, started (chunks committed so far) or missing; exit 3 while any is not
+    committed, so scripts can wait on it."""
+    from toolkit.query import render
+    from toolkit.shards import status
+
+    df = status(lake_dir, run)
+    click.echo(render(df, "json" if as_json else "table"), nl=False)
+    missing = df.filter(pl.col("state") != "committed")
+    if missing.height:
+        if not as_json:
+            click.echo(f"{missing.height} of {df.height} shards not committed: {', '.join(missing['shard'])}")
+        sys.exit(3)
+    if not as_json:
+        click.echo(
+            f"all {df.height} shards committed; bring the run in with `neurons lake attach {lake_dir} --run {run}`"
+        )
+
+
 SHORT_HELP = {
     "extract": "Extract activations of a model on a dataset into a run.",
     "load": "Import a long-format activations table as a run.",
@@ -1246,6 +1302,7 @@ SHORT_HELP = {
     "upgrade": "Migrate a warehouse made by an older version.",
     "neuron": "One neuron's card: profile, classes, significance, sentences.",
     "probe": "Linear probes: transfer across languages, neuron rankings, top-k.",
+    "lake": "Sharded runs in a Delta Lake: status, attach.",
 }
 for _name, _text in SHORT_HELP.items():
     cli.commands[_name].short_help = _text

@@ -1,0 +1,167 @@
+"""A Delta Lake of activations: the storage of sharded extraction, for studies larger than one DuckDB file
+(README, "Beyond one machine").
+
+A lake is a folder of Delta tables:
+
+- `runs`: one record per run and shard that started it; every shard of a run must record the same settings.
+- `sentences`: one row per sentence (partitioned by run).
+- `activations`: one row per sentence, layer and neuron (partitioned by run and layer; within a file sorted
+  by neuron, then sentence), with the sentence's language, label and token count.
+- `moments`: per committed chunk, the count, mean and population variance of each layer x language x label x
+  neuron (label null: the whole language), i.e. partial moments that `neurons lake attach` merges exactly.
+- `shards`: one row per finished shard.
+
+Every append carries a Delta application transaction (app id: run and shard; version: the chunk), so a
+restarted shard skips what it committed, and a commit lands exactly once however a process dies.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError
+
+from toolkit.errors import UserError, first_line
+
+TABLES: dict[str, list[str]] = {
+    "runs": ["run"],
+    "sentences": ["run"],
+    "activations": ["run", "layer"],
+    "moments": ["run"],
+    "shards": ["run"],
+}
+"""The lake's tables and their partition columns."""
+
+WRITER = WriterProperties(compression="ZSTD", compression_level=3, max_row_group_size=1 << 20)
+
+
+def app_id(run: str, shard: int, n_shards: int) -> str:
+    """The Delta application id of one shard of a run (its chunks are that id's versions 1, 2, ...)."""
+    return f"neurons:{run}:{shard}/{n_shards}"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'K/N' -> (K, N) with 0 <= K < N (K is 0-based, like a Slurm array task id from --array=0-(N-1))."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard {text!r} is not K/N; e.g. --shard 0/8 for the first of 8 shards") from None
+    if n < 1 or not 0 <= k < n:
+        raise UserError(f"--shard {text}: K must be between 0 and N-1 (N >= 1); e.g. --shard 0/{max(n, 1)}")
+    return k, n
+
+
+def signed(table: pa.Table) -> pa.Table:
+    """TABLE with types Delta stores: unsigned integers widened to signed ones, all-null columns as strings."""
+    wider = {pa.uint8(): pa.int16(), pa.uint16(): pa.int32(), pa.uint32(): pa.int64(), pa.uint64(): pa.int64()}
+    wider[pa.null()] = pa.string()
+    wider[pa.list_(pa.null())] = pa.list_(pa.string())
+    wider[pa.large_string()] = pa.string()
+    fields = [pa.field(f.name, wider.get(f.type, f.type)) for f in table.schema]
+    return table.cast(pa.schema(fields))
+
+
+def constant(text: str, n: int) -> pa.Array:
+    """A string column of N copies of TEXT, built in Arrow (a partition key of every row)."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([text])).cast(pa.string())
+
+
+class Lake:
+    """The Delta tables under one folder."""
+
+    def __init__(self, root: str | Path, create: bool = False):
+        self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"--lake {self.root} is a file; pass a folder")
+        if not create and not DeltaTable.is_deltatable(str(self.path("runs"))):
+            raise UserError(
+                f"{self.root} is not a neurons lake (no Delta table runs/); check the path, or fill one with "
+                "`neurons extract MODEL DATA --run R --lake DIR --shard K/N`"
+            )
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def table(self, name: str) -> DeltaTable | None:
+        """The Delta table NAME, or None when nothing was committed to it yet."""
+        path = str(self.path(name))
+        return DeltaTable(path) if DeltaTable.is_deltatable(path) else None
+
+    def committed(self, name: str, app: str) -> int:
+        """The last version APP committed to table NAME (0: none)."""
+        table = self.table(name)
+        return int((table.transaction_version(app) if table is not None else None) or 0)
+
+    def append(self, name: str, rows: pa.Table, app: str, version: int) -> bool:
+        """Append ROWS to table NAME as version VERSION of APP, exactly once: False when that version was
+        committed already. Concurrent writers (other shards) only make the commit retry."""
+        rows = signed(rows)
+        for attempt in range(20):
+            if self.committed(name, app) >= version:
+                return False
+            try:
+                write_deltalake(
+                    str(self.path(name)),
+                    rows,
+                    mode="append",
+                    partition_by=TABLES[name],
+                    writer_properties=WRITER,
+                    commit_properties=CommitProperties(app_transactions=[Transaction(app, version)]),
+                )
+                return True
+            except (CommitFailedError, DeltaError) as exc:  # another shard created the table or won the commit
+                if attempt == 19 or not _is_conflict(exc):
+                    raise UserError(f"cannot commit to {self.path(name)}: {first_line(exc)}") from None
+                time.sleep(0.05 * (attempt + 1))
+        return False  # pragma: no cover
+
+    def read(self, name: str, run: str | None = None, columns: list[str] | None = None) -> pa.Table:
+        """Rows of table NAME (of RUN), from the table's current version; empty when the table is missing."""
+        table = self.table(name)
+        if table is None:
+            return pa.table({})
+        dataset = table.to_pyarrow_dataset()
+        return dataset.to_table(columns=columns, filter=(pc.field("run") == run) if run is not None else None)
+
+    def files(self, name: str, run: str) -> pa.Table:
+        """The data files of RUN in table NAME at its current version: path (absolute), size and, for the
+        activations, the layer; pinning these is what makes a view over the lake a fixed snapshot."""
+        table = self.table(name)
+        if table is None:
+            return pa.table({"path": pa.array([], pa.string()), "size_bytes": pa.array([], pa.int64())})
+        actions = pa.table(table.get_add_actions(flatten=True))
+        actions = actions.filter(pc.equal(actions["partition.run"], run))
+        paths = [str(self.path(name) / p) for p in actions["path"].to_pylist()]
+        cols = {"path": pa.array(paths, pa.string()), "size_bytes": actions["size_bytes"]}
+        if "partition.layer" in actions.column_names:
+            cols["layer"] = actions["partition.layer"]
+        return pa.table(cols)
+
+    def runs(self) -> list[str]:
+        records = self.read("runs", columns=["run"])
+        return sorted(set(records["run"].to_pylist())) if records.num_rows else []
+
+    def run_records(self, run: str) -> list[dict]:
+        """The records each started shard wrote for RUN (one per shard)."""
+        return self.read("runs", run).to_pylist()
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(w in text for w in ("conflict", "already exists", "concurrent", "version", "transaction"))
+
+
+def cell_moments(values: np.ndarray, codes: np.ndarray, n_cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Count [cells], mean and population variance [cells, neurons] of VALUES [rows, neurons] grouped by CODES
+    (0..n_cells-1), in float64, two-pass (the deviations from each cell's own mean, so no cancellation)."""
+    x = values.astype(np.float64)
+    onehot = (codes[None, :] == np.arange(n_cells)[:, None]).astype(np.float64)  # a matrix product, not a loop
+    counts = onehot.sum(axis=1).astype(np.int64)
+    mean = (onehot @ x) / np.maximum(counts, 1)[:, None]
+    dev = x - mean[codes]
+    return counts, mean, (onehot @ (dev * dev)) / np.maximum(counts, 1)[:, None]

@@ -1,0 +1,266 @@
+"""Sharded extraction into a lake (`neurons extract ... --lake DIR --shard K/N`) and its progress
+(`neurons lake status`).
+
+Shard K of N takes the data rows whose position modulo N is K (every shard then sees every language and a
+like mix of lengths), plans length-sorted batches over them and groups whole batches into chunks of about
+`--commit-every` sentences: a pure function of the data and the settings. Chunk c is committed as version c
+of the shard's Delta application id to `activations`, then `moments`, then `sentences`; a rerun skips each
+table's committed versions, so any number of shards can run at once, on any machines, and a killed shard
+rerun commits every chunk exactly once. The last commit records the shard in `shards`.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from toolkit.datasets import Dataset
+from toolkit.errors import UserError
+from toolkit.extract import ExtractOptions, Pending, chunks, prepare, progress_bar, run_record, sentence_rows
+from toolkit.lake import Lake, app_id, cell_moments, constant
+from toolkit.tokens import batch_plan
+from toolkit.warehouse import validate_run_name
+
+
+@dataclass
+class ShardSummary:
+    run: str
+    lake: Path
+    shard: int
+    n_shards: int
+    n_sentences: int
+    n_chunks: int
+    n_committed_before: int  # chunks a previous attempt had committed
+    n_values: int
+    seconds: float
+
+    def text(self) -> str:
+        again = f" ({self.n_committed_before} committed before)" if self.n_committed_before else ""
+        return (
+            f"shard {self.shard}/{self.n_shards} of run '{self.run}' committed to {self.lake}: "
+            f"{self.n_sentences} sentences in {self.n_chunks} chunks{again}, {self.n_values:,} values, {self.seconds:.1f} s"
+        )
+
+
+def shard_rows(frame: pl.DataFrame, shard: int, n_shards: int) -> pl.DataFrame:
+    """The rows of shard SHARD: those whose position modulo N_SHARDS is SHARD."""
+    return frame.filter((pl.int_range(pl.len()) % n_shards) == shard)
+
+
+def group_batches(batches: list[np.ndarray], commit_every: int) -> list[list[np.ndarray]]:
+    """Whole batches grouped greedily into chunks of at least COMMIT_EVERY sentences (the last may be
+    smaller), exactly as `toolkit.extract.chunks` yields them."""
+    groups: list[list[np.ndarray]] = [[]]
+    size = 0
+    for b in batches:
+        if size >= commit_every:
+            groups.append([])
+            size = 0
+        groups[-1].append(b)
+        size += len(b)
+    return [g for g in groups if g]
+
+
+def activation_rows(run: str, frame: pl.DataFrame, rows: np.ndarray, layers: list[int], values: np.ndarray, lengths):
+    """Long rows of a chunk for the lake's `activations`: per layer, sorted by neuron then sentence, with the
+    sentence's language, label and token count (numpy reshapes, no loop over values)."""
+    sids = frame["sentence_id"].to_numpy()[rows].astype(np.int64)
+    order = np.argsort(sids, kind="stable")
+    n, _, width = values.shape
+    sub = frame[rows[order]]
+    layer_parts = []
+    for li, layer in enumerate(layers):
+        layer_parts.append(
+            pa.table(
+                {
+                    "run": constant(run, n * width),
+                    "layer": np.full(n * width, layer, dtype=np.int16),
+                    "neuron": np.repeat(np.arange(width, dtype=np.int32), n),
+                    "sentence_id": np.tile(sids[order], width),
+                    "language": pa.array(np.tile(sub["language"].to_numpy(), width), pa.string()),
+                    "label": pa.array(np.tile(sub["label"].to_numpy(), width), pa.string()),
+                    "n_tokens": np.tile(lengths[rows[order]].astype(np.int32), width),
+                    "value": np.ascontiguousarray(values[order, li, :].T, dtype=np.float32).reshape(-1),
+                }
+            )
+        )
+    return pa.concat_tables(layer_parts)
+
+
+def moment_rows(run: str, shard: int, chunk: int, frame: pl.DataFrame, rows: np.ndarray, layers, values) -> pa.Table:
+    """Partial moments of a chunk (docs/definitions.md, definition 1's inputs): count, mean and population
+    variance per layer x language x label x neuron, and per layer x language x neuron (label null)."""
+    sub = frame[rows]
+    parts = []
+    for by_label in (True, False):
+        keys = sub.select("language", "label") if by_label else sub.select("language")
+        cells = keys.unique(maintain_order=True).sort(keys.columns)
+        codes = keys.join(cells.with_row_index("code"), on=keys.columns, how="left", maintain_order="left")["code"]
+        codes = codes.to_numpy().astype(np.int64)
+        width = values.shape[2]
+        for li, layer in enumerate(layers):
+            counts, mean, variance = cell_moments(values[:, li, :], codes, cells.height)
+            k = cells.height
+            parts.append(
+                pa.table(
+                    {
+                        "run": constant(run, k * width),
+                        "shard": np.full(k * width, shard, dtype=np.int32),
+                        "chunk": np.full(k * width, chunk, dtype=np.int32),
+                        "layer": np.full(k * width, layer, dtype=np.int16),
+                        "language": pa.array(np.repeat(cells["language"].to_numpy(), width), pa.string()),
+                        "label": pa.array(np.repeat(cells["label"].to_numpy(), width), pa.string())
+                        if by_label
+                        else pa.nulls(k * width, pa.string()),
+                        "neuron": np.tile(np.arange(width, dtype=np.int32), k),
+                        "n_sentences": np.repeat(counts, width),
+                        "mean": mean.reshape(-1),
+                        "variance": variance.reshape(-1),
+                    }
+                )
+            )
+    return pa.concat_tables(parts)
+
+
+def check_started(lake: Lake, run: str, record: dict, n_shards: int) -> None:
+    """Every shard of a run must be made with the same settings and shard count as those already started."""
+    for other in lake.run_records(run):
+        if other["n_shards"] != n_shards:
+            raise UserError(
+                f"run '{run}' in {lake.root} is split into {other['n_shards']} shards, not {n_shards}; "
+                f"use --shard K/{other['n_shards']}, or another --run"
+            )
+        mine, theirs = json.loads(record["settings"]), json.loads(other["settings"])
+        changed = [k for k in mine if k != "data_file" and mine[k] != theirs.get(k)]  # the data is its sha256
+        if changed:
+            diffs = "; ".join(f"{k}: {theirs.get(k)!r} there, {mine[k]!r} here" for k in changed)
+            raise UserError(
+                f"run '{run}' in {lake.root} was started with other settings ({diffs}); use the same, or another --run"
+            )
+
+
+def extract_shard(
+    lake_dir: str | Path,
+    model: str,
+    dataset: Dataset,
+    run: str,
+    shard: tuple[int, int],
+    options: ExtractOptions | None = None,
+    progress: bool = True,
+    allow_unknown: bool = False,
+) -> ShardSummary:
+    """Extract shard SHARD = (K, N) of run RUN into the lake at LAKE_DIR; a no-op for chunks already committed."""
+    opts = options or ExtractOptions()
+    validate_run_name(run)
+    k, n_shards = shard
+    lake = Lake(lake_dir, create=True)
+    full = dataset.frame
+    mine = replace(dataset, frame=shard_rows(full, k, n_shards))
+    if mine.frame.height == 0:
+        raise UserError(f"shard {k}/{n_shards} has no sentences ({full.height} in the data); use fewer shards")
+    prep = prepare(model, mine, opts, allow_unknown)
+    record = {
+        "run": run,
+        **{k: v for k, v in run_record(prep, dataset, run, opts).items() if k not in ("name", "status")},
+        "n_shards": n_shards,
+        "shard": k,
+        "settings": json.dumps({**prep.settings, "commit_every": opts.commit_every}),
+    }
+    check_started(lake, run, record, n_shards)
+    app = app_id(run, k, n_shards)
+    record["created_at"] = datetime.now()
+    lake.append("runs", pa.Table.from_pylist([record]), app, 1)
+
+    frame = mine.frame
+    groups = group_batches(batch_plan(prep.lengths, opts.batch_size), opts.commit_every)
+    done = min(lake.committed(t, app) for t in ("activations", "moments", "sentences"))
+    todo = [b for g in groups[done:] for b in g]
+    start = time.perf_counter()
+    bar = progress_bar(frame.height, sum(len(b) for g in groups[:done] for b in g), f"shard {k}/{n_shards}", progress)
+    sentence_ids = frame["sentence_id"].to_numpy()
+    try:
+        for c, pending in enumerate(chunks(prep, sentence_ids, todo, opts, bar), start=done + 1):
+            _commit_chunk(lake, app, run, k, c, prep, frame, pending)
+    finally:
+        bar.close()
+    lake.append(
+        "shards",
+        pa.Table.from_pylist(
+            [
+                {
+                    "run": run,
+                    "shard": k,
+                    "n_shards": n_shards,
+                    "n_sentences": frame.height,
+                    "n_chunks": len(groups),
+                    "host": socket.gethostname(),
+                    "finished_at": datetime.now(),
+                }
+            ]
+        ),
+        app,
+        1,
+    )
+    return ShardSummary(
+        run=run,
+        lake=lake.root,
+        shard=k,
+        n_shards=n_shards,
+        n_sentences=frame.height,
+        n_chunks=len(groups),
+        n_committed_before=done,
+        n_values=frame.height * len(prep.layers) * prep.width,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _commit_chunk(lake: Lake, app: str, run: str, shard: int, chunk: int, prep, frame, pending: Pending) -> None:
+    """Chunk CHUNK to the three tables, in the order a rerun relies on (activations, moments, sentences)."""
+    rows = np.concatenate([p[0] for p in pending])
+    values = np.concatenate([p[1] for p in pending])
+    lake.append("activations", activation_rows(run, frame, rows, prep.layers, values, prep.lengths), app, chunk)
+    lake.append("moments", moment_rows(run, shard, chunk, frame, rows, prep.layers, values), app, chunk)
+    sentences = sentence_rows(prep, frame, pending)
+    lake.append("sentences", sentences.append_column("run", constant(run, len(rows))), app, chunk)
+
+
+def status(lake_dir: str | Path, run: str) -> pl.DataFrame:
+    """One row per shard of RUN: committed (finished), running or failed (chunks committed so far), or missing."""
+    lake = Lake(lake_dir)
+    records = lake.run_records(run)
+    if not records:
+        known = ", ".join(lake.runs()) or "none"
+        raise UserError(f"no run named '{run}' in lake {lake.root} (runs: {known})")
+    n_shards = int(records[0]["n_shards"])
+    finished = {r["shard"]: r for r in lake.read("shards", run).to_pylist()}
+    started = {r["shard"] for r in records}
+    out = []
+    for k in range(n_shards):
+        app = app_id(run, k, n_shards)
+        chunks_done = lake.committed("sentences", app)
+        if k in finished:
+            state = "committed"
+        elif k in started:
+            state = "started"
+        else:
+            state = "missing"
+        f = finished.get(k, {})
+        out.append(
+            {
+                "shard": f"{k}/{n_shards}",
+                "state": state,
+                "chunks": f"{chunks_done}/{f['n_chunks']}" if f else str(chunks_done),
+                "sentences": f.get("n_sentences"),
+                "host": f.get("host"),
+                "finished": f["finished_at"].strftime("%Y-%m-%d %H:%M:%S") if f else None,
+            }
+        )
+    return pl.DataFrame(out, schema_overrides={"sentences": pl.Int64, "host": pl.String, "finished": pl.String})
