@@ -1285,6 +1285,21 @@ def lake_status(lake_dir: Path, run: str, as_json: bool) -> None:
         )
 
 
+@lake.command("attach")
+@click.argument("lake_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--run", required=True, help="The run in the lake.")
+@click.option("--as", "name", default=None, help="Its name in the warehouse (default: the same).")
+@click.option("--replace", is_flag=True, help="Replace a warehouse run of that name.")
+@pass_ctx
+@handled
+def lake_attach(ctx: Context, lake_dir: Path, run: str, name: str | None, replace: bool) -> None:
+    """Register a run whose shards are all committed in the warehouse: sentences copied, partial moments merged
+    exactly into the statistics cache, activations read in place from the lake's Parquet files (no copy)."""
+    from toolkit.attach import attach
+
+    click.echo(attach(ctx.db, lake_dir, run, name, replace).text())
+
+
 SHORT_HELP = {
     "extract": "Extract activations of a model on a dataset into a run.",
     "load": "Import a long-format activations table as a run.",

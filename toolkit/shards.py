@@ -96,8 +96,9 @@ def activation_rows(run: str, frame: pl.DataFrame, rows: np.ndarray, layers: lis
 
 
 def moment_rows(run: str, shard: int, chunk: int, frame: pl.DataFrame, rows: np.ndarray, layers, values) -> pa.Table:
-    """Partial moments of a chunk (docs/definitions.md, definition 1's inputs): count, mean and population
-    variance per layer x language x label x neuron, and per layer x language x neuron (label null)."""
+    """Partial moments of a chunk (view `moment_parts`, sql/views/010_statistics.sql): count, mean, population
+    variance, minimum and maximum per layer x language x label x neuron, and per layer x language x neuron
+    (label null)."""
     sub = frame[rows]
     parts = []
     for by_label in (True, False):
@@ -107,7 +108,7 @@ def moment_rows(run: str, shard: int, chunk: int, frame: pl.DataFrame, rows: np.
         codes = codes.to_numpy().astype(np.int64)
         width = values.shape[2]
         for li, layer in enumerate(layers):
-            counts, mean, variance = cell_moments(values[:, li, :], codes, cells.height)
+            counts, mean, variance, minimum, maximum = cell_moments(values[:, li, :], codes, cells.height)
             k = cells.height
             parts.append(
                 pa.table(
@@ -124,24 +125,30 @@ def moment_rows(run: str, shard: int, chunk: int, frame: pl.DataFrame, rows: np.
                         "n_sentences": np.repeat(counts, width),
                         "mean": mean.reshape(-1),
                         "variance": variance.reshape(-1),
+                        "minimum": minimum.reshape(-1),
+                        "maximum": maximum.reshape(-1),
                     }
                 )
             )
     return pa.concat_tables(parts)
 
 
-def check_started(lake: Lake, run: str, record: dict, n_shards: int) -> None:
+def settings_differ(mine: dict, theirs: dict) -> str:
+    """How two shard records' settings differ ('' when they agree); the data file's path may (its sha256 is the data)."""
+    a, b = json.loads(mine["settings"]), json.loads(theirs["settings"])
+    return "; ".join(f"{k}: {b.get(k)!r} there, {a[k]!r} here" for k in a if k != "data_file" and a[k] != b.get(k))
+
+
+def check_started(lake: Lake, run: str, record: dict, n_shards: int, others: list[dict] | None = None) -> None:
     """Every shard of a run must be made with the same settings and shard count as those already started."""
-    for other in lake.run_records(run):
+    for other in lake.run_records(run) if others is None else others:
         if other["n_shards"] != n_shards:
             raise UserError(
                 f"run '{run}' in {lake.root} is split into {other['n_shards']} shards, not {n_shards}; "
                 f"use --shard K/{other['n_shards']}, or another --run"
             )
-        mine, theirs = json.loads(record["settings"]), json.loads(other["settings"])
-        changed = [k for k in mine if k != "data_file" and mine[k] != theirs.get(k)]  # the data is its sha256
-        if changed:
-            diffs = "; ".join(f"{k}: {theirs.get(k)!r} there, {mine[k]!r} here" for k in changed)
+        diffs = settings_differ(record, other)
+        if diffs:
             raise UserError(
                 f"run '{run}' in {lake.root} was started with other settings ({diffs}); use the same, or another --run"
             )

@@ -203,6 +203,7 @@ class Warehouse:
                         f"database {self.path} was made by an older version of neurons; run "
                         f"`neurons --db {self.path} upgrade` once to migrate it"
                     )
+                self._read_lake_through_arrow()
             else:
                 self._migrate()
         except BaseException:
@@ -264,11 +265,48 @@ class Warehouse:
             before = self.scalar(source)
             for p in _sql_files("views"):
                 self.con.execute(p.read_text())
+            self.refresh_lake_views()
             if self.scalar(source) != before:  # the cache's definition changed: recompute every run's cache
                 for (run_id,) in self.con.execute("select run_id from runs where status = 'complete'").fetchall():
                     self.materialize(run_id)
             for key, value in (("schema_version", str(schema_version_of_package())), ("views_sha256", digest)):
                 self.con.execute("insert or replace into warehouse_meta values (?, ?)", [key, value])
+
+    # -- runs attached from a lake (sql/schema/010_lake.sql) ------------------------------------------
+
+    def refresh_lake_views(self) -> None:
+        """Redefine the stored views `lake_activations` and `lake_moment_parts` to read exactly the Parquet files
+        of the attached runs (`lake_files`), so any DuckDB client sees the lake runs (call inside a transaction)."""
+        views = lake_view_sql(self._lake_files(), lambda kind, run_id, layer, paths: _parquet(paths))
+        if len(views) < len(LAKE_VIEWS):  # the empty definitions for views without files
+            self.con.execute((sql_dir() / "views" / "000_activations_long.sql").read_text())
+        for view, sql in views.items():
+            self.con.execute(f"create or replace view {view} as {sql}")
+
+    def _lake_files(self) -> pl.DataFrame:
+        return self.sql("select run_id, kind, layer, list(path order by path) as paths from lake_files group by all")
+
+    def _read_lake_through_arrow(self) -> None:
+        """In the sandbox (no file access for DuckDB) the lake's files are read through Arrow datasets opened here,
+        under temporary views that take the place of the stored ones for this session."""
+        files = self._lake_files()
+        if not files.height:
+            return
+        import pyarrow.dataset as ds
+
+        def source(kind: str, run_id: int, layer: int | None, paths: list[str]) -> str:
+            name = f"lake_{kind}_{run_id}_{'all' if layer is None else layer}"
+            missing = [p for p in paths if not os.path.exists(p)]
+            if missing:
+                raise UserError(
+                    f"a file of a run attached from a lake is missing ({missing[0]}); restore the lake, or delete "
+                    "the run with `neurons delete --run R`"
+                )
+            self.con.register(name, ds.dataset(paths, format="parquet"))
+            return name
+
+        for view, sql in lake_view_sql(files, source).items():
+            self.con.execute(f"create temp view {view} as {sql}")
 
     def upgrade(self) -> tuple[int, int]:
         """(schema version before, after) of an explicit `neurons upgrade` (the migration ran in __init__)."""
@@ -347,8 +385,13 @@ class Warehouse:
         probes = "select probe_id from probes where run_id = ?"
         for table in ("probe_results", "probe_weights", "probe_topk_results"):
             self.con.execute(f"delete from {table} where probe_id in ({probes})", [run_id])
+        lake = self.scalar("select count(*) from lake_files where run_id = ?", [run_id])
         for table in ("significance", "probes", "activation_vectors", "layer_neurons", "sentences", "moments", "runs"):
             self.con.execute(f"delete from {table} where run_id = ?", [run_id])
+        for table in ("lake_runs", "lake_files"):
+            self.con.execute(f"delete from {table} where run_id = ?", [run_id])
+        if lake:
+            self.refresh_lake_views()
 
     def runs(self) -> pl.DataFrame:
         """Every run with its model, data, layers, pooling, counts, status and provenance."""
@@ -466,6 +509,36 @@ class Warehouse:
     ) -> pl.DataFrame:
         """Distinct neurons monolingual in each language for at least one label."""
         return self._macro("count_monolingual(?, absolute := ?)", "language", run, layer, [threshold, absolute])
+
+
+def _parquet(paths: list[str]) -> str:
+    return "read_parquet([" + ", ".join(_quote(p) for p in paths) + "])"
+
+
+LAKE_COLUMNS = {
+    "activations": "{run_id}::USMALLINT AS run_id, sentence_id::UINTEGER AS sentence_id, {layer}::UTINYINT AS layer, "
+    "language, label, n_tokens::INTEGER AS n_tokens, neuron::USMALLINT AS neuron, value::FLOAT AS value",
+    "moments": "{run_id}::USMALLINT AS run_id, layer::UTINYINT AS layer, language, label, neuron::USMALLINT AS neuron, "
+    "n_sentences::BIGINT AS n_sentences, mean, variance, minimum, maximum",
+}
+LAKE_VIEWS = {"activations": "lake_activations", "moments": "lake_moment_parts"}
+
+
+def lake_view_sql(files: pl.DataFrame, source) -> dict[str, str]:
+    """The SELECT of each lake view over FILES (run_id, kind, layer, paths): one branch per run (and layer, a
+    constant, so a layer filter drops the other branches before any file is opened), reading
+    SOURCE(kind, run_id, layer, paths). Views without files keep their empty definition."""
+    out = {}
+    for kind, view in LAKE_VIEWS.items():
+        rows = files.filter(pl.col("kind") == kind).sort("run_id", "layer").iter_rows(named=True)
+        branches = [
+            f"SELECT {LAKE_COLUMNS[kind].format(run_id=r['run_id'], layer=r['layer'])} "
+            f"FROM {source(kind, r['run_id'], r['layer'], r['paths'])}"
+            for r in rows
+        ]
+        if branches:
+            out[view] = "\nUNION ALL\n".join(branches)
+    return out
 
 
 # statistics views and their natural row order

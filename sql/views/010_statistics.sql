@@ -3,16 +3,46 @@
 -- They read the per-run `moments` cache (sql/schema/002_moments.sql) except `zscores`, which joins it
 -- back to each activation.
 
--- Source of the `moments` cache, in one pass over the activations: count, mean and population
--- variance of the raw activation per language x label x neuron, and per language x neuron (label NULL).
--- DuckDB's avg/var_pop are numerically stable, and var_pop of a constant is exactly 0.
--- (Python copies this view into the table one run_id at a time, when the run completes; it defines no
--- statistic of its own. Keyed by run_id, so the run filter reaches the scan.)
+-- Partial moments (docs/definitions.md, definition 1's inputs; paper Section 2.2): count, mean, population
+-- variance, minimum and maximum of the raw activation per run x layer x language x label x neuron, and per
+-- language x neuron (label NULL), in parts that `moments_source` merges. A run stored in the warehouse has one
+-- part per cell, computed here in one pass (its language parts repeat its label parts, to be merged over the
+-- labels); a run attached from a lake brings the partial moments of every chunk its shards committed
+-- (`lake_moment_parts`, sql/views/000_activations_long.sql). Keyed by run_id, so a run filter reaches the scan.
+CREATE OR REPLACE VIEW moment_parts AS
+WITH cells AS (
+    SELECT a.run_id, a.layer, a.language, a.label, a.neuron, count(*) AS n_sentences,
+           avg(a.value::DOUBLE) AS mean, var_pop(a.value::DOUBLE) AS variance,
+           min(a.value::DOUBLE) AS minimum, max(a.value::DOUBLE) AS maximum
+    FROM labelled_activations AS a
+    WHERE a.run_id NOT IN (SELECT p.run_id FROM lake_moment_parts AS p)
+    GROUP BY a.run_id, a.layer, a.language, a.label, a.neuron
+)
+SELECT run_id, layer, language, label, neuron, n_sentences, mean, variance, minimum, maximum FROM cells
+UNION ALL
+SELECT run_id, layer, language, NULL, neuron, n_sentences, mean, variance, minimum, maximum FROM cells
+UNION ALL
+SELECT run_id, layer, language, label, neuron, n_sentences, mean, variance, minimum, maximum FROM lake_moment_parts;
+
+-- Source of the `moments` cache: the parts of each key merged exactly (Chan et al.'s parallel variance,
+-- N var = sum over parts of n (var + (mean - pooled mean)^2)); a key whose values are all equal has that
+-- value as its mean and variance exactly 0, so a constant neuron never gets a rounding-noise std.
+-- (Python copies this view into the table one run_id at a time, when the run completes or is attached.)
 CREATE OR REPLACE VIEW moments_source AS
-SELECT a.run_id, a.layer, a.language, a.label, a.neuron,
-       count(*) AS n_sentences, avg(a.value::DOUBLE) AS mean, var_pop(a.value::DOUBLE) AS variance
-FROM labelled_activations AS a
-GROUP BY GROUPING SETS ((a.run_id, a.layer, a.language, a.label, a.neuron), (a.run_id, a.layer, a.language, a.neuron));
+WITH parts AS (
+    SELECT p.run_id, p.layer, p.language, p.label, p.neuron, p.n_sentences, p.mean, p.variance, p.minimum,
+           p.maximum,
+           sum(p.n_sentences * p.mean) OVER k / sum(p.n_sentences) OVER k AS pooled_mean
+    FROM moment_parts AS p
+    WINDOW k AS (PARTITION BY p.run_id, p.layer, p.language, p.label, p.neuron)
+)
+SELECT run_id, layer, language, label, neuron, sum(n_sentences)::BIGINT AS n_sentences,
+       CASE WHEN min(minimum) = max(maximum) THEN min(minimum) ELSE max(pooled_mean) END AS mean,
+       CASE WHEN min(minimum) = max(maximum) THEN 0.0
+            ELSE sum(n_sentences * (variance + (mean - pooled_mean) * (mean - pooled_mean))) / sum(n_sentences)
+       END AS variance
+FROM parts
+GROUP BY run_id, layer, language, label, neuron;
 
 -- Definition 1, paper Section 2.2 ("z-score normalized within each language"): the language's mean and
 -- population standard deviation of each neuron, over all its sentences.
