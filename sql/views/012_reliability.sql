@@ -31,6 +31,10 @@ cell_halves AS NOT MATERIALIZED (   -- count, mean and population variance of ea
         FROM activation_vectors AS v
         JOIN layer_neurons AS n USING (run_id, layer)
         JOIN assignment AS h ON h.run_id = v.run_id AND h.sentence_id = v.sentence_id
+        UNION ALL   -- runs attached from a lake: one row per value already
+        SELECT h.run, l.layer, h.language, h.label, h.split, h.half, h.n_cell, l.neuron, l.value
+        FROM lake_activations AS l
+        JOIN assignment AS h ON h.run_id = l.run_id AND h.sentence_id = l.sentence_id
     ) AS a
     GROUP BY a.run, a.layer, a.language, a.label, a.split, a.half, a.neuron
 ),
