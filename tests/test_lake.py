@@ -1,0 +1,285 @@
+"""Sharded extraction into a Delta Lake (README, "Beyond one machine"): shards run in parallel processes, one is
+killed and rerun, and the lake holds every value exactly once; the attached run's statistics equal the same data
+extracted directly into DuckDB (docs/definitions.md, definitions 1-7)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pytest
+from conftest import assert_one_line_error, digest
+
+from toolkit.datasets import read_dataset
+from toolkit.extract import ExtractOptions, extract
+from toolkit.lake import Lake, app_id
+from toolkit.shards import extract_shard
+
+LAYERS = "1,3"
+WIDTH = 32  # the tiny checkpoint's hidden size
+
+
+def shard_command(lake: Path, ckpt: Path, data: Path, k: int, n: int, run: str = "big") -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "toolkit",
+        "extract",
+        str(ckpt),
+        str(data),
+        "--run",
+        run,
+        "--lake",
+        str(lake),
+        "--shard",
+        f"{k}/{n}",
+        "--layers",
+        LAYERS,
+        "--batch-size",
+        "1",  # one sentence per forward pass: the same floats as the direct extraction below
+        "--commit-every",
+        "64",
+        "--quiet",
+    ]
+
+
+@pytest.fixture
+def big_csv(tmp_path, sample) -> Path:
+    path = tmp_path / "big.csv"
+    pl.concat([sample] * 5).write_csv(path)  # 1,050 sentences
+    return path
+
+
+def lake_values(lake: Path, run: str) -> pl.DataFrame:
+    return pl.from_arrow(Lake(lake).read("activations", run, ["sentence_id", "layer", "neuron", "value"]))
+
+
+def direct_run(db: Path, ckpt: Path, data: Path, run: str = "direct") -> None:
+    extract(db, str(ckpt), read_dataset(data), run, ExtractOptions(layers=LAYERS, batch_size=1), progress=False)
+
+
+def compare_views(db: Path, a: str, b: str, tol: float = 1e-9) -> None:
+    """Every statistic of run A equals run B's (numbers within TOL, classes identical)."""
+    con = duckdb.connect(str(db), read_only=True)
+    checks = {
+        "(select r.name as run, m.* from moments m join runs r using (run_id))": (
+            "layer, language, label, neuron",
+            ["n_sentences", "mean", "variance"],
+        ),
+        "label_profiles": ("layer, language, label, neuron", ["mean_z", "n_sentences"]),
+        "between_label_variance": ("layer, neuron", ["variance", "rank"]),
+        "label_variance": ("layer, label, neuron", ["variance"]),
+        "label_anova": ("layer, language, neuron", ["f", "eta_squared"]),
+        "crosslingual_correlation": ("layer, label, language_a, language_b", ["spearman", "cosine"]),
+        "neuron_classes": ("layer, label, neuron", ["neuron_class", "language"]),
+        "zscores": ("layer, sentence_id, neuron", ["z"]),
+        "profile_reliability": ("layer, language, label", ["reliability"]),
+    }
+    for source, (keys, cols) in checks.items():
+        frames = [
+            con.sql(f"select {keys}, {', '.join(cols)} from {source} where run = ? order by {keys}", params=[r]).pl()
+            for r in (a, b)
+        ]
+        assert frames[0].height == frames[1].height > 0, source
+        for c in cols:
+            x, y = frames[0][c], frames[1][c]
+            if x.dtype.is_numeric():
+                np.testing.assert_allclose(x.to_numpy(), y.to_numpy(), rtol=tol, atol=tol, err_msg=f"{source}.{c}")
+            else:
+                assert x.to_list() == y.to_list(), f"{source}.{c}"
+    con.close()
+
+
+def test_parallel_shards_one_killed_commit_exactly_once_and_attach_equals_direct(
+    tmp_path, checkpoint, big_csv, neurons
+):
+    ckpt = checkpoint("xlm-roberta", True)
+    lake = tmp_path / "lake"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    procs = [
+        subprocess.Popen(shard_command(lake, ckpt, big_csv, k, 3), env=env, stderr=subprocess.PIPE) for k in range(3)
+    ]
+    victim = procs[1]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill shard 1 once it has committed two chunks, wherever it is then
+        if (lake / "sentences" / "_delta_log").is_dir() and Lake(lake, create=True).committed(
+            "sentences", app_id("big", 1, 3)
+        ) >= 2:
+            break
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    for p in procs:
+        p.wait(timeout=300)
+    assert victim.returncode == -signal.SIGKILL, "the shard finished before it could be killed"
+    assert [p.returncode for p in (procs[0], procs[2])] == [0, 0], [p.stderr.read() for p in procs]
+
+    status = neurons("lake", "status", lake, "--run", "big")
+    assert status.exit_code == 3 and "1/3" in status.output and "started" in status.output
+    db = tmp_path / "w.duckdb"
+    assert_one_line_error(neurons("--db", db, "lake", "attach", lake, "--run", "big"), "1/3", "not committed")
+    assert not db.exists()
+
+    rerun = subprocess.run(shard_command(lake, ckpt, big_csv, 1, 3), env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "committed before" in rerun.stdout
+    again = subprocess.run(shard_command(lake, ckpt, big_csv, 1, 3), env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and "(6 committed before)" in again.stdout, again.stdout  # a no-op
+    assert neurons("lake", "status", lake, "--run", "big").exit_code == 0
+
+    values = lake_values(lake, "big")
+    assert values.height == 1050 * 2 * WIDTH
+    assert values.select("sentence_id", "layer", "neuron").n_unique() == values.height  # each value exactly once
+    sentences = pl.from_arrow(Lake(lake).read("sentences", "big"))
+    assert sentences.height == 1050 and sentences["sentence_id"].n_unique() == 1050
+
+    assert neurons("--db", db, "lake", "attach", lake, "--run", "big").exit_code == 0
+    direct_run(db, ckpt, big_csv)
+    con = duckdb.connect(str(db), read_only=True)
+    direct = con.sql(
+        "select sentence_id, layer, neuron, value from activations join runs using (run_id) where name = 'direct'"
+    ).pl()
+    con.close()
+    joined = values.join(direct, on=["sentence_id", "layer", "neuron"], how="full", coalesce=True)
+    assert joined.height == values.height and joined["value_right"].null_count() == 0
+    assert (joined["value"] == joined["value_right"]).all()  # the same floats
+    compare_views(db, "big", "direct")
+
+
+def test_torn_commit_and_orphan_files_are_not_counted(tmp_path, checkpoint, data_csv, monkeypatch):
+    """A shard that dies between its tables' commits (activations and moments of chunk 2 committed, its sentences
+    not) reruns to exactly one copy of every chunk; an uncommitted data file in the table is never read."""
+    ckpt = checkpoint("xlm-roberta", True)
+    lake = tmp_path / "lake"
+    dataset = read_dataset(data_csv)
+    opts = ExtractOptions(layers=LAYERS, batch_size=1, commit_every=16)
+    append = Lake.append
+
+    def dies(self, name, rows, app, version):
+        if name == "sentences" and version == 2:
+            raise KeyboardInterrupt
+        return append(self, name, rows, app, version)
+
+    monkeypatch.setattr(Lake, "append", dies)
+    with pytest.raises(KeyboardInterrupt):
+        extract_shard(lake, str(ckpt), dataset, "r", (0, 2), opts, progress=False)
+    monkeypatch.setattr(Lake, "append", append)
+    app = app_id("r", 0, 2)
+    assert [Lake(lake).committed(t, app) for t in ("activations", "moments", "sentences")] == [2, 2, 1]
+    some_file = next((lake / "activations").rglob("*.parquet"))
+    (some_file.parent / "part-orphan.parquet").write_bytes(some_file.read_bytes())  # a write that never committed
+
+    for k in (0, 1):
+        extract_shard(lake, str(ckpt), dataset, "r", (k, 2), opts, progress=False)
+    values = lake_values(lake, "r")
+    assert values.height == 210 * 2 * WIDTH
+    assert values.select("sentence_id", "layer", "neuron").n_unique() == values.height
+    db = tmp_path / "w.duckdb"
+    from toolkit.attach import attach
+
+    attach(db, lake, "r")
+    direct_run(db, ckpt, data_csv)
+    compare_views(db, "r", "direct")
+
+
+def test_merged_moments_equal_numpy_including_constant_neurons(tmp_path):
+    """The partial moments of chunks merge exactly (Chan et al.): against numpy on the whole data, and a neuron
+    constant at 0.1 (not a binary fraction) gets variance exactly 0, so its z is 0 and not rounding noise."""
+    from toolkit.lake import cell_moments
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(2.0, 3.0, size=(1000, 5)).astype(np.float32)
+    x[:, 4] = np.float32(0.1)
+    cells = rng.integers(0, 3, size=1000)
+    parts = []
+    for rows in np.array_split(np.arange(1000), 7):
+        codes = cells[rows]
+        present = np.unique(codes)
+        remap = np.searchsorted(present, codes)
+        n, mean, var, lo, hi = cell_moments(x[rows], remap, len(present))
+        for i, c in enumerate(present):
+            for j in range(5):
+                parts.append((int(c), j, int(n[i]), mean[i, j], var[i, j], lo[i, j], hi[i, j]))
+    con = duckdb.connect()
+    con.register(
+        "p",
+        pa.table(dict(zip(["cell", "neuron", "n", "mean", "variance", "minimum", "maximum"], map(list, zip(*parts))))),
+    )
+    sql = (Path(__file__).parents[1] / "sql" / "views" / "010_statistics.sql").read_text()
+    merged_sql = sql[sql.index("CREATE OR REPLACE VIEW moments_source AS") :].split(";")[0]
+    merged_sql = merged_sql.replace("CREATE OR REPLACE VIEW moments_source AS", "").replace(
+        "moment_parts AS p",
+        "(select 1 as run_id, 1 as layer, 'x' as language, cell as label, neuron, "
+        "n as n_sentences, mean, variance, minimum, maximum from p) AS p",
+    )
+    got = con.sql(
+        f"select label as cell, neuron, n_sentences, mean, variance from ({merged_sql}) order by 1, 2"
+    ).fetchall()
+    for cell, j, n, mean, var in got:
+        v = x[cells == cell, j].astype(np.float64)
+        assert n == v.size
+        if j == 4:
+            assert var == 0.0 and mean == np.float64(np.float32(0.1))
+        else:
+            assert abs(mean - v.mean()) < 1e-12 and abs(var - v.var()) < 1e-10 * v.var()
+
+
+def test_refusals(tmp_path, checkpoint, data_csv, neurons):
+    ckpt = checkpoint("xlm-roberta", True)
+    lake = tmp_path / "lake"
+    base = ["extract", ckpt, data_csv, "--run", "r", "--layers", LAYERS, "--quiet"]
+    assert_one_line_error(neurons(*base, "--lake", lake), "--lake and --shard go together")
+    assert_one_line_error(neurons(*base, "--lake", lake, "--shard", "3/3"), "K must be between 0 and N-1")
+    assert_one_line_error(neurons(*base, "--lake", lake, "--shard", "a"), "is not K/N")
+    assert_one_line_error(neurons("lake", "status", tmp_path, "--run", "r"), "not a neurons lake")
+    assert neurons(*base, "--lake", lake, "--shard", "0/2").exit_code == 0
+    assert_one_line_error(neurons(*base, "--lake", lake, "--shard", "1/3"), "split into 2 shards")
+    assert_one_line_error(
+        neurons(*base[:-3], "--layers", "2", "--quiet", "--lake", lake, "--shard", "1/2"), "other settings", "layers"
+    )
+    assert_one_line_error(neurons("lake", "status", lake, "--run", "nope"), "no run named 'nope'", "runs: r")
+    db = tmp_path / "w.duckdb"
+    assert_one_line_error(neurons("--db", db, "lake", "attach", lake, "--run", "r"), "1/2", "not committed")
+    assert neurons(*base, "--lake", lake, "--shard", "1/2").exit_code == 0
+    assert neurons("--db", db, "lake", "attach", lake, "--run", "r").exit_code == 0
+    before = digest(db)
+    assert_one_line_error(neurons("--db", db, "lake", "attach", lake, "--run", "r"), "exists already")
+    assert digest(db) == before
+
+
+def test_attached_run_reads_in_place_read_only_and_deletes_cleanly(tmp_path, checkpoint, data_csv, neurons):
+    """Queries of an attached run run in the read-only sandbox (the lake read through Arrow), leave the warehouse
+    as it was, and any DuckDB client reads the run through the stored views; delete forgets the lake files."""
+    ckpt = checkpoint("xlm-roberta", True)
+    lake = tmp_path / "lake"
+    opts = ExtractOptions(layers=LAYERS, batch_size=4, commit_every=50)
+    extract_shard(lake, str(ckpt), read_dataset(data_csv), "r", (0, 1), opts, progress=False)
+    db = tmp_path / "w.duckdb"
+    assert neurons("--db", db, "lake", "attach", lake, "--run", "r", "--as", "mine").exit_code == 0
+    before = digest(db)
+    q = neurons(
+        "--db", db, "query", "--json", "select count(*) as n, sum(value) as s from activations_long where run = 'mine'"
+    )
+    assert q.exit_code == 0, q.output
+    n_lake = Lake(lake).read("activations", "r", ["value"])
+    assert f'"n": {n_lake.num_rows}' in q.output
+    assert neurons("--db", db, "analyze", "--run", "mine").exit_code == 0
+    assert digest(db) == before
+    con = duckdb.connect(str(db), read_only=True)  # a plain DuckDB client, files read by DuckDB itself
+    total = con.execute(
+        "select sum(value::DOUBLE) from activations join runs using (run_id) where name = 'mine'"
+    ).fetchone()[0]
+    con.close()
+    assert total == pytest.approx(float(np.sum(n_lake["value"].to_numpy().astype(np.float64))), rel=1e-9)
+    assert neurons("--db", db, "delete", "--run", "mine", "--yes").exit_code == 0
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("select count(*) from lake_files").fetchone()[0] == 0
+    assert con.execute("select count(*) from activations").fetchone()[0] == 0
+    con.close()
