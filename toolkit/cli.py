@@ -1300,6 +1300,69 @@ def lake_attach(ctx: Context, lake_dir: Path, run: str, name: str | None, replac
     click.echo(attach(ctx.db, lake_dir, run, name, replace).text())
 
 
+@cli.group(cls=OneLineGroup)
+def spark() -> None:
+    """The statistics on Spark, over a lake (needs the extra: pip install 'neurons[spark]', and Java 17)."""
+
+
+master_option = click.option(
+    "--master", default=None, help="Spark master URL (default local[*]; e.g. spark://host:7077, local[2])."
+)
+
+
+@spark.command("moments")
+@click.argument("lake_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--run", required=True, help="The lake's run.")
+@master_option
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the moments (.parquet, .csv, .json).",
+)
+@click.option("--store", is_flag=True, help="Add them to the lake as the run's partial moments (runs without any).")
+@handled
+def spark_moments_command(lake_dir: Path, run: str, master: str | None, out: Path | None, store: bool) -> None:
+    """Compute a lake run's moments on Spark from its activations, with the warehouse's own SQL (`moments_source`)."""
+    import time
+
+    from toolkit.export import write_table
+    from toolkit.spark import spark_moments
+
+    if out is None and not store:
+        raise UserError("say where the moments go: --out FILE, --store, or both")
+    start = time.perf_counter()
+    df = spark_moments(lake_dir, run, master, store)
+    if out is not None:
+        write_table(df, out)
+    where = ", ".join([f"written to {out}"] * (out is not None) + [f"stored in {lake_dir}"] * store)
+    click.echo(f"moments of run '{run}' on Spark: {df.height:,} rows in {time.perf_counter() - start:.1f} s; {where}")
+
+
+@spark.command("sql")
+@click.argument("lake_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("query")
+@master_option
+@click.option(
+    "--dialect",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="duckdb: the query is written as for `neurons query` and transpiled; spark: Spark SQL as is.",
+)
+@click.option("--csv", "fmt", flag_value="csv", help="CSV output.")
+@click.option("--json", "fmt", flag_value="json", help="JSON output (a list of rows).")
+@click.option("--markdown", "fmt", flag_value="markdown", help="Markdown table output.")
+@handled
+def spark_sql_command(lake_dir: Path, query: str, master: str | None, dialect: str, fmt: str | None) -> None:
+    """Run QUERY on Spark over the lake's runs, with every view and macro of sql/views/010_statistics.sql
+    (label_profiles, between_label_variance, crosslingual_correlation, classify_neurons(...), ...)."""
+    from toolkit.query import render
+    from toolkit.spark import run_query
+
+    click.echo(render(run_query(lake_dir, query, master, dialect), fmt or "table"), nl=False)
+
+
 SHORT_HELP = {
     "extract": "Extract activations of a model on a dataset into a run.",
     "load": "Import a long-format activations table as a run.",
@@ -1318,6 +1381,7 @@ SHORT_HELP = {
     "neuron": "One neuron's card: profile, classes, significance, sentences.",
     "probe": "Linear probes: transfer across languages, neuron rankings, top-k.",
     "lake": "Sharded runs in a Delta Lake: status, attach.",
+    "spark": "The statistics on Spark over a lake: moments, sql.",
 }
 for _name, _text in SHORT_HELP.items():
     cli.commands[_name].short_help = _text

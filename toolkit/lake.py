@@ -37,6 +37,50 @@ TABLES: dict[str, list[str]] = {
 }
 """The lake's tables and their partition columns."""
 
+RECORD_SCHEMAS = {
+    "runs": pa.schema(
+        [
+            ("run", pa.string()),
+            ("source", pa.string()),
+            ("model", pa.string()),
+            ("model_type", pa.string()),
+            ("data_file", pa.string()),
+            ("data_sha256", pa.string()),
+            ("layers", pa.list_(pa.int64())),
+            ("site", pa.string()),
+            ("pooling", pa.string()),
+            ("hidden_size", pa.int64()),
+            ("n_sentences", pa.int64()),
+            ("n_languages", pa.int64()),
+            ("n_labels", pa.int64()),
+            ("class_names", pa.list_(pa.string())),
+            ("settings", pa.string()),
+            ("created_at", pa.timestamp("us")),
+            ("toolkit_version", pa.string()),
+            ("n_shards", pa.int64()),
+            ("shard", pa.int64()),
+        ]
+    ),
+    "shards": pa.schema(
+        [
+            ("run", pa.string()),
+            ("shard", pa.int64()),
+            ("n_shards", pa.int64()),
+            ("n_sentences", pa.int64()),
+            ("n_chunks", pa.int64()),
+            ("host", pa.string()),
+            ("finished_at", pa.timestamp("us")),
+        ]
+    ),
+}
+"""Columns of the one-row records, typed (a record with a missing value must still match the table)."""
+
+
+def record(name: str, row: dict) -> pa.Table:
+    """One record of table NAME ('runs' or 'shards')."""
+    return pa.Table.from_pylist([row], schema=RECORD_SCHEMAS[name])
+
+
 WRITER = WriterProperties(compression="ZSTD", compression_level=3, max_row_group_size=1 << 20)
 
 

@@ -26,6 +26,7 @@ from toolkit.datasets import Dataset
 from toolkit.errors import UserError
 from toolkit.extract import ExtractOptions, Pending, chunks, prepare, progress_bar, run_record, sentence_rows
 from toolkit.lake import Lake, app_id, cell_moments, constant
+from toolkit.lake import record as lake_record
 from toolkit.tokens import batch_plan
 from toolkit.warehouse import validate_run_name
 
@@ -184,7 +185,7 @@ def extract_shard(
     check_started(lake, run, record, n_shards)
     app = app_id(run, k, n_shards)
     record["created_at"] = datetime.now()
-    lake.append("runs", pa.Table.from_pylist([record]), app, 1)
+    lake.append("runs", lake_record("runs", record), app, 1)
 
     frame = mine.frame
     groups = group_batches(batch_plan(prep.lengths, opts.batch_size), opts.commit_every)
@@ -198,21 +199,10 @@ def extract_shard(
             _commit_chunk(lake, app, run, k, c, prep, frame, pending)
     finally:
         bar.close()
+    finished = {"run": run, "shard": k, "n_shards": n_shards, "n_sentences": frame.height, "n_chunks": len(groups)}
     lake.append(
         "shards",
-        pa.Table.from_pylist(
-            [
-                {
-                    "run": run,
-                    "shard": k,
-                    "n_shards": n_shards,
-                    "n_sentences": frame.height,
-                    "n_chunks": len(groups),
-                    "host": socket.gethostname(),
-                    "finished_at": datetime.now(),
-                }
-            ]
-        ),
+        lake_record("shards", {**finished, "host": socket.gethostname(), "finished_at": datetime.now()}),
         app,
         1,
     )
@@ -230,13 +220,93 @@ def extract_shard(
 
 
 def _commit_chunk(lake: Lake, app: str, run: str, shard: int, chunk: int, prep, frame, pending: Pending) -> None:
-    """Chunk CHUNK to the three tables, in the order a rerun relies on (activations, moments, sentences)."""
     rows = np.concatenate([p[0] for p in pending])
     values = np.concatenate([p[1] for p in pending])
-    lake.append("activations", activation_rows(run, frame, rows, prep.layers, values, prep.lengths), app, chunk)
-    lake.append("moments", moment_rows(run, shard, chunk, frame, rows, prep.layers, values), app, chunk)
-    sentences = sentence_rows(prep, frame, pending)
+    commit(
+        lake,
+        app,
+        run,
+        shard,
+        chunk,
+        frame,
+        rows,
+        prep.layers,
+        values,
+        prep.lengths,
+        sentence_rows(prep, frame, pending),
+    )
+
+
+def commit(
+    lake: Lake, app: str, run: str, shard: int, chunk: int, frame, rows, layers, values, lengths, sentences
+) -> None:
+    """Chunk CHUNK (VALUES [rows, layer, neuron] of FRAME's ROWS) to the three tables, in the order a rerun
+    relies on: activations, moments, sentences."""
+    lake.append("activations", activation_rows(run, frame, rows, layers, values, lengths), app, chunk)
+    lake.append("moments", moment_rows(run, shard, chunk, frame, rows, layers, values), app, chunk)
     lake.append("sentences", sentences.append_column("run", constant(run, len(rows))), app, chunk)
+
+
+def write_arrays(
+    lake_dir: str | Path, run: str, frame: pl.DataFrame, layers: list[int], values: np.ndarray, chunk_size: int = 4096
+) -> None:
+    """Write activations computed elsewhere as a one-shard run of the lake: FRAME has sentence_id, text, language
+    and label per row of VALUES [sentence, layer, neuron]. Chunks, moments and records as an extraction's."""
+    lake = Lake(lake_dir, create=True)
+    app = app_id(run, 0, 1)
+    frame = frame.with_columns(
+        pl.col("sentence_id").cast(pl.Int64),
+        *(pl.lit(None, pl.String).alias(c) for c in ("source_id", "split") if c not in frame.columns),
+    )
+    record = {
+        "run": run,
+        "source": "arrays",
+        "model": None,
+        "model_type": None,
+        "data_file": "",
+        "data_sha256": "",
+        "layers": layers,
+        "site": "residual",
+        "pooling": None,
+        "hidden_size": values.shape[2],
+        "n_sentences": frame.height,
+        "n_languages": frame["language"].n_unique(),
+        "n_labels": frame["label"].n_unique(),
+        "class_names": None,
+        "settings": json.dumps({"layers": layers, "chunk_size": chunk_size}),
+        "created_at": datetime.now(),
+        "toolkit_version": "",
+        "n_shards": 1,
+        "shard": 0,
+    }
+    lake.append("runs", lake_record("runs", record), app, 1)
+    lengths = np.zeros(frame.height, dtype=np.int32)
+    n_chunks = 0
+    for n_chunks, start in enumerate(range(0, frame.height, chunk_size), start=1):
+        rows = np.arange(start, min(start + chunk_size, frame.height))
+        chunk = frame[rows]
+        sentences = pa.table(
+            {
+                "sentence_id": chunk["sentence_id"].to_arrow(),
+                "source_id": chunk["source_id"].to_arrow(),
+                "text": chunk["text"].to_arrow(),
+                "language": chunk["language"].to_arrow(),
+                "label": chunk["label"].to_arrow(),
+                "split": chunk["split"].to_arrow(),
+                "n_tokens": pa.nulls(len(rows), pa.int32()),
+                "truncated": pa.nulls(len(rows), pa.bool_()),
+                "predicted_label": pa.nulls(len(rows), pa.string()),
+                "probabilities": pa.nulls(len(rows), pa.list_(pa.float32())),
+            }
+        )
+        commit(lake, app, run, 0, n_chunks, frame, rows, layers, values[rows], lengths, sentences)
+    finished = {"run": run, "shard": 0, "n_shards": 1, "n_sentences": frame.height, "n_chunks": n_chunks}
+    lake.append(
+        "shards",
+        lake_record("shards", {**finished, "host": socket.gethostname(), "finished_at": datetime.now()}),
+        app,
+        1,
+    )
 
 
 def status(lake_dir: str | Path, run: str) -> pl.DataFrame:

@@ -168,7 +168,7 @@ JOIN runs AS r USING (run_id);
 -- Definition 5, paper Section 3.2 and Figure 2 ("Cross-Lingual Consistency"): for each label and each
 -- unordered language pair (language_a < language_b) that both have the label, Spearman's rho between
 -- P[a, l, :] and P[b, l, :] over neurons (Pearson correlation of average ranks, so ties get the mean of
--- the ranks they span) and their cosine similarity.
+-- the ranks they span) and their cosine similarity. A constant profile has no rank order: rho is NULL (undefined).
 CREATE OR REPLACE VIEW crosslingual_correlation AS
 WITH ranked AS (
     SELECT run, layer, language, label, neuron, mean_z,
@@ -177,7 +177,7 @@ WITH ranked AS (
     FROM label_profiles
 )
 SELECT a.run, a.layer, a.label, a.language AS language_a, b.language AS language_b,
-       corr(a.avg_rank, b.avg_rank) AS spearman,
+       CASE WHEN var_pop(a.avg_rank) > 0 AND var_pop(b.avg_rank) > 0 THEN corr(a.avg_rank, b.avg_rank) END AS spearman,
        sum(a.mean_z * b.mean_z)
          / nullif(sqrt(sum(a.mean_z * a.mean_z)) * sqrt(sum(b.mean_z * b.mean_z)), 0.0) AS cosine,
        count(*) AS n_neurons

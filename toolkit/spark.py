@@ -1,0 +1,317 @@
+"""The statistics on Spark (`neurons spark moments`, `neurons spark sql`): the same SQL, generated from `sql/`.
+
+Every view and table macro of `sql/views/010_statistics.sql` is transpiled from DuckDB's dialect to Spark SQL
+with sqlglot, so each statistic keeps its one definition. Views become temporary views; table macros become
+Spark SQL table functions (`CREATE TEMPORARY FUNCTION ... RETURNS TABLE ... RETURN query`), their parameters
+typed from their defaults (true/false: BOOLEAN, an integer: INT, otherwise DOUBLE) and their columns typed by
+Spark itself. Decimal literals become DOUBLE (Spark would compute shares and average ranks in DECIMAL).
+
+The sources are the lake's: `labelled_activations` reads the Parquet files of each run's Delta snapshot (one
+branch per run, so a run filter prunes the others), `lake_moment_parts` the shards' partial moments, `runs` the
+lake's run records, and tables the lake does not hold (significance) are empty.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlglot
+from sqlglot import exp
+
+from toolkit.errors import UserError, first_line
+from toolkit.warehouse import sql_dir
+
+SPARK_VIEWS_FILE = "010_statistics.sql"
+MACRO = re.compile(r"CREATE\s+OR\s+REPLACE\s+MACRO\s+(\w+)\s*\(([^)]*)\)\s+AS\s+TABLE\s+(.*)", re.S | re.I)
+VIEW = re.compile(r"CREATE\s+OR\s+REPLACE\s+VIEW\s+(\w+)\s+AS\s+(.*)", re.S | re.I)
+
+
+@dataclass
+class Definition:
+    """One statistic of `sql/` in Spark SQL: a view, or a table function with its typed parameters."""
+
+    kind: str  # 'view' or 'function'
+    name: str
+    query: str  # Spark SQL
+    parameters: list[tuple[str, str, str | None]]  # (name, Spark type, default as Spark SQL)
+
+    def probe(self) -> str:
+        """The function's query with every parameter replaced by a typed value, to learn its columns' types."""
+        tree = sqlglot.parse_one(self.query, read="spark")
+        values = {n: f"CAST({d if d is not None else '0'} AS {t})" for n, t, d in self.parameters}
+        tree = tree.transform(
+            lambda node: (
+                sqlglot.parse_one(values[node.name], read="spark")
+                if isinstance(node, exp.Column) and not node.table and node.name in values
+                else node
+            )
+        )
+        return tree.sql(dialect="spark")
+
+
+def _statements(text: str) -> Iterator[str]:
+    """The statements of a SQL file, comments removed (no statement here has '--' or ';' inside a string)."""
+    code = "\n".join(line.split("--", 1)[0] for line in text.splitlines())
+    for stmt in code.split(";"):
+        if stmt.strip():
+            yield stmt.strip()
+
+
+def _spark_forms(node: exp.Expression) -> exp.Expression:
+    """Decimal literals as DOUBLE (Spark would type 1.0 as DECIMAL), and named arguments `a := b` as `a => b`."""
+    if isinstance(node, exp.Literal) and node.is_number and "." in node.this:
+        return exp.Cast(this=node.copy(), to=exp.DataType.build("DOUBLE"))
+    if isinstance(node, exp.PropertyEQ):
+        return exp.Kwarg(this=node.this.copy(), expression=node.expression.copy())
+    return node
+
+
+def to_spark(query: str) -> str:
+    """One DuckDB query as Spark SQL."""
+    try:
+        tree = sqlglot.parse_one(query, read="duckdb")
+    except sqlglot.errors.ParseError as exc:
+        raise UserError(f"cannot read the SQL as DuckDB's dialect: {first_line(exc)}") from None
+    return tree.transform(_spark_forms).sql(dialect="spark", pretty=True)
+
+
+def _parameter(text: str) -> tuple[str, str, str | None]:
+    name, _, default = (x.strip() for x in text.partition(":="))
+    if not default:
+        return name, "DOUBLE", None
+    if default.lower() in ("true", "false"):
+        return name, "BOOLEAN", default.lower()
+    return name, ("INT" if re.fullmatch(r"-?\d+", default) else "DOUBLE"), default
+
+
+def definitions(path: Path | None = None) -> list[Definition]:
+    """The statistics of `sql/views/010_statistics.sql` in file order (later ones use earlier ones)."""
+    text = (path or sql_dir() / "views" / SPARK_VIEWS_FILE).read_text()
+    out = []
+    for stmt in _statements(text):
+        if m := MACRO.fullmatch(stmt):
+            params = [_parameter(p) for p in m.group(2).split(",") if p.strip()]
+            out.append(Definition("function", m.group(1), to_spark(m.group(3)), params))
+        elif m := VIEW.fullmatch(stmt):
+            out.append(Definition("view", m.group(1), to_spark(m.group(2)), []))
+        else:
+            raise ValueError(f"not a view or table macro: {stmt[:80]}")
+    return out
+
+
+def create(spark, definition: Definition) -> None:
+    """Define DEFINITION in the Spark session as a temporary view or SQL table function."""
+    if definition.kind == "view":
+        spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW {definition.name} AS\n{definition.query}")
+        return
+    schema = spark.sql(definition.probe()).schema
+    columns = ", ".join(f"{f.name} {f.dataType.simpleString().upper()}" for f in schema.fields)
+    params = ", ".join(f"{n} {t}" + (f" DEFAULT {d}" if d is not None else "") for n, t, d in definition.parameters)
+    spark.sql(
+        f"CREATE OR REPLACE TEMPORARY FUNCTION {definition.name}({params}) RETURNS TABLE ({columns}) RETURN\n"
+        f"{definition.query}"
+    )
+
+
+# -- the Spark session and the lake's tables as its sources -------------------------------------------------
+
+DUCKDB_TO_SPARK = {
+    "VARCHAR": "STRING",
+    "BOOLEAN": "BOOLEAN",
+    "TINYINT": "TINYINT",
+    "UTINYINT": "SMALLINT",
+    "SMALLINT": "SMALLINT",
+    "USMALLINT": "INT",
+    "INTEGER": "INT",
+    "UINTEGER": "BIGINT",
+    "BIGINT": "BIGINT",
+    "UBIGINT": "DECIMAL(20,0)",
+    "HUGEINT": "DECIMAL(38,0)",
+    "FLOAT": "FLOAT",
+    "DOUBLE": "DOUBLE",
+    "TIMESTAMP": "TIMESTAMP",
+    "DATE": "DATE",
+}
+
+
+LOG_CONFIG = Path(__file__).parent / "data" / "spark-log4j2.properties"
+"""Spark's own log, errors only, so the command's output stays readable."""
+
+
+@contextmanager
+def _quiet_jvm() -> Iterator[None]:
+    """Start the JVM with its stderr on /dev/null (its start-up notices would bury the command's output; Spark's
+    errors still reach Python as exceptions)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def session(master: str | None = None):
+    """A Spark session (local[*] unless MASTER, e.g. spark://host:7077 or local[2]); one clear line when pyspark
+    or Java is missing."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise UserError(
+            "Spark is an optional extra: pip install 'neurons[spark]' (it needs Java 17 or later)"
+        ) from None
+    builder = (
+        SparkSession.builder.master(master or "local[*]")
+        .appName("neurons")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG_CONFIG}")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.ansi.enabled", "false")  # division by zero gives NULL, as the SQL expects
+    )
+    if master is None or master.startswith("local"):
+        builder = builder.config("spark.sql.shuffle.partitions", "8")
+    try:
+        with _quiet_jvm():
+            spark = builder.getOrCreate()
+    except Exception as exc:
+        raise UserError(f"cannot start Spark ({first_line(exc)}); is Java 17 or later installed (JAVA_HOME)?") from None
+    spark.sparkContext.setLogLevel("ERROR")
+    for name in ("SQLQueryContextLogger", "pyspark", "py4j"):  # refusals come back as one line, not a log record
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    return spark
+
+
+def _empty_tables(spark, names: list[str]) -> None:
+    """Tables of the warehouse schema that a lake does not hold, as empty temporary views of the same columns."""
+    import duckdb
+
+    con = duckdb.connect()
+    for p in sorted((sql_dir() / "schema").glob("*.sql")):
+        con.execute(p.read_text())
+    for name in names:
+        cols = con.execute(f"describe {name}").fetchall()
+        ddl = ", ".join(f"{c[0]} {DUCKDB_TO_SPARK.get(c[1], 'STRING')}" for c in cols)
+        spark.createDataFrame([], ddl).createOrReplaceTempView(name)
+    con.close()
+
+
+def register_lake(spark, lake, runs: list[str] | None = None, parts: bool = True) -> dict[str, int]:
+    """The lake's runs (all, or RUNS) as Spark's `runs`, `labelled_activations` and `lake_moment_parts` (the
+    shards' partial moments; none with PARTS false, so the moments come from the activations). Returns the
+    run ids given to the runs (in name order)."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    names = runs or lake.runs()
+    ids = {name: i + 1 for i, name in enumerate(sorted(names))}
+    spark.createDataFrame(
+        [(i, name, "complete") for name, i in ids.items()], "run_id INT, name STRING, status STRING"
+    ).createOrReplaceTempView("runs")
+    activations, moments = [], []
+    for name, run_id in ids.items():
+        files = lake.files("activations", name)["path"].to_pylist()
+        if files:
+            df = spark.read.option("basePath", str(lake.path("activations"))).parquet(*files)
+            activations.append(
+                df.select(
+                    F.lit(run_id).alias("run_id"),
+                    "sentence_id",
+                    F.col("layer").cast("int").alias("layer"),
+                    "language",
+                    "label",
+                    "n_tokens",
+                    "neuron",
+                    "value",
+                )
+            )
+        files = lake.files("moments", name)["path"].to_pylist() if parts else []
+        if files:
+            df = spark.read.parquet(*files)
+            cols = ["layer", "language", "label", "neuron", "n_sentences", "mean", "variance", "minimum", "maximum"]
+            moments.append(df.select(F.lit(run_id).alias("run_id"), *cols))
+    empty = {
+        "labelled_activations": "run_id INT, sentence_id BIGINT, layer INT, language STRING, label STRING, "
+        "n_tokens INT, neuron INT, value FLOAT",
+        "lake_moment_parts": "run_id INT, layer SMALLINT, language STRING, label STRING, neuron INT, "
+        "n_sentences BIGINT, mean DOUBLE, variance DOUBLE, minimum DOUBLE, maximum DOUBLE",
+    }
+    for view, frames in (("labelled_activations", activations), ("lake_moment_parts", moments)):
+        df = reduce(lambda a, b: a.unionByName(b), frames) if frames else spark.createDataFrame([], empty[view])
+        df.createOrReplaceTempView(view)
+    _empty_tables(spark, ["significance", "significance_neurons"])
+    return ids
+
+
+def define_statistics(spark) -> None:
+    """Every view and table macro of the statistics file, in order; `moments` is the merged moments (computed
+    once, when first used)."""
+    for d in definitions():
+        create(spark, d)
+        if d.name == "moments_source":
+            spark.sql("CREATE OR REPLACE TEMPORARY VIEW moments AS SELECT * FROM moments_source")
+            spark.sql("CACHE LAZY TABLE moments")
+
+
+def run_query(lake_dir: str | Path, query: str, master: str | None = None, dialect: str = "duckdb"):
+    """QUERY (DuckDB's dialect, transpiled, or Spark's) over the lake's runs and every statistic, on Spark; a
+    Polars DataFrame."""
+    import polars as pl
+
+    from toolkit.lake import Lake
+
+    lake = Lake(lake_dir)
+    spark = session(master)
+    register_lake(spark, lake)
+    define_statistics(spark)
+    text = to_spark(query) if dialect == "duckdb" else query
+    try:
+        table = spark.sql(text).toArrow()
+    except Exception as exc:
+        if type(exc).__name__ in ("AnalysisException", "ParseException", "SparkRuntimeException"):
+            raise UserError(f"Spark refused the query: {first_line(exc)}") from None
+        raise
+    return pl.from_arrow(table)
+
+
+def spark_moments(lake_dir: str | Path, run: str, master: str | None = None, store: bool = False):
+    """The moments of RUN (count, mean, population variance per layer x language x label x neuron, and per
+    language) computed on Spark from the lake's activations by `moments_source`, as a Polars DataFrame. With
+    STORE their parts are added to the lake as the run's partial moments (for runs that have none, e.g. imported
+    activations), exactly once."""
+    import polars as pl
+    import pyarrow as pa
+
+    from toolkit.lake import Lake, constant
+
+    lake = Lake(lake_dir)
+    if run not in lake.runs():
+        raise UserError(f"no run named '{run}' in lake {lake.root} (runs: {', '.join(lake.runs()) or 'none'})")
+    if store and lake.files("moments", run).num_rows:
+        raise UserError(f"run '{run}' has partial moments from its shards already; drop --store (or use --out)")
+    spark = session(master)
+    run_id = register_lake(spark, lake, [run], parts=False)[run]
+    define_statistics(spark)
+    if store:
+        parts = spark.sql(f"SELECT * FROM moment_parts WHERE run_id = {run_id}").toArrow().drop_columns(["run_id"])
+        n = parts.num_rows
+        parts = parts.append_column("run", constant(run, n))
+        parts = parts.append_column("shard", pa.array([-1] * n, pa.int32())).append_column(
+            "chunk", pa.array([0] * n, pa.int32())
+        )
+        lake.append("moments", parts, f"neurons:{run}:spark", 1)
+    merged = spark.sql(
+        f"SELECT layer, language, label, neuron, n_sentences, mean, variance FROM moments_source WHERE run_id = {run_id}"
+    )
+    return pl.from_arrow(merged.toArrow()).sort("layer", "language", "label", "neuron", nulls_last=False)
