@@ -350,16 +350,28 @@ def extract(
     default=None,
     help="How they were pooled (active: token shares, with an n_tokens column; LAPE reads these).",
 )
+@click.option(
+    "--memory",
+    default=None,
+    metavar="SIZE",
+    help="For a folder or Delta table: DuckDB's memory limit during the import (e.g. 4GB; beyond it, it spills to disk).",
+)
 @pass_ctx
 @handled
-def load(ctx: Context, file: Path, run: str, replace: bool, site: str, pooling: str | None) -> None:
-    """Import a long-format table of activations made elsewhere (Parquet, CSV, TSV or JSONL).
+def load(ctx: Context, file: Path, run: str, replace: bool, site: str, pooling: str | None, memory: str | None) -> None:
+    """Import a long-format table of activations made elsewhere: a Parquet, CSV, TSV or JSONL file, or a folder
+    of Parquet files or a Delta table (imported one layer at a time, in bounded memory).
 
     Columns: sentence_id, language, label, layer, neuron, value; text and n_tokens optional.
     """
-    from toolkit.load import load_long
+    if file.is_dir():
+        from toolkit.bulk_load import load_folder
 
-    summary = load_long(ctx.db, file, run, replace=replace, site=site, pooling=pooling)
+        summary = load_folder(ctx.db, file, run, replace=replace, site=site, pooling=pooling, memory_limit=memory)
+    else:
+        from toolkit.load import load_long
+
+        summary = load_long(ctx.db, file, run, replace=replace, site=site, pooling=pooling)
     click.echo(
         f"loaded run '{run}' into {ctx.db}: {summary['n_sentences']} sentences, layers {summary['layers']}, "
         f"{summary['hidden_size']} neurons, {summary['n_values']:,} values"

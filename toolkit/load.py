@@ -148,6 +148,45 @@ def read_long(path: str | Path) -> pl.DataFrame:
     return long
 
 
+def imported_run(
+    run_id: int,
+    run: str,
+    path: Path,
+    digest: str,
+    layers: list[int],
+    site: str,
+    pooling: str | None,
+    hidden: int,
+    n_sentences: int,
+    n_languages: int,
+    n_labels: int,
+    settings: dict,
+) -> dict:
+    """The `runs` row of an imported table (complete: an import is one transaction)."""
+    return {
+        "run_id": run_id,
+        "name": run,
+        "status": "complete",
+        "source": "load",
+        "model": None,
+        "model_type": None,
+        "data_file": str(path.resolve()),
+        "data_sha256": digest,
+        "layers": layers,
+        "pooling": pooling,
+        "site": site,
+        "hidden_size": hidden,
+        "n_sentences": n_sentences,
+        "n_languages": n_languages,
+        "n_labels": n_labels,
+        "class_names": None,
+        "settings": json.dumps(settings),
+        "created_at": datetime.now(),
+        "finished_at": datetime.now(),
+        "toolkit_version": __version__,
+    }
+
+
 def load_long(
     db: str | Path | None,
     path: str | Path,
@@ -193,28 +232,20 @@ def load_long(
             if existing is not None:
                 wh.delete_run(int(existing["run_id"]))
             wh.insert_run(
-                {
-                    "run_id": run_id,
-                    "name": run,
-                    "status": "complete",
-                    "source": "load",
-                    "model": None,
-                    "model_type": None,
-                    "data_file": str(path.resolve()),
-                    "data_sha256": digest,
-                    "layers": layers,
-                    "pooling": pooling,
-                    "site": site,
-                    "hidden_size": hidden,
-                    "n_sentences": sentences.height,
-                    "n_languages": sentences["language"].n_unique(),
-                    "n_labels": sentences["label"].n_unique(),
-                    "class_names": None,
-                    "settings": json.dumps({"data_file": str(path.resolve()), "data_sha256": digest}),
-                    "created_at": datetime.now(),
-                    "finished_at": datetime.now(),
-                    "toolkit_version": __version__,
-                }
+                imported_run(
+                    run_id,
+                    run,
+                    path,
+                    digest,
+                    layers,
+                    site,
+                    pooling,
+                    hidden,
+                    sentences.height,
+                    sentences["language"].n_unique(),
+                    sentences["label"].n_unique(),
+                    {"data_file": str(path.resolve()), "data_sha256": digest},
+                )
             )
             insert_table(con, "layer_neurons", neuron_table(layers, neurons), "run_id", run_id)
             insert_run_rows(con, run_id, sentences.to_arrow(), vectors.to_arrow())

@@ -179,8 +179,11 @@ def session(master: str | None = None):
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.ansi.enabled", "false")  # division by zero gives NULL, as the SQL expects
     )
-    if master is None or master.startswith("local"):
-        builder = builder.config("spark.sql.shuffle.partitions", "8")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers, if any, run this interpreter
+    local = re.fullmatch(r"local(\[(\d+|\*)\])?", master or "local[*]")
+    if local:  # one shuffle partition per local core, not Spark's 200
+        cores = local.group(2) if local.group(2) and local.group(2) != "*" else str(os.cpu_count() or 1)
+        builder = builder.config("spark.sql.shuffle.partitions", cores)
     try:
         with _quiet_jvm():
             spark = builder.getOrCreate()
@@ -190,6 +193,15 @@ def session(master: str | None = None):
     for name in ("SQLQueryContextLogger", "pyspark", "py4j"):  # refusals come back as one line, not a log record
         logging.getLogger(name).setLevel(logging.CRITICAL)
     return spark
+
+
+def empty_view(spark, name: str, ddl: str) -> None:
+    """A temporary view NAME with the columns of DDL ('a INT, b STRING') and no rows, made in SQL (no data goes
+    through Python workers)."""
+    columns = ", ".join(
+        f"CAST(NULL AS {t.strip()}) AS {n}" for n, t in (c.strip().split(" ", 1) for c in ddl.split(", "))
+    )
+    spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS SELECT {columns} WHERE false")
 
 
 def _empty_tables(spark, names: list[str]) -> None:
@@ -202,8 +214,12 @@ def _empty_tables(spark, names: list[str]) -> None:
     for name in names:
         cols = con.execute(f"describe {name}").fetchall()
         ddl = ", ".join(f"{c[0]} {DUCKDB_TO_SPARK.get(c[1], 'STRING')}" for c in cols)
-        spark.createDataFrame([], ddl).createOrReplaceTempView(name)
+        empty_view(spark, name, ddl)
     con.close()
+
+
+def _string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def register_lake(spark, lake, runs: list[str] | None = None, parts: bool = True) -> dict[str, int]:
@@ -216,9 +232,8 @@ def register_lake(spark, lake, runs: list[str] | None = None, parts: bool = True
 
     names = runs or lake.runs()
     ids = {name: i + 1 for i, name in enumerate(sorted(names))}
-    spark.createDataFrame(
-        [(i, name, "complete") for name, i in ids.items()], "run_id INT, name STRING, status STRING"
-    ).createOrReplaceTempView("runs")
+    rows = ", ".join(f"({i}, {_string(name)}, 'complete')" for name, i in ids.items())
+    spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW runs AS SELECT * FROM VALUES {rows} AS runs(run_id, name, status)")
     activations, moments = [], []
     for name, run_id in ids.items():
         files = lake.files("activations", name)["path"].to_pylist()
@@ -248,8 +263,10 @@ def register_lake(spark, lake, runs: list[str] | None = None, parts: bool = True
         "n_sentences BIGINT, mean DOUBLE, variance DOUBLE, minimum DOUBLE, maximum DOUBLE",
     }
     for view, frames in (("labelled_activations", activations), ("lake_moment_parts", moments)):
-        df = reduce(lambda a, b: a.unionByName(b), frames) if frames else spark.createDataFrame([], empty[view])
-        df.createOrReplaceTempView(view)
+        if frames:
+            reduce(lambda a, b: a.unionByName(b), frames).createOrReplaceTempView(view)
+        else:
+            empty_view(spark, view, empty[view])
     _empty_tables(spark, ["significance", "significance_neurons"])
     return ids
 
@@ -261,7 +278,7 @@ def define_statistics(spark) -> None:
         create(spark, d)
         if d.name == "moments_source":
             spark.sql("CREATE OR REPLACE TEMPORARY VIEW moments AS SELECT * FROM moments_source")
-            spark.sql("CACHE LAZY TABLE moments")
+            spark.sql("CACHE TABLE moments")
 
 
 def run_query(lake_dir: str | Path, query: str, master: str | None = None, dialect: str = "duckdb"):

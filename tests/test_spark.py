@@ -1,0 +1,170 @@
+"""The statistics on Spark (pyspark, local[2]) equal DuckDB's: every view and table macro of
+sql/views/010_statistics.sql, generated from that file, on the demo model's activations and on planted data
+(numbers within 1e-9, classes identical, undefined values null in both); and Spark's moments equal DuckDB's."""
+
+from __future__ import annotations
+
+import shutil
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+from conftest import assert_one_line_error
+from synthetic import make
+
+from toolkit.attach import attach
+from toolkit.datasets import read_dataset
+from toolkit.extract import ExtractOptions
+from toolkit.shards import extract_shard, write_arrays
+
+pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java 17 (.ci/run installs it)")
+
+CALLS = {  # calls of each table macro besides the views that call it at the paper's threshold (neuron_classes, ...)
+    "classify_neurons": ["classify_neurons(0.3, absolute := true)"],
+    "count_classes": ["count_classes(0.4, absolute := true)"],
+    "count_monolingual": ["count_monolingual(0.3, absolute := true)"],
+    "summarize_layers": [],
+}
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from toolkit.spark import session
+
+    s = session("local[2]")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def lake_and_db(tmp_path_factory, checkpoint, sample):
+    """A lake with the demo model's activations ('demo', 2 shards) and planted data ('planted', with a language
+    whose every neuron is constant, so its correlations are undefined), both attached to a warehouse."""
+    root = tmp_path_factory.mktemp("spark")
+    lake, db = root / "lake", root / "w.duckdb"
+    data = root / "data.csv"
+    sample.write_csv(data)
+    opts = ExtractOptions(layers="1,3", batch_size=8, commit_every=40)
+    for k in (0, 1):
+        extract_shard(
+            lake, str(checkpoint("xlm-roberta", True)), read_dataset(data), "demo", (k, 2), opts, progress=False
+        )
+    values, lang, lab = make(seed=4, per_cell=12, neurons=36)
+    constant = np.full((6 * 4, values.shape[1]), 0.1)  # language 'xx': every neuron constant
+    values = np.vstack([values, constant])
+    lang = np.concatenate([lang, np.repeat("xx", 24)])
+    lab = np.concatenate([lab, np.tile(np.repeat(np.unique(lab), 4), 1)[:24]])
+    frame = pl.DataFrame(
+        {
+            "sentence_id": np.arange(len(lang)),
+            "text": [f"s{i}" for i in range(len(lang))],
+            "language": lang,
+            "label": lab,
+        }
+    )
+    write_arrays(lake, "planted", frame, [7], values[:, None, :].astype(np.float32), chunk_size=100)
+    for run in ("demo", "planted"):
+        attach(db, lake, run)
+    return lake, db
+
+
+def statements(d) -> list[str]:
+    return [f"select * from {c}" for c in CALLS[d.name]] if d.kind == "function" else [f"select * from {d.name}"]
+
+
+def normalised(df: pl.DataFrame, run_ids: dict[int, str]) -> pl.DataFrame:
+    """Rows keyed by run name, NaN as null, integers as Int64, sorted by every column."""
+    if "run_id" in df.columns:
+        df = df.with_columns(pl.col("run_id").replace_strict(run_ids, return_dtype=pl.String).alias("run")).drop(
+            "run_id"
+        )
+    df = df.with_columns(
+        *(pl.col(c).cast(pl.Float64).fill_nan(None) for c, t in df.schema.items() if t.is_float() or t.is_decimal()),
+        *(pl.col(c).cast(pl.Int64) for c, t in df.schema.items() if t.is_integer()),
+    )
+    return df.select(sorted(df.columns)).sort(sorted(df.columns), nulls_last=True)
+
+
+def assert_same(a: pl.DataFrame, b: pl.DataFrame, what: str) -> None:
+    assert a.columns == b.columns, what
+    assert a.height == b.height, f"{what}: {a.height} rows on Spark, {b.height} in DuckDB"
+    for c in a.columns:
+        x, y = a[c], b[c]
+        assert x.is_null().to_list() == y.is_null().to_list(), f"{what}.{c}: undefined in one engine only"
+        if x.dtype == pl.Float64:
+            np.testing.assert_allclose(
+                x.drop_nulls().to_numpy(), y.drop_nulls().to_numpy(), rtol=1e-9, atol=1e-9, err_msg=f"{what}.{c}"
+            )
+        else:
+            assert x.to_list() == y.to_list(), f"{what}.{c}"
+
+
+def test_every_statistic_on_spark_equals_duckdb(spark, lake_and_db):
+    from toolkit.lake import Lake
+    from toolkit.spark import define_statistics, definitions, register_lake, to_spark
+
+    lake, db = lake_and_db
+    spark_ids = register_lake(spark, Lake(lake))
+    define_statistics(spark)
+    con = duckdb.connect(str(db), read_only=True)
+    duck_ids = dict(con.execute("select run_id, name from runs").fetchall())
+    checked = []
+    for d in definitions():
+        for sql in statements(d):
+            on_spark = normalised(
+                pl.from_arrow(spark.sql(to_spark(sql)).toArrow()), {v: k for k, v in spark_ids.items()}
+            )
+            in_duckdb = normalised(con.sql(sql).pl(), duck_ids)
+            assert_same(on_spark, in_duckdb, sql)
+            checked.append((sql, on_spark.height))
+    con.close()
+    assert len(checked) >= 20 and all(n > 0 for sql, n in checked if "sensitive" not in sql), checked
+    # the planted structure came through: polyglot neurons active in the four languages that vary ('xx' is
+    # constant), monolingual ones in their language
+    classes = pl.from_arrow(spark.sql("select * from neuron_classes where run = 'planted'").toArrow())
+    joy = classes.filter((pl.col("label") == "joy") & pl.col("neuron").is_in([3, 7]))
+    assert joy["n_active_languages"].to_list() == [4, 4] and joy["n_languages"].to_list() == [5, 5]
+    mono = classes.filter(pl.col("neuron_class") == "monolingual")
+    assert {(r["label"], r["neuron"], r["language"]) for r in mono.iter_rows(named=True)} >= {
+        ("anger", 30, "ar"),
+        ("love", 31, "ja"),
+        ("sadness", 32, "sl"),
+        ("joy", 33, "nl"),
+    }
+    rho = pl.from_arrow(spark.sql("select * from crosslingual_correlation where language_b = 'xx'").toArrow())
+    assert rho.height > 0 and rho["spearman"].null_count() == rho.height and rho["cosine"].null_count() == rho.height
+
+
+def test_spark_moments_equal_duckdb(spark, lake_and_db, tmp_path, neurons):
+    from toolkit.spark import spark_moments
+
+    lake, db = lake_and_db
+    con = duckdb.connect(str(db), read_only=True)
+    for run in ("demo", "planted"):
+        on_spark = normalised(spark_moments(lake, run, "local[2]"), {})
+        in_duckdb = normalised(
+            con.sql(
+                "select m.layer, m.language, m.label, m.neuron, m.n_sentences, m.mean, m.variance from moments m "
+                "join runs r using (run_id) where r.name = ?",
+                params=[run],
+            ).pl(),
+            {},
+        )
+        assert_same(on_spark, in_duckdb, f"moments of {run}")
+    con.close()
+    out = tmp_path / "m.csv"
+    result = neurons("spark", "moments", lake, "--run", "demo", "--out", out)
+    assert result.exit_code == 0 and out.exists(), result.output
+    assert_one_line_error(neurons("spark", "moments", lake, "--run", "demo", "--store"), "partial moments")
+    assert_one_line_error(neurons("spark", "moments", lake, "--run", "nope", "--out", out), "no run named 'nope'")
+
+
+def test_spark_sql_command(spark, lake_and_db, neurons):
+    lake, _ = lake_and_db
+    query = "select run, label, neuron_class, n_neurons from class_counts where run = 'planted' and label = 'joy' order by all"
+    result = neurons("spark", "sql", lake, query, "--json")
+    assert result.exit_code == 0, result.output
+    assert '"neuron_class": "polyglot"' in result.output
+    assert_one_line_error(neurons("spark", "sql", lake, "select nope from runs"), "Spark refused the query", "nope")
+    assert_one_line_error(neurons("spark", "sql", lake, "selec 1"), "cannot read the SQL")

@@ -1,0 +1,208 @@
+"""`neurons load` of a Parquet folder or a Delta table: a long activations table too large for memory.
+
+The files are read by DuckDB's streaming Parquet reader (hive partitions such as layer=3 become columns) and
+imported one layer at a time: each layer's rows are grouped into one vector per sentence in DuckDB, which
+spills to a temporary folder beside the warehouse beyond its memory limit, so memory stays bounded whatever
+the table's size. The checks of a single-file load hold: required columns, no missing keys, finite values in
+float32 range, one language, label and text per sentence, and a full sentence x layer x neuron grid without
+duplicates. Everything happens in one transaction: a refused table leaves the warehouse as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.arrow import insert_table, neuron_table
+from toolkit.errors import UserError
+from toolkit.load import FLOAT32_MAX, REQUIRED, imported_run
+from toolkit.warehouse import Warehouse, _quote, validate_run_name
+
+
+def source_files(path: Path) -> tuple[list[str], str, str]:
+    """(Parquet files, what they are, a fingerprint) of a Delta table (its current snapshot) or a folder."""
+    from deltalake import DeltaTable
+
+    if DeltaTable.is_deltatable(str(path)):
+        import pyarrow as pa
+
+        table = DeltaTable(str(path))
+        actions = pa.table(table.get_add_actions(flatten=True))
+        files = sorted(str(path / p) for p in actions["path"].to_pylist())
+        what = f"Delta table {path} (version {table.version()})"
+    else:
+        files = sorted(
+            str(p)
+            for p in path.rglob("*.parquet")
+            if not any(part.startswith(("_", ".")) for part in p.relative_to(path).parts)
+        )
+        what = f"Parquet folder {path}"
+    if not files:
+        raise UserError(f"{path}: no Parquet files in the folder; pass a folder of .parquet files or a Delta table")
+    h = hashlib.sha256()
+    for f in files:  # names and sizes: hashing terabytes would take longer than the import
+        h.update(f"{Path(f).relative_to(path)}\0{Path(f).stat().st_size}\n".encode())
+    return files, what, h.hexdigest()
+
+
+def load_folder(
+    db: str | Path | None,
+    path: str | Path,
+    run: str,
+    replace: bool = False,
+    site: str = "residual",
+    pooling: str | None = None,
+    memory_limit: str | None = None,
+) -> dict:
+    """Import the long table in the Parquet folder or Delta table PATH as run RUN; returns counts."""
+    path = Path(path)
+    validate_run_name(run)
+    files, what, fingerprint = source_files(path)
+    scan = f"read_parquet([{', '.join(_quote(f) for f in files)}], hive_partitioning = true, union_by_name = true)"
+    with Warehouse(db) as wh:
+        con = wh.con
+        wh.check_new_run(run, replace)  # before reading terabytes
+        if memory_limit:
+            try:
+                con.execute(f"set memory_limit = {_quote(memory_limit)}")
+            except Exception:
+                raise UserError(f"--memory {memory_limit!r} is not a size; e.g. --memory 4GB") from None
+        con.execute(f"set temp_directory = {_quote(str(wh.path) + '.tmp')}")
+        columns = {r[0]: r[1] for r in con.execute(f"describe select * from {scan}").fetchall()}
+        missing = [c for c in REQUIRED if c not in columns]
+        if missing:
+            raise UserError(f"{what}: missing column(s) {', '.join(missing)}; a long table needs {', '.join(REQUIRED)}")
+        for c in ("sentence_id", "layer", "neuron"):
+            if not any(t in columns[c] for t in ("INT", "HUGEINT")):
+                raise UserError(f"{what}: column {c} is {columns[c]}; it must hold integers")
+        text = "text" if "text" in columns else "NULL::VARCHAR"
+        n_tokens = "n_tokens::INTEGER" if "n_tokens" in columns else "NULL::INTEGER"
+        con.execute(
+            f"create temp view source as select sentence_id, language::VARCHAR as language, label::VARCHAR as label, "
+            f"{text} as text, layer, neuron, value::DOUBLE as value, {n_tokens} as n_tokens from {scan}"
+        )
+        _check_values(con, what, pooling)
+        layers = _check_grid(con, what)
+        existing = wh.check_new_run(run, replace)
+        run_id = wh.next_run_id()
+        with wh.transaction():
+            if existing is not None:
+                wh.delete_run(int(existing["run_id"]))
+            counts = _write(wh, run_id, run, layers, what, path, fingerprint, site, pooling)
+            wh.materialize(run_id)
+    return counts
+
+
+def _check_values(con, what: str, pooling: str | None) -> None:
+    """Keys present, values finite and within float32, layer and neuron ids in range: one pass over the files."""
+    row = con.execute(
+        f"""select count(*) filter (where sentence_id is null or language is null or label is null or layer is null
+                                    or neuron is null or value is null),
+                   count(*) filter (where not isfinite(value)),
+                   count(*) filter (where abs(value) > {FLOAT32_MAX!r}),
+                   count(*) filter (where layer < 0 or layer > 255 or neuron < 0 or neuron > 65535
+                                    or sentence_id < 0 or sentence_id > 4294967295),
+                   count(*) filter (where value < 0 or value > 1 or n_tokens is null or n_tokens < 1),
+                   count(*)
+            from source"""
+    ).fetchall()[0]
+    nulls, nonfinite, overflow, out_of_range, not_shares, n = row
+    if n == 0:
+        raise UserError(f"{what}: the table has no rows")
+    problems = [
+        (nulls, "row(s) lack a sentence_id, language, label, layer, neuron or value"),
+        (nonfinite, "value(s) are not finite (nan or inf); fix or remove them"),
+        (overflow, f"value(s) are outside the float32 range (|value| > {FLOAT32_MAX:.4g}); rescale or remove them"),
+        (
+            out_of_range,
+            "row(s) have a layer outside 0-255, a neuron outside 0-65535 or a sentence_id outside 0-4294967295",
+        ),
+    ]
+    if pooling == "active":
+        problems.append((not_shares, "row(s) are not token shares in [0, 1] with n_tokens >= 1 (--pooling active)"))
+    for count, message in problems:
+        if count:
+            raise UserError(f"{what}: {count} {message}")
+
+
+def _check_grid(con, what: str) -> list[int]:
+    """One language, label and text per sentence; every sentence has every layer. Returns the layers."""
+    con.execute(
+        """create or replace temp table import_sentences as
+           select sentence_id::UINTEGER as sentence_id, min(language) as language, min(label) as label,
+                  min(text) as text, min(n_tokens) as n_tokens,
+                  count(distinct language) > 1 or count(distinct label) > 1 or count(distinct text) > 1
+                    or count(distinct n_tokens) > 1 as mixed
+           from source group by sentence_id"""
+    )
+    mixed = con.execute("select sentence_id from import_sentences where mixed limit 1").fetchall()
+    if mixed:
+        raise UserError(
+            f"{what}: sentence {mixed[0][0]} has more than one language, label or text; each sentence_id must carry one of each"
+        )
+    layers = con.execute(
+        "select layer, count(distinct sentence_id) from source group by layer order by layer"
+    ).fetchall()
+    n_sentences = con.execute("select count(*) from import_sentences").fetchall()[0][0]
+    short = [k for k, n in layers if n < n_sentences]
+    if short:
+        raise UserError(
+            f"{what}: layer {short[0]} lacks some sentences; every sentence needs every neuron of every layer"
+        )
+    return [int(k) for k, _ in layers]
+
+
+def _write(wh: Warehouse, run_id: int, run: str, layers, what, path: Path, fingerprint, site, pooling) -> dict:
+    """The run, its sentences and, one layer at a time, its vectors (inside the caller's transaction)."""
+    con = wh.con
+    neurons, n_values = {}, 0
+    for layer in layers:
+        ids = [
+            r[0]
+            for r in con.execute("select distinct neuron from source where layer = ? order by 1", [layer]).fetchall()
+        ]
+        neurons[layer] = ids
+        con.execute(
+            """create or replace temp table import_layer as
+               select sentence_id::UINTEGER as sentence_id, list(neuron::USMALLINT order by neuron) as neurons,
+                      list(value::FLOAT order by neuron) as vector
+               from source where layer = ? group by sentence_id""",
+            [layer],
+        )
+        bad = con.execute(
+            "select sentence_id, len(neurons) from import_layer where neurons != ?::USMALLINT[] limit 1", [ids]
+        ).fetchall()
+        if bad:
+            raise UserError(
+                f"{what}: sentence_id {bad[0][0]} has {bad[0][1]} values for the {len(ids)} neurons of layer {layer} "
+                "(missing or repeated neurons); every sentence needs each neuron of every layer once"
+            )
+        con.execute(
+            "insert into activation_vectors select ?, sentence_id, ?, vector from import_layer order by sentence_id",
+            [run_id, layer],
+        )
+        n_values += con.execute("select sum(len(vector)) from import_layer").fetchall()[0][0]
+    con.execute("drop table import_layer")
+    counts = con.execute(
+        "select count(*), count(distinct language), count(distinct label) from import_sentences"
+    ).fetchall()[0]
+    hidden = max(max(v) for v in neurons.values()) + 1
+    settings = {"data_file": str(path.resolve()), "data_fingerprint": fingerprint, "source": what}
+    n_sentences, n_languages, n_labels = counts
+    wh.insert_run(
+        imported_run(
+            run_id, run, path, fingerprint, layers, site, pooling, hidden, n_sentences, n_languages, n_labels, settings
+        )
+    )
+    con.execute(
+        "insert into sentences (run_id, sentence_id, source_id, text, language, label, n_tokens) "
+        "select ?, sentence_id, sentence_id::VARCHAR, text, language, label, n_tokens from import_sentences order by sentence_id",
+        [run_id],
+    )
+    con.execute("drop table import_sentences")
+    insert_table(
+        con, "layer_neurons", neuron_table(layers, {k: np.asarray(v) for k, v in neurons.items()}), "run_id", run_id
+    )
+    return {"n_sentences": counts[0], "layers": layers, "hidden_size": hidden, "n_values": int(n_values)}
