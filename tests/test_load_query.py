@@ -219,7 +219,12 @@ def test_schema_upgrade_recomputes_the_cache(tmp_path, neurons, checkpoint, data
     assert_one_line_error(neurons("--db", db, "query", "select 1"), "older version", "upgrade")
     assert "upgraded" in neurons("--db", db, "upgrade").stdout
     after = json.loads(neurons("--db", db, "query", "select * from label_profiles order by all", "--json").stdout)
-    assert len(before) == 6 * 32 and after == before  # 40 Arabic sentences, 6 labels, 32 neurons: refilled
+    assert len(before) == 6 * 32 == len(after)  # 40 Arabic sentences, 6 labels, 32 neurons: refilled
+    for b, a in zip(
+        before, after
+    ):  # the merge sums parts in whatever order the threads meet them: last bits may differ
+        assert {k: v for k, v in a.items() if k != "mean_z"} == {k: v for k, v in b.items() if k != "mean_z"}
+        assert a["mean_z"] == pytest.approx(b["mean_z"], rel=1e-12, abs=1e-12)
 
 
 def test_runs_fit_the_terminal_and_show_split_and_max_length(tmp_path, neurons, checkpoint, data_csv):

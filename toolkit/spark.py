@@ -278,7 +278,7 @@ def define_statistics(spark) -> None:
         create(spark, d)
         if d.name == "moments_source":
             spark.sql("CREATE OR REPLACE TEMPORARY VIEW moments AS SELECT * FROM moments_source")
-            spark.sql("CACHE TABLE moments")
+            spark.sql("CACHE LAZY TABLE moments")
 
 
 def run_query(lake_dir: str | Path, query: str, master: str | None = None, dialect: str = "duckdb"):
@@ -289,10 +289,10 @@ def run_query(lake_dir: str | Path, query: str, master: str | None = None, diale
     from toolkit.lake import Lake
 
     lake = Lake(lake_dir)
+    text = to_spark(query) if dialect == "duckdb" else query  # a query that does not parse fails before Spark starts
     spark = session(master)
     register_lake(spark, lake)
     define_statistics(spark)
-    text = to_spark(query) if dialect == "duckdb" else query
     try:
         table = spark.sql(text).toArrow()
     except Exception as exc:
