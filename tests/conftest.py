@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 
-import polars as pl
-import pytest
-from click.testing import CliRunner
+# The suite runs in one worker per core (pytest-xdist): one thread each for torch and every process it starts,
+# so that workers do not oversubscribe the cores (set before torch is imported).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from toolkit.cli import cli
-from toolkit.demo import LABELS, sample_path
-from toolkit.tinymodels import build_model, save_checkpoint, train_tokenizer
+import polars as pl  # noqa: E402
+import pytest  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from toolkit.cli import cli  # noqa: E402
+from toolkit.demo import LABELS, sample_path  # noqa: E402
+from toolkit.tinymodels import build_model, save_checkpoint, train_tokenizer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
