@@ -23,7 +23,10 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-INTERRUPTED = "interrupted; what was committed is kept (rerun with --resume to continue an extraction)"
+INTERRUPTED = (
+    "interrupted; what was committed is kept (rerun with --resume to continue an extraction; a lake shard "
+    "continues when its command is rerun)"
+)
 
 
 def handled(fn):

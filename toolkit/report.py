@@ -520,6 +520,10 @@ def build_report(
     with Warehouse(db, read_only=True) as wh:
         rl = resolve(wh, run, layer)
         meta = wh.run_row(run)
+        lake = wh.sql("select lake, version, n_shards from lake_runs where run_id = ?", [meta["run_id"]])
+        if lake.height:  # where an attached run's activations are read from
+            row = lake.row(0, named=True)
+            meta["source"] = f"lake {row['lake']} (Delta version {row['version']}, {row['n_shards']} shards)"
         figures = _figures(wh, rl.run, rl.layer, threshold, absolute)
         tables = _tables(wh, rl.run, rl.layer, threshold, absolute)
         notes = caveats(wh, rl.run, rl.layer)
@@ -567,6 +571,7 @@ def _write(
         "model": meta["model"] or "(imported)",
         "data": meta["data_file"],
         "pooling": meta["pooling"] or "-",
+        "stored in": meta["source"] if meta["source"].startswith("lake") else "warehouse",
         "sentences": meta["n_sentences"],
         "languages": meta["n_languages"],
         "labels": meta["n_labels"],
