@@ -278,7 +278,13 @@ def test_attached_run_reads_in_place_read_only_and_deletes_cleanly(tmp_path, che
     ).fetchone()[0]
     con.close()
     assert total == pytest.approx(float(np.sum(n_lake["value"].to_numpy().astype(np.float64))), rel=1e-9)
+    moved = lake.rename(tmp_path / "moved")
+    assert_one_line_error(
+        neurons("--db", db, "runs"), "run 'mine'", "is missing", "restore the lake", "delete --run mine"
+    )
+    assert digest(db) == before
     assert neurons("--db", db, "delete", "--run", "mine", "--yes").exit_code == 0
+    assert moved.exists()  # forgotten, not deleted
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("select count(*) from lake_files").fetchone()[0] == 0
     assert con.execute("select count(*) from activations").fetchone()[0] == 0

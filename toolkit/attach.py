@@ -92,11 +92,7 @@ def attach(
     db_path = Path(db)
     check_db_path(db_path, create=True)
     with Warehouse(db_path) as wh:
-        existing = wh.check_new_run(name, replace)
-        run_id = wh.next_run_id()
-        with wh.transaction() as con:
-            if existing is not None:
-                wh.delete_run(int(existing["run_id"]))
+        with wh.new_run(name, replace) as (con, run_id):
             row = {c: record[c] for c in RUN_COLUMNS}
             row.update(
                 run_id=run_id,

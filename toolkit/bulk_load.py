@@ -85,11 +85,7 @@ def load_folder(
         )
         _check_values(con, what, pooling)
         layers = _check_grid(con, what)
-        existing = wh.check_new_run(run, replace)
-        run_id = wh.next_run_id()
-        with wh.transaction():
-            if existing is not None:
-                wh.delete_run(int(existing["run_id"]))
+        with wh.new_run(run, replace) as (_, run_id):
             counts = _write(wh, run_id, run, layers, what, path, fingerprint, site, pooling)
             wh.materialize(run_id)
     return counts

@@ -250,17 +250,16 @@ def chunks(
                 pending, pending_n = [], 0
 
 
+DATA_COLUMNS = ("sentence_id", "source_id", "text", "language", "label", "split")
+"""The columns of `sentences` that come from the data file as they are."""
+
+
 def sentence_rows(prep: Prepared, frame, pending: Pending) -> pa.Table:
     """The `sentences` rows of a chunk: the data's columns, token counts, truncation and the head's predictions."""
     rows = np.concatenate([p[0] for p in pending])
     chunk = frame[rows]
     cols = {
-        "sentence_id": chunk["sentence_id"].to_arrow(),
-        "source_id": chunk["source_id"].to_arrow(),
-        "text": chunk["text"].to_arrow(),
-        "language": chunk["language"].to_arrow(),
-        "label": chunk["label"].to_arrow(),
-        "split": chunk["split"].to_arrow(),
+        **{c: chunk[c].to_arrow() for c in DATA_COLUMNS},
         "n_tokens": pa.array(prep.lengths[rows].astype(np.int32)),
         "truncated": pa.array(prep.cut[rows]),
     }
@@ -372,15 +371,10 @@ def extract(
             run_id = int(existing["run_id"])
             done = set(wh.sql("select sentence_id from sentences where run_id = ?", [run_id])["sentence_id"].to_list())
         else:
-            wh.check_new_run(run, replace)  # another process may have made it meanwhile
-            current = wh.run_row(run)
-            run_id = wh.next_run_id()
             done = set()
-            with wh.transaction():
-                if current is not None:
-                    wh.delete_run(int(current["run_id"]))
+            with wh.new_run(run, replace) as (con, run_id):  # checked again: another process may have made it
                 wh.insert_run({"run_id": run_id, **run_record(prep, dataset, run, opts)})
-                insert_table(wh.con, "layer_neurons", neuron_table(layers, prep.width), "run_id", run_id)
+                insert_table(con, "layer_neurons", neuron_table(layers, prep.width), "run_id", run_id)
     created = not (existing is not None and resume)
     todo = [(i, b) for i, b in enumerate(plan) if not done.issuperset(sentence_ids[b].tolist())]
     n_done_before = len(done)

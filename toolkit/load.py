@@ -226,11 +226,7 @@ def load_long(
     digest = file_sha256(path)
     validate_run_name(run)
     with Warehouse(db) as wh:
-        existing = wh.check_new_run(run, replace)
-        run_id = wh.next_run_id()
-        with wh.transaction() as con:
-            if existing is not None:
-                wh.delete_run(int(existing["run_id"]))
+        with wh.new_run(run, replace) as (con, run_id):
             wh.insert_run(
                 imported_run(
                     run_id,

@@ -24,7 +24,16 @@ import pyarrow as pa
 
 from toolkit.datasets import Dataset
 from toolkit.errors import UserError
-from toolkit.extract import ExtractOptions, Pending, chunks, prepare, progress_bar, run_record, sentence_rows
+from toolkit.extract import (
+    DATA_COLUMNS,
+    ExtractOptions,
+    Pending,
+    chunks,
+    prepare,
+    progress_bar,
+    run_record,
+    sentence_rows,
+)
 from toolkit.lake import Lake, app_id, cell_moments, constant
 from toolkit.lake import record as lake_record
 from toolkit.tokens import batch_plan
@@ -287,12 +296,7 @@ def write_arrays(
         chunk = frame[rows]
         sentences = pa.table(
             {
-                "sentence_id": chunk["sentence_id"].to_arrow(),
-                "source_id": chunk["source_id"].to_arrow(),
-                "text": chunk["text"].to_arrow(),
-                "language": chunk["language"].to_arrow(),
-                "label": chunk["label"].to_arrow(),
-                "split": chunk["split"].to_arrow(),
+                **{c: chunk[c].to_arrow() for c in DATA_COLUMNS},
                 "n_tokens": pa.nulls(len(rows), pa.int32()),
                 "truncated": pa.nulls(len(rows), pa.bool_()),
                 "predicted_label": pa.nulls(len(rows), pa.string()),

@@ -298,9 +298,10 @@ class Warehouse:
             name = f"lake_{kind}_{run_id}_{'all' if layer is None else layer}"
             missing = [p for p in paths if not os.path.exists(p)]
             if missing:
+                name = self.scalar("select name from runs where run_id = ?", [run_id])
                 raise UserError(
-                    f"a file of a run attached from a lake is missing ({missing[0]}); restore the lake, or delete "
-                    "the run with `neurons delete --run R`"
+                    f"run '{name}' was attached from a lake, and its file {missing[0]} is missing; restore the lake, "
+                    f"or delete the run with `neurons --db {self.path} delete --run {name}`"
                 )
             self.con.register(name, ds.dataset(paths, format="parquet"))
             return name
@@ -415,6 +416,17 @@ class Warehouse:
             order by r.run_id
             """
         )
+
+    @contextmanager
+    def new_run(self, name: str, replace: bool) -> Iterator[tuple[duckdb.DuckDBPyConnection, int]]:
+        """A transaction that makes run NAME: refused when NAME exists (unless REPLACE, which deletes the old run
+        inside the same transaction); yields the connection and the new run's id."""
+        existing = self.check_new_run(name, replace)
+        run_id = self.next_run_id()
+        with self.transaction() as con:
+            if existing is not None:
+                self.delete_run(int(existing["run_id"]))
+            yield con, run_id
 
     def insert_run(self, run: dict) -> None:
         """Insert one `runs` row from a dict of its columns (call inside a transaction)."""

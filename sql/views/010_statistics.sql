@@ -1,9 +1,9 @@
--- The statistics of the paper, each defined once here (docs/definitions.md, definitions 1-7 and 10; paper Sections 2.2-3.3).
+-- The statistics of the paper, each defined once here (docs/definitions.md, definitions 1-7, 10 and 15; paper Sections 2.2-3.3).
 -- Every view has a `run` column (the run's name) and covers every complete run and layer in the file.
 -- They read the per-run `moments` cache (sql/schema/002_moments.sql) except `zscores`, which joins it
 -- back to each activation.
 
--- Partial moments (docs/definitions.md, definition 1's inputs; paper Section 2.2): count, mean, population
+-- Partial moments (docs/definitions.md, definition 15, the inputs of definition 1; paper Section 2.2): count, mean, population
 -- variance, minimum and maximum of the raw activation per run x layer x language x label x neuron, and per
 -- language x neuron (label NULL), in parts that `moments_source` merges. A run stored in the warehouse has one
 -- part per cell, computed here in one pass (its language parts repeat its label parts, to be merged over the
@@ -24,7 +24,7 @@ SELECT run_id, layer, language, NULL, neuron, n_sentences, mean, variance, minim
 UNION ALL
 SELECT run_id, layer, language, label, neuron, n_sentences, mean, variance, minimum, maximum FROM lake_moment_parts;
 
--- Source of the `moments` cache: the parts of each key merged exactly (Chan et al.'s parallel variance,
+-- Definition 15. Source of the `moments` cache: the parts of each key merged exactly (Chan et al.'s parallel variance,
 -- N var = sum over parts of n (var + (mean - pooled mean)^2)); a key whose values are all equal has that
 -- value as its mean and variance exactly 0, so a constant neuron never gets a rounding-noise std.
 -- (Python copies this view into the table one run_id at a time, when the run completes or is attached.)
