@@ -104,8 +104,10 @@ def test_parallel_shards_one_killed_commit_exactly_once_and_attach_equals_direct
     ckpt = checkpoint("xlm-roberta", True)
     lake = tmp_path / "lake"
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}  # three processes on two cores
+    # shard 2 twice at once, as when a scheduler requeues a task whose first copy still runs
     procs = [
-        subprocess.Popen(shard_command(lake, ckpt, big_csv, k, 3), env=env, stderr=subprocess.PIPE) for k in range(3)
+        subprocess.Popen(shard_command(lake, ckpt, big_csv, k, 3), env=env, stderr=subprocess.PIPE)
+        for k in (0, 1, 2, 2)
     ]
     victim = procs[1]
     deadline = time.monotonic() + 120
@@ -119,7 +121,7 @@ def test_parallel_shards_one_killed_commit_exactly_once_and_attach_equals_direct
     for p in procs:
         p.wait(timeout=300)
     assert victim.returncode == -signal.SIGKILL, "the shard finished before it could be killed"
-    assert [p.returncode for p in (procs[0], procs[2])] == [0, 0], [p.stderr.read() for p in procs]
+    assert [p.returncode for p in (procs[0], procs[2], procs[3])] == [0, 0, 0], [p.stderr.read() for p in procs]
 
     status = neurons("lake", "status", lake, "--run", "big")
     assert status.exit_code == 3 and "1/3" in status.output and "started" in status.output
@@ -162,10 +164,10 @@ def test_torn_commit_and_orphan_files_are_not_counted(tmp_path, checkpoint, data
     opts = ExtractOptions(layers=LAYERS, batch_size=1, commit_every=16)
     append = Lake.append
 
-    def dies(self, name, rows, app, version):
+    def dies(self, name, rows, app, version, key):
         if name == "sentences" and version == 2:
             raise KeyboardInterrupt
-        return append(self, name, rows, app, version)
+        return append(self, name, rows, app, version, key)
 
     monkeypatch.setattr(Lake, "append", dies)
     with pytest.raises(KeyboardInterrupt):

@@ -141,10 +141,14 @@ class Lake:
         table = self.table(name)
         return int((table.transaction_version(app) if table is not None else None) or 0)
 
-    def append(self, name: str, rows: pa.Table, app: str, version: int) -> bool:
-        """Append ROWS to table NAME as version VERSION of APP, exactly once: False when that version was
-        committed already. Concurrent writers (other shards) only make the commit retry."""
+    def append(self, name: str, rows: pa.Table, app: str, version: int, key: dict) -> bool:
+        """Add ROWS to table NAME as version VERSION of APP, exactly once: False when that version was committed
+        already. KEY (column: value, e.g. run, shard, chunk) names exactly these rows: the commit replaces any rows
+        with that key, and Delta refuses it when another writer committed such rows since it read the table
+        (two copies of one shard running at once); the loser retries, finds the version committed, and stops.
+        Concurrent writers of other keys (other shards) only make a commit retry."""
         rows = signed(rows)
+        where = " AND ".join(f"{c} = {_literal(v)}" for c, v in key.items())
         for attempt in range(20):
             if self.committed(name, app) >= version:
                 return False
@@ -152,7 +156,8 @@ class Lake:
                 write_deltalake(
                     str(self.path(name)),
                     rows,
-                    mode="append",
+                    mode="overwrite",
+                    predicate=where if self.table(name) is not None else None,
                     partition_by=TABLES[name],
                     writer_properties=WRITER,
                     commit_properties=CommitProperties(app_transactions=[Transaction(app, version)]),
@@ -193,6 +198,10 @@ class Lake:
     def run_records(self, run: str) -> list[dict]:
         """The records each started shard wrote for RUN (one per shard)."""
         return self.read("runs", run).to_pylist()
+
+
+def _literal(value) -> str:
+    return "'" + value.replace("'", "''") + "'" if isinstance(value, str) else str(int(value))
 
 
 def _is_conflict(exc: BaseException) -> bool:

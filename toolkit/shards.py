@@ -53,6 +53,8 @@ class ShardSummary:
     seconds: float
 
     def text(self) -> str:
+        if self.n_committed_before == self.n_chunks:
+            return f"shard {self.shard}/{self.n_shards} of run '{self.run}' is committed in {self.lake} already: nothing to do"
         again = f" ({self.n_committed_before} committed before)" if self.n_committed_before else ""
         return (
             f"shard {self.shard}/{self.n_shards} of run '{self.run}' committed to {self.lake}: "
@@ -77,6 +79,13 @@ def group_batches(batches: list[np.ndarray], commit_every: int) -> list[list[np.
         groups[-1].append(b)
         size += len(b)
     return [g for g in groups if g]
+
+
+def with_key(table: pa.Table, shard: int, chunk: int) -> pa.Table:
+    """TABLE with the shard and chunk that wrote it (what a commit replaces, see `Lake.append`)."""
+    n = table.num_rows
+    shard_col = pa.array(np.full(n, shard, dtype=np.int32))
+    return table.append_column("shard", shard_col).append_column("chunk", pa.array(np.full(n, chunk, dtype=np.int32)))
 
 
 def activation_rows(run: str, frame: pl.DataFrame, rows: np.ndarray, layers: list[int], values: np.ndarray, lengths):
@@ -164,6 +173,37 @@ def check_started(lake: Lake, run: str, record: dict, n_shards: int, others: lis
             )
 
 
+def _already_committed(
+    lake: Lake, run: str, k: int, n_shards: int, dataset: Dataset, opts: ExtractOptions
+) -> ShardSummary | None:
+    """The summary of shard K when it is committed with this data and these options (those that need no model to
+    compare); None otherwise, and the full checks run."""
+    app = app_id(run, k, n_shards)
+    if lake.committed("shards", app) < 1:
+        return None
+    mine = next((r for r in lake.run_records(run) if r["shard"] == k and r["n_shards"] == n_shards), None)
+    finished = next((r for r in lake.read("shards", run).to_pylist() if r["shard"] == k), None)
+    if mine is None or finished is None:
+        return None
+    stored = json.loads(mine["settings"])
+    wanted = {**dataset.options, "data_sha256": dataset.sha256, "site": opts.site, "pooling": opts.pooling}
+    wanted.update(batch_size=opts.batch_size, dtype=opts.dtype, commit_every=opts.commit_every)
+    if any(stored.get(key) != value for key, value in wanted.items()):
+        return None
+    n = finished["n_sentences"]
+    return ShardSummary(
+        run,
+        lake.root,
+        k,
+        n_shards,
+        n,
+        finished["n_chunks"],
+        finished["n_chunks"],
+        n * len(mine["layers"]) * mine["hidden_size"],
+        0.0,
+    )
+
+
 def extract_shard(
     lake_dir: str | Path,
     model: str,
@@ -183,6 +223,9 @@ def extract_shard(
     mine = replace(dataset, frame=shard_rows(full, k, n_shards))
     if mine.frame.height == 0:
         raise UserError(f"shard {k}/{n_shards} has no sentences ({full.height} in the data); use fewer shards")
+    done = _already_committed(lake, run, k, n_shards, dataset, opts)
+    if done is not None:  # a requeued task of a finished shard: no model to load
+        return done
     prep = prepare(model, mine, opts, allow_unknown)
     record = {
         "run": run,
@@ -194,7 +237,7 @@ def extract_shard(
     check_started(lake, run, record, n_shards)
     app = app_id(run, k, n_shards)
     record["created_at"] = datetime.now()
-    lake.append("runs", lake_record("runs", record), app, 1)
+    lake.append("runs", lake_record("runs", record), app, 1, {"run": run, "shard": record["shard"]})
 
     frame = mine.frame
     groups = group_batches(batch_plan(prep.lengths, opts.batch_size), opts.commit_every)
@@ -208,13 +251,7 @@ def extract_shard(
             _commit_chunk(lake, app, run, k, c, prep, frame, pending)
     finally:
         bar.close()
-    finished = {"run": run, "shard": k, "n_shards": n_shards, "n_sentences": frame.height, "n_chunks": len(groups)}
-    lake.append(
-        "shards",
-        lake_record("shards", {**finished, "host": socket.gethostname(), "finished_at": datetime.now()}),
-        app,
-        1,
-    )
+    finish(lake, app, run, k, n_shards, frame.height, len(groups))
     return ShardSummary(
         run=run,
         lake=lake.root,
@@ -251,9 +288,19 @@ def commit(
 ) -> None:
     """Chunk CHUNK (VALUES [rows, layer, neuron] of FRAME's ROWS) to the three tables, in the order a rerun
     relies on: activations, moments, sentences."""
-    lake.append("activations", activation_rows(run, frame, rows, layers, values, lengths), app, chunk)
-    lake.append("moments", moment_rows(run, shard, chunk, frame, rows, layers, values), app, chunk)
-    lake.append("sentences", sentences.append_column("run", constant(run, len(rows))), app, chunk)
+    key = {"run": run, "shard": shard, "chunk": chunk}
+    acts = activation_rows(run, frame, rows, layers, values, lengths)
+    lake.append("activations", with_key(acts, shard, chunk), app, chunk, key)
+    lake.append("moments", moment_rows(run, shard, chunk, frame, rows, layers, values), app, chunk, key)
+    sentences = with_key(sentences.append_column("run", constant(run, len(rows))), shard, chunk)
+    lake.append("sentences", sentences, app, chunk, key)
+
+
+def finish(lake: Lake, app: str, run: str, shard: int, n_shards: int, n_sentences: int, n_chunks: int) -> None:
+    """Record shard SHARD of RUN as finished (the last commit of a shard)."""
+    row = {"run": run, "shard": shard, "n_shards": n_shards, "n_sentences": n_sentences, "n_chunks": n_chunks}
+    row.update(host=socket.gethostname(), finished_at=datetime.now())
+    lake.append("shards", lake_record("shards", row), app, 1, {"run": run, "shard": shard})
 
 
 def write_arrays(
@@ -288,7 +335,7 @@ def write_arrays(
         "n_shards": 1,
         "shard": 0,
     }
-    lake.append("runs", lake_record("runs", record), app, 1)
+    lake.append("runs", lake_record("runs", record), app, 1, {"run": run, "shard": record["shard"]})
     lengths = np.zeros(frame.height, dtype=np.int32)
     n_chunks = 0
     for n_chunks, start in enumerate(range(0, frame.height, chunk_size), start=1):
@@ -304,13 +351,7 @@ def write_arrays(
             }
         )
         commit(lake, app, run, 0, n_chunks, frame, rows, layers, values[rows], lengths, sentences)
-    finished = {"run": run, "shard": 0, "n_shards": 1, "n_sentences": frame.height, "n_chunks": n_chunks}
-    lake.append(
-        "shards",
-        lake_record("shards", {**finished, "host": socket.gethostname(), "finished_at": datetime.now()}),
-        app,
-        1,
-    )
+    finish(lake, app, run, 0, 1, frame.height, n_chunks)
 
 
 def status(lake_dir: str | Path, run: str) -> pl.DataFrame:

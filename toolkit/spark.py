@@ -327,7 +327,7 @@ def spark_moments(lake_dir: str | Path, run: str, master: str | None = None, sto
         parts = parts.append_column("shard", pa.array([-1] * n, pa.int32())).append_column(
             "chunk", pa.array([0] * n, pa.int32())
         )
-        lake.append("moments", parts, f"neurons:{run}:spark", 1)
+        lake.append("moments", parts, f"neurons:{run}:spark", 1, {"run": run, "shard": -1})
     merged = spark.sql(
         f"SELECT layer, language, label, neuron, n_sentences, mean, variance FROM moments_source WHERE run_id = {run_id}"
     )
