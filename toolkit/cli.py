@@ -1278,15 +1278,18 @@ def lake() -> None:
 
 @lake.command("status")
 @click.argument("lake_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--run", required=True, help="The run to report on.")
+@click.option("--run", default=None, help="The run to report on (default: one line per run of the lake).")
 @click.option("--json", "as_json", is_flag=True, help="Rows as JSON.")
 @handled
-def lake_status(lake_dir: Path, run: str, as_json: bool) -> None:
+def lake_status(lake_dir: Path, run: str | None, as_json: bool) -> None:
     """Each shard of RUN: committed, started (chunks committed so far) or missing; exit 3 while any is not
-    committed, so scripts can wait on it."""
+    committed, so scripts can wait on it. Without --run, the lake's runs and their shards committed."""
     from toolkit.query import render
-    from toolkit.shards import status
+    from toolkit.shards import lake_runs, status
 
+    if run is None:
+        click.echo(render(lake_runs(lake_dir), "json" if as_json else "table"), nl=False)
+        return
     df = status(lake_dir, run)
     click.echo(render(df, "json" if as_json else "table"), nl=False)
     missing = df.filter(pl.col("state") != "committed")

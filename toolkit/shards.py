@@ -386,3 +386,24 @@ def status(lake_dir: str | Path, run: str) -> pl.DataFrame:
             }
         )
     return pl.DataFrame(out, schema_overrides={"sentences": pl.Int64, "host": pl.String, "finished": pl.String})
+
+
+def lake_runs(lake_dir: str | Path) -> pl.DataFrame:
+    """One row per run of the lake: shards committed of all, sentences, layers and neurons."""
+    lake = Lake(lake_dir)
+    rows = []
+    for run in lake.runs():
+        records = lake.run_records(run)
+        first = records[0]
+        finished = lake.read("shards", run)
+        rows.append(
+            {
+                "run": run,
+                "shards": f"{finished.num_rows}/{first['n_shards']}",
+                "sentences": first["n_sentences"],
+                "layers": ",".join(map(str, first["layers"])),
+                "neurons": first["hidden_size"],
+                "model": first["model"],
+            }
+        )
+    return pl.DataFrame(rows, schema_overrides={"model": pl.String})
