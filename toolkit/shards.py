@@ -144,8 +144,8 @@ def moment_rows(run: str, shard: int, chunk: int, frame: pl.DataFrame, rows: np.
                         "n_sentences": np.repeat(counts, width),
                         "mean": mean.reshape(-1),
                         "variance": variance.reshape(-1),
-                        "minimum": minimum.reshape(-1),
-                        "maximum": maximum.reshape(-1),
+                        "minimum": minimum.reshape(-1).astype(np.float32),  # float32 values: exact
+                        "maximum": maximum.reshape(-1).astype(np.float32),
                     }
                 )
             )

@@ -254,8 +254,9 @@ def register_lake(spark, lake, runs: list[str] | None = None, parts: bool = True
         files = lake.files("moments", name)["path"].to_pylist() if parts else []
         if files:
             df = spark.read.parquet(*files)
-            cols = ["layer", "language", "label", "neuron", "n_sentences", "mean", "variance", "minimum", "maximum"]
-            moments.append(df.select(F.lit(run_id).alias("run_id"), *cols))
+            cols = ["layer", "language", "label", "neuron", "n_sentences", "mean", "variance"]
+            extremes = [F.col(c).cast("double").alias(c) for c in ("minimum", "maximum")]
+            moments.append(df.select(F.lit(run_id).alias("run_id"), *cols, *extremes))
     empty = {
         "labelled_activations": "run_id INT, sentence_id BIGINT, layer INT, language STRING, label STRING, "
         "n_tokens INT, neuron INT, value FLOAT",
@@ -322,6 +323,8 @@ def spark_moments(lake_dir: str | Path, run: str, master: str | None = None, sto
     define_statistics(spark)
     if store:
         parts = spark.sql(f"SELECT * FROM moment_parts WHERE run_id = {run_id}").toArrow().drop_columns(["run_id"])
+        for c in ("minimum", "maximum"):  # stored as float32, like a shard's (the activations are float32: exact)
+            parts = parts.set_column(parts.schema.get_field_index(c), c, parts[c].cast(pa.float32()))
         n = parts.num_rows
         parts = parts.append_column("run", constant(run, n))
         parts = parts.append_column("shard", pa.array([-1] * n, pa.int32())).append_column(

@@ -531,7 +531,7 @@ LAKE_COLUMNS = {
     "activations": "{run_id}::USMALLINT AS run_id, sentence_id::UINTEGER AS sentence_id, {layer}::UTINYINT AS layer, "
     "language, label, n_tokens::INTEGER AS n_tokens, neuron::USMALLINT AS neuron, value::FLOAT AS value",
     "moments": "{run_id}::USMALLINT AS run_id, layer::UTINYINT AS layer, language, label, neuron::USMALLINT AS neuron, "
-    "n_sentences::BIGINT AS n_sentences, mean, variance, minimum, maximum",
+    "n_sentences::BIGINT AS n_sentences, mean, variance, minimum::DOUBLE AS minimum, maximum::DOUBLE AS maximum",
 }
 LAKE_VIEWS = {"activations": "lake_activations", "moments": "lake_moment_parts"}
 
