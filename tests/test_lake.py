@@ -251,7 +251,9 @@ def test_refusals(tmp_path, checkpoint, data_csv, neurons):
     assert_one_line_error(neurons("--db", db, "lake", "attach", lake, "--run", "r"), "1/2", "not committed")
     assert neurons(*base, "--lake", lake, "--shard", "1/2").exit_code == 0
     listing = neurons("lake", "status", lake, "--json")
-    assert '"run": "r"' in listing.output and '"shards": "2/2"' in listing.output and '"sentences": 210' in listing.output
+    assert (
+        '"run": "r"' in listing.output and '"shards": "2/2"' in listing.output and '"sentences": 210' in listing.output
+    )
     assert neurons("--db", db, "lake", "attach", lake, "--run", "r").exit_code == 0
     before = digest(db)
     assert_one_line_error(neurons("--db", db, "lake", "attach", lake, "--run", "r"), "exists already")

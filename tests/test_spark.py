@@ -166,3 +166,35 @@ def test_spark_sql_command(spark, lake_and_db, neurons):
     assert '"neuron_class": "polyglot"' in result.output
     assert_one_line_error(neurons("spark", "sql", lake, "select nope from runs"), "Spark refused the query", "nope")
     assert_one_line_error(neurons("spark", "sql", lake, "selec 1"), "cannot read the SQL")
+
+
+def test_spark_moments_stored_as_partial_moments(spark, tmp_path, neurons):
+    """A lake run without partial moments (activations imported from elsewhere) gets them from Spark with
+    --store, once; attached, its cache equals numpy's moments of the values."""
+    from deltalake import DeltaTable
+
+    lake = tmp_path / "lake"
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=(60, 1, 8)).astype(np.float32)
+    values[:, 0, 7] = np.float32(0.3)  # a constant neuron: variance exactly 0
+    lang, lab = np.repeat(["ar", "nl"], 30), np.tile(np.repeat(["joy", "fear", "love"], 10), 2)
+    frame = pl.DataFrame({"sentence_id": np.arange(60), "text": ["t"] * 60, "language": lang, "label": lab})
+    write_arrays(lake, "solo", frame, [2], values, chunk_size=25)
+    DeltaTable(str(lake / "moments")).delete("run = 'solo'")  # as if the activations came from elsewhere
+    result = neurons("spark", "moments", lake, "--run", "solo", "--store")
+    assert result.exit_code == 0, result.output
+    assert_one_line_error(neurons("spark", "moments", lake, "--run", "solo", "--store"), "partial moments")
+    db = tmp_path / "w.duckdb"
+    attach(db, lake, "solo")
+    con = duckdb.connect(str(db), read_only=True)
+    got = con.sql("select language, label, neuron, n_sentences, mean, variance from moments order by all").pl()
+    con.close()
+    for row in got.iter_rows(named=True):
+        keep = (lang == row["language"]) & ((lab == row["label"]) if row["label"] is not None else True)
+        x = values[keep, 0, row["neuron"]].astype(np.float64)
+        assert row["n_sentences"] == x.size
+        assert row["mean"] == pytest.approx(x.mean(), abs=1e-12) and row["variance"] == pytest.approx(
+            x.var(), abs=1e-12
+        )
+        if row["neuron"] == 7:
+            assert row["variance"] == 0.0
