@@ -82,3 +82,12 @@ def assert_one_line_error(result, *fragments: str) -> None:
     assert "Traceback" not in result.output + result.stderr
     for f in fragments:
         assert f in lines[0], lines[0]
+
+
+SLOWEST_FIRST = ("test_spark.py", "test_resume.py", "test_demo.py", "test_figures.py", "test_lake.py")
+"""Files whose tests take longest, handed to the workers first so that none is left running alone at the end."""
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's own order is kept

@@ -68,7 +68,7 @@ def rows(db: Path, run: str) -> pl.DataFrame:
 @pytest.fixture
 def big_csv(tmp_path, sample) -> Path:
     path = tmp_path / "big.csv"
-    pl.concat([sample] * 10).write_csv(path)  # 2,100 sentences
+    pl.concat([sample] * 5).write_csv(path)  # 1,050 sentences
     return path
 
 
@@ -91,11 +91,11 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path, checkpoint, bi
         "select count(*) from (select sentence_id, count(*) n from activations group by 1 having n <> 2 * 32)"
     ).fetchall()[0][0]
     con.close()
-    assert status == "incomplete" and 0 < saved < n_sent == 2100
+    assert status == "incomplete" and 0 < saved < n_sent == 1050
     assert saved % 8 == 0  # whole batches of 8 only
     assert per_sentence == 0  # no sentence half-written
 
-    assert f"incomplete ({saved}/2100 sentences)" in neurons("--db", db, "runs").stdout
+    assert f"incomplete ({saved}/1050 sentences)" in neurons("--db", db, "runs").stdout
 
     again = start(db, ckpt, big_csv, "--resume")
     out, err = again.communicate(timeout=300)
@@ -108,9 +108,9 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path, checkpoint, bi
         str(ckpt),
         read_dataset(big_csv),
         "big",
-        ExtractOptions(layers="1,3", batch_size=8, commit_every=2100),
+        ExtractOptions(layers="1,3", batch_size=8, commit_every=1050),
         progress=False,
     )
     resumed, whole = rows(db, "big"), rows(reference, "big")
-    assert resumed.height == whole.height == 2100 * 2 * 32
+    assert resumed.height == whole.height == 1050 * 2 * 32
     assert resumed.equals(whole)  # identical, not merely close

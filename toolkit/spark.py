@@ -274,7 +274,12 @@ def register_lake(spark, lake, runs: list[str] | None = None, parts: bool = True
 
 def define_statistics(spark) -> None:
     """Every view and table macro of the statistics file, in order; `moments` is the merged moments (computed
-    once, when first used)."""
+    once, when first used). Spark keeps a view's SQL text and resolves it at each use, so a session that has them
+    (a library user's, attaching another lake) only drops the cached moments of the sources it replaced."""
+    if spark.catalog.tableExists(definitions()[-1].name):
+        spark.catalog.clearCache()
+        spark.sql("CACHE LAZY TABLE moments")
+        return
     for d in definitions():
         create(spark, d)
         if d.name == "moments_source":
