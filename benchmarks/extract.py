@@ -20,8 +20,7 @@ import polars as pl
 import torch
 
 from toolkit.arrow import activation_table, insert_table, neuron_table
-from toolkit.datasets import read_dataset
-from toolkit.demo import sample_path
+from toolkit.datasets import read_dataset, sample_path
 from toolkit.extract import ExtractOptions, extract
 from toolkit.tinymodels import save_checkpoint, train_tokenizer
 from toolkit.warehouse import Warehouse

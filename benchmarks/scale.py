@@ -29,7 +29,7 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).parent))
 from extract import build  # noqa: E402
 
-from toolkit.demo import sample_path  # noqa: E402
+from toolkit.datasets import sample_path  # noqa: E402
 
 
 def neurons(*args: str, threads: int | None = None) -> subprocess.Popen:

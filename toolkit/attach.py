@@ -80,7 +80,7 @@ def attach(
     records = lake.run_records(run)
     record = records[0]
     check_started(lake, run, record, int(record["n_shards"]), others=records[1:])
-    sentences = lake.read("sentences", run).drop_columns(["run", "shard", "chunk"])
+    sentences = lake.read("sentences", run).drop_columns(["run", "shard", "chunk", "writer"])
     ids = sentences["sentence_id"]
     if sentences.num_rows != record["n_sentences"] or pc.count_distinct(ids).as_py() != sentences.num_rows:
         raise UserError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import polars as pl
@@ -16,6 +17,11 @@ import polars as pl
 from toolkit.errors import UserError, first_line
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+
+
+def sample_path() -> Path:
+    """The bundled multilingual emotion sample (ar, en, ja, nl, sl; six labels; train/test split)."""
+    return Path(str(resources.files("toolkit.data") / "emotions_sample.csv"))
 
 
 def file_sha256(path: Path) -> str:

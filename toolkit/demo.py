@@ -8,14 +8,13 @@ against random controls, and writes the report. The model is tiny and illustrati
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import click
 import polars as pl
 
 from toolkit.ablate import AblateOptions, ablate, rank_in_words
-from toolkit.datasets import read_dataset
+from toolkit.datasets import read_dataset, sample_path
 from toolkit.extract import ExtractOptions, extract
 from toolkit.finetune import train_classifier
 from toolkit.probe import ProbeOptions, probe
@@ -27,11 +26,6 @@ from toolkit.tinymodels import build_model, save_checkpoint, train_tokenizer
 from toolkit.warehouse import Warehouse
 
 LABELS = ["neutral", "joy", "love", "anger", "fear", "sadness"]
-
-
-def sample_path() -> Path:
-    """The bundled multilingual emotion sample (ar, en, ja, nl, sl; six labels; train/test split)."""
-    return Path(str(resources.files("toolkit.data") / "emotions_sample.csv"))
 
 
 def run_demo(out: Path, epochs: int = 30, seed: int = 0) -> Path:

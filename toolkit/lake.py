@@ -7,12 +7,16 @@ A lake is a folder of Delta tables:
 - `sentences`: one row per sentence (partitioned by run).
 - `activations`: one row per sentence, layer and neuron (partitioned by run and layer; within a file sorted
   by neuron, then sentence), with the sentence's language, label and token count.
-- `moments`: per committed chunk, the count, mean and population variance of each layer x language x label x
-  neuron (label null: the whole language), i.e. partial moments that `neurons lake attach` merges exactly.
+- `moments`: per committed chunk, the count, mean, population variance, minimum and maximum of each layer x
+  language x label x neuron (label null: the whole language), i.e. partial moments that `neurons lake attach`
+  merges exactly.
 - `shards`: one row per finished shard.
 
-Every append carries a Delta application transaction (app id: run and shard; version: the chunk), so a
-restarted shard skips what it committed, and a commit lands exactly once however a process dies.
+A chunk is committed to `activations`, then `moments`, then `sentences`, each file tagged with its shard, chunk
+and writer (one id per process); the sentences' commit carries a Delta application transaction (app id: run and
+shard; version: the chunk), so a restarted shard redoes only chunks whose sentences were not committed. Readers
+take each chunk from exactly one writer that committed all three (`Lake.chosen`): a torn commit, or a second
+copy of a shard running at the same time, never shows twice.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
@@ -141,26 +147,22 @@ class Lake:
         table = self.table(name)
         return int((table.transaction_version(app) if table is not None else None) or 0)
 
-    def append(self, name: str, rows: pa.Table, app: str, version: int, key: dict) -> bool:
-        """Add ROWS to table NAME as version VERSION of APP, exactly once: False when that version was committed
-        already. KEY (column: value, e.g. run, shard, chunk) names exactly these rows: the commit replaces any rows
-        with that key, and Delta refuses it when another writer committed such rows since it read the table
-        (two copies of one shard running at once); the loser retries, finds the version committed, and stops.
-        Concurrent writers of other keys (other shards) only make a commit retry."""
+    def append(self, name: str, rows: pa.Table, app: str | None = None, version: int | None = None) -> bool:
+        """Append ROWS to table NAME; with APP, as version VERSION of that Delta application id, and not at all
+        (False) when that version was committed already. Concurrent writers (other shards) make a commit retry."""
         rows = signed(rows)
-        where = " AND ".join(f"{c} = {_literal(v)}" for c, v in key.items())
+        txn = CommitProperties(app_transactions=[Transaction(app, version)]) if app is not None else None
         for attempt in range(20):
-            if self.committed(name, app) >= version:
+            if app is not None and self.committed(name, app) >= version:
                 return False
             try:
                 write_deltalake(
                     str(self.path(name)),
                     rows,
-                    mode="overwrite",
-                    predicate=where if self.table(name) is not None else None,
+                    mode="append",
                     partition_by=TABLES[name],
                     writer_properties=WRITER,
-                    commit_properties=CommitProperties(app_transactions=[Transaction(app, version)]),
+                    commit_properties=txn,
                 )
                 return True
             except (CommitFailedError, DeltaError) as exc:  # another shard created the table or won the commit
@@ -169,27 +171,73 @@ class Lake:
                 time.sleep(0.05 * (attempt + 1))
         return False  # pragma: no cover
 
-    def read(self, name: str, run: str | None = None, columns: list[str] | None = None) -> pa.Table:
-        """Rows of table NAME (of RUN), from the table's current version; empty when the table is missing."""
+    def _actions(self, name: str, run: str) -> pa.Table:
+        """The add actions (files) of RUN in table NAME: path, size, layer, and the shard, chunk and writer that
+        wrote each file (every file holds one writer's rows of one chunk, so its statistics name them)."""
         table = self.table(name)
         if table is None:
-            return pa.table({})
-        dataset = table.to_pyarrow_dataset()
-        return dataset.to_table(columns=columns, filter=(pc.field("run") == run) if run is not None else None)
+            return pa.table({c: pa.array([], t) for c, t in (("path", pa.string()), ("size_bytes", pa.int64()))})
+        actions = pa.table(table.get_add_actions(flatten=True))
+        return actions.filter(pc.equal(actions["partition.run"], run))
+
+    def chosen(self, name: str, run: str) -> pa.Table:
+        """The files of RUN in data table NAME that hold each chunk exactly once: per (shard, chunk), the files of
+        one writer whose commit of the chunk is complete (it committed the chunk's sentences, the last of its three
+        commits; the smallest such writer id). Files of a torn commit, or of a second copy of a shard that ran at
+        the same time, are left out. Partial moments of no shard (shard -1: computed on Spark) take their smallest writer."""
+        actions = self._actions(name, run)
+        if not actions.num_rows or "min.writer" not in actions.column_names:
+            return actions
+        keys = ["min.shard", "min.chunk"]
+        done = (
+            pl.from_arrow(self._actions("sentences", run).select([*keys, "min.writer"]))
+            if name != "sentences"
+            else None
+        )
+        mine = pl.from_arrow(actions.select([*keys, "min.writer"]))
+        pick = mine.group_by(keys).agg(pl.col("min.writer").min())
+        if done is not None:  # a chunk counts once its sentences are committed; parts of no shard (< 0) stand alone
+            complete = done.group_by(keys).agg(pl.col("min.writer").min())
+            pick = pick.join(complete, on=keys, how="left", suffix="_done").select(
+                *keys,
+                pl.when(pl.col("min.shard") < 0)
+                .then(pl.col("min.writer"))
+                .otherwise(pl.col("min.writer_done"))
+                .alias("min.writer"),
+            )
+        keep = mine.with_row_index("i").join(pick, on=[*keys, "min.writer"], how="semi")["i"].to_numpy()
+        return actions.take(pa.array(keep))
 
     def files(self, name: str, run: str) -> pa.Table:
-        """The data files of RUN in table NAME at its current version: path (absolute), size and, for the
-        activations, the layer; pinning these is what makes a view over the lake a fixed snapshot."""
-        table = self.table(name)
-        if table is None:
-            return pa.table({"path": pa.array([], pa.string()), "size_bytes": pa.array([], pa.int64())})
-        actions = pa.table(table.get_add_actions(flatten=True))
-        actions = actions.filter(pc.equal(actions["partition.run"], run))
+        """The data files of RUN in table NAME at its current version, each chunk once (see `chosen`): path
+        (absolute), size and, for the activations, the layer. Pinning these is what makes a view over the lake a
+        fixed snapshot."""
+        actions = self.chosen(name, run)
         paths = [str(self.path(name) / p) for p in actions["path"].to_pylist()]
         cols = {"path": pa.array(paths, pa.string()), "size_bytes": actions["size_bytes"]}
         if "partition.layer" in actions.column_names:
             cols["layer"] = actions["partition.layer"]
         return pa.table(cols)
+
+    def read(self, name: str, run: str | None = None, columns: list[str] | None = None) -> pa.Table:
+        """Rows of table NAME (of RUN) at its current version, each chunk once for the data tables; empty when the
+        table is missing. Records (runs, shards) come as written: one per shard that wrote one."""
+        table = self.table(name)
+        if table is None:
+            return pa.table({})
+        if name in ("runs", "shards") or run is None:
+            dataset = table.to_pyarrow_dataset()
+            return dataset.to_table(columns=columns, filter=(pc.field("run") == run) if run is not None else None)
+        paths = self.files(name, run)["path"].to_pylist()
+        if not paths:
+            return pa.table({})
+        data = ds.dataset(
+            paths,
+            format="parquet",
+            partitioning=ds.partitioning(flavor="hive"),
+            partition_base_dir=str(self.path(name)),
+        )
+        return data.to_table(columns=columns)
 
     def runs(self) -> list[str]:
         records = self.read("runs", columns=["run"])

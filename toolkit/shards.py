@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +28,6 @@ from toolkit.errors import UserError
 from toolkit.extract import (
     DATA_COLUMNS,
     ExtractOptions,
-    Pending,
     chunks,
     prepare,
     progress_bar,
@@ -81,11 +81,14 @@ def group_batches(batches: list[np.ndarray], commit_every: int) -> list[list[np.
     return [g for g in groups if g]
 
 
-def with_key(table: pa.Table, shard: int, chunk: int) -> pa.Table:
-    """TABLE with the shard and chunk that wrote it (what a commit replaces, see `Lake.append`)."""
+def with_key(table: pa.Table, shard: int, chunk: int, writer: str) -> pa.Table:
+    """TABLE with the shard, chunk and writer (one id per process) that wrote it: what readers choose each
+    chunk's one copy by (`Lake.chosen`)."""
     n = table.num_rows
-    shard_col = pa.array(np.full(n, shard, dtype=np.int32))
-    return table.append_column("shard", shard_col).append_column("chunk", pa.array(np.full(n, chunk, dtype=np.int32)))
+    table = table.append_column("shard", pa.array(np.full(n, shard, dtype=np.int32)))
+    return table.append_column("chunk", pa.array(np.full(n, chunk, dtype=np.int32))).append_column(
+        "writer", constant(writer, n)
+    )
 
 
 def activation_rows(run: str, frame: pl.DataFrame, rows: np.ndarray, layers: list[int], values: np.ndarray, lengths):
@@ -114,7 +117,7 @@ def activation_rows(run: str, frame: pl.DataFrame, rows: np.ndarray, layers: lis
     return pa.concat_tables(layer_parts)
 
 
-def moment_rows(run: str, shard: int, chunk: int, frame: pl.DataFrame, rows: np.ndarray, layers, values) -> pa.Table:
+def moment_rows(run: str, frame: pl.DataFrame, rows: np.ndarray, layers, values) -> pa.Table:
     """Partial moments of a chunk (view `moment_parts`, sql/views/010_statistics.sql): count, mean, population
     variance, minimum and maximum per layer x language x label x neuron, and per layer x language x neuron
     (label null)."""
@@ -133,8 +136,6 @@ def moment_rows(run: str, shard: int, chunk: int, frame: pl.DataFrame, rows: np.
                 pa.table(
                     {
                         "run": constant(run, k * width),
-                        "shard": np.full(k * width, shard, dtype=np.int32),
-                        "chunk": np.full(k * width, chunk, dtype=np.int32),
                         "layer": np.full(k * width, layer, dtype=np.int16),
                         "language": pa.array(np.repeat(cells["language"].to_numpy(), width), pa.string()),
                         "label": pa.array(np.repeat(cells["label"].to_numpy(), width), pa.string())
@@ -237,18 +238,19 @@ def extract_shard(
     check_started(lake, run, record, n_shards)
     app = app_id(run, k, n_shards)
     record["created_at"] = datetime.now()
-    lake.append("runs", lake_record("runs", record), app, 1, {"run": run, "shard": record["shard"]})
+    lake.append("runs", lake_record("runs", record), app, 1)
 
     frame = mine.frame
     groups = group_batches(batch_plan(prep.lengths, opts.batch_size), opts.commit_every)
-    done = min(lake.committed(t, app) for t in ("activations", "moments", "sentences"))
+    done = lake.committed("sentences", app)  # chunks whose three commits are done; the rest are redone whole
+    writer = uuid.uuid4().hex
     todo = [b for g in groups[done:] for b in g]
     start = time.perf_counter()
     bar = progress_bar(frame.height, sum(len(b) for g in groups[:done] for b in g), f"shard {k}/{n_shards}", progress)
     sentence_ids = frame["sentence_id"].to_numpy()
     try:
         for c, pending in enumerate(chunks(prep, sentence_ids, todo, opts, bar), start=done + 1):
-            _commit_chunk(lake, app, run, k, c, prep, frame, pending)
+            _commit_chunk(lake, app, writer, run, k, c, prep, frame, pending)
     finally:
         bar.close()
     finish(lake, app, run, k, n_shards, frame.height, len(groups))
@@ -265,42 +267,30 @@ def extract_shard(
     )
 
 
-def _commit_chunk(lake: Lake, app: str, run: str, shard: int, chunk: int, prep, frame, pending: Pending) -> None:
+def _commit_chunk(lake: Lake, app: str, writer: str, run: str, shard: int, chunk: int, prep, frame, pending) -> None:
     rows = np.concatenate([p[0] for p in pending])
     values = np.concatenate([p[1] for p in pending])
-    commit(
-        lake,
-        app,
-        run,
-        shard,
-        chunk,
-        frame,
-        rows,
-        prep.layers,
-        values,
-        prep.lengths,
-        sentence_rows(prep, frame, pending),
-    )
+    sentences = sentence_rows(prep, frame, pending)
+    commit(lake, app, writer, run, shard, chunk, frame, rows, prep.layers, values, prep.lengths, sentences)
 
 
 def commit(
-    lake: Lake, app: str, run: str, shard: int, chunk: int, frame, rows, layers, values, lengths, sentences
+    lake: Lake, app: str, writer: str, run: str, shard: int, chunk: int, frame, rows, layers, values, lengths, sentences
 ) -> None:
-    """Chunk CHUNK (VALUES [rows, layer, neuron] of FRAME's ROWS) to the three tables, in the order a rerun
-    relies on: activations, moments, sentences."""
-    key = {"run": run, "shard": shard, "chunk": chunk}
+    """Chunk CHUNK (VALUES [rows, layer, neuron] of FRAME's ROWS) to the three tables: activations, moments, then
+    the sentences, whose commit (version CHUNK of APP) marks the chunk as done by WRITER."""
     acts = activation_rows(run, frame, rows, layers, values, lengths)
-    lake.append("activations", with_key(acts, shard, chunk), app, chunk, key)
-    lake.append("moments", moment_rows(run, shard, chunk, frame, rows, layers, values), app, chunk, key)
-    sentences = with_key(sentences.append_column("run", constant(run, len(rows))), shard, chunk)
-    lake.append("sentences", sentences, app, chunk, key)
+    lake.append("activations", with_key(acts, shard, chunk, writer))
+    lake.append("moments", with_key(moment_rows(run, frame, rows, layers, values), shard, chunk, writer))
+    sentences = sentences.append_column("run", constant(run, len(rows)))
+    lake.append("sentences", with_key(sentences, shard, chunk, writer), app, chunk)
 
 
 def finish(lake: Lake, app: str, run: str, shard: int, n_shards: int, n_sentences: int, n_chunks: int) -> None:
     """Record shard SHARD of RUN as finished (the last commit of a shard)."""
     row = {"run": run, "shard": shard, "n_shards": n_shards, "n_sentences": n_sentences, "n_chunks": n_chunks}
     row.update(host=socket.gethostname(), finished_at=datetime.now())
-    lake.append("shards", lake_record("shards", row), app, 1, {"run": run, "shard": shard})
+    lake.append("shards", lake_record("shards", row), app, 1)
 
 
 def write_arrays(
@@ -335,8 +325,9 @@ def write_arrays(
         "n_shards": 1,
         "shard": 0,
     }
-    lake.append("runs", lake_record("runs", record), app, 1, {"run": run, "shard": record["shard"]})
+    lake.append("runs", lake_record("runs", record), app, 1)
     lengths = np.zeros(frame.height, dtype=np.int32)
+    writer = uuid.uuid4().hex
     n_chunks = 0
     for n_chunks, start in enumerate(range(0, frame.height, chunk_size), start=1):
         rows = np.arange(start, min(start + chunk_size, frame.height))
@@ -350,7 +341,7 @@ def write_arrays(
                 "probabilities": pa.nulls(len(rows), pa.list_(pa.float32())),
             }
         )
-        commit(lake, app, run, 0, n_chunks, frame, rows, layers, values[rows], lengths, sentences)
+        commit(lake, app, writer, run, 0, n_chunks, frame, rows, layers, values[rows], lengths, sentences)
     finish(lake, app, run, 0, 1, frame.height, n_chunks)
 
 

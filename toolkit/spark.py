@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -317,6 +318,7 @@ def spark_moments(lake_dir: str | Path, run: str, master: str | None = None, sto
     import pyarrow as pa
 
     from toolkit.lake import Lake, constant
+    from toolkit.shards import with_key
 
     lake = Lake(lake_dir)
     if run not in lake.runs():
@@ -330,12 +332,8 @@ def spark_moments(lake_dir: str | Path, run: str, master: str | None = None, sto
         parts = spark.sql(f"SELECT * FROM moment_parts WHERE run_id = {run_id}").toArrow().drop_columns(["run_id"])
         for c in ("minimum", "maximum"):  # stored as float32, like a shard's (the activations are float32: exact)
             parts = parts.set_column(parts.schema.get_field_index(c), c, parts[c].cast(pa.float32()))
-        n = parts.num_rows
-        parts = parts.append_column("run", constant(run, n))
-        parts = parts.append_column("shard", pa.array([-1] * n, pa.int32())).append_column(
-            "chunk", pa.array([0] * n, pa.int32())
-        )
-        lake.append("moments", parts, f"neurons:{run}:spark", 1, {"run": run, "shard": -1})
+        parts = with_key(parts.append_column("run", constant(run, parts.num_rows)), -1, 0, f"spark-{uuid.uuid4().hex}")
+        lake.append("moments", parts, f"neurons:{run}:spark", 1)
     merged = spark.sql(
         f"SELECT layer, language, label, neuron, n_sentences, mean, variance FROM moments_source WHERE run_id = {run_id}"
     )
