@@ -7,7 +7,7 @@ weights). The bare baseline tokenizes, sorts by length, pads each batch, runs th
 does that and writes every value to the warehouse (and runs the classification head for the predictions).
 Needs a CUDA device (without one it says so and exits).
 
-    python benchmarks/gpu.py [--sentences 20000] [--batch-size 256] [--layers 11]
+    python benchmarks/gpu.py [--sentences 20000] [--batch-size 256] [--layers 11] [--big-commit 16384]
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=20000)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--layers", type=int, default=11)
+    ap.add_argument("--big-commit", type=int, default=16384, help="a larger --commit-every, measured too (bfloat16)")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         print("no CUDA device here: this benchmark measures GPU extraction (skipped)")
@@ -72,17 +73,27 @@ def main() -> None:
         for dtype in DTYPES:  # the CUDA context, and each dtype's kernels chosen, before anything is timed
             bare(ckpt, texts[: args.batch_size * 8], args.batch_size, args.layers, dtype)
         print(f"{args.sentences} sentences, batch {args.batch_size}, layer {args.layers} (768 neurons)")
-        print(f"{'dtype':9s} {'bare sent/s':>12s} {'neurons sent/s':>15s} {'neurons/bare':>13s} {'peak GPU MB':>12s}")
-        for dtype in DTYPES:
-            bare_s = bare(ckpt, texts, args.batch_size, args.layers, dtype)
+        print(f"{'dtype':32s} {'bare sent/s':>12s} {'neurons sent/s':>15s} {'neurons/bare':>13s} {'peak GPU MB':>12s}")
+        runs = [(dtype, 1024) for dtype in DTYPES] + [("bfloat16", args.big_commit)]
+        bare_s = {dtype: bare(ckpt, texts, args.batch_size, args.layers, dtype) for dtype in DTYPES}
+        for dtype, commit_every in runs:
             torch.cuda.reset_peak_memory_stats()
-            opts = ExtractOptions(layers=str(args.layers), batch_size=args.batch_size, device="cuda", dtype=dtype)
+            opts = ExtractOptions(
+                layers=str(args.layers),
+                batch_size=args.batch_size,
+                device="cuda",
+                dtype=dtype,
+                commit_every=commit_every,
+            )
             start = time.perf_counter()
-            extract(work / f"{dtype}.duckdb", str(ckpt), read_dataset(data), dtype, opts, progress=False)
+            extract(work / f"{dtype}-{commit_every}.duckdb", str(ckpt), read_dataset(data), dtype, opts, progress=False)
             ours = time.perf_counter() - start
             peak = torch.cuda.max_memory_allocated() / 1e6
             n = args.sentences
-            print(f"{dtype:9s} {n / bare_s:12,.0f} {n / ours:15,.0f} {bare_s / ours:13.2f} {peak:12,.0f}")
+            label = f"{dtype}, commit every {commit_every}"
+            print(
+                f"{label:32s} {n / bare_s[dtype]:12,.0f} {n / ours:15,.0f} {bare_s[dtype] / ours:13.2f} {peak:12,.0f}"
+            )
 
 
 if __name__ == "__main__":

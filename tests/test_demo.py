@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -80,8 +81,8 @@ def test_readme_sql_examples_run_on_the_demo(demo, neurons):
         assert len(r.stdout.splitlines()) >= 3, sql  # header, rule and at least one row
 
 
-def test_demo_reruns_replace_the_run(tmp_path, neurons):
-    assert neurons("demo", "--out", tmp_path, "--epochs", "2").exit_code == 0
+def test_demo_reruns_replace_the_run(demo, tmp_path, neurons):
+    shutil.copytree(demo[0], tmp_path, dirs_exist_ok=True)  # a folder the demo has run in already
     assert neurons("demo", "--out", tmp_path, "--epochs", "2").exit_code == 0
     runs = json.loads(neurons("--db", tmp_path / "demo.duckdb", "runs", "--json").stdout)
     assert [r["run"] for r in runs] == ["demo", "demo-ffn"]
