@@ -197,35 +197,26 @@ def test_torn_commit_and_orphan_files_are_not_counted(tmp_path, checkpoint, data
 def test_merged_moments_equal_numpy_including_constant_neurons(tmp_path):
     """The partial moments of chunks merge exactly (Chan et al.): against numpy on the whole data, and a neuron
     constant at 0.1 (not a binary fraction) gets variance exactly 0, so its z is 0 and not rounding noise."""
-    from toolkit.lake import cell_moments
+    from toolkit.warehouse import view_query
 
     rng = np.random.default_rng(3)
     x = rng.normal(2.0, 3.0, size=(1000, 5)).astype(np.float32)
     x[:, 4] = np.float32(0.1)
     cells = rng.integers(0, 3, size=1000)
-    parts = []
+    parts = []  # per chunk and cell, computed here with numpy
     for rows in np.array_split(np.arange(1000), 7):
-        codes = cells[rows]
-        present = np.unique(codes)
-        remap = np.searchsorted(present, codes)
-        n, mean, var, lo, hi = cell_moments(x[rows], remap, len(present))
-        for i, c in enumerate(present):
+        for c in np.unique(cells[rows]):
+            v = x[rows][cells[rows] == c].astype(np.float64)
             for j in range(5):
-                parts.append((int(c), j, int(n[i]), mean[i, j], var[i, j], lo[i, j], hi[i, j]))
+                parts.append(
+                    (1, 1, "x", str(c), j, v.shape[0], v[:, j].mean(), v[:, j].var(), v[:, j].min(), v[:, j].max())
+                )
+    names = ["run_id", "layer", "language", "label", "neuron", "n_sentences", "mean", "variance", "minimum", "maximum"]
     con = duckdb.connect()
-    con.register(
-        "p",
-        pa.table(dict(zip(["cell", "neuron", "n", "mean", "variance", "minimum", "maximum"], map(list, zip(*parts))))),
-    )
-    sql = (Path(__file__).parents[1] / "sql" / "views" / "010_statistics.sql").read_text()
-    merged_sql = sql[sql.index("CREATE OR REPLACE VIEW moments_source AS") :].split(";")[0]
-    merged_sql = merged_sql.replace("CREATE OR REPLACE VIEW moments_source AS", "").replace(
-        "moment_parts AS p",
-        "(select 1 as run_id, 1 as layer, 'x' as language, cell as label, neuron, "
-        "n as n_sentences, mean, variance, minimum, maximum from p) AS p",
-    )
+    con.register("moment_parts", pa.table(dict(zip(names, map(list, zip(*parts))))))
     got = con.sql(
-        f"select label as cell, neuron, n_sentences, mean, variance from ({merged_sql}) order by 1, 2"
+        f"select label::INTEGER as cell, neuron, n_sentences, mean, variance from "
+        f"({view_query('moments_source', '010_statistics.sql')}) order by 1, 2"
     ).fetchall()
     for cell, j, n, mean, var in got:
         v = x[cells == cell, j].astype(np.float64)

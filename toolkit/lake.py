@@ -255,19 +255,3 @@ def _literal(value) -> str:
 def _is_conflict(exc: BaseException) -> bool:
     text = str(exc).lower()
     return any(w in text for w in ("conflict", "already exists", "concurrent", "version", "transaction"))
-
-
-def cell_moments(values: np.ndarray, codes: np.ndarray, n_cells: int) -> tuple[np.ndarray, ...]:
-    """Count [cells], and mean, population variance, minimum and maximum [cells, neurons] of VALUES [rows,
-    neurons] grouped by CODES (0..n_cells-1, each present), in float64; the variance two-pass (deviations from
-    each cell's own mean, so no cancellation)."""
-    x = values.astype(np.float64)
-    onehot = (codes[None, :] == np.arange(n_cells)[:, None]).astype(np.float64)  # a matrix product, not a loop
-    counts = onehot.sum(axis=1).astype(np.int64)
-    mean = (onehot @ x) / np.maximum(counts, 1)[:, None]
-    dev = x - mean[codes]
-    order = np.argsort(codes, kind="stable")
-    starts = np.r_[0, np.cumsum(counts)[:-1]]
-    minimum = np.minimum.reduceat(x[order], starts, axis=0)
-    maximum = np.maximum.reduceat(x[order], starts, axis=0)
-    return counts, mean, (onehot @ (dev * dev)) / np.maximum(counts, 1)[:, None], minimum, maximum

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -34,10 +35,10 @@ from toolkit.extract import (
     run_record,
     sentence_rows,
 )
-from toolkit.lake import Lake, app_id, cell_moments, constant
+from toolkit.lake import Lake, app_id, constant
 from toolkit.lake import record as lake_record
 from toolkit.tokens import batch_plan
-from toolkit.warehouse import validate_run_name
+from toolkit.warehouse import validate_run_name, view_query
 
 
 @dataclass
@@ -117,40 +118,26 @@ def activation_rows(run: str, frame: pl.DataFrame, rows: np.ndarray, layers: lis
     return pa.concat_tables(layer_parts)
 
 
-def moment_rows(run: str, frame: pl.DataFrame, rows: np.ndarray, layers, values) -> pa.Table:
-    """Partial moments of a chunk (view `moment_parts`, sql/views/010_statistics.sql): count, mean, population
-    variance, minimum and maximum per layer x language x label x neuron, and per layer x language x neuron
-    (label null)."""
-    sub = frame[rows]
-    parts = []
-    for by_label in (True, False):
-        keys = sub.select("language", "label") if by_label else sub.select("language")
-        cells = keys.unique(maintain_order=True).sort(keys.columns)
-        codes = keys.join(cells.with_row_index("code"), on=keys.columns, how="left", maintain_order="left")["code"]
-        codes = codes.to_numpy().astype(np.int64)
-        width = values.shape[2]
-        for li, layer in enumerate(layers):
-            counts, mean, variance, minimum, maximum = cell_moments(values[:, li, :], codes, cells.height)
-            k = cells.height
-            parts.append(
-                pa.table(
-                    {
-                        "run": constant(run, k * width),
-                        "layer": np.full(k * width, layer, dtype=np.int16),
-                        "language": pa.array(np.repeat(cells["language"].to_numpy(), width), pa.string()),
-                        "label": pa.array(np.repeat(cells["label"].to_numpy(), width), pa.string())
-                        if by_label
-                        else pa.nulls(k * width, pa.string()),
-                        "neuron": np.tile(np.arange(width, dtype=np.int32), k),
-                        "n_sentences": np.repeat(counts, width),
-                        "mean": mean.reshape(-1),
-                        "variance": variance.reshape(-1),
-                        "minimum": minimum.reshape(-1).astype(np.float32),  # float32 values: exact
-                        "maximum": maximum.reshape(-1).astype(np.float32),
-                    }
-                )
-            )
-    return pa.concat_tables(parts)
+def moment_rows(activations: pa.Table) -> pa.Table:
+    """Partial moments of a chunk: the cell parts of view `moment_parts` (sql/views/010_statistics.sql,
+    docs/definitions.md definition 15) run by DuckDB over the chunk's ACTIVATIONS rows, so the shards and the
+    warehouse compute them with one definition. Minimum and maximum of float32 activations are float32 exactly."""
+    con = duckdb.connect()
+    try:
+        con.register(
+            "labelled_activations",
+            activations.append_column("run_id", pa.array(np.zeros(activations.num_rows, np.uint16))),
+        )
+        con.execute(f"create view lake_moment_parts as {view_query('lake_moment_parts', '000_activations_long.sql')}")
+        con.execute(f"create view moment_parts as {view_query('moment_parts', '010_statistics.sql')}")
+        parts = con.sql(
+            "select layer::SMALLINT as layer, language, label, neuron::INTEGER as neuron, n_sentences, mean, variance, "
+            "minimum::FLOAT as minimum, maximum::FLOAT as maximum from moment_parts where label is not null "
+            "order by layer, language, label, neuron"
+        ).to_arrow_table()
+    finally:
+        con.close()
+    return parts.append_column("run", constant(activations["run"][0].as_py(), parts.num_rows))
 
 
 def settings_differ(mine: dict, theirs: dict) -> str:
@@ -281,7 +268,7 @@ def commit(
     the sentences, whose commit (version CHUNK of APP) marks the chunk as done by WRITER."""
     acts = activation_rows(run, frame, rows, layers, values, lengths)
     lake.append("activations", with_key(acts, shard, chunk, writer))
-    lake.append("moments", with_key(moment_rows(run, frame, rows, layers, values), shard, chunk, writer))
+    lake.append("moments", with_key(moment_rows(acts), shard, chunk, writer))
     sentences = sentences.append_column("run", constant(run, len(rows)))
     lake.append("sentences", with_key(sentences, shard, chunk, writer), app, chunk)
 

@@ -27,11 +27,10 @@ import sqlglot
 from sqlglot import exp
 
 from toolkit.errors import UserError, first_line
-from toolkit.warehouse import sql_dir
+from toolkit.warehouse import VIEW_STATEMENT, sql_dir, statements
 
 SPARK_VIEWS_FILE = "010_statistics.sql"
 MACRO = re.compile(r"CREATE\s+OR\s+REPLACE\s+MACRO\s+(\w+)\s*\(([^)]*)\)\s+AS\s+TABLE\s+(.*)", re.S | re.I)
-VIEW = re.compile(r"CREATE\s+OR\s+REPLACE\s+VIEW\s+(\w+)\s+AS\s+(.*)", re.S | re.I)
 
 
 @dataclass
@@ -55,14 +54,6 @@ class Definition:
             )
         )
         return tree.sql(dialect="spark")
-
-
-def _statements(text: str) -> Iterator[str]:
-    """The statements of a SQL file, comments removed (no statement here has '--' or ';' inside a string)."""
-    code = "\n".join(line.split("--", 1)[0] for line in text.splitlines())
-    for stmt in code.split(";"):
-        if stmt.strip():
-            yield stmt.strip()
 
 
 def _spark_forms(node: exp.Expression) -> exp.Expression:
@@ -96,11 +87,11 @@ def definitions(path: Path | None = None) -> list[Definition]:
     """The statistics of `sql/views/010_statistics.sql` in file order (later ones use earlier ones)."""
     text = (path or sql_dir() / "views" / SPARK_VIEWS_FILE).read_text()
     out = []
-    for stmt in _statements(text):
+    for stmt in statements(text):
         if m := MACRO.fullmatch(stmt):
             params = [_parameter(p) for p in m.group(2).split(",") if p.strip()]
             out.append(Definition("function", m.group(1), to_spark(m.group(3)), params))
-        elif m := VIEW.fullmatch(stmt):
+        elif m := VIEW_STATEMENT.fullmatch(stmt):
             out.append(Definition("view", m.group(1), to_spark(m.group(2)), []))
         else:
             raise ValueError(f"not a view or table macro: {stmt[:80]}")
@@ -329,7 +320,8 @@ def spark_moments(lake_dir: str | Path, run: str, master: str | None = None, sto
     run_id = register_lake(spark, lake, [run], parts=False)[run]
     define_statistics(spark)
     if store:
-        parts = spark.sql(f"SELECT * FROM moment_parts WHERE run_id = {run_id}").toArrow().drop_columns(["run_id"])
+        parts = spark.sql(f"SELECT * FROM moment_parts WHERE run_id = {run_id} AND label IS NOT NULL")
+        parts = parts.toArrow().drop_columns(["run_id"])  # the cell parts, as a shard stores them
         for c in ("minimum", "maximum"):  # stored as float32, like a shard's (the activations are float32: exact)
             parts = parts.set_column(parts.schema.get_field_index(c), c, parts[c].cast(pa.float32()))
         parts = with_key(parts.append_column("run", constant(run, parts.num_rows)), -1, 0, f"spark-{uuid.uuid4().hex}")

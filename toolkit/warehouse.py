@@ -41,6 +41,27 @@ def _sql_files(kind: str) -> list[Path]:
     return sorted((sql_dir() / kind).glob("*.sql"))
 
 
+def statements(text: str) -> Iterator[str]:
+    """The statements of a SQL file of `sql/`, comments removed (none of them has '--' or ';' inside a string)."""
+    code = "\n".join(line.split("--", 1)[0] for line in text.splitlines())
+    for stmt in code.split(";"):
+        if stmt.strip():
+            yield stmt.strip()
+
+
+VIEW_STATEMENT = re.compile(r"CREATE\s+OR\s+REPLACE\s+VIEW\s+(\w+)\s+AS\s+(.*)", re.S | re.I)
+
+
+def view_query(name: str, file: str) -> str:
+    """The SELECT that defines view NAME in `sql/views/FILE`: for running one definition outside a warehouse
+    (a shard's partial moments) without writing it twice."""
+    for stmt in statements((sql_dir() / "views" / file).read_text()):
+        m = VIEW_STATEMENT.fullmatch(stmt)
+        if m and m.group(1) == name:
+            return m.group(2)
+    raise KeyError(f"no view {name} in sql/views/{file}")
+
+
 def schema_version_of_package() -> int:
     """The highest migration number under `sql/schema/`."""
     return max(int(p.name.split("_", 1)[0]) for p in _sql_files("schema"))

@@ -7,8 +7,8 @@ SELECT NULL::USMALLINT AS run_id, NULL::UINTEGER AS sentence_id, NULL::UTINYINT 
        NULL::VARCHAR AS label, NULL::INTEGER AS n_tokens, NULL::USMALLINT AS neuron, NULL::FLOAT AS value
 WHERE false;
 
--- The partial moments of attached runs (count, mean, population variance, minimum and maximum per chunk of a
--- shard), the same way.
+-- The partial moments of attached runs (count, mean, population variance, minimum and maximum per language x
+-- label cell and chunk of a shard), the same way.
 CREATE OR REPLACE VIEW lake_moment_parts AS
 SELECT NULL::USMALLINT AS run_id, NULL::UTINYINT AS layer, NULL::VARCHAR AS language, NULL::VARCHAR AS label,
        NULL::USMALLINT AS neuron, NULL::BIGINT AS n_sentences, NULL::DOUBLE AS mean, NULL::DOUBLE AS variance,

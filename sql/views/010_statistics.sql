@@ -6,9 +6,10 @@
 -- Partial moments (docs/definitions.md, definition 15, the inputs of definition 1; paper Section 2.2): count, mean, population
 -- variance, minimum and maximum of the raw activation per run x layer x language x label x neuron, and per
 -- language x neuron (label NULL), in parts that `moments_source` merges. A run stored in the warehouse has one
--- part per cell, computed here in one pass (its language parts repeat its label parts, to be merged over the
--- labels); a run attached from a lake brings the partial moments of every chunk its shards committed
--- (`lake_moment_parts`, sql/views/000_activations_long.sql). Keyed by run_id, so a run filter reaches the scan.
+-- part per cell, computed here in one pass; a run attached from a lake brings the cell parts of every chunk its
+-- shards committed (`lake_moment_parts`, sql/views/000_activations_long.sql; each shard computes them with
+-- this view). A language's parts are its label parts again, to be merged over the labels. Keyed by run_id, so
+-- a run filter reaches the scan.
 CREATE OR REPLACE VIEW moment_parts AS
 WITH cells AS (
     SELECT a.run_id, a.layer, a.language, a.label, a.neuron, count(*) AS n_sentences,
@@ -17,12 +18,16 @@ WITH cells AS (
     FROM labelled_activations AS a
     WHERE a.run_id NOT IN (SELECT p.run_id FROM lake_moment_parts AS p)
     GROUP BY a.run_id, a.layer, a.language, a.label, a.neuron
+),
+parts AS (
+    SELECT run_id, layer, language, label, neuron, n_sentences, mean, variance, minimum, maximum FROM cells
+    UNION ALL
+    SELECT run_id, layer, language, label, neuron, n_sentences, mean, variance, minimum, maximum
+    FROM lake_moment_parts
 )
-SELECT run_id, layer, language, label, neuron, n_sentences, mean, variance, minimum, maximum FROM cells
+SELECT run_id, layer, language, label, neuron, n_sentences, mean, variance, minimum, maximum FROM parts
 UNION ALL
-SELECT run_id, layer, language, NULL, neuron, n_sentences, mean, variance, minimum, maximum FROM cells
-UNION ALL
-SELECT run_id, layer, language, label, neuron, n_sentences, mean, variance, minimum, maximum FROM lake_moment_parts;
+SELECT run_id, layer, language, NULL, neuron, n_sentences, mean, variance, minimum, maximum FROM parts;
 
 -- Definition 15. Source of the `moments` cache: the parts of each key merged exactly (Chan et al.'s parallel variance,
 -- N var = sum over parts of n (var + (mean - pooled mean)^2)); a key whose values are all equal has that
