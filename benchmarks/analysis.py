@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from toolkit.arrow import activation_table, insert_table, neuron_table
-from toolkit.warehouse import Warehouse
+from toolkit.store.arrow import activation_table, insert_table, neuron_table
+from toolkit.store.warehouse import Warehouse
 
 LANGS = ["ar", "ja", "nl", "sl"]
 LABELS = ["anger", "fear", "joy", "love", "neutral", "sadness"]
@@ -87,7 +87,7 @@ def timed(fn, repeats: int = 1) -> float:
 
 def measure(db: Path, layers: int) -> dict:
     """Runs in a child process: every timing, then this process's peak RSS."""
-    from toolkit.analysis import analyze
+    from toolkit.stats.analysis import analyze
 
     wh = Warehouse(db)
     con = wh.con

@@ -3,7 +3,7 @@
 Data with known population label profiles (4 languages x 4 labels x 96 neurons, a shared label component of
 random weight per dataset, unit noise), so the population Spearman between two languages' z-profiles is
 known exactly; the 95 % intervals of every label x pair are checked against it, for several cell sizes.
-The toolkit's own bootstrap (`toolkit.significance.correlation_intervals`) gives the draws; the percentile
+The toolkit's own bootstrap (`toolkit.stats.significance.correlation_intervals`) gives the draws; the percentile
 interval is recomputed from the same draws for the comparison.
 
     python benchmarks/coverage.py [--sizes 10,20,40,150] [--datasets 20] [--bootstraps 300]

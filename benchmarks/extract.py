@@ -19,11 +19,11 @@ import numpy as np
 import polars as pl
 import torch
 
-from toolkit.arrow import activation_table, insert_table, neuron_table
-from toolkit.datasets import read_dataset, sample_path
-from toolkit.extract import ExtractOptions, extract
-from toolkit.tinymodels import save_checkpoint, train_tokenizer
-from toolkit.warehouse import Warehouse
+from toolkit.capture.datasets import read_dataset, sample_path
+from toolkit.capture.extract import ExtractOptions, extract
+from toolkit.capture.tinymodels import save_checkpoint, train_tokenizer
+from toolkit.store.arrow import activation_table, insert_table, neuron_table
+from toolkit.store.warehouse import Warehouse
 
 
 def build(workdir: Path, texts: list[str]) -> Path:

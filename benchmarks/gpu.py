@@ -24,11 +24,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from extract import build  # noqa: E402
 
-from toolkit.datasets import (
+from toolkit.capture.datasets import (
     read_dataset,  # noqa: E402
     sample_path,  # noqa: E402
 )
-from toolkit.extract import ExtractOptions, extract  # noqa: E402
+from toolkit.capture.extract import ExtractOptions, extract  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 

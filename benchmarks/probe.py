@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from toolkit.load import load_long
-from toolkit.probe import ProbeOptions, fit, probe, store
-from toolkit.warehouse import Warehouse
+from toolkit.capture.load import load_long
+from toolkit.stats.probe import ProbeOptions, fit, probe, store
+from toolkit.store.warehouse import Warehouse
 
 LANGS = ["ar", "en", "ja", "nl", "sl"]
 LABELS = ["anger", "fear", "joy", "love", "neutral", "sadness"]

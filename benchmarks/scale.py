@@ -29,7 +29,7 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).parent))
 from extract import build  # noqa: E402
 
-from toolkit.datasets import sample_path  # noqa: E402
+from toolkit.capture.datasets import sample_path  # noqa: E402
 
 
 def neurons(*args: str, threads: int | None = None) -> subprocess.Popen:
@@ -64,7 +64,7 @@ def storage_and_shards(work: Path, model: str, data: Path, batch_size: int) -> N
     two = time.perf_counter() - start
     wait(neurons("--db", str(work / "w.duckdb"), *common, "--run", "warehouse", threads=cores))
 
-    from toolkit.lake import Lake
+    from toolkit.scale.lake import Lake
 
     lake = Lake(work / "lake1")
     values = lake.read("activations", "one", ["value"]).num_rows
@@ -81,9 +81,9 @@ def storage_and_shards(work: Path, model: str, data: Path, batch_size: int) -> N
 
 
 def spark_against_duckdb(work: Path, n_values: float) -> None:
-    from toolkit.attach import attach
-    from toolkit.shards import write_arrays
-    from toolkit.spark import session, spark_moments
+    from toolkit.scale.attach import attach
+    from toolkit.scale.shards import write_arrays
+    from toolkit.scale.spark import session, spark_moments
 
     layers, width = list(range(13)), 768
     n = int(round(n_values / (len(layers) * width)))
@@ -109,8 +109,8 @@ def spark_against_duckdb(work: Path, n_values: float) -> None:
     spark = time.perf_counter() - start
     import duckdb
 
-    from toolkit.lake import Lake
-    from toolkit.warehouse import _parquet
+    from toolkit.scale.lake import Lake
+    from toolkit.store.warehouse import _parquet
 
     files = Lake(work / "lake3").files("activations", "synthetic")["path"].to_pylist()
     start = time.perf_counter()

@@ -18,9 +18,9 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from toolkit.load import load_long
-from toolkit.significance import SignificanceOptions, significance
-from toolkit.warehouse import Warehouse
+from toolkit.capture.load import load_long
+from toolkit.stats.significance import SignificanceOptions, significance
+from toolkit.store.warehouse import Warehouse
 
 LANGS = ["ar", "ja", "nl", "sl"]
 LABELS = ["anger", "fear", "joy", "love", "neutral", "sadness"]

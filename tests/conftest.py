@@ -15,9 +15,9 @@ import polars as pl  # noqa: E402
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
+from toolkit.capture.tinymodels import build_model, save_checkpoint, train_tokenizer  # noqa: E402
 from toolkit.cli import cli  # noqa: E402
-from toolkit.demo import LABELS, sample_path  # noqa: E402
-from toolkit.tinymodels import build_model, save_checkpoint, train_tokenizer  # noqa: E402
+from toolkit.cli.demo import LABELS, sample_path  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -13,14 +13,14 @@ import torch
 from conftest import assert_one_line_error, digest
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from toolkit.ablate import ablated, layer_module
-from toolkit.datasets import read_dataset
-from toolkit.demo import LABELS
-from toolkit.extract import ExtractOptions, extract
-from toolkit.finetune import EPS, LinearHead, fold_linear_head
-from toolkit.models import load_model
-from toolkit.tinymodels import build_model, save_checkpoint, train_tokenizer
-from toolkit.warehouse import Warehouse
+from toolkit.capture.datasets import read_dataset
+from toolkit.capture.extract import ExtractOptions, extract
+from toolkit.capture.finetune import EPS, LinearHead, fold_linear_head
+from toolkit.capture.models import load_model
+from toolkit.capture.tinymodels import build_model, save_checkpoint, train_tokenizer
+from toolkit.causal.ablate import ablated, layer_module
+from toolkit.cli.demo import LABELS
+from toolkit.store.warehouse import Warehouse
 
 PLANTED = [3, 9, 14, 22, 27, 30]
 
@@ -47,7 +47,7 @@ def planted_model(tmp_path_factory, sample):
     with torch.no_grad():
         model.bert.pooler.dense.weight.mul_(keep)  # the head reads only the planted neurons ...
     model.bert.pooler.dense.weight.register_hook(lambda g: g * keep)  # ... and keeps doing so while training
-    from toolkit.finetune import train_classifier
+    from toolkit.capture.finetune import train_classifier
 
     result = train_classifier(
         model,
@@ -197,7 +197,7 @@ def test_hook_changes_exactly_the_chosen_neurons_and_is_removed(planted_model, p
 
 
 def test_empty_set_equals_baseline(planted_db, planted_model):
-    from toolkit.ablate import predict, prepare
+    from toolkit.causal.ablate import predict, prepare
 
     _, data = planted_db
     loaded = load_model(str(planted_model), "cpu")

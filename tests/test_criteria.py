@@ -14,8 +14,8 @@ from scipy import stats
 from sklearn.linear_model import LogisticRegression
 from transformers import AutoModel, AutoTokenizer
 
-from toolkit.load import load_long
-from toolkit.warehouse import Warehouse
+from toolkit.capture.load import load_long
+from toolkit.store.warehouse import Warehouse
 
 
 @pytest.mark.parametrize("architecture", ["xlm-roberta", "bert", "distilbert"])
@@ -172,7 +172,7 @@ def test_probe_accuracy_equals_a_scikit_learn_fit(planted, neurons):
     assert r.exit_code == 0, r.stderr
     got = json.loads(r.stdout)
     z = syn.zscore(values.astype(np.float32).astype(np.float64), lang)
-    from toolkit.probe import held_out_split
+    from toolkit.stats.probe import held_out_split
 
     sentences = pl.DataFrame({"sentence_id": np.arange(len(lang)), "language": lang, "label": lab})
     held = held_out_split(sentences, 4)  # the split is an input; the probe and its scores are recomputed here

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from toolkit.demo import LABELS, sample_path
+from toolkit.cli.demo import LABELS, sample_path
 
 
 def test_sample_covers_five_languages_and_six_labels():

@@ -9,8 +9,8 @@ import pytest
 import synthetic as syn
 from conftest import assert_one_line_error
 
-from toolkit.load import load_long
-from toolkit.warehouse import Warehouse
+from toolkit.capture.load import load_long
+from toolkit.store.warehouse import Warehouse
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import pytest
 import torch
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
-from toolkit.datasets import read_dataset
-from toolkit.extract import ExtractOptions, extract
-from toolkit.models import block_list, load_model, parse_layers, truncated
+from toolkit.capture.datasets import read_dataset
+from toolkit.capture.extract import ExtractOptions, extract
+from toolkit.capture.models import block_list, load_model, parse_layers, truncated
 
 
 def reference_states(ckpt, texts: list[str], classifier: bool, max_length: int = 64):

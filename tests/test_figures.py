@@ -13,11 +13,11 @@ import pytest
 import synthetic as syn
 from conftest import assert_one_line_error
 
-from toolkit.charts import ChartOptions, build
-from toolkit.export import latex_escape, to_latex
-from toolkit.load import load_long
-from toolkit.report import build_report
-from toolkit.warehouse import Warehouse
+from toolkit.capture.load import load_long
+from toolkit.figures.charts import ChartOptions, build
+from toolkit.figures.export import latex_escape, to_latex
+from toolkit.figures.report import build_report
+from toolkit.store.warehouse import Warehouse
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -260,7 +260,7 @@ def test_unknown_tokens_are_reported_and_refused(db, neurons, checkpoint, tmp_pa
 def test_unknown_share_matches_a_direct_count(checkpoint, sample):
     from transformers import AutoTokenizer
 
-    from toolkit.tokens import unknown_shares
+    from toolkit.capture.tokens import unknown_shares
 
     tok = AutoTokenizer.from_pretrained(checkpoint())
     texts = sample["text"].to_list()[:20] + ["ΩΩΩ ЖЖЖ"] * 3

@@ -19,10 +19,10 @@ import pytest
 from conftest import assert_one_line_error, digest
 from deltalake import DeltaTable
 
-from toolkit.datasets import read_dataset
-from toolkit.extract import ExtractOptions, extract
-from toolkit.lake import Lake, app_id
-from toolkit.shards import extract_shard
+from toolkit.capture.datasets import read_dataset
+from toolkit.capture.extract import ExtractOptions, extract
+from toolkit.scale.lake import Lake, app_id
+from toolkit.scale.shards import extract_shard
 
 LAYERS = "1,3"
 WIDTH = 32  # the tiny checkpoint's hidden size
@@ -187,7 +187,7 @@ def test_torn_commit_and_orphan_files_are_not_counted(tmp_path, checkpoint, data
     assert values.height == 210 * 2 * WIDTH
     assert values.select("sentence_id", "layer", "neuron").n_unique() == values.height
     db = tmp_path / "w.duckdb"
-    from toolkit.attach import attach
+    from toolkit.scale.attach import attach
 
     attach(db, lake, "r")
     direct_run(db, ckpt, data_csv)
@@ -197,7 +197,7 @@ def test_torn_commit_and_orphan_files_are_not_counted(tmp_path, checkpoint, data
 def test_merged_moments_equal_numpy_including_constant_neurons(tmp_path):
     """The partial moments of chunks merge exactly (Chan et al.): against numpy on the whole data, and a neuron
     constant at 0.1 (not a binary fraction) gets variance exactly 0, so its z is 0 and not rounding noise."""
-    from toolkit.warehouse import view_query
+    from toolkit.store.warehouse import view_query
 
     rng = np.random.default_rng(3)
     x = rng.normal(2.0, 3.0, size=(1000, 5)).astype(np.float32)

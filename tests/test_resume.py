@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 from conftest import neurons_command
 
-from toolkit.datasets import read_dataset
-from toolkit.extract import ExtractOptions, extract
+from toolkit.capture.datasets import read_dataset
+from toolkit.capture.extract import ExtractOptions, extract
 
 
 def start(db: Path, ckpt: Path, data: Path, *extra: str) -> subprocess.Popen:

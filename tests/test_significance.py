@@ -10,10 +10,10 @@ import pytest
 import synthetic as syn
 from scipy import stats
 
-from toolkit.analysis import layer_sweep
-from toolkit.load import load_long
-from toolkit.significance import SignificanceOptions, benjamini_hochberg, significance
-from toolkit.warehouse import Warehouse
+from toolkit.capture.load import load_long
+from toolkit.stats.analysis import layer_sweep
+from toolkit.stats.significance import SignificanceOptions, benjamini_hochberg, significance
+from toolkit.store.warehouse import Warehouse
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +216,7 @@ def test_bad_input(db, neurons):
 
 
 def test_significance_in_charts_and_report(db, neurons, tmp_path):
-    from toolkit.charts import ChartOptions, build
+    from toolkit.figures.charts import ChartOptions, build
 
     path, _, _ = db
     r = neurons(

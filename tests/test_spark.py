@@ -13,10 +13,10 @@ import pytest
 from conftest import assert_one_line_error
 from synthetic import make
 
-from toolkit.attach import attach
-from toolkit.datasets import read_dataset
-from toolkit.extract import ExtractOptions
-from toolkit.shards import extract_shard, write_arrays
+from toolkit.capture.datasets import read_dataset
+from toolkit.capture.extract import ExtractOptions
+from toolkit.scale.attach import attach
+from toolkit.scale.shards import extract_shard, write_arrays
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java 17 (.ci/run installs it)")
 
@@ -30,7 +30,7 @@ CALLS = {  # calls of each table macro besides the views that call it at the pap
 
 @pytest.fixture(scope="module")
 def spark():
-    from toolkit.spark import session
+    from toolkit.scale.spark import session
 
     s = session("local[2]")
     yield s
@@ -101,8 +101,8 @@ def assert_same(a: pl.DataFrame, b: pl.DataFrame, what: str) -> None:
 
 
 def test_every_statistic_on_spark_equals_duckdb(spark, lake_and_db):
-    from toolkit.lake import Lake
-    from toolkit.spark import define_statistics, definitions, register_lake, to_spark
+    from toolkit.scale.lake import Lake
+    from toolkit.scale.spark import define_statistics, definitions, register_lake, to_spark
 
     lake, db = lake_and_db
     spark_ids = register_lake(spark, Lake(lake))
@@ -138,7 +138,7 @@ def test_every_statistic_on_spark_equals_duckdb(spark, lake_and_db):
 
 def test_spark_moments_equal_duckdb(spark, lake_and_db, tmp_path, neurons):
     """Moments computed on Spark from the activations equal DuckDB's (merged from the shards' partial moments)."""
-    from toolkit.spark import spark_moments
+    from toolkit.scale.spark import spark_moments
 
     lake, db = lake_and_db
     out = tmp_path / "m.parquet"

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 import synthetic as syn
 
-from toolkit.load import load_long
-from toolkit.warehouse import Warehouse
+from toolkit.capture.load import load_long
+from toolkit.store.warehouse import Warehouse
 
 RTOL, ATOL = 1e-6, 1e-9
 

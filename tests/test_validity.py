@@ -13,9 +13,16 @@ import pytest
 import synthetic as syn
 from scipy import stats
 
-from toolkit.load import load_long
-from toolkit.significance import SignificanceOptions, correlation_intervals, make_layout, profiles, significance, store
-from toolkit.warehouse import Warehouse
+from toolkit.capture.load import load_long
+from toolkit.stats.significance import (
+    SignificanceOptions,
+    correlation_intervals,
+    make_layout,
+    profiles,
+    significance,
+    store,
+)
+from toolkit.store.warehouse import Warehouse
 
 LANGS, LABELS, NEURONS = ["ar", "ja", "nl", "sl"], ["anger", "fear", "joy", "sadness"], 96
 
@@ -67,7 +74,7 @@ def test_correlation_intervals_cover_the_population_value(n):
 
 def test_interval_is_the_reflected_bootstrap_distribution():
     """low/high are 2 rho - q97.5 and 2 rho - q2.5 of the draws, cut to [-1, 1]; bias is mean(draws) - rho."""
-    from toolkit.significance import basic_interval
+    from toolkit.stats.significance import basic_interval
 
     draws = np.random.default_rng(0).normal(0.3, 0.1, 5000)
     low, high, bias = basic_interval(draws, 0.4)

@@ -1,6 +1,6 @@
 """neurons: neuron-level analysis of text encoders across languages, on a DuckDB warehouse.
 
-Library entry point: `toolkit.open(db)` returns a `Warehouse`; `toolkit.extract`, `toolkit.load`
+Library entry point: `toolkit.open(db)` returns a `Warehouse`; `toolkit.capture.extract`, `toolkit.capture.load`
 and friends are the calls behind every CLI command.
 """
 
@@ -13,7 +13,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.1.0"
 
-from toolkit.warehouse import Warehouse  # noqa: E402
+from toolkit.store.warehouse import Warehouse  # noqa: E402
 
 
 def open(db: str | None = None, read_only: bool = False) -> Warehouse:  # noqa: A001 - mirrors duckdb.connect

@@ -14,11 +14,11 @@ from pathlib import Path
 import altair as alt
 import polars as pl
 
-from toolkit.analysis import resolve
 from toolkit.defaults import CLASSES, THRESHOLD
 from toolkit.errors import UserError
-from toolkit.output import atomic_file
-from toolkit.warehouse import Warehouse
+from toolkit.stats.analysis import resolve
+from toolkit.store.output import atomic_file
+from toolkit.store.warehouse import Warehouse
 
 alt.data_transformers.disable_max_rows()
 

@@ -15,7 +15,7 @@ import polars as pl
 from toolkit import __version__
 from toolkit.defaults import ALPHA, MIN_EFFECT, THRESHOLD
 from toolkit.errors import UserError, first_line
-from toolkit.warehouse import WRITER_LOCK_WAIT, default_db
+from toolkit.store.warehouse import WRITER_LOCK_WAIT, default_db
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -285,10 +285,10 @@ def extract(
     DATA is CSV, TSV, JSONL or Parquet with text, language and label columns. With --lake DIR --shard K/N the
     run is one of N shards written to a Delta Lake, for clusters (README, "Beyond one machine").
     """
-    from toolkit.datasets import read_dataset
-    from toolkit.extract import ExtractOptions
-    from toolkit.extract import extract as run_extract
-    from toolkit.report_text import extraction_summary
+    from toolkit.capture.datasets import read_dataset
+    from toolkit.capture.extract import ExtractOptions
+    from toolkit.capture.extract import extract as run_extract
+    from toolkit.figures.report_text import extraction_summary
 
     if (lake is None) != (shard is None):
         raise UserError("--lake and --shard go together: --lake DIR --shard K/N (use --shard 0/1 for one process)")
@@ -316,8 +316,8 @@ def extract(
         commit_every=commit_every,
     )
     if lake is not None:
-        from toolkit.lake import parse_shard
-        from toolkit.shards import extract_shard
+        from toolkit.scale.lake import parse_shard
+        from toolkit.scale.shards import extract_shard
 
         k_of_n = parse_shard(shard)
         click.echo(extract_shard(lake, model, dataset, run, k_of_n, options, not quiet, allow_unk).text())
@@ -368,11 +368,11 @@ def load(ctx: Context, file: Path, run: str, replace: bool, site: str, pooling: 
     Columns: sentence_id, language, label, layer, neuron, value; text and n_tokens optional.
     """
     if file.is_dir():
-        from toolkit.bulk_load import load_folder
+        from toolkit.capture.bulk_load import load_folder
 
         summary = load_folder(ctx.db, file, run, replace=replace, site=site, pooling=pooling, memory_limit=memory)
     else:
-        from toolkit.load import load_long
+        from toolkit.capture.load import load_long
 
         summary = load_long(ctx.db, file, run, replace=replace, site=site, pooling=pooling)
     click.echo(
@@ -410,8 +410,8 @@ def runs(ctx: Context, as_json: bool, wide: bool) -> None:
     that fit the terminal; --wide for all)."""
     import shutil
 
-    from toolkit.query import render
-    from toolkit.warehouse import Warehouse
+    from toolkit.store.query import render
+    from toolkit.store.warehouse import Warehouse
 
     with Warehouse(ctx.db, read_only=True) as wh:
         df = wh.runs()
@@ -438,7 +438,7 @@ def runs(ctx: Context, as_json: bool, wide: bool) -> None:
 def delete(ctx: Context, run: str | None, ablation_id: int | None, yes: bool) -> None:
     """Delete a run with its sentences, activations, statistics, significance results and ablations, or one
     ablation with its predictions."""
-    from toolkit.warehouse import Warehouse
+    from toolkit.store.warehouse import Warehouse
 
     if (run is None) == (ablation_id is None):
         raise UserError("name what to delete with exactly one of --run or --ablation")
@@ -485,7 +485,7 @@ def query(ctx: Context, sql: str, fmt: str | None) -> None:
 
     Tables: runs, sentences, activations; view: activations_long. Writes are refused.
     """
-    from toolkit.query import render, run_query
+    from toolkit.store.query import render, run_query
 
     if sql == "-":
         sql = sys.stdin.read()
@@ -532,10 +532,10 @@ def analyze(
 ) -> None:
     """The paper's findings for one run and layer: top-variance neurons, language-pair consistency,
     neuron classes per label and monolingual neurons per language. With --layers all, the layer sweep."""
-    from toolkit.analysis import analyze as run_analyze
-    from toolkit.analysis import caveats, criteria_headline, layer_sweep
-    from toolkit.query import render, to_json
-    from toolkit.warehouse import Warehouse
+    from toolkit.stats.analysis import analyze as run_analyze
+    from toolkit.stats.analysis import caveats, criteria_headline, layer_sweep
+    from toolkit.store.query import render, to_json
+    from toolkit.store.warehouse import Warehouse
 
     with Warehouse(ctx.db, read_only=True) as wh:
         if layers_alias:
@@ -660,8 +660,8 @@ def chart(
     layers            class shares and mean Spearman per pair across layers
     ablation          change in macro-F1 per language under an ablation (--ablation ID, default: latest)
     """
-    from toolkit.charts import FORMATS, ChartOptions, build, save
-    from toolkit.warehouse import Warehouse
+    from toolkit.figures.charts import FORMATS, ChartOptions, build, save
+    from toolkit.store.warehouse import Warehouse
 
     if out.suffix.lower() not in FORMATS:
         raise UserError(f"--out {out}: unsupported extension '{out.suffix}'; use one of {', '.join(FORMATS)}")
@@ -695,7 +695,7 @@ def chart(
 def report(ctx: Context, run: str, layer: int | None, threshold: float, absolute: bool, out: Path) -> None:
     """Write a self-contained HTML report (works offline) with every chart, the key tables and the
     definitions, plus PNG/SVG charts, CSV/LaTeX tables and a Markdown summary."""
-    from toolkit.report import build_report
+    from toolkit.figures.report import build_report
 
     click.echo(f"wrote {build_report(ctx.db, run, out, layer, threshold, absolute)}")
 
@@ -726,7 +726,7 @@ def export(
     precision: int,
 ) -> None:
     """Export a view or table (by name) or a read-only SQL query (`-` for stdin) to a file for a paper."""
-    from toolkit.export import TABLE_FORMATS, export_query, write_table
+    from toolkit.figures.export import TABLE_FORMATS, export_query, write_table
 
     if out.suffix.lower() not in TABLE_FORMATS:
         raise UserError(f"--out {out}: unsupported extension '{out.suffix}'; use one of {', '.join(TABLE_FORMATS)}")
@@ -785,10 +785,10 @@ def significance(
     neuron_significance, correlation_intervals, anova_significance, sensitive_neurons)."""
     from tqdm import tqdm
 
-    from toolkit.query import render, to_json
-    from toolkit.significance import SignificanceOptions, store
-    from toolkit.significance import significance as run_significance
-    from toolkit.warehouse import WRITER_LOCK_WAIT, Warehouse
+    from toolkit.stats.significance import SignificanceOptions, store
+    from toolkit.stats.significance import significance as run_significance
+    from toolkit.store.query import render, to_json
+    from toolkit.store.warehouse import WRITER_LOCK_WAIT, Warehouse
 
     options = SignificanceOptions(permutations, bootstraps, seed, threshold, absolute, alpha, min_effect)
     Warehouse(ctx.db, create=False).close()  # a writing command: migrate an older warehouse first
@@ -905,11 +905,11 @@ def finetune(
     (with id2label and a record of how it was made, neurons-finetune.json) that `extract` and `ablate`
     accept. E.g. --train-languages en --split train --eval-split test. With --db the record is also stored
     in that warehouse (view finetunes)."""
-    from toolkit.datasets import read_dataset
-    from toolkit.finetune import FinetuneOptions
-    from toolkit.finetune import finetune as run_finetune
-    from toolkit.output import check_writable_dir
-    from toolkit.warehouse import Warehouse
+    from toolkit.capture.datasets import read_dataset
+    from toolkit.capture.finetune import FinetuneOptions
+    from toolkit.capture.finetune import finetune as run_finetune
+    from toolkit.store.output import check_writable_dir
+    from toolkit.store.warehouse import Warehouse
 
     check_writable_dir(out)
     options = FinetuneOptions(head, epochs, lr, batch_size, max_length, seed, device, allow_unk)
@@ -945,7 +945,7 @@ def finetune(
     }
     done = run_finetune(base, frame, out, options, held_out, source, progress=not quiet)
     if db is not None:
-        from toolkit.finetune import store_record
+        from toolkit.capture.finetune import store_record
 
         with Warehouse(db, create=False, lock_wait=WRITER_LOCK_WAIT) as wh:
             finetune_id = store_record(wh, out, done.record)
@@ -1028,10 +1028,10 @@ def ablate(
     unablated model and with random control sets of the same size. MODEL and DATA default to the run's own
     (DATA with the run's columns and splits unless --split/--limit say otherwise). Results: views
     ablation_summary, ablation_scores and ablation_recall."""
-    from toolkit.ablate import AblateOptions, rank_in_words, run_inputs
-    from toolkit.ablate import ablate as run_ablate
-    from toolkit.datasets import read_dataset
-    from toolkit.query import render, to_json
+    from toolkit.capture.datasets import read_dataset
+    from toolkit.causal.ablate import AblateOptions, rank_in_words, run_inputs
+    from toolkit.causal.ablate import ablate as run_ablate
+    from toolkit.store.query import render, to_json
 
     options = AblateOptions(
         layer,
@@ -1147,10 +1147,10 @@ def probe(
     probe_rankings, probe_topk, criteria_agreement)."""
     from tqdm import tqdm
 
-    from toolkit.probe import ProbeOptions, store
-    from toolkit.probe import probe as run_probe
-    from toolkit.query import render, to_json
-    from toolkit.warehouse import Warehouse
+    from toolkit.stats.probe import ProbeOptions, store
+    from toolkit.stats.probe import probe as run_probe
+    from toolkit.store.query import render, to_json
+    from toolkit.store.warehouse import Warehouse
 
     try:
         ks = tuple(int(x) for x in top.split(",") if x.strip())
@@ -1223,9 +1223,9 @@ def neuron(
 ) -> None:
     """One neuron's card: its label x language profile, class per label, variance rank, significance,
     ablations that held it, and the sentences that activate it most and least in each language."""
-    from toolkit.explorer import card_text, cards_json, neuron_cards
-    from toolkit.query import render, to_json
-    from toolkit.warehouse import Warehouse
+    from toolkit.stats.explorer import card_text, cards_json, neuron_cards
+    from toolkit.store.query import render, to_json
+    from toolkit.store.warehouse import Warehouse
 
     with Warehouse(ctx.db, read_only=True) as wh:
         cards = neuron_cards(wh, run, layer, [neuron], sentences, threshold, absolute)
@@ -1241,7 +1241,7 @@ def neuron(
 def upgrade(ctx: Context) -> None:
     """Migrate a warehouse made by an older version of neurons to this version's schema and views (read-only
     commands refuse an older warehouse rather than change it)."""
-    from toolkit.warehouse import Warehouse
+    from toolkit.store.warehouse import Warehouse
 
     with Warehouse(ctx.db, create=False) as wh:
         before, after = wh.upgrade()
@@ -1266,7 +1266,7 @@ def upgrade(ctx: Context) -> None:
 @handled
 def demo(out: Path, epochs: int) -> None:
     """Train a tiny XLM-R classifier on the bundled sample and extract it (illustrative only)."""
-    from toolkit.demo import run_demo
+    from toolkit.cli.demo import run_demo
 
     run_demo(out, epochs=epochs)
 
@@ -1284,8 +1284,8 @@ def lake() -> None:
 def lake_status(lake_dir: Path, run: str | None, as_json: bool) -> None:
     """Each shard of RUN: committed, started (chunks committed so far) or missing; exit 3 while any is not
     committed, so scripts can wait on it. Without --run, the lake's runs and their shards committed."""
-    from toolkit.query import render
-    from toolkit.shards import lake_runs, status
+    from toolkit.scale.shards import lake_runs, status
+    from toolkit.store.query import render
 
     if run is None:
         click.echo(render(lake_runs(lake_dir), "json" if as_json else "table"), nl=False)
@@ -1313,7 +1313,7 @@ def lake_status(lake_dir: Path, run: str | None, as_json: bool) -> None:
 def lake_attach(ctx: Context, lake_dir: Path, run: str, name: str | None, replace: bool) -> None:
     """Register a run whose shards are all committed in the warehouse: sentences copied, partial moments merged
     exactly into the statistics cache, activations read in place from the lake's Parquet files (no copy)."""
-    from toolkit.attach import attach
+    from toolkit.scale.attach import attach
 
     click.echo(attach(ctx.db, lake_dir, run, name, replace).text())
 
@@ -1344,8 +1344,8 @@ def spark_moments_command(lake_dir: Path, run: str, master: str | None, out: Pat
     """Compute a lake run's moments on Spark from its activations, with the warehouse's own SQL (`moments_source`)."""
     import time
 
-    from toolkit.export import write_table
-    from toolkit.spark import spark_moments
+    from toolkit.figures.export import write_table
+    from toolkit.scale.spark import spark_moments
 
     if out is None and not store:
         raise UserError("say where the moments go: --out FILE, --store, or both")
@@ -1375,8 +1375,8 @@ def spark_moments_command(lake_dir: Path, run: str, master: str | None, out: Pat
 def spark_sql_command(lake_dir: Path, query: str, master: str | None, dialect: str, fmt: str | None) -> None:
     """Run QUERY on Spark over the lake's runs, with every view and macro of sql/views/010_statistics.sql
     (label_profiles, between_label_variance, crosslingual_correlation, classify_neurons(...), ...)."""
-    from toolkit.query import render
-    from toolkit.spark import run_query
+    from toolkit.scale.spark import run_query
+    from toolkit.store.query import render
 
     click.echo(render(run_query(lake_dir, query, master, dialect), fmt or "table"), nl=False)
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.arrow import insert_table, neuron_table
+from toolkit.capture.load import FLOAT32_MAX, REQUIRED, imported_run
 from toolkit.errors import UserError
-from toolkit.load import FLOAT32_MAX, REQUIRED, imported_run
-from toolkit.warehouse import Warehouse, _quote, validate_run_name
+from toolkit.store.arrow import insert_table, neuron_table
+from toolkit.store.warehouse import Warehouse, _quote, validate_run_name
 
 
 def source_files(path: Path) -> tuple[list[str], str, str]:

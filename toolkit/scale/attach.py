@@ -17,11 +17,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from toolkit.arrow import insert_table, neuron_table
 from toolkit.errors import UserError
-from toolkit.lake import Lake
-from toolkit.shards import check_started, status
-from toolkit.warehouse import Warehouse, check_db_path, validate_run_name
+from toolkit.scale.lake import Lake
+from toolkit.scale.shards import check_started, status
+from toolkit.store.arrow import insert_table, neuron_table
+from toolkit.store.warehouse import Warehouse, check_db_path, validate_run_name
 
 RUN_COLUMNS = (
     "source",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from toolkit.warehouse import sql_dir
+from toolkit.store.warehouse import sql_dir
 
 SCORED_VIEWS = ("label_scores", "prediction_scores")
 

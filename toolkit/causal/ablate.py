@@ -25,14 +25,14 @@ from torch import nn
 from tqdm import tqdm
 
 from toolkit import __version__
-from toolkit.analysis import top_variance_neurons
-from toolkit.arrow import insert_table
-from toolkit.datasets import Dataset
+from toolkit.capture.datasets import Dataset
+from toolkit.capture.models import LoadedModel, block_list, load_model
+from toolkit.capture.tokens import batch_plan, pad, tokenize
 from toolkit.errors import UserError
-from toolkit.models import LoadedModel, block_list, load_model
-from toolkit.query import execute_read_only
-from toolkit.tokens import batch_plan, pad, tokenize
-from toolkit.warehouse import WRITER_LOCK_WAIT, Warehouse
+from toolkit.stats.analysis import top_variance_neurons
+from toolkit.store.arrow import insert_table
+from toolkit.store.query import execute_read_only
+from toolkit.store.warehouse import WRITER_LOCK_WAIT, Warehouse
 
 
 def layer_module(model: nn.Module, n_layers: int, layer: int) -> nn.Module:

@@ -129,7 +129,7 @@ def build_model(architecture: str, tokenizer, labels: list[str] | None, seed: in
 
 def save_checkpoint(model, tokenizer, out: str | Path) -> Path:
     """save_pretrained of model and tokenizer into OUT, as a user's checkpoint directory."""
-    from toolkit.models import quiet_transformers
+    from toolkit.capture.models import quiet_transformers
 
     quiet_transformers()
     out = Path(out)

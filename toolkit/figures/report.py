@@ -18,14 +18,14 @@ import polars as pl
 import vl_convert
 
 from toolkit import __version__
-from toolkit.analysis import caveats, resolve, top_variance_neurons
-from toolkit.charts import ChartOptions, build, save
 from toolkit.defaults import CLASSES, THRESHOLD
-from toolkit.explorer import cards_json, neuron_cards
-from toolkit.export import human_names, write_table
-from toolkit.output import atomic_dir, check_writable_dir
-from toolkit.query import NULL_MARK, json_value, render
-from toolkit.warehouse import Warehouse, sql_dir
+from toolkit.figures.charts import ChartOptions, build, save
+from toolkit.figures.export import human_names, write_table
+from toolkit.stats.analysis import caveats, resolve, top_variance_neurons
+from toolkit.stats.explorer import cards_json, neuron_cards
+from toolkit.store.output import atomic_dir, check_writable_dir
+from toolkit.store.query import NULL_MARK, json_value, render
+from toolkit.store.warehouse import Warehouse, sql_dir
 
 STATISTICS_SQL = "sql/views/010_statistics.sql"
 COLLAPSE_ROWS = 15  # longer tables are folded (<details>); every table is also a CSV file beside the page
@@ -297,7 +297,7 @@ def _tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: boo
             )
         )
     if len(wh.run_row(run)["layers"]) > 1:
-        from toolkit.analysis import layer_sweep
+        from toolkit.stats.analysis import layer_sweep
 
         tables.append(Table("layers", "The layer sweep", "summarize_layers", layer_sweep(wh, run, threshold, absolute)))
     return tables

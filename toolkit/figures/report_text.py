@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from toolkit.extract import ExtractSummary
+from toolkit.capture.extract import ExtractSummary
 
 
 def extraction_summary(s: ExtractSummary) -> str:

@@ -21,11 +21,11 @@ import polars as pl
 from scipy import stats
 
 from toolkit import __version__
-from toolkit.analysis import resolve
-from toolkit.arrow import insert_table
 from toolkit.defaults import ALPHA, BOOTSTRAPS, MIN_EFFECT, PERMUTATIONS, TESTED_CLASSES, THRESHOLD
 from toolkit.errors import UserError
-from toolkit.warehouse import Warehouse
+from toolkit.stats.analysis import resolve
+from toolkit.store.arrow import insert_table
+from toolkit.store.warehouse import Warehouse
 
 BATCH_BYTES = 256 * 2**20  # memory for one batch of gathered z matrices
 

@@ -15,7 +15,7 @@ UNKNOWN_LIMIT = 0.05
 
 
 def tokenize(loaded, texts: list[str], max_length: int) -> tuple[list[list[int]], np.ndarray]:
-    """Token ids of each text for LOADED (a `toolkit.models.LoadedModel`) (special tokens added, cut at MAX_LENGTH) and which texts were cut."""
+    """Token ids of each text for LOADED (a `toolkit.capture.models.LoadedModel`) (special tokens added, cut at MAX_LENGTH) and which texts were cut."""
     tok = loaded.tokenizer
     ids = tok(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
     cut = np.fromiter((len(x) > max_length for x in ids), dtype=bool, count=len(ids))

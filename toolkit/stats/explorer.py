@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from toolkit.analysis import resolve
 from toolkit.defaults import THRESHOLD
 from toolkit.errors import UserError
-from toolkit.warehouse import Warehouse
+from toolkit.stats.analysis import resolve
+from toolkit.store.warehouse import Warehouse
 
 
 @dataclass

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from toolkit import __version__
 from toolkit.errors import UserError
-from toolkit.query import json_value
+from toolkit.store.query import json_value
 
 EPS = 1e-4
 
@@ -74,7 +74,7 @@ def train_classifier(
     SEED on CPU. The progress bar counts batches (loss so far and time left); EVALUATE(predict), when given,
     is called after each epoch with a function mapping texts to predicted label names, and returns rows of
     held-out scores kept in the result's history."""
-    from toolkit.tokens import pad
+    from toolkit.capture.tokens import pad
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -220,10 +220,10 @@ def finetune(
     o = options or FinetuneOptions()
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from toolkit.evaluation import score
-    from toolkit.models import load_config, loading, pick_device, quiet_transformers
-    from toolkit.output import atomic_dir, check_writable_dir
-    from toolkit.tokens import check_unknown, unknown_shares
+    from toolkit.capture.models import load_config, loading, pick_device, quiet_transformers
+    from toolkit.capture.tokens import check_unknown, unknown_shares
+    from toolkit.store.evaluation import score
+    from toolkit.store.output import atomic_dir, check_writable_dir
 
     check_writable_dir(out)
     texts, labels = train["text"].to_list(), train["label"].to_list()

@@ -27,7 +27,7 @@ import sqlglot
 from sqlglot import exp
 
 from toolkit.errors import UserError, first_line
-from toolkit.warehouse import VIEW_STATEMENT, sql_dir, statements
+from toolkit.store.warehouse import VIEW_STATEMENT, sql_dir, statements
 
 SPARK_VIEWS_FILE = "010_statistics.sql"
 MACRO = re.compile(r"CREATE\s+OR\s+REPLACE\s+MACRO\s+(\w+)\s*\(([^)]*)\)\s+AS\s+TABLE\s+(.*)", re.S | re.I)
@@ -133,7 +133,7 @@ DUCKDB_TO_SPARK = {
 }
 
 
-LOG_CONFIG = Path(__file__).parent / "data" / "spark-log4j2.properties"
+LOG_CONFIG = Path(__file__).parent.parent / "data" / "spark-log4j2.properties"
 """Spark's own log, errors only, so the command's output stays readable."""
 
 
@@ -284,7 +284,7 @@ def run_query(lake_dir: str | Path, query: str, master: str | None = None, diale
     Polars DataFrame."""
     import polars as pl
 
-    from toolkit.lake import Lake
+    from toolkit.scale.lake import Lake
 
     lake = Lake(lake_dir)
     text = to_spark(query) if dialect == "duckdb" else query  # a query that does not parse fails before Spark starts
@@ -308,8 +308,8 @@ def spark_moments(lake_dir: str | Path, run: str, master: str | None = None, sto
     import polars as pl
     import pyarrow as pa
 
-    from toolkit.lake import Lake, constant
-    from toolkit.shards import with_key
+    from toolkit.scale.lake import Lake, constant
+    from toolkit.scale.shards import with_key
 
     lake = Lake(lake_dir)
     if run not in lake.runs():

@@ -12,7 +12,7 @@ import polars as pl
 
 from toolkit.defaults import CLASSES, THRESHOLD
 from toolkit.errors import UserError
-from toolkit.warehouse import Warehouse
+from toolkit.store.warehouse import Warehouse
 
 
 def default_layer(layers: list[int]) -> int:

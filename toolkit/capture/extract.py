@@ -27,12 +27,12 @@ import torch
 from tqdm import tqdm
 
 from toolkit import __version__
-from toolkit.arrow import activation_table, insert_run_rows, insert_table, neuron_table
-from toolkit.datasets import Dataset
+from toolkit.capture.datasets import Dataset
+from toolkit.capture.models import LoadedModel, block_list, load_config, load_model, parse_layers, truncated
+from toolkit.capture.tokens import batch_plan, check_unknown, pad, tokenize, unknown_shares
 from toolkit.errors import UserError
-from toolkit.models import LoadedModel, block_list, load_config, load_model, parse_layers, truncated
-from toolkit.tokens import batch_plan, check_unknown, pad, tokenize, unknown_shares
-from toolkit.warehouse import WRITER_LOCK_WAIT, Warehouse, check_db_path, default_db, validate_run_name
+from toolkit.store.arrow import activation_table, insert_run_rows, insert_table, neuron_table
+from toolkit.store.warehouse import WRITER_LOCK_WAIT, Warehouse, check_db_path, default_db, validate_run_name
 
 POOLINGS = ("cls", "mean", "active")
 SITES = ("residual", "ffn")

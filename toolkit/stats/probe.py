@@ -8,7 +8,7 @@ objective; scikit-learn's C and l1_ratio are set to match it exactly. Each langu
 once, seeded and stratified by label, into train (80 %) and held-out (20 %) parts. One probe is trained on the
 train parts of all train languages together ('all'), and one per train language when there are several;
 every probe is scored on the held-out part of each test language (a language it was not trained on counts
-whole). Scores use the warehouse's own macro-F1 (toolkit.evaluation). The 'all' probe's weight mass ranks the
+whole). Scores use the warehouse's own macro-F1 (toolkit.store.evaluation). The 'all' probe's weight mass ranks the
 neurons; probes retrained on its top-k neurons are compared with random k-sets; the control task replaces
 each sentence's label with a random one (same label shares, seeded) and trains the same probe.
 """
@@ -25,11 +25,11 @@ import numpy as np
 import polars as pl
 
 from toolkit import __version__
-from toolkit.analysis import resolve
-from toolkit.arrow import insert_table
 from toolkit.errors import UserError
-from toolkit.evaluation import score
-from toolkit.warehouse import Warehouse
+from toolkit.stats.analysis import resolve
+from toolkit.store.arrow import insert_table
+from toolkit.store.evaluation import score
+from toolkit.store.warehouse import Warehouse
 
 HELD_OUT = 0.2
 

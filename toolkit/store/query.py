@@ -18,7 +18,7 @@ import duckdb
 import polars as pl
 
 from toolkit.errors import UserError, first_line
-from toolkit.warehouse import Warehouse
+from toolkit.store.warehouse import Warehouse
 
 NULL_MARK = "--"
 

@@ -13,17 +13,17 @@ from pathlib import Path
 import click
 import polars as pl
 
-from toolkit.ablate import AblateOptions, ablate, rank_in_words
-from toolkit.datasets import read_dataset, sample_path
-from toolkit.extract import ExtractOptions, extract
-from toolkit.finetune import train_classifier
-from toolkit.probe import ProbeOptions, probe
-from toolkit.probe import store as probe_store
-from toolkit.report import build_report
-from toolkit.report_text import extraction_summary
-from toolkit.significance import SignificanceOptions, significance, store
-from toolkit.tinymodels import build_model, save_checkpoint, train_tokenizer
-from toolkit.warehouse import Warehouse
+from toolkit.capture.datasets import read_dataset, sample_path
+from toolkit.capture.extract import ExtractOptions, extract
+from toolkit.capture.finetune import train_classifier
+from toolkit.capture.tinymodels import build_model, save_checkpoint, train_tokenizer
+from toolkit.causal.ablate import AblateOptions, ablate, rank_in_words
+from toolkit.figures.report import build_report
+from toolkit.figures.report_text import extraction_summary
+from toolkit.stats.probe import ProbeOptions, probe
+from toolkit.stats.probe import store as probe_store
+from toolkit.stats.significance import SignificanceOptions, significance, store
+from toolkit.store.warehouse import Warehouse
 
 LABELS = ["neutral", "joy", "love", "anger", "fear", "sadness"]
 

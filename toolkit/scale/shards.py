@@ -24,9 +24,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from toolkit.datasets import Dataset
-from toolkit.errors import UserError
-from toolkit.extract import (
+from toolkit.capture.datasets import Dataset
+from toolkit.capture.extract import (
     DATA_COLUMNS,
     ExtractOptions,
     chunks,
@@ -35,10 +34,11 @@ from toolkit.extract import (
     run_record,
     sentence_rows,
 )
-from toolkit.lake import Lake, app_id, constant
-from toolkit.lake import record as lake_record
-from toolkit.tokens import batch_plan
-from toolkit.warehouse import validate_run_name, view_query
+from toolkit.capture.tokens import batch_plan
+from toolkit.errors import UserError
+from toolkit.scale.lake import Lake, app_id, constant
+from toolkit.scale.lake import record as lake_record
+from toolkit.store.warehouse import validate_run_name, view_query
 
 
 @dataclass
@@ -70,7 +70,7 @@ def shard_rows(frame: pl.DataFrame, shard: int, n_shards: int) -> pl.DataFrame:
 
 def group_batches(batches: list[np.ndarray], commit_every: int) -> list[list[np.ndarray]]:
     """Whole batches grouped greedily into chunks of at least COMMIT_EVERY sentences (the last may be
-    smaller), exactly as `toolkit.extract.chunks` yields them."""
+    smaller), exactly as `toolkit.capture.extract.chunks` yields them."""
     groups: list[list[np.ndarray]] = [[]]
     size = 0
     for b in batches:

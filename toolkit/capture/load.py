@@ -14,8 +14,7 @@ import numpy as np
 import polars as pl
 
 from toolkit import __version__
-from toolkit.arrow import insert_run_rows, insert_table, neuron_table
-from toolkit.datasets import (
+from toolkit.capture.datasets import (
     file_rows,
     file_sha256,
     first_rows,
@@ -27,7 +26,8 @@ from toolkit.datasets import (
     require_visible,
 )
 from toolkit.errors import UserError
-from toolkit.warehouse import Warehouse, validate_run_name
+from toolkit.store.arrow import insert_run_rows, insert_table, neuron_table
+from toolkit.store.warehouse import Warehouse, validate_run_name
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 REQUIRED = ("sentence_id", "language", "label", "layer", "neuron", "value")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import polars as pl
 
-from toolkit.analysis import default_layer
 from toolkit.errors import UserError
-from toolkit.output import atomic_file
-from toolkit.query import NULL_MARK, execute_read_only, flatten_nested, nan_to_null, render, run_query
-from toolkit.warehouse import Warehouse
+from toolkit.stats.analysis import default_layer
+from toolkit.store.output import atomic_file
+from toolkit.store.query import NULL_MARK, execute_read_only, flatten_nested, nan_to_null, render, run_query
+from toolkit.store.warehouse import Warehouse
 
 TABLE_FORMATS = (".csv", ".parquet", ".json", ".md", ".tex")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

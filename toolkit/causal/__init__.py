@@ -1,0 +1,1 @@
+"""Interventions inside the model: ablation of neuron sets against random controls."""

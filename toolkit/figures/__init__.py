@@ -1,0 +1,1 @@
+"""What a paper shows: Altair charts, the HTML report, its summary text and table exports."""
