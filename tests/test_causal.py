@@ -16,9 +16,10 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from toolkit.capture.datasets import read_dataset
 from toolkit.capture.extract import ExtractOptions, extract
 from toolkit.capture.finetune import EPS, LinearHead, fold_linear_head
+from toolkit.capture.hooks import hidden_state_module as layer_module
 from toolkit.capture.models import load_model
 from toolkit.capture.tinymodels import build_model, save_checkpoint, train_tokenizer
-from toolkit.causal.ablate import ablated, layer_module
+from toolkit.causal.ablate import ablated
 from toolkit.cli.demo import LABELS
 from toolkit.store.warehouse import Warehouse
 

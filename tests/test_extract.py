@@ -11,7 +11,8 @@ from transformers import AutoModel, AutoModelForSequenceClassification, AutoToke
 
 from toolkit.capture.datasets import read_dataset
 from toolkit.capture.extract import ExtractOptions, extract
-from toolkit.capture.models import block_list, load_model, parse_layers, truncated
+from toolkit.capture.hooks import block_list, truncated
+from toolkit.capture.models import load_model, parse_layers
 
 
 def reference_states(ckpt, texts: list[str], classifier: bool, max_length: int = 64):

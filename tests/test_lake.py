@@ -197,7 +197,7 @@ def test_torn_commit_and_orphan_files_are_not_counted(tmp_path, checkpoint, data
 def test_merged_moments_equal_numpy_including_constant_neurons(tmp_path):
     """The partial moments of chunks merge exactly (Chan et al.): against numpy on the whole data, and a neuron
     constant at 0.1 (not a binary fraction) gets variance exactly 0, so its z is 0 and not rounding noise."""
-    from toolkit.store.warehouse import view_query
+    from toolkit.store.catalog import view_query
 
     rng = np.random.default_rng(3)
     x = rng.normal(2.0, 3.0, size=(1000, 5)).astype(np.float32)
@@ -216,7 +216,7 @@ def test_merged_moments_equal_numpy_including_constant_neurons(tmp_path):
     con.register("moment_parts", pa.table(dict(zip(names, map(list, zip(*parts))))))
     got = con.sql(
         f"select label::INTEGER as cell, neuron, n_sentences, mean, variance from "
-        f"({view_query('moments_source', '010_statistics.sql')}) order by 1, 2"
+        f"({view_query('moments_source')}) order by 1, 2"
     ).fetchall()
     for cell, j, n, mean, var in got:
         v = x[cells == cell, j].astype(np.float64)

@@ -16,7 +16,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,8 +27,9 @@ import torch
 from tqdm import tqdm
 
 from toolkit import __version__
+from toolkit.capture import hooks
 from toolkit.capture.datasets import Dataset
-from toolkit.capture.models import LoadedModel, block_list, load_config, load_model, parse_layers, truncated
+from toolkit.capture.models import LoadedModel, load_config, load_model, parse_layers
 from toolkit.capture.tokens import batch_plan, check_unknown, pad, tokenize, unknown_shares
 from toolkit.errors import UserError
 from toolkit.store.arrow import activation_table, insert_run_rows, insert_table, neuron_table
@@ -114,7 +115,7 @@ def forward_batch(
     captured: dict[int, torch.Tensor] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Pooled activations [batch, len(layers), hidden] as float32, and class probabilities if wanted. With
-    CAPTURED (filled by `ffn_capture` hooks during the forward pass) the FFN activations are pooled instead of
+    CAPTURED (filled by `hooks.capture` during the forward pass) the FFN activations are pooled instead of
     the hidden states."""
     ids, mask = ids.to(loaded.device), mask.to(loaded.device)
     out = loaded.model(input_ids=ids, attention_mask=mask, output_hidden_states=captured is None)
@@ -122,50 +123,6 @@ def forward_batch(
     pooled = torch.stack([pool(source[k], mask, pooling) for k in layers], dim=1)
     probs = torch.softmax(out.logits.float(), dim=-1).cpu().numpy() if want_logits else None
     return pooled.cpu().numpy(), probs
-
-
-def ffn_blocks(loaded: LoadedModel) -> list[torch.nn.Module]:
-    """Per transformer block, the module whose output is the feed-forward activation after the nonlinearity:
-    `intermediate` (dense + activation) in BERT, RoBERTa and XLM-R, `ffn.activation` in DistilBERT."""
-    out = []
-    for block in block_list(loaded.model, loaded.n_layers)[2]:
-        if hasattr(block, "intermediate"):
-            out.append(block.intermediate)
-        elif hasattr(block, "ffn") and isinstance(getattr(block.ffn, "activation", None), torch.nn.Module):
-            out.append(block.ffn.activation)
-        else:
-            raise UserError(
-                f"--site ffn: cannot find the feed-forward activations of this {loaded.model_type} model; "
-                "use --site residual"
-            )
-    return out
-
-
-def ffn_width(loaded: LoadedModel) -> int:
-    """Neurons of a feed-forward layer (intermediate_size; hidden_dim in DistilBERT)."""
-    config = loaded.model.config
-    return int(getattr(config, "intermediate_size", None) or config.hidden_dim)
-
-
-@contextmanager
-def ffn_capture(loaded: LoadedModel, layers: list[int]) -> Iterator[dict[int, torch.Tensor]]:
-    """Forward hooks that keep the FFN activations of blocks LAYERS (1..n) of each forward pass in the yielded
-    dict; always removed afterwards."""
-    captured: dict[int, torch.Tensor] = {}
-    blocks = ffn_blocks(loaded)
-
-    def keep(k: int):
-        def hook(_module, _inputs, output):
-            captured[k] = output
-
-        return hook
-
-    handles = [blocks[k - 1].register_forward_hook(keep(k)) for k in layers]
-    try:
-        yield captured
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def _settings(
@@ -211,7 +168,9 @@ def prepare(model: str, dataset: Dataset, opts: ExtractOptions, allow_unknown: b
     layers = parse_layers(opts.layers, int(config.num_hidden_layers), first=1 if opts.site == "ffn" else 0)
     loaded = load_model(model, opts.device, opts.dtype, classifier=opts.predictions)
     max_length = min(opts.max_length or loaded.max_length, loaded.max_length)
-    width = ffn_width(loaded) if opts.site == "ffn" else loaded.hidden_size
+    if opts.site == "ffn":
+        hooks.ffn_modules(loaded.model, loaded.n_layers)  # a family without a known FFN site is refused here
+    width = hooks.ffn_width(loaded.model) if opts.site == "ffn" else loaded.hidden_size
     settings = _settings(dataset, loaded.reference, layers, opts, max_length, loaded.class_names is not None)
     frame = dataset.frame
     token_ids, cut = tokenize(loaded, frame["text"].to_list(), max_length)
@@ -234,10 +193,13 @@ def chunks(
     loaded, layers = prep.loaded, prep.layers
     pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
     block_keep = loaded.n_layers if prep.want_logits else max(layers)
-    capture = ffn_capture(loaded, layers) if opts.site == "ffn" else nullcontext(None)
+    capture = nullcontext(None)
+    if opts.site == "ffn":
+        ffn = hooks.ffn_modules(loaded.model, loaded.n_layers)
+        capture = hooks.capture({k: ffn[k - 1] for k in layers})
     pending: Pending = []
     pending_n = 0
-    with torch.inference_mode(), truncated(loaded.model, loaded.n_layers, block_keep), capture as captured:
+    with torch.inference_mode(), hooks.truncated(loaded.model, loaded.n_layers, block_keep), capture as captured:
         for k, rows in enumerate(batches):
             ids, mask = pad([prep.token_ids[r] for r in rows], pad_id)
             values, probs = forward_batch(loaded, ids, mask, layers, opts.pooling, prep.want_logits, captured)

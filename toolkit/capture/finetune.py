@@ -23,6 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from toolkit import __version__
+from toolkit.capture import hooks
 from toolkit.errors import UserError
 from toolkit.store.query import json_value
 
@@ -151,14 +152,13 @@ def fold_linear_head(head: LinearHead) -> nn.Module:
     model = head.model
     w, b = head.linear.weight.detach(), head.linear.bias.detach()
     n_labels, hidden = w.shape
-    if model.config.model_type in ("xlm-roberta", "roberta", "camembert"):
-        dense, proj = model.classifier.dense, model.classifier.out_proj
-    elif model.config.model_type == "bert":
-        dense, proj = model.base_model.pooler.dense, model.classifier
-    else:
+    found = hooks.head_modules(model)
+    if found is None:
+        supported = ", ".join(sorted(k for k, f in hooks.FAMILIES.items() if f.head))
         raise UserError(
-            f"--head linear is available for XLM-R, RoBERTa and BERT, not {model.config.model_type}; use --head default"
+            f"--head linear is available for {supported}, not {model.config.model_type}; use --head default"
         )
+    dense, proj = found
     with torch.no_grad():
         dense.weight.zero_()
         dense.bias.zero_()

@@ -126,29 +126,6 @@ def load_config(ref: str):
         raise UserError(f"{offline} (unknown id?); check the id, or pass a checkpoint directory") from None
 
 
-def block_list(model: nn.Module, n_layers: int) -> tuple[nn.Module, str, nn.ModuleList]:
-    """(parent, attribute, ModuleList) of the model's transformer blocks."""
-    for _name, module in model.named_modules():
-        for attr, child in module.named_children():
-            if isinstance(child, nn.ModuleList) and len(child) == n_layers and "layer" in attr:
-                return module, attr, child
-    raise UserError(f"cannot find the {n_layers} transformer blocks of this model; use a BERT-like encoder")
-
-
-@contextmanager
-def truncated(model: nn.Module, n_layers: int, keep: int) -> Iterator[None]:
-    """Run only the first KEEP blocks inside the context (no compute above the deepest layer needed)."""
-    if keep >= n_layers:
-        yield
-        return
-    parent, attr, blocks = block_list(model, n_layers)
-    setattr(parent, attr, nn.ModuleList(list(blocks)[:keep]))
-    try:
-        yield
-    finally:
-        setattr(parent, attr, blocks)
-
-
 def pick_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -25,8 +25,9 @@ from torch import nn
 from tqdm import tqdm
 
 from toolkit import __version__
+from toolkit.capture import hooks
 from toolkit.capture.datasets import Dataset
-from toolkit.capture.models import LoadedModel, block_list, load_model
+from toolkit.capture.models import LoadedModel, load_model
 from toolkit.capture.tokens import batch_plan, pad, tokenize
 from toolkit.errors import UserError
 from toolkit.stats.analysis import top_variance_neurons
@@ -35,34 +36,20 @@ from toolkit.store.query import execute_read_only
 from toolkit.store.warehouse import WRITER_LOCK_WAIT, Warehouse
 
 
-def layer_module(model: nn.Module, n_layers: int, layer: int) -> nn.Module:
-    """The module whose output is hidden_states[LAYER]: the embeddings for 0, block LAYER otherwise."""
-    if layer == 0:
-        return model.base_model.embeddings
-    return block_list(model, n_layers)[2][layer - 1]
-
-
 @contextmanager
 def ablated(module: nn.Module, neurons: list[int], positions: str, values: dict) -> Iterator[None]:
     """Overwrite NEURONS of MODULE's output at the [CLS] position or all positions with values["current"]
-    (a tensor, one value per neuron) for every forward pass inside the context. The hook is always removed."""
+    (a tensor, one value per neuron) for every forward pass inside the context (`hooks.edit`)."""
     index = torch.tensor(neurons, dtype=torch.long)
 
-    def hook(_module, _inputs, output):
-        hidden = output[0] if isinstance(output, tuple) else output
+    def overwrite(hidden: torch.Tensor) -> None:
         if len(neurons):
             v = values["current"].to(device=hidden.device, dtype=hidden.dtype)
-            if positions == "cls":
-                hidden[:, 0, index.to(hidden.device)] = v
-            else:
-                hidden[:, :, index.to(hidden.device)] = v
-        return output
+            where = (slice(None), 0 if positions == "cls" else slice(None), index.to(hidden.device))
+            hidden[where] = v
 
-    handle = module.register_forward_hook(hook)
-    try:
+    with hooks.edit(module, overwrite):
         yield
-    finally:
-        handle.remove()
 
 
 @dataclass
@@ -101,7 +88,7 @@ def predict(
     pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
     out = np.empty(len(prep.token_ids), dtype=np.int64)
     values = {"current": torch.zeros(len(neurons or []))}
-    context = ablated(module, neurons, positions, values) if neurons is not None else _nothing()
+    context = ablated(module, neurons, positions, values) if neurons is not None else nullcontext()
     with torch.inference_mode(), context:
         for rows, language in zip(prep.batches, prep.batch_language):
             if means is not None:
@@ -112,11 +99,6 @@ def predict(
             if bar is not None:
                 bar.update(len(rows))
     return out
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def choose_neurons(
@@ -325,7 +307,7 @@ def ablate(db, model: str, dataset: Dataset, run: str, options: AblateOptions, p
             means = {lang: (by_language[lang] if mean_scope == "language" else by_language[None]) for lang in languages}
 
     prep = prepare(loaded, dataset, o.batch_size, o.max_length)
-    module = layer_module(loaded.model, loaded.n_layers, layer)
+    module = hooks.hidden_state_module(loaded.model, loaded.n_layers, layer)
     bar = tqdm(total=len(sets) * dataset.n_sentences, unit="sent", desc="ablate", disable=not progress, file=sys.stderr)
     predictions = []
     for _, chosen in sets:

@@ -9,6 +9,7 @@ import polars as pl
 
 from toolkit.errors import UserError
 from toolkit.stats.analysis import default_layer
+from toolkit.store.catalog import literal
 from toolkit.store.output import atomic_file
 from toolkit.store.query import NULL_MARK, execute_read_only, flatten_nested, nan_to_null, render, run_query
 from toolkit.store.warehouse import Warehouse
@@ -137,13 +138,9 @@ def export_query(db, what: str, run: str | None = None, layer: int | None = None
                 wh.run_id(run)  # an unknown or incomplete run is an error, not an empty table
                 if layer is None and "layer" in execute_read_only(wh.con, f"select * from {what} limit 0").columns:
                     layer = default_layer([int(x) for x in wh.run_row(run)["layers"]])
-        conds = [f"{c} = {_literal(v)}" for c, v in (("run", run), ("layer", layer)) if v is not None]
+        conds = [f"{c} = {literal(v)}" for c, v in (("run", run), ("layer", layer)) if v is not None]
         where = " where " + " and ".join(conds) if conds else ""
         return run_query(db, f"select * from {what}{where} order by all")
     if run is not None or layer is not None:
         raise UserError("--run and --layer filter a view by name; put the conditions in your SQL instead")
     return run_query(db, what)
-
-
-def _literal(value) -> str:
-    return str(int(value)) if isinstance(value, int) else "'" + str(value).replace("'", "''") + "'"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,28 +22,14 @@ from toolkit.figures.charts import ChartOptions, build, save
 from toolkit.figures.export import human_names, write_table
 from toolkit.stats.analysis import caveats, resolve, top_variance_neurons
 from toolkit.stats.explorer import cards_json, neuron_cards
+from toolkit.store.catalog import definitions
 from toolkit.store.output import atomic_dir, check_writable_dir
 from toolkit.store.query import NULL_MARK, json_value, render
-from toolkit.store.warehouse import Warehouse, sql_dir
+from toolkit.store.warehouse import Warehouse
 
 STATISTICS_SQL = "sql/views/010_statistics.sql"
 COLLAPSE_ROWS = 15  # longer tables are folded (<details>); every table is also a CSV file beside the page
 EXPLORER_SENTENCES = 5  # most and least activating sentences per language on a neuron's card
-
-
-def definitions() -> dict[str, tuple[str, str]]:
-    """(comment, file) for each view or macro in sql/views: the comment block just above its CREATE."""
-    out: dict[str, tuple[str, str]] = {}
-    for path in sorted((sql_dir() / "views").glob("*.sql")):
-        for block in path.read_text().split("\n\n"):
-            lines = block.strip().splitlines()
-            head = [
-                ln[2:].strip()
-                for ln in lines[: next((i for i, ln in enumerate(lines) if not ln.startswith("--")), len(lines))]
-            ]
-            for m in re.finditer(r"CREATE OR REPLACE (?:VIEW|MACRO) (\w+)", block):
-                out[m.group(1)] = (" ".join(head), f"sql/views/{path.name}")
-    return out
 
 
 @dataclass

@@ -248,10 +248,6 @@ class Lake:
         return self.read("runs", run).to_pylist()
 
 
-def _literal(value) -> str:
-    return "'" + value.replace("'", "''") + "'" if isinstance(value, str) else str(int(value))
-
-
 def _is_conflict(exc: BaseException) -> bool:
     text = str(exc).lower()
     return any(w in text for w in ("conflict", "already exists", "concurrent", "version", "transaction"))

@@ -38,7 +38,8 @@ from toolkit.capture.tokens import batch_plan
 from toolkit.errors import UserError
 from toolkit.scale.lake import Lake, app_id, constant
 from toolkit.scale.lake import record as lake_record
-from toolkit.store.warehouse import validate_run_name, view_query
+from toolkit.store.catalog import view_query
+from toolkit.store.warehouse import validate_run_name
 
 
 @dataclass
@@ -128,8 +129,8 @@ def moment_rows(activations: pa.Table) -> pa.Table:
             "labelled_activations",
             activations.append_column("run_id", pa.array(np.zeros(activations.num_rows, np.uint16))),
         )
-        con.execute(f"create view lake_moment_parts as {view_query('lake_moment_parts', '000_activations_long.sql')}")
-        con.execute(f"create view moment_parts as {view_query('moment_parts', '010_statistics.sql')}")
+        con.execute(f"create view lake_moment_parts as {view_query('lake_moment_parts')}")
+        con.execute(f"create view moment_parts as {view_query('moment_parts')}")
         parts = con.sql(
             "select layer::SMALLINT as layer, language, label, neuron::INTEGER as neuron, n_sentences, mean, variance, "
             "minimum::FLOAT as minimum, maximum::FLOAT as maximum from moment_parts where label is not null "

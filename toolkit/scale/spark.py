@@ -27,10 +27,9 @@ import sqlglot
 from sqlglot import exp
 
 from toolkit.errors import UserError, first_line
-from toolkit.store.warehouse import VIEW_STATEMENT, sql_dir, statements
+from toolkit.store import catalog
 
-SPARK_VIEWS_FILE = "010_statistics.sql"
-MACRO = re.compile(r"CREATE\s+OR\s+REPLACE\s+MACRO\s+(\w+)\s*\(([^)]*)\)\s+AS\s+TABLE\s+(.*)", re.S | re.I)
+SPARK_VIEWS_FILE = "views/010_statistics.sql"
 
 
 @dataclass
@@ -83,18 +82,17 @@ def _parameter(text: str) -> tuple[str, str, str | None]:
     return name, ("INT" if re.fullmatch(r"-?\d+", default) else "DOUBLE"), default
 
 
-def definitions(path: Path | None = None) -> list[Definition]:
+def definitions() -> list[Definition]:
     """The statistics of `sql/views/010_statistics.sql` in file order (later ones use earlier ones)."""
-    text = (path or sql_dir() / "views" / SPARK_VIEWS_FILE).read_text()
     out = []
-    for stmt in statements(text):
-        if m := MACRO.fullmatch(stmt):
-            params = [_parameter(p) for p in m.group(2).split(",") if p.strip()]
-            out.append(Definition("function", m.group(1), to_spark(m.group(3)), params))
-        elif m := VIEW_STATEMENT.fullmatch(stmt):
-            out.append(Definition("view", m.group(1), to_spark(m.group(2)), []))
+    for s in catalog.statements(SPARK_VIEWS_FILE):
+        if s.kind == "macro":
+            params = [_parameter(p) for p in s.parameters.split(",") if p.strip()]
+            out.append(Definition("function", s.name, to_spark(s.body), params))
+        elif s.kind == "view":
+            out.append(Definition("view", s.name, to_spark(s.body), []))
         else:
-            raise ValueError(f"not a view or table macro: {stmt[:80]}")
+            raise ValueError(f"not a view or table macro: {s.text[:80]}")
     return out
 
 
@@ -201,8 +199,8 @@ def _empty_tables(spark, names: list[str]) -> None:
     import duckdb
 
     con = duckdb.connect()
-    for p in sorted((sql_dir() / "schema").glob("*.sql")):
-        con.execute(p.read_text())
+    for _, text in catalog.migrations():
+        con.execute(text)
     for name in names:
         cols = con.execute(f"describe {name}").fetchall()
         ddl = ", ".join(f"{c[0]} {DUCKDB_TO_SPARK.get(c[1], 'STRING')}" for c in cols)

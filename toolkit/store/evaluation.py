@@ -8,19 +8,14 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from toolkit.store.warehouse import sql_dir
+from toolkit.store.catalog import view_query
 
 SCORED_VIEWS = ("label_scores", "prediction_scores")
 
 
 def _definitions() -> list[str]:
-    """The CREATE statements of SCORED_VIEWS, taken from the SQL file that defines them."""
-    con = duckdb.connect()
-    try:
-        statements = con.extract_statements((sql_dir() / "views" / "030_evaluation.sql").read_text())
-    finally:
-        con.close()
-    return [st.query for st in statements if any(f"VIEW {name} AS" in st.query for name in SCORED_VIEWS)]
+    """The CREATE statements of SCORED_VIEWS, as the SQL catalogue holds them."""
+    return [f"create view {name} as {view_query(name)}" for name in SCORED_VIEWS]
 
 
 def score(language: list[str], gold: list[str], predicted: list[str]) -> pl.DataFrame:

@@ -8,14 +8,12 @@ any DuckDB client can query it without this package.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import time
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 
 import duckdb
@@ -23,6 +21,8 @@ import polars as pl
 
 from toolkit.defaults import THRESHOLD
 from toolkit.errors import UserError, first_line
+from toolkit.store import catalog
+from toolkit.store.catalog import quote
 
 DEFAULT_DB = Path("warehouse") / "activations.duckdb"
 
@@ -30,48 +30,6 @@ DEFAULT_DB = Path("warehouse") / "activations.duckdb"
 def default_db() -> Path:
     """The database path from `NEURONS_DB`, else `warehouse/activations.duckdb`."""
     return Path(os.environ.get("NEURONS_DB") or DEFAULT_DB)
-
-
-def sql_dir() -> Path:
-    """The `sql/` folder shipped with the package (the repository's top-level `sql/`)."""
-    return Path(str(resources.files("toolkit.sql")))
-
-
-def _sql_files(kind: str) -> list[Path]:
-    return sorted((sql_dir() / kind).glob("*.sql"))
-
-
-def statements(text: str) -> Iterator[str]:
-    """The statements of a SQL file of `sql/`, comments removed (none of them has '--' or ';' inside a string)."""
-    code = "\n".join(line.split("--", 1)[0] for line in text.splitlines())
-    for stmt in code.split(";"):
-        if stmt.strip():
-            yield stmt.strip()
-
-
-VIEW_STATEMENT = re.compile(r"CREATE\s+OR\s+REPLACE\s+VIEW\s+(\w+)\s+AS\s+(.*)", re.S | re.I)
-
-
-def view_query(name: str, file: str) -> str:
-    """The SELECT that defines view NAME in `sql/views/FILE`: for running one definition outside a warehouse
-    (a shard's partial moments) without writing it twice."""
-    for stmt in statements((sql_dir() / "views" / file).read_text()):
-        m = VIEW_STATEMENT.fullmatch(stmt)
-        if m and m.group(1) == name:
-            return m.group(2)
-    raise KeyError(f"no view {name} in sql/views/{file}")
-
-
-def schema_version_of_package() -> int:
-    """The highest migration number under `sql/schema/`."""
-    return max(int(p.name.split("_", 1)[0]) for p in _sql_files("schema"))
-
-
-def _views_digest() -> str:
-    h = hashlib.sha256()
-    for p in _sql_files("views"):
-        h.update(p.name.encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()
 
 
 def lock_wait() -> float:
@@ -138,7 +96,7 @@ def _connect(path: Path, read_only: bool, lock_wait: float | None = None) -> duc
     def rw() -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(":memory:")
         try:
-            con.execute(f"attach {_quote(str(path))} as warehouse (row_group_size {ROW_GROUP_ROWS})")
+            con.execute(f"attach {quote(str(path))} as warehouse (row_group_size {ROW_GROUP_ROWS})")
             con.execute("use warehouse")
         except BaseException:
             con.close()
@@ -148,7 +106,7 @@ def _connect(path: Path, read_only: bool, lock_wait: float | None = None) -> duc
     def sandbox() -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(":memory:")
         try:
-            con.execute(f"attach {_quote(str(path))} as warehouse (read_only)")
+            con.execute(f"attach {quote(str(path))} as warehouse (read_only)")
             con.execute("use warehouse")
             con.execute("set enable_external_access = false")
             con.execute("set lock_configuration = true")
@@ -163,10 +121,6 @@ def _connect(path: Path, read_only: bool, lock_wait: float | None = None) -> duc
         raise
     except duckdb.Error as exc:
         raise _open_error(path, exc) from None
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def check_db_path(path: Path, create: bool) -> None:
@@ -255,16 +209,16 @@ class Warehouse:
 
     def _check_version(self) -> None:
         stored = int(self._stored("schema_version") or 0)
-        if stored > schema_version_of_package():
+        if stored > catalog.schema_version():
             raise UserError(
                 f"database {self.path} has schema version {stored}, newer than this toolkit understands "
-                f"({schema_version_of_package()}); upgrade the toolkit"
+                f"({catalog.schema_version()}); upgrade the toolkit"
             )
 
     def _up_to_date(self) -> bool:
         return (
-            int(self._stored("schema_version") or 0) == schema_version_of_package()
-            and self._stored("views_sha256") == _views_digest()
+            int(self._stored("schema_version") or 0) == catalog.schema_version()
+            and self._stored("views_sha256") == catalog.views_digest()
         )
 
     def _migrate(self) -> None:
@@ -276,21 +230,21 @@ class Warehouse:
         if self._up_to_date():
             return
         self.migrated = True
-        digest = _views_digest()
-        pending = [p for p in _sql_files("schema") if int(p.name.split("_", 1)[0]) > stored]
+        digest = catalog.views_digest()
+        pending = [text for version, text in catalog.migrations() if version > stored]
         with self.transaction():
             self.con.execute("create table if not exists warehouse_meta (key varchar primary key, value varchar)")
-            for p in pending:
-                self.con.execute(p.read_text())
+            for text in pending:
+                self.con.execute(text)
             source = "select any_value(sql) from duckdb_views() where view_name = 'moments_source'"
             before = self.scalar(source)
-            for p in _sql_files("views"):
-                self.con.execute(p.read_text())
+            for text in catalog.view_files():
+                self.con.execute(text)
             self.refresh_lake_views()
             if self.scalar(source) != before:  # the cache's definition changed: recompute every run's cache
                 for (run_id,) in self.con.execute("select run_id from runs where status = 'complete'").fetchall():
                     self.materialize(run_id)
-            for key, value in (("schema_version", str(schema_version_of_package())), ("views_sha256", digest)):
+            for key, value in (("schema_version", str(catalog.schema_version())), ("views_sha256", digest)):
                 self.con.execute("insert or replace into warehouse_meta values (?, ?)", [key, value])
 
     # -- runs attached from a lake (sql/schema/010_lake.sql) ------------------------------------------
@@ -300,7 +254,8 @@ class Warehouse:
         of the attached runs (`lake_files`), so any DuckDB client sees the lake runs (call inside a transaction)."""
         views = lake_view_sql(self._lake_files(), lambda kind, run_id, layer, paths: _parquet(paths))
         if len(views) < len(LAKE_VIEWS):  # the empty definitions for views without files
-            self.con.execute((sql_dir() / "views" / "000_activations_long.sql").read_text())
+            for view in LAKE_VIEWS.values():
+                self.con.execute(f"create or replace view {view} as {catalog.view_query(view)}")
         for view, sql in views.items():
             self.con.execute(f"create or replace view {view} as {sql}")
 
@@ -332,7 +287,7 @@ class Warehouse:
 
     def upgrade(self) -> tuple[int, int]:
         """(schema version before, after) of an explicit `neurons upgrade` (the migration ran in __init__)."""
-        return self._version_before, schema_version_of_package()
+        return self._version_before, catalog.schema_version()
 
     def materialize(self, run_id: int) -> None:
         """Refill the `moments` cache of one complete run from `moments_source` (inside a transaction)."""
@@ -545,7 +500,7 @@ class Warehouse:
 
 
 def _parquet(paths: list[str]) -> str:
-    return "read_parquet([" + ", ".join(_quote(p) for p in paths) + "])"
+    return "read_parquet([" + ", ".join(quote(p) for p in paths) + "])"
 
 
 LAKE_COLUMNS = {
