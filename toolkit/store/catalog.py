@@ -74,7 +74,7 @@ def statements(file: str) -> tuple[Statement, ...]:
     out = []
     for st in parsed:
         comment, text = _split_comment(st.query)
-        code = _without_comments(text)
+        code = _without_comments(text).rstrip(";").rstrip()
         m = DEFINITION.fullmatch(code)
         out.append(
             Statement(
