@@ -23,7 +23,7 @@ from toolkit.capture.datasets import read_dataset, sample_path
 from toolkit.capture.extract import ExtractOptions, extract
 from toolkit.capture.tinymodels import save_checkpoint, train_tokenizer
 from toolkit.store.arrow import activation_table, insert_table, neuron_table
-from toolkit.store.warehouse import Warehouse
+from toolkit.store.warehouse import WRITER_LOCK_WAIT, Warehouse
 
 
 def build(workdir: Path, texts: list[str]) -> Path:
@@ -109,6 +109,43 @@ def ingest(workdir: Path, n_sentences: int = 2000, layers: int = 13, hidden: int
     return n / seconds, (db.stat().st_size - empty.stat().st_size) / n
 
 
+def commit_cost(workdir: Path, n_commits: int = 100, chunk: int = 32, hidden: int = 768) -> dict[str, float]:
+    """Seconds per chunk commit of an extraction's shape (CHUNK sentences x one layer of HIDDEN values), committed
+    N_COMMITS times: reopening the warehouse with every check (kind, version, migrations, the views' digest), as
+    each commit did before; reopening with the checks the job made at its start skipped, as each commit does now;
+    and the insert alone on a connection kept open (the floor)."""
+    db = workdir / "commits.duckdb"
+    Warehouse(db).close()
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(chunk, 1, hidden)).astype(np.float32)
+    counter = iter(range(10**9))
+
+    def commit(wh: Warehouse) -> None:
+        ids = np.arange(chunk, dtype=np.uint32) + chunk * next(counter)
+        with wh.transaction() as con:
+            insert_table(con, "activation_vectors", activation_table(ids, [1], values), "run_id", 1)
+
+    def timed(opener) -> float:
+        start = time.perf_counter()
+        for _ in range(n_commits):
+            with opener() as wh:
+                commit(wh)
+        return (time.perf_counter() - start) / n_commits
+
+    out = {
+        "reopen, every check": timed(lambda: Warehouse(db, create=False, lock_wait=WRITER_LOCK_WAIT)),
+        "reopen, checks of the job's start skipped": timed(
+            lambda: Warehouse(db, create=False, lock_wait=WRITER_LOCK_WAIT, checked=True)
+        ),
+    }
+    with Warehouse(db) as wh:
+        start = time.perf_counter()
+        for _ in range(n_commits):
+            commit(wh)
+        out["insert alone, connection kept open"] = (time.perf_counter() - start) / n_commits
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sentences", type=int, default=400)
@@ -171,6 +208,7 @@ def main() -> None:
         paper = paper_loop(ckpt, texts[: args.paper_sentences], args.layers)
         bare_file = best["bare"]
         rate, bytes_per_value = ingest(work)
+        commits = commit_cost(work)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.sentences} sentences, batch "
         f"{args.batch_size}, layer {args.layers}; best of {args.repeats}"
@@ -190,6 +228,10 @@ def main() -> None:
     print(
         f"ingest through Arrow into DuckDB: {rate / 1e6:.1f} M values/s; {bytes_per_value:.2f} bytes per stored value on disk"
     )
+    floor = commits["insert alone, connection kept open"]
+    print(f"\n{'per-chunk commit (32 sentences x 768 values)':60s} {'ms':>8s} {'x floor':>8s}")
+    for name, seconds in commits.items():
+        print(f"{name:60s} {seconds * 1e3:8.2f} {seconds / floor:8.2f}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ reader of `sql/`."""
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,9 @@ def test_one_reader_of_the_sql_folder():
     """Only the catalogue opens the files of sql/ (everyone else asks it)."""
     readers = sorted(m for m, p in MODULES.items() if "sql_dir()" in p.read_text() or '"toolkit.sql"' in p.read_text())
     assert readers == ["toolkit.store.catalog"], readers
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m != "toolkit.__main__"))
+def test_every_module_imports(module):
+    """Every name a module imports exists (a moved or renamed function fails here, not in a user's command)."""
+    importlib.import_module(module)

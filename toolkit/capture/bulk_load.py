@@ -18,7 +18,8 @@ import numpy as np
 from toolkit.capture.load import FLOAT32_MAX, REQUIRED, imported_run
 from toolkit.errors import UserError
 from toolkit.store.arrow import insert_table, neuron_table
-from toolkit.store.warehouse import Warehouse, _quote, validate_run_name
+from toolkit.store.catalog import quote
+from toolkit.store.warehouse import Warehouse, validate_run_name
 
 
 def source_files(path: Path) -> tuple[list[str], str, str]:
@@ -60,16 +61,16 @@ def load_folder(
     path = Path(path)
     validate_run_name(run)
     files, what, fingerprint = source_files(path)
-    scan = f"read_parquet([{', '.join(_quote(f) for f in files)}], hive_partitioning = true, union_by_name = true)"
+    scan = f"read_parquet([{', '.join(quote(f) for f in files)}], hive_partitioning = true, union_by_name = true)"
     with Warehouse(db) as wh:
         con = wh.con
         wh.check_new_run(run, replace)  # before reading terabytes
         if memory_limit:
             try:
-                con.execute(f"set memory_limit = {_quote(memory_limit)}")
+                con.execute(f"set memory_limit = {quote(memory_limit)}")
             except Exception:
                 raise UserError(f"--memory {memory_limit!r} is not a size; e.g. --memory 4GB") from None
-        con.execute(f"set temp_directory = {_quote(str(wh.path) + '.tmp')}")
+        con.execute(f"set temp_directory = {quote(str(wh.path) + '.tmp')}")
         columns = {r[0]: r[1] for r in con.execute(f"describe select * from {scan}").fetchall()}
         missing = [c for c in REQUIRED if c not in columns]
         if missing:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
 import polars as pl
 
+from toolkit.capture.options import DataSpec
 from toolkit.errors import UserError, first_line
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -162,28 +163,28 @@ class Dataset:
     path: Path
     sha256: str
     frame: pl.DataFrame
-    options: dict  # the column names, splits and limit it was read with (recorded in the run's settings)
+    spec: DataSpec  # the columns, splits and limit it was read with
+
+    @property
+    def options(self) -> dict:
+        """The spec as a run's settings record it."""
+        return self.spec.stored()
 
     @property
     def n_sentences(self) -> int:
         return self.frame.height
 
 
-def read_dataset(
-    path: str | Path,
-    text_column: str = "text",
-    language_column: str = "language",
-    label_column: str = "label",
-    id_column: str | None = None,
-    split_column: str | None = None,
-    splits: list[str] | None = None,
-    limit: int | None = None,
-) -> Dataset:
-    """Read and check a labelled dataset; keep rows of SPLITS (if given), then the first LIMIT rows."""
+def read_dataset(path: str | Path, spec: DataSpec | None = None, **given) -> Dataset:
+    """Read and check a labelled dataset as SPEC says (GIVEN: DataSpec fields that override it): keep the rows of
+    its splits (if any), then the first LIMIT rows."""
+    spec = replace(spec or DataSpec(), **given)
+    if spec.splits and not spec.split_column:
+        spec = replace(spec, split_column="split")
+    text_column, language_column, label_column = spec.text_column, spec.language_column, spec.label_column
+    id_column, split_column, splits, limit = spec.id_column, spec.split_column, spec.splits, spec.limit
     path = Path(path)
     df = read_table(path)
-    if splits and not split_column:
-        split_column = "split"
     wanted = {text_column: "--text-column", language_column: "--language-column", label_column: "--label-column"}
     if id_column:
         wanted[id_column] = "--id-column"
@@ -212,14 +213,12 @@ def read_dataset(
         as_text(split_column).alias("split"),
     )
     if splits:
-        keep = frame["split"].is_in(splits)
+        keep = frame["split"].is_in(list(splits))
         if not keep.any():
             found = ", ".join(sorted(frame["split"].drop_nulls().unique().to_list())) or "none"
             raise UserError(f"{path}: no rows with {split_column} in {', '.join(splits)} (found: {found})")
         frame = frame.filter(keep)
     if limit is not None:
-        if limit < 1:
-            raise UserError(f"--limit must be at least 1 (got {limit})")
         frame = frame.head(limit)
     checked = frame.with_columns(_row=pl.col("sentence_id").cast(pl.Int64) + 1)
     for column, what in (("text", "text"), ("language", "language"), ("label", "label")):
@@ -229,13 +228,4 @@ def read_dataset(
     if id_column:
         require_present(checked, path, "source_id", "sentence id")
         require_unique(checked.rename({"source_id": id_column}), path, [id_column], "sentence id")
-    options = {
-        "text_column": text_column,
-        "language_column": language_column,
-        "label_column": label_column,
-        "id_column": id_column,
-        "split_column": split_column,
-        "splits": splits,
-        "limit": limit,
-    }
-    return Dataset(path=path.resolve(), sha256=file_sha256(path), frame=frame, options=options)
+    return Dataset(path=path.resolve(), sha256=file_sha256(path), frame=frame, spec=spec)

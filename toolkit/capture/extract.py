@@ -26,48 +26,16 @@ import pyarrow as pa
 import torch
 from tqdm import tqdm
 
-from toolkit import __version__
 from toolkit.capture import hooks
 from toolkit.capture.datasets import Dataset
 from toolkit.capture.models import LoadedModel, load_config, load_model, parse_layers
+from toolkit.capture.options import ExtractOptions  # noqa: F401 - re-exported for library callers
 from toolkit.capture.tokens import batch_plan, check_unknown, pad, tokenize, unknown_shares
 from toolkit.errors import UserError
 from toolkit.store.arrow import activation_table, insert_run_rows, insert_table, neuron_table
+from toolkit.store.runs import frame_counts
+from toolkit.store.runs import run_record as make_run_record
 from toolkit.store.warehouse import WRITER_LOCK_WAIT, Warehouse, check_db_path, default_db, validate_run_name
-
-POOLINGS = ("cls", "mean", "active")
-SITES = ("residual", "ffn")
-
-
-@dataclass
-class ExtractOptions:
-    """How to extract. `site` residual: the hidden states (`layers` in hidden_states numbering, 0 = embeddings);
-    ffn: the feed-forward activations after the nonlinearity of blocks `layers` (1..n). The default -2 is the
-    penultimate layer. `pooling` active (ffn only): the share of the sentence's tokens whose activation is > 0."""
-
-    layers: str = "-2"
-    pooling: str = "cls"
-    site: str = "residual"
-    batch_size: int = 32
-    max_length: int | None = None
-    device: str = "auto"
-    dtype: str = "float32"
-    predictions: bool = True
-    commit_every: int = 1024
-
-    def __post_init__(self) -> None:
-        if self.site not in SITES:
-            raise UserError(f"unknown --site {self.site}; use residual or ffn")
-        if self.pooling not in POOLINGS:
-            raise UserError(f"unknown --pooling {self.pooling}; use cls, mean or active")
-        if self.pooling == "active" and self.site != "ffn":
-            raise UserError("--pooling active counts tokens whose activation is > 0: use it with --site ffn")
-        if self.batch_size < 1:
-            raise UserError(f"--batch-size must be at least 1 (got {self.batch_size})")
-        if self.commit_every < 1:
-            raise UserError(f"--commit-every must be at least 1 (got {self.commit_every})")
-        if self.max_length is not None and self.max_length < 2:
-            raise UserError(f"--max-length must be at least 2 (got {self.max_length})")
 
 
 @dataclass
@@ -254,27 +222,21 @@ def progress_bar(total: int, initial: int, desc: str, progress: bool) -> tqdm:
 
 def run_record(prep: Prepared, dataset: Dataset, run: str, opts: ExtractOptions) -> dict:
     """The `runs` row of an extraction (without run_id), status 'incomplete'."""
-    frame = dataset.frame
-    return {
-        "name": run,
-        "status": "incomplete",
-        "source": "extract",
-        "model": prep.loaded.reference,
-        "model_type": prep.loaded.model_type,
-        "data_file": str(dataset.path),
-        "data_sha256": dataset.sha256,
-        "layers": prep.layers,
-        "site": opts.site,
-        "pooling": opts.pooling,
-        "hidden_size": prep.width,
-        "n_sentences": frame.height,
-        "n_languages": frame["language"].n_unique(),
-        "n_labels": frame["label"].n_unique(),
-        "class_names": prep.loaded.class_names,
-        "settings": json.dumps(prep.settings),
-        "created_at": datetime.now(),
-        "toolkit_version": __version__,
-    }
+    return make_run_record(
+        run,
+        "extract",
+        data_file=str(dataset.path),
+        data_sha256=dataset.sha256,
+        layers=prep.layers,
+        hidden_size=prep.width,
+        counts=frame_counts(dataset.frame),
+        settings=prep.settings,
+        site=opts.site,
+        pooling=opts.pooling,
+        model=prep.loaded.reference,
+        model_type=prep.loaded.model_type,
+        class_names=prep.loaded.class_names,
+    )
 
 
 def _check_resume(existing: dict, settings: dict) -> None:

@@ -24,6 +24,11 @@ from tqdm import tqdm
 
 from toolkit import __version__
 from toolkit.capture import hooks
+from toolkit.capture.datasets import read_dataset
+from toolkit.capture.options import (
+    DataSpec,
+    FinetuneOptions,  # noqa: F401 - re-exported for library callers
+)
 from toolkit.errors import UserError
 from toolkit.store.query import json_value
 
@@ -147,6 +152,11 @@ def train_classifier(
     return TrainResult(losses=losses, train_accuracy=float((pred == y).float().mean()), history=history)
 
 
+def linear_head_families() -> str:
+    """The families whose head a linear head can be folded into (`hooks.FAMILIES`), for messages."""
+    return ", ".join(sorted(k for k, f in hooks.FAMILIES.items() if f.head))
+
+
 def fold_linear_head(head: LinearHead) -> nn.Module:
     """The wrapped classifier with its own head set to compute HEAD's linear map (see the module docstring)."""
     model = head.model
@@ -154,9 +164,9 @@ def fold_linear_head(head: LinearHead) -> nn.Module:
     n_labels, hidden = w.shape
     found = hooks.head_modules(model)
     if found is None:
-        supported = ", ".join(sorted(k for k, f in hooks.FAMILIES.items() if f.head))
         raise UserError(
-            f"--head linear is available for {supported}, not {model.config.model_type}; use --head default"
+            f"--head linear is available for {linear_head_families()}, not {model.config.model_type}; "
+            "use --head default"
         )
     dense, proj = found
     with torch.no_grad():
@@ -168,28 +178,6 @@ def fold_linear_head(head: LinearHead) -> nn.Module:
         proj.bias.zero_()
         proj.weight[:, :n_labels] = torch.eye(n_labels) / EPS
     return model
-
-
-@dataclass(frozen=True)
-class FinetuneOptions:
-    """How to fine-tune (paper Section 2.1); checked when made."""
-
-    head: str = "linear"
-    epochs: int = 3
-    lr: float = 2e-5
-    batch_size: int = 16
-    max_length: int = 128
-    seed: int = 0
-    device: str = "auto"
-    allow_unknown: bool = False
-
-    def __post_init__(self) -> None:
-        if self.head not in ("linear", "default"):
-            raise UserError(f"unknown --head {self.head}; use linear or default")
-        if self.epochs < 1 or self.batch_size < 1 or self.max_length < 2:
-            raise UserError("--epochs and --batch-size must be at least 1 and --max-length at least 2")
-        if not self.lr > 0:
-            raise UserError(f"--lr must be positive (got {self.lr})")
 
 
 RECORD = "neurons-finetune.json"
@@ -231,9 +219,9 @@ def finetune(
     names = sorted(set(labels))
     if len(names) < 2:
         raise UserError(f"the training data has a single label ({names[0]}); fine-tuning needs at least two")
-    if o.head == "linear" and config.model_type not in ("xlm-roberta", "roberta", "camembert", "bert"):
+    if o.head == "linear" and not (config.model_type in hooks.FAMILIES and hooks.FAMILIES[config.model_type].head):
         raise UserError(
-            f"--head linear is available for XLM-R, RoBERTa and BERT, not {config.model_type}; use --head default"
+            f"--head linear is available for {linear_head_families()}, not {config.model_type}; use --head default"
         )
     if held_out is not None:
         unknown = sorted(set(held_out["label"].unique().to_list()) - set(names))
@@ -333,3 +321,46 @@ def store_record(wh, checkpoint: str | Path, record: dict) -> int:
             ],
         )
     return finetune_id
+
+
+@dataclass
+class TrainingData:
+    """The sentences to train on, the held-out ones to score after each epoch, and what the record says of them."""
+
+    train: pl.DataFrame
+    held_out: pl.DataFrame | None
+    source: dict
+
+
+def training_data(
+    data: str | Path, spec: DataSpec, train_languages: tuple[str, ...] | None = None, eval_split: str | None = None
+) -> TrainingData:
+    """Read DATA as SPEC says, keep TRAIN_LANGUAGES (all when None), and read EVAL_SPLIT's sentences (every
+    language) as the held-out set, refused when it shares a sentence with the training set."""
+    dataset = read_dataset(data, spec)
+    frame = dataset.frame
+    if train_languages:
+        frame = frame.filter(frame["language"].is_in(list(train_languages)))
+        if not frame.height:
+            raise UserError(
+                f"no sentences in {', '.join(train_languages)} (languages: "
+                f"{', '.join(sorted(dataset.frame['language'].unique().to_list()))})"
+            )
+    held_out = None
+    if eval_split:
+        held_out = read_dataset(data, spec, split_column=spec.split_column or "split", splits=(eval_split,), limit=None)
+        held_out = held_out.frame
+        overlap = held_out.join(frame, on="sentence_id", how="semi").height
+        if overlap:
+            raise UserError(
+                f"--eval-split {eval_split} shares {overlap} sentence(s) with the training sentences; "
+                "choose --split and --eval-split so that they do not overlap"
+            )
+    source = {
+        "data_file": str(dataset.path),
+        "data_sha256": dataset.sha256,
+        **dataset.options,
+        "train_languages": ",".join(train_languages) if train_languages else None,
+        "eval_split": eval_split,
+    }
+    return TrainingData(frame, held_out, source)

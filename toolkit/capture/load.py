@@ -6,14 +6,11 @@ before the warehouse is touched, then written in one transaction.
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from toolkit import __version__
 from toolkit.capture.datasets import (
     file_rows,
     file_sha256,
@@ -27,6 +24,7 @@ from toolkit.capture.datasets import (
 )
 from toolkit.errors import UserError
 from toolkit.store.arrow import insert_run_rows, insert_table, neuron_table
+from toolkit.store.runs import run_record
 from toolkit.store.warehouse import Warehouse, validate_run_name
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -163,28 +161,20 @@ def imported_run(
     settings: dict,
 ) -> dict:
     """The `runs` row of an imported table (complete: an import is one transaction)."""
-    return {
-        "run_id": run_id,
-        "name": run,
-        "status": "complete",
-        "source": "load",
-        "model": None,
-        "model_type": None,
-        "data_file": str(path.resolve()),
-        "data_sha256": digest,
-        "layers": layers,
-        "pooling": pooling,
-        "site": site,
-        "hidden_size": hidden,
-        "n_sentences": n_sentences,
-        "n_languages": n_languages,
-        "n_labels": n_labels,
-        "class_names": None,
-        "settings": json.dumps(settings),
-        "created_at": datetime.now(),
-        "finished_at": datetime.now(),
-        "toolkit_version": __version__,
-    }
+    record = run_record(
+        run,
+        "load",
+        data_file=str(path.resolve()),
+        data_sha256=digest,
+        layers=layers,
+        hidden_size=hidden,
+        counts=(n_sentences, n_languages, n_labels),
+        settings=settings,
+        site=site,
+        pooling=pooling,
+        complete=True,
+    )
+    return {"run_id": run_id, **record}
 
 
 def load_long(

@@ -26,14 +26,16 @@ from tqdm import tqdm
 
 from toolkit import __version__
 from toolkit.capture import hooks
-from toolkit.capture.datasets import Dataset
+from toolkit.capture.datasets import Dataset, read_dataset
 from toolkit.capture.models import LoadedModel, load_model
+from toolkit.capture.options import DataSpec
 from toolkit.capture.tokens import batch_plan, pad, tokenize
+from toolkit.causal.options import AblateOptions  # noqa: F401 - re-exported for library callers
 from toolkit.errors import UserError
 from toolkit.stats.analysis import top_variance_neurons
 from toolkit.store.arrow import insert_table
 from toolkit.store.query import execute_read_only
-from toolkit.store.warehouse import WRITER_LOCK_WAIT, Warehouse
+from toolkit.store.warehouse import WRITER_LOCK_WAIT, Warehouse, migrate
 
 
 @contextmanager
@@ -148,54 +150,22 @@ class AblationResult:
     warnings: list[str]
 
 
-@dataclass(frozen=True)
-class AblateOptions:
-    """What to ablate and how; checked when made, stored whole with the ablation. Exactly one of NEURONS
-    (comma-separated ids), QUERY (read-only SQL returning a neuron column) or TOP_VARIANCE (K) names the
-    target set."""
-
-    layer: int
-    neurons: str | None = None
-    query: str | None = None
-    top_variance: int | None = None
-    mode: str = "zero"
-    mean_scope: str = "language"
-    positions: str = "cls"
-    controls: int = 10
-    seed: int = 0
-    batch_size: int = 32
-    max_length: int | None = None
-    device: str = "auto"
-    data_override: bool = False  # accept data whose sentences differ from the run's
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("zero", "mean") or self.mean_scope not in ("language", "pooled"):
-            raise UserError("--mode is zero or mean, --mean-scope language or pooled")
-        if self.positions not in ("cls", "all"):
-            raise UserError("--positions is cls or all")
-        if self.controls < 0:
-            raise UserError("--controls must be at least 0")
-        if self.batch_size < 1:
-            raise UserError("--batch-size must be at least 1")
-        if sum(x is not None for x in (self.neurons, self.query, self.top_variance)) != 1:
-            raise UserError("name the target set with exactly one of --neurons, --query or --top-variance")
-        if self.top_variance is not None and self.top_variance < 1:
-            raise UserError("--top-variance must be at least 1")
-
-
-def run_inputs(db, run: str, model: str | None, data) -> tuple[str, object, dict]:
-    """(model, data file, the options the run read it with): the given ones, else the run's own. Ablation
-    writes to the warehouse, so an older one is migrated here first (like every writing command)."""
+def run_inputs(db, run: str, model: str | None, data, spec: DataSpec) -> tuple[str, Dataset]:
+    """MODEL and the data to ablate: the given ones, else the run's own model and data file. The run's own data
+    is read as the run read it: its columns (unless SPEC names other columns) and its splits (unless SPEC names
+    splits or a limit). Ablation writes to the warehouse, so an older one is migrated here first."""
     with Warehouse(db, create=False) as wh:
-        wh.run_id(run)
-        row = wh.run_row(run)
-    settings = json.loads(row["settings"])
+        row = wh.run(run).row
     if model is None:
         if not row["model"]:
             raise UserError(f"run '{run}' was imported (neurons load), so it names no model; pass MODEL")
         model = row["model"]
-    read = settings if data is None else {}
-    return model, (data if data is not None else row["data_file"]), read
+    if data is not None:
+        return model, read_dataset(data, spec)
+    stored = DataSpec.from_stored(json.loads(row["settings"]))
+    columns = {c: getattr(stored if spec.default_columns() else spec, c) for c in DataSpec.COLUMNS}
+    splits = spec.splits or (stored.splits if not spec.limit else None)
+    return model, read_dataset(row["data_file"], DataSpec(**columns, splits=splits, limit=spec.limit))
 
 
 def check_sentences(wh: Warehouse, run: str, dataset: Dataset) -> None:
@@ -235,133 +205,165 @@ def rank_in_words(summary: pl.DataFrame) -> str:
     return "; ".join(parts) + "."
 
 
-def ablate(db, model: str, dataset: Dataset, run: str, options: AblateOptions, progress: bool = True) -> AblationResult:
-    """Ablate a neuron set of RUN's layer inside MODEL, re-predict DATASET, store and score every set."""
-    o = options
-    layer, mode, mean_scope, positions, controls, seed = o.layer, o.mode, o.mean_scope, o.positions, o.controls, o.seed
-    warnings: list[str] = []
-    Warehouse(db, create=False).close()  # a writing command: migrate an older warehouse first (library callers too)
-    with Warehouse(db, read_only=True) as wh:  # user SQL (--query) runs in its sandbox; no lock held
-        wh.run_id(run)
-        meta = wh.run_row(run)
-        if meta.get("site") == "ffn":
-            raise UserError(
-                f"run '{run}' holds feed-forward activations (--site ffn); ablation works on the hidden "
-                "states: ablate a run extracted with --site residual"
-            )
-        if not o.data_override:
-            check_sentences(wh, run, dataset)
-        if layer not in meta["layers"]:
-            raise UserError(
-                f"run '{run}' has no layer {layer} (stored: {', '.join(map(str, meta['layers']))}); "
-                "ablate a layer the run holds"
-            )
-        loaded = load_model(model, o.device)
-        if loaded.class_names is None:
-            raise UserError(f"model {model} has no classification head; ablation needs a sequence classifier")
-        if not 0 <= layer <= loaded.n_layers:
-            raise UserError(f"layer {layer} is out of range for this model (0..{loaded.n_layers})")
-        if meta["hidden_size"] != loaded.hidden_size:
-            raise UserError(
-                f"run '{run}' has {meta['hidden_size']} neurons per layer but the model has "
-                f"{loaded.hidden_size}; use the run extracted from this model"
-            )
-        if meta["model"] and meta["model"] != loaded.reference:
-            warnings.append(
-                f"run '{run}' was extracted from {meta['model']}, not {loaded.reference}: "
-                "its neurons and means may not describe this model"
-            )
-        unknown = sorted(set(dataset.frame["label"].unique().to_list()) - set(loaded.class_names))
-        if unknown:
-            raise UserError(
-                f"label(s) {', '.join(unknown)} in {dataset.path.name} are unknown to the model "
-                f"(its id2label: {', '.join(loaded.class_names)}); relabel the data or filter it"
-            )
-        target, selection = choose_neurons(wh, run, layer, loaded.hidden_size, o.neurons, o.query, o.top_variance)
-        sets = [("baseline", []), ("target", target)] + [
-            ("control", c) for c in control_sets(target, loaded.hidden_size, controls, seed)
-        ]
-        means = None
-        if mode == "mean":
-            table = wh.sql(
-                "select language, neuron, mean from activation_means where run = ? and layer = ? "
-                "order by language nulls first, neuron",
-                [run, layer],
-            )
-            languages = set(dataset.frame["language"].unique().to_list())
-            stored = set(table["language"].drop_nulls().to_list())
-            if mean_scope == "language" and not languages <= stored:
-                raise UserError(
-                    f"language(s) {', '.join(sorted(languages - stored))} have no stored means in run "
-                    f"'{run}'; use --mean-scope pooled"
-                )
-            if table.filter(pl.col("language").is_null()).height != loaded.hidden_size:
-                raise UserError(
-                    f"run '{run}' does not store all {loaded.hidden_size} neurons of layer {layer}; "
-                    "mean ablation needs every neuron's mean (use --mode zero)"
-                )
-            by_language = {
-                k[0]: torch.tensor(g.sort("neuron")["mean"].to_numpy(), dtype=torch.float32)
-                for k, g in table.group_by("language")
-            }
-            means = {lang: (by_language[lang] if mean_scope == "language" else by_language[None]) for lang in languages}
+@dataclass
+class Plan:
+    """What an ablation runs, checked against the run and the model before any forward pass."""
 
-    prep = prepare(loaded, dataset, o.batch_size, o.max_length)
-    module = hooks.hidden_state_module(loaded.model, loaded.n_layers, layer)
-    bar = tqdm(total=len(sets) * dataset.n_sentences, unit="sent", desc="ablate", disable=not progress, file=sys.stderr)
-    predictions = []
-    for _, chosen in sets:
-        chosen_means = {lang: m[chosen] for lang, m in means.items()} if means is not None else None
-        predictions.append(predict(loaded, prep, module, chosen, positions, chosen_means, bar))
-    bar.close()
-    names = np.asarray(loaded.class_names, dtype=object)
-    frame = dataset.frame
+    loaded: LoadedModel
+    selection: str  # how the target set was chosen
+    sets: list[tuple[str, list[int]]]  # (kind, neurons): baseline, target, controls
+    means: dict[str, torch.Tensor] | None  # per language of the data, every neuron's mean (mode mean)
+    warnings: list[str]
+
+
+def _check_model(run: str, meta: dict, loaded: LoadedModel, dataset: Dataset, layer: int, model: str) -> list[str]:
+    """Refuse a model that cannot be ablated with RUN's neurons; the warnings worth a line."""
+    if loaded.class_names is None:
+        raise UserError(f"model {model} has no classification head; ablation needs a sequence classifier")
+    if not 0 <= layer <= loaded.n_layers:
+        raise UserError(f"layer {layer} is out of range for this model (0..{loaded.n_layers})")
+    if meta["hidden_size"] != loaded.hidden_size:
+        raise UserError(
+            f"run '{run}' has {meta['hidden_size']} neurons per layer but the model has "
+            f"{loaded.hidden_size}; use the run extracted from this model"
+        )
+    unknown = sorted(set(dataset.frame["label"].unique().to_list()) - set(loaded.class_names))
+    if unknown:
+        raise UserError(
+            f"label(s) {', '.join(unknown)} in {dataset.path.name} are unknown to the model "
+            f"(its id2label: {', '.join(loaded.class_names)}); relabel the data or filter it"
+        )
+    if meta["model"] and meta["model"] != loaded.reference:
+        return [
+            f"run '{run}' was extracted from {meta['model']}, not {loaded.reference}: "
+            "its neurons and means may not describe this model"
+        ]
+    return []
+
+
+def _means(wh: Warehouse, run: str, layer: int, dataset: Dataset, hidden: int, scope: str) -> dict[str, torch.Tensor]:
+    """Every neuron's stored mean for each language of DATASET: its own language's, or the pooled one."""
+    table = wh.sql(
+        "select language, neuron, mean from activation_means where run = ? and layer = ? "
+        "order by language nulls first, neuron",
+        [run, layer],
+    )
+    languages = set(dataset.frame["language"].unique().to_list())
+    stored = set(table["language"].drop_nulls().to_list())
+    if scope == "language" and not languages <= stored:
+        raise UserError(
+            f"language(s) {', '.join(sorted(languages - stored))} have no stored means in run "
+            f"'{run}'; use --mean-scope pooled"
+        )
+    if table.filter(pl.col("language").is_null()).height != hidden:
+        raise UserError(
+            f"run '{run}' does not store all {hidden} neurons of layer {layer}; "
+            "mean ablation needs every neuron's mean (use --mode zero)"
+        )
+    by_language = {
+        k[0]: torch.tensor(g.sort("neuron")["mean"].to_numpy(), dtype=torch.float32)
+        for k, g in table.group_by("language")
+    }
+    return {lang: (by_language[lang] if scope == "language" else by_language[None]) for lang in languages}
+
+
+def plan(wh: Warehouse, model: str, dataset: Dataset, run: str, o: AblateOptions) -> Plan:
+    """Check RUN, DATASET and MODEL against each other and choose the target and control sets (user SQL runs in
+    the read-only warehouse's sandbox)."""
+    meta = wh.run(run).row
+    if meta.get("site") == "ffn":
+        raise UserError(
+            f"run '{run}' holds feed-forward activations (--site ffn); ablation works on the hidden "
+            "states: ablate a run extracted with --site residual"
+        )
+    if not o.data_override:
+        check_sentences(wh, run, dataset)
+    if o.layer not in meta["layers"]:
+        raise UserError(
+            f"run '{run}' has no layer {o.layer} (stored: {', '.join(map(str, meta['layers']))}); "
+            "ablate a layer the run holds"
+        )
+    loaded = load_model(model, o.device)
+    warnings = _check_model(run, meta, loaded, dataset, o.layer, model)
+    target, selection = choose_neurons(wh, run, o.layer, loaded.hidden_size, o.neurons, o.query, o.top_variance)
+    sets = [("baseline", []), ("target", target)] + [
+        ("control", c) for c in control_sets(target, loaded.hidden_size, o.controls, o.seed)
+    ]
+    means = _means(wh, run, o.layer, dataset, loaded.hidden_size, o.mean_scope) if o.mode == "mean" else None
+    return Plan(loaded, selection, sets, means, warnings)
+
+
+def _store(wh: Warehouse, run: str, dataset: Dataset, o: AblateOptions, p: Plan, predictions: list[np.ndarray]) -> int:
+    """The ablation, its sets and every prediction, in one transaction; returns the ablation's id."""
+    loaded, frame, sets = p.loaded, dataset.frame, p.sets
+    mean_scope = o.mean_scope if o.mode == "mean" else None
     settings = {
         "model": loaded.reference,
         "data_file": str(dataset.path),
         **dataset.options,
         **asdict(o),
-        "mean_scope": mean_scope if mode == "mean" else None,
-        "selection": selection,
+        "mean_scope": mean_scope,
+        "selection": p.selection,
     }
+    names = np.asarray(loaded.class_names, dtype=object)
+    run_id = wh.run_id(run)
+    with wh.transaction() as con:
+        ablation_id = int(wh.scalar("select coalesce(max(ablation_id), 0) + 1 from ablations"))
+        con.execute(
+            "insert into ablations values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                ablation_id,
+                run_id,
+                loaded.reference,
+                str(dataset.path),
+                o.layer,
+                o.mode,
+                mean_scope,
+                o.positions,
+                p.selection,
+                o.controls,
+                o.seed,
+                frame.height,
+                json.dumps(settings),
+                datetime.now(),
+                __version__,
+            ],
+        )
+        con.executemany(
+            "insert into ablation_sets values (?, ?, ?, ?)",
+            [[ablation_id, i, kind, chosen] for i, (kind, chosen) in enumerate(sets)],
+        )
+        rows = pa.table(
+            {
+                "set_index": np.repeat(np.arange(len(sets), dtype=np.int32), frame.height),
+                "sentence_id": np.tile(frame["sentence_id"].to_numpy(), len(sets)),
+                "language": np.tile(frame["language"].to_numpy(), len(sets)),
+                "gold": np.tile(frame["label"].to_numpy(), len(sets)),
+                "predicted": names[np.concatenate(predictions)].astype(str),
+            }
+        )
+        insert_table(con, "ablation_predictions", rows, "ablation_id", ablation_id)
+    return ablation_id
+
+
+def ablate(db, model: str, dataset: Dataset, run: str, options: AblateOptions, progress: bool = True) -> AblationResult:
+    """Ablate a neuron set of RUN's layer inside MODEL, re-predict DATASET, store and score every set. The
+    warehouse is read (read-only) to plan, not held while the model runs, and written once at the end."""
+    o = options
+    migrate(db)  # a writing command: migrate an older warehouse first (library callers too)
+    with Warehouse(db, read_only=True) as wh:
+        p = plan(wh, model, dataset, run, o)
+    prep = prepare(p.loaded, dataset, o.batch_size, o.max_length)
+    module = hooks.hidden_state_module(p.loaded.model, p.loaded.n_layers, o.layer)
+    total = len(p.sets) * dataset.n_sentences
+    bar = tqdm(total=total, unit="sent", desc="ablate", disable=not progress, file=sys.stderr)
+    predictions = []
+    for _, chosen in p.sets:
+        chosen_means = {lang: m[chosen] for lang, m in p.means.items()} if p.means is not None else None
+        predictions.append(predict(p.loaded, prep, module, chosen, o.positions, chosen_means, bar))
+    bar.close()
     with Warehouse(db, create=False, lock_wait=WRITER_LOCK_WAIT) as wh:
-        run_id = wh.run_id(run)
-        with wh.transaction() as con:
-            ablation_id = int(wh.scalar("select coalesce(max(ablation_id), 0) + 1 from ablations"))
-            con.execute(
-                "insert into ablations values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    ablation_id,
-                    run_id,
-                    loaded.reference,
-                    str(dataset.path),
-                    layer,
-                    mode,
-                    mean_scope if mode == "mean" else None,
-                    positions,
-                    selection,
-                    controls,
-                    seed,
-                    frame.height,
-                    json.dumps(settings),
-                    datetime.now(),
-                    __version__,
-                ],
-            )
-            con.executemany(
-                "insert into ablation_sets values (?, ?, ?, ?)",
-                [[ablation_id, i, kind, chosen] for i, (kind, chosen) in enumerate(sets)],
-            )
-            rows = pa.table(
-                {
-                    "set_index": np.repeat(np.arange(len(sets), dtype=np.int32), frame.height),
-                    "sentence_id": np.tile(frame["sentence_id"].to_numpy(), len(sets)),
-                    "language": np.tile(frame["language"].to_numpy(), len(sets)),
-                    "gold": np.tile(frame["label"].to_numpy(), len(sets)),
-                    "predicted": names[np.concatenate(predictions)].astype(str),
-                }
-            )
-            insert_table(con, "ablation_predictions", rows, "ablation_id", ablation_id)
+        ablation_id = _store(wh, run, dataset, o, p, predictions)
         summary = wh.sql("select * from ablation_summary where ablation_id = ? order by language", [ablation_id])
         recall = wh.sql("select * from ablation_recall where ablation_id = ? order by language, label", [ablation_id])
-    return AblationResult(ablation_id, summary, recall, warnings)
+    return AblationResult(ablation_id, summary, recall, p.warnings)

@@ -8,7 +8,6 @@ from pathlib import Path
 import polars as pl
 
 from toolkit.errors import UserError
-from toolkit.stats.analysis import default_layer
 from toolkit.store.catalog import literal
 from toolkit.store.output import atomic_file
 from toolkit.store.query import NULL_MARK, execute_read_only, flatten_nested, nan_to_null, render, run_query
@@ -135,9 +134,9 @@ def export_query(db, what: str, run: str | None = None, layer: int | None = None
     if IDENTIFIER.match(what):
         if run is not None:
             with Warehouse(db, read_only=True) as wh:
-                wh.run_id(run)  # an unknown or incomplete run is an error, not an empty table
+                found = wh.run(run)  # an unknown or incomplete run is an error, not an empty table
                 if layer is None and "layer" in execute_read_only(wh.con, f"select * from {what} limit 0").columns:
-                    layer = default_layer([int(x) for x in wh.run_row(run)["layers"]])
+                    layer = found.default_layer
         conds = [f"{c} = {literal(v)}" for c, v in (("run", run), ("layer", layer)) if v is not None]
         where = " where " + " and ".join(conds) if conds else ""
         return run_query(db, f"select * from {what}{where} order by all")

@@ -10,6 +10,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 
 import altair as alt
@@ -120,7 +121,7 @@ def _figures(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bo
             build(wh, "agreement", o),
         )
     )
-    if len(wh.run_row(run)["layers"]) > 1:
+    if len(wh.run(run).layers) > 1:
         figs.append(Figure("layers", "Across layers (the layer sweep)", "summarize_layers", build(wh, "layers", o)))
     for ablation_id in _ablations(wh, run):
         figs.append(
@@ -281,7 +282,7 @@ def _tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: boo
                 per_layer=False,
             )
         )
-    if len(wh.run_row(run)["layers"]) > 1:
+    if len(wh.run(run).layers) > 1:
         from toolkit.stats.analysis import layer_sweep
 
         tables.append(Table("layers", "The layer sweep", "summarize_layers", layer_sweep(wh, run, threshold, absolute)))
@@ -320,181 +321,9 @@ def _json_for_script(obj) -> str:
     return json.dumps(json_value(obj), ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
 
 
-EXPLORER_HTML = """
-<section id='explorer'><h2>Neuron explorer</h2>
-<p>Every neuron of this layer: its mean z per label and language, its class per label, its between-label variance
-rank, its significance and the sentences that activate it most and least in each language. Type a neuron
-number, or pick one of the top-variance neurons. The page address (<code>index.html#neuron=LAYER:NEURON</code>)
-opens a card, so a card can be linked from a paper. The same card in a terminal:
-<code>neurons neuron N --run RUN --layer LAYER</code>.</p>
-<p><input id='neuron-search' type='search' placeholder='neuron, e.g. 12' aria-label='neuron'>
-<span id='quick'></span></p>
-<div id='neuron-card'></div>
-</section>
-"""
-
-EXPLORER_JS = """
-(function () {
-  var ex = JSON.parse(document.getElementById('explorer-data').textContent);
-  var card = document.getElementById('neuron-card');
-  var search = document.getElementById('neuron-search');
-  function el(tag, text, cls) {
-    var e = document.createElement(tag);
-    if (text !== undefined && text !== null) e.textContent = String(text);
-    if (cls) e.className = cls;
-    return e;
-  }
-  function num(v, d) { return (v === null || v === undefined) ? '--' : Number(v).toFixed(d); }
-  function shade(z) {  // diverging: blue below 0, white at 0, red above, saturating at |z| = 1
-    if (z === null) return '#ffffff';
-    var t = Math.min(Math.abs(z), 1), c = Math.round(255 * (1 - 0.75 * t));
-    return z >= 0 ? 'rgb(255,' + c + ',' + c + ')' : 'rgb(' + c + ',' + c + ',255)';
-  }
-  function table(head, rows) {
-    var t = el('table'), h = el('tr');
-    head.forEach(function (x) { h.appendChild(el('th', x)); });
-    var th = el('thead'); th.appendChild(h); t.appendChild(th);
-    var tb = el('tbody'); rows.forEach(function (r) { tb.appendChild(r); }); t.appendChild(tb);
-    return t;
-  }
-  function show(n) {
-    card.innerHTML = '';
-    var d = ex.neurons[String(n)];
-    card.dataset.neuron = String(n);
-    if (!d) { card.appendChild(el('p', 'Layer ' + ex.layer + ' has no neuron ' + n + '.')); return; }
-    card.appendChild(el('h3', 'Neuron ' + n + ' (layer ' + ex.layer + ', run ' + ex.run + ')'));
-    var s = d.significance, facts = 'between-label variance ' + num(d.variance, 4) + ', rank ' + d.rank + ' of ' + ex.n_neurons;
-    if (s) facts += '; q ' + num(s.q_value, 4) + ', eta squared ' + num(s.eta_squared, 4) + (s.sensitive ? ', label-sensitive' : ', not label-sensitive');
-    card.appendChild(el('p', facts, 'facts'));
-    var langs = [], labels = [], z = {};
-    d.profile.forEach(function (r) {
-      if (labels.indexOf(r[0]) < 0) labels.push(r[0]);
-      if (langs.indexOf(r[1]) < 0) langs.push(r[1]);
-      z[r[0] + '|' + r[1]] = r[2];
-    });
-    langs.sort(); labels.sort();
-    var cls = {}; d.classes.forEach(function (r) { cls[r[0]] = r[1] + (r[2] ? ' (' + r[2] + ')' : ''); });
-    card.appendChild(el('p', 'Mean z per label and language, and the neuron\u2019s class for the label:'));
-    card.appendChild(table(['label'].concat(langs, ['class']), labels.map(function (l) {
-      var tr = el('tr'); tr.appendChild(el('td', l));
-      langs.forEach(function (g) {
-        var v = z[l + '|' + g], td = el('td', num(v === undefined ? null : v, 2), 'cell');
-        td.style.background = shade(v === undefined ? null : v); tr.appendChild(td);
-      });
-      tr.appendChild(el('td', cls[l] || '')); return tr;
-    })));
-    if (d.ablations.length) {
-      card.appendChild(el('p', 'Ablations whose target set holds this neuron (change in macro-F1; rank 1 = the largest drop):'));
-      card.appendChild(table(['ablation', 'mode', 'target size', 'language', 'change in macro-F1', 'rank'], d.ablations.map(function (a) {
-        var tr = el('tr');
-        [a.ablation_id, a.mode + ' at ' + a.positions, a.target_size, a.language, num(a.delta_macro_f1, 3),
-         a.target_rank + ' of ' + (a.n_controls + 1)].forEach(function (v) { tr.appendChild(el('td', v)); });
-        return tr;
-      })));
-    }
-    card.appendChild(el('p', 'Sentences that activate it most (rank 1, 2, ...) and least (rank -1, -2, ...) per language:'));
-    var st = table(['language', 'rank', 'label', 'activation', 'sentence'], d.sentences.map(function (r) {
-      var tr = el('tr');
-      [r[0], r[1], r[3], num(r[4], 3)].forEach(function (v) { tr.appendChild(el('td', v)); });
-      tr.appendChild(el('td', ex.texts[String(r[2])], 'text')); return tr;
-    }));
-    st.className = 'sentences'; card.appendChild(st);
-  }
-  function fromHash() {
-    var m = location.hash.match(/neuron=(?:(\\d+):)?(\\d+)/);
-    if (!m) return;
-    if (m[1] !== undefined && Number(m[1]) !== ex.layer) {
-      card.innerHTML = ''; card.appendChild(el('p', 'This report covers layer ' + ex.layer + ', not layer ' + m[1] + '.'));
-      return;
-    }
-    show(Number(m[2])); search.value = m[2];
-    document.getElementById('explorer').scrollIntoView();
-  }
-  function go() {
-    var m = String(search.value).trim().match(/^(?:(\\d+):)?(\\d+)$/);
-    if (m) location.hash = 'neuron=' + ex.layer + ':' + m[2];
-  }
-  search.addEventListener('change', go);
-  search.addEventListener('keydown', function (e) { if (e.key === 'Enter') go(); });
-  var quick = document.getElementById('quick');
-  quick.appendChild(document.createTextNode('top variance: '));
-  Object.keys(ex.neurons).sort(function (a, b) { return ex.neurons[a].rank - ex.neurons[b].rank; }).slice(0, 10)
-    .forEach(function (n) { var a = el('a', n); a.href = '#neuron=' + ex.layer + ':' + n; quick.appendChild(a); });
-  window.addEventListener('hashchange', fromHash);
-  fromHash();
-})();
-"""
-
-PAGE_JS = """
-(function () {
-  var errors = document.getElementById('errors');
-  function report(msg) {
-    var li = document.createElement('li'); li.textContent = String(msg); errors.appendChild(li);
-    errors.parentNode.hidden = false; document.body.dataset.failed = String(errors.children.length);
-  }
-  window.addEventListener('error', function (e) { report(e.message); });
-  var consoleError = console.error;
-  console.error = function () { report(Array.prototype.join.call(arguments, ' ')); consoleError.apply(console, arguments); };
-  window.addEventListener('unhandledrejection', function (e) { report(e.reason); });
-  var specs = JSON.parse(document.getElementById('specs').textContent);
-  function visible(node) {
-    for (var n = node; n && n.nodeType === 1; n = n.parentNode) {
-      var st = getComputedStyle(n);
-      if (st.display === 'none' || st.visibility === 'hidden' || Number(st.opacity) === 0) return false;
-    }
-    return true;
-  }
-  function overlaps(key) {  // text marks whose boxes intersect: listed in data-overlaps (should stay empty)
-    var boxes = [];
-    document.querySelectorAll('#chart-' + key + ' svg text').forEach(function (t) {
-      if (!t.textContent.trim() || !visible(t)) return;
-      var r = t.getBoundingClientRect();
-      if (r.width > 0 && r.height > 0) boxes.push([r, t.textContent]);
-    });
-    var found = [];
-    for (var i = 0; i < boxes.length; i++) for (var j = i + 1; j < boxes.length; j++) {
-      var a = boxes[i][0], b = boxes[j][0];
-      var w = Math.min(a.right, b.right) - Math.max(a.left, b.left), h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
-      if (w > 1 && h > 1) found.push(key + ': ' + boxes[i][1] + ' / ' + boxes[j][1]);
-    }
-    if (found.length) document.body.dataset.overlaps = (document.body.dataset.overlaps ? document.body.dataset.overlaps + ' | ' : '') + found.join(' | ');
-  }
-  var done = 0;
-  Object.keys(specs).forEach(function (key) {
-    vegaEmbed('#chart-' + key, specs[key], {renderer: 'svg', actions: false})
-      .then(function () {
-        overlaps(key); done += 1; document.body.dataset.rendered = String(done);
-        var target = /neuron=/.test(location.hash) && document.getElementById('explorer');
-        if (target && done === Object.keys(specs).length) target.scrollIntoView();  // charts above moved it
-      })
-      .catch(function (err) { report(key + ': ' + err); });
-  });
-})();
-"""
-
-CSS = """
-body { font-family: 'Liberation Sans', Helvetica, Arial, sans-serif; max-width: 1240px; margin: 2em auto; padding: 0 1.5em;
-       color: #222; font-size: 15px; line-height: 1.45; }
-h1 { font-weight: normal; } h2 { font-weight: normal; border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
-h3 { margin-top: 1.6em; }
-table { border-collapse: collapse; margin: .5em 0 1em; font-size: 14px; }
-th, td { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; } td.flag { color: #b00; font-weight: bold; }
-thead th { border-bottom: 2px solid #999; }
-.chart { overflow-x: auto; max-width: 100%; }
-.definition { color: #555; font-size: 13px; background: #f7f7f7; padding: .5em .8em; border-left: 3px solid #bbb; }
-.files { font-size: 13px; color: #555; } code { font-size: 13px; }
-.caveats { background: #fff8e6; border-left: 4px solid #e0a800; padding: .2em 1em .5em; }
-.caveats h2 { border: none; margin-top: .6em; }
-nav#toc ul { margin: .2em 0; } nav#toc > ul > li { margin: .15em 0; } nav#toc ul ul { font-size: 13px; columns: 2; }
-details summary { cursor: pointer; color: #3366aa; margin: .3em 0; }
-#neuron-search { font-size: 15px; padding: 4px 8px; width: 16em; }
-#quick a { margin-right: .6em; }
-#neuron-card { margin-top: 1em; }
-#neuron-card .cell { text-align: right; font-variant-numeric: tabular-nums; min-width: 3.5em; }
-#neuron-card .sentences td.text { max-width: 60em; }
-#problems { color: #a00; }
-"""
+def template(name: str) -> str:
+    """A file of the report's page (its CSS, scripts and the explorer's markup), kept beside this module."""
+    return (resources.files("toolkit.figures") / "templates" / name).read_text(encoding="utf-8")
 
 
 def build_report(
@@ -504,7 +333,7 @@ def build_report(
     final = check_writable_dir(out)
     with Warehouse(db, read_only=True) as wh:
         rl = resolve(wh, run, layer)
-        meta = wh.run_row(run)
+        meta = dict(wh.run(run).row)
         lake = wh.sql("select lake, version, n_shards from lake_runs where run_id = ?", [meta["run_id"]])
         if lake.height:  # where an attached run's activations are read from
             row = lake.row(0, named=True)
@@ -624,7 +453,7 @@ def _write(
             f"{definition(f.view)}<p class='files'><a href='figures/{f.key}.png'>PNG</a> · "
             f"<a href='figures/{f.key}.svg'>SVG</a></p>"
         )
-    parts.append(EXPLORER_HTML)
+    parts.append(template("explorer.html"))
     parts.append("<h2 id='tables'>Tables</h2>")
     parts += [table_block(t) for t in rest]
     parts.append(
@@ -635,12 +464,12 @@ def _write(
     specs = {f.key: f.chart.to_dict() for f in figures}
     page = (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>neurons report: {html.escape(run)}, layer {rl.layer}</title><style>{CSS}</style>"
+        f"<title>neurons report: {html.escape(run)}, layer {rl.layer}</title><style>{template('report.css')}</style>"
         f"<script>{vl_convert.javascript_bundle()}</script></head><body data-charts='{len(figures)}' data-rendered='0'>"
         + "\n".join(parts)
         + f"<script type='application/json' id='specs'>{_json_for_script(specs)}</script>"
         + f"<script type='application/json' id='explorer-data'>{_json_for_script(explorer)}</script>"
-        + f"<script>{PAGE_JS}</script><script>{EXPLORER_JS}</script></body></html>"
+        + f"<script>{template('page.js')}</script><script>{template('explorer.js')}</script></body></html>"
     )
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")

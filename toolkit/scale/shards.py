@@ -39,6 +39,8 @@ from toolkit.errors import UserError
 from toolkit.scale.lake import Lake, app_id, constant
 from toolkit.scale.lake import record as lake_record
 from toolkit.store.catalog import view_query
+from toolkit.store.runs import frame_counts
+from toolkit.store.runs import run_record as make_run_record
 from toolkit.store.warehouse import validate_run_name
 
 
@@ -292,27 +294,17 @@ def write_arrays(
         pl.col("sentence_id").cast(pl.Int64),
         *(pl.lit(None, pl.String).alias(c) for c in ("source_id", "split") if c not in frame.columns),
     )
-    record = {
-        "run": run,
-        "source": "arrays",
-        "model": None,
-        "model_type": None,
-        "data_file": "",
-        "data_sha256": "",
-        "layers": layers,
-        "site": "residual",
-        "pooling": None,
-        "hidden_size": values.shape[2],
-        "n_sentences": frame.height,
-        "n_languages": frame["language"].n_unique(),
-        "n_labels": frame["label"].n_unique(),
-        "class_names": None,
-        "settings": json.dumps({"layers": layers, "chunk_size": chunk_size}),
-        "created_at": datetime.now(),
-        "toolkit_version": "",
-        "n_shards": 1,
-        "shard": 0,
-    }
+    made = make_run_record(
+        run,
+        "arrays",
+        data_file="",
+        data_sha256="",
+        layers=layers,
+        hidden_size=values.shape[2],
+        counts=frame_counts(frame),
+        settings={"layers": layers, "chunk_size": chunk_size},
+    )
+    record = {"run": run, **{k: v for k, v in made.items() if k not in ("name", "status")}, "n_shards": 1, "shard": 0}
     lake.append("runs", lake_record("runs", record), app, 1)
     lengths = np.zeros(frame.height, dtype=np.int32)
     writer = uuid.uuid4().hex

@@ -11,14 +11,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from toolkit.defaults import CLASSES, THRESHOLD
-from toolkit.errors import UserError
+from toolkit.store.runs import default_layer  # noqa: F401 - re-exported for library callers
 from toolkit.store.warehouse import Warehouse
-
-
-def default_layer(layers: list[int]) -> int:
-    """The paper's choice, the penultimate layer, when the run holds it: max - 1 if stored, else max."""
-    top = max(layers)
-    return top - 1 if top - 1 in layers and len(layers) > 1 else top
 
 
 @dataclass
@@ -29,13 +23,7 @@ class RunLayer:
 
 def resolve(wh: Warehouse, run: str, layer: int | None) -> RunLayer:
     """Check RUN is complete and LAYER is stored in it (default: the penultimate stored layer)."""
-    wh.run_id(run)
-    layers = [int(x) for x in wh.run_row(run)["layers"]]
-    if layer is None:
-        return RunLayer(run, default_layer(layers))
-    if layer not in layers:
-        raise UserError(f"run '{run}' has no layer {layer} (stored: {', '.join(map(str, layers))}); pick one of those")
-    return RunLayer(run, layer)
+    return RunLayer(run, wh.run(run).layer(layer))
 
 
 def top_variance_neurons(wh: Warehouse, run: str, layer: int, k: int) -> pl.DataFrame:

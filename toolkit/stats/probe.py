@@ -27,33 +27,12 @@ import polars as pl
 from toolkit import __version__
 from toolkit.errors import UserError
 from toolkit.stats.analysis import resolve
+from toolkit.stats.options import ProbeOptions  # noqa: F401 - re-exported for library callers
 from toolkit.store.arrow import insert_table
 from toolkit.store.evaluation import score
 from toolkit.store.warehouse import Warehouse
 
 HELD_OUT = 0.2
-
-
-@dataclass(frozen=True)
-class ProbeOptions:
-    """How to probe one run and layer; checked when made, stored whole with the results."""
-
-    train_languages: tuple[str, ...] | None = None  # default: every language of the run
-    test_languages: tuple[str, ...] | None = None  # default: every language of the run
-    l1: float = 1e-3
-    l2: float = 1e-3
-    top: tuple[int, ...] = (10, 50, 100)
-    controls: int = 10
-    seed: int = 0
-    max_iter: int = 300
-
-    def __post_init__(self) -> None:
-        if self.l1 < 0 or self.l2 < 0 or self.l1 + self.l2 <= 0:
-            raise UserError("--l1 and --l2 must not be negative, and not both 0")
-        if any(k < 1 for k in self.top):
-            raise UserError("--top values must be at least 1")
-        if self.controls < 0 or self.max_iter < 1:
-            raise UserError("--controls must be at least 0")
 
 
 @dataclass

@@ -21,9 +21,10 @@ import polars as pl
 from scipy import stats
 
 from toolkit import __version__
-from toolkit.defaults import ALPHA, BOOTSTRAPS, MIN_EFFECT, PERMUTATIONS, TESTED_CLASSES, THRESHOLD
+from toolkit.defaults import TESTED_CLASSES
 from toolkit.errors import UserError
 from toolkit.stats.analysis import resolve
+from toolkit.stats.options import SignificanceOptions  # noqa: F401 - re-exported for library callers
 from toolkit.store.arrow import insert_table
 from toolkit.store.warehouse import Warehouse
 
@@ -220,29 +221,6 @@ def _check_observed(
     sql_var = wh.between_label_variance(run, layer).sort("neuron")["variance"].to_numpy()
     if not np.allclose(sql_var, variance, rtol=1e-6, atol=1e-9):
         raise RuntimeError("permutation engine disagrees with between_label_variance")
-
-
-@dataclass(frozen=True)
-class SignificanceOptions:
-    """How to test one run and layer; checked when made, stored whole with the results."""
-
-    permutations: int = PERMUTATIONS
-    bootstraps: int = BOOTSTRAPS
-    seed: int = 0
-    threshold: float = THRESHOLD
-    absolute: bool = False
-    alpha: float = ALPHA
-    min_effect: float = MIN_EFFECT
-
-    def __post_init__(self) -> None:
-        if self.permutations < 1 or self.bootstraps < 0:
-            raise UserError("--permutations must be at least 1 and --bootstraps at least 0")
-        if not 0 < self.alpha < 1:
-            raise UserError(f"--alpha must be strictly between 0 and 1 (got {self.alpha})")
-        if not 0 <= self.min_effect < 1:
-            raise UserError(f"--min-effect must be in [0, 1) (got {self.min_effect})")
-        if not np.isfinite(self.threshold):
-            raise UserError(f"--threshold must be a finite number (got {self.threshold})")
 
 
 def significance(

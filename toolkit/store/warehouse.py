@@ -23,6 +23,7 @@ from toolkit.defaults import THRESHOLD
 from toolkit.errors import UserError, first_line
 from toolkit.store import catalog
 from toolkit.store.catalog import quote
+from toolkit.store.runs import Run
 
 DEFAULT_DB = Path("warehouse") / "activations.duckdb"
 
@@ -162,6 +163,7 @@ class Warehouse:
         another application is never written."""
         self.path = Path(path) if path is not None else default_db()
         self.read_only = read_only
+        self._runs: dict[str, Run] = {}
         check_db_path(self.path, create and not read_only)
         if not read_only and not self.path.exists():
             try:
@@ -327,6 +329,23 @@ class Warehouse:
 
     # -- runs ---------------------------------------------------------------------------------------
 
+    def run(self, name: str, complete: bool = True) -> Run:
+        """Run NAME (a clear error when it is missing, or unfinished while COMPLETE is asked for). A read-only
+        warehouse fetches each run once."""
+        found = self._runs.get(name)
+        if found is None:
+            df = self.sql("select * from runs where name = ?", [name])
+            if not df.height:
+                known = ", ".join(self.sql("select name from runs order by run_id")["name"].to_list()) or "none"
+                raise UserError(f"no run named '{name}' in {self.path} (runs: {known})")
+            row = df.row(0, named=True)
+            found = Run(int(row["run_id"]), name, row)
+            if self.read_only:
+                self._runs[name] = found
+        if complete and not found.complete:
+            raise UserError(f"run '{name}' is incomplete; finish it with `neurons extract ... --run {name} --resume`")
+        return found
+
     def run_row(self, name: str) -> dict | None:
         """The `runs` row of NAME as a dict, or None."""
         df = self.sql("select * from runs where name = ?", [name])
@@ -334,13 +353,19 @@ class Warehouse:
 
     def run_id(self, name: str) -> int:
         """The id of a complete run; a clear error when it is missing or unfinished."""
-        row = self.run_row(name)
-        if row is None:
-            known = ", ".join(self.sql("select name from runs order by run_id")["name"].to_list()) or "none"
-            raise UserError(f"no run named '{name}' in {self.path} (runs: {known})")
-        if row["status"] != "complete":
-            raise UserError(f"run '{name}' is incomplete; finish it with `neurons extract ... --run {name} --resume`")
-        return int(row["run_id"])
+        return self.run(name).id
+
+    def ablation_run(self, ablation_id: int) -> str:
+        """The name of the run ablation ABLATION_ID belongs to (an error listing the ablations there are)."""
+        found = self.sql(
+            "select r.name from ablations a join runs r using (run_id) where ablation_id = ?", [ablation_id]
+        )
+        if not found.height:
+            known = self.sql("select ablation_id from ablations order by 1")["ablation_id"].to_list()
+            raise UserError(
+                f"no ablation {ablation_id} in {self.path} (ablations: {', '.join(map(str, known)) or 'none'})"
+            )
+        return found["name"][0]
 
     def next_run_id(self) -> int:
         return int(self.scalar("select coalesce(max(run_id), 0) + 1 from runs"))
@@ -497,6 +522,23 @@ class Warehouse:
     ) -> pl.DataFrame:
         """Distinct neurons monolingual in each language for at least one label."""
         return self._macro("count_monolingual(?, absolute := ?)", "language", run, layer, [threshold, absolute])
+
+
+def migrate(db) -> None:
+    """Open DB for writing once, so that an older warehouse is migrated before a writing command reads it
+    read-only (read-only opens refuse an older warehouse rather than change it)."""
+    Warehouse(db, create=False).close()
+
+
+def read_then_write(db, compute, store):
+    """The sequence of every command that computes from a run and stores the result: migrate an older warehouse
+    (a writing command may), COMPUTE(read-only warehouse) without holding the write lock, then
+    STORE(writable warehouse, result) in one short write. Returns (result, what STORE returned)."""
+    migrate(db)
+    with Warehouse(db, read_only=True) as wh:
+        result = compute(wh)
+    with Warehouse(db, create=False, lock_wait=WRITER_LOCK_WAIT) as wh:
+        return result, store(wh, result)
 
 
 def _parquet(paths: list[str]) -> str:

@@ -1,0 +1,107 @@
+"""The causal command: ablate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from toolkit.causal.options import AblateOptions
+from toolkit.cli.base import Context, data_options, default, device_option, json_option, pass_ctx, quiet_option
+
+
+@click.command()
+@click.argument("model", required=False)
+@click.argument("data", type=click.Path(path_type=Path), required=False)
+@click.option("--run", required=True, help="Run whose layer, neurons and means are used.")
+@click.option("--layer", type=int, required=True, help="Ablate at hidden_states[LAYER] (the output of block LAYER).")
+@data_options
+@click.option("--neurons", default=None, help="Target neurons, comma-separated.")
+@click.option(
+    "--query", default=None, help="Read-only SQL returning a neuron column, e.g. polyglot neurons for a label."
+)
+@click.option("--top-variance", type=int, default=None, help="The K neurons of highest between-label variance.")
+@click.option("--mode", type=click.Choice(["zero", "mean"]), default=default(AblateOptions, "mode"), show_default=True)
+@click.option(
+    "--mean-scope",
+    type=click.Choice(["language", "pooled"]),
+    default=default(AblateOptions, "mean_scope"),
+    show_default=True,
+    help="mode mean: each sentence's language mean, or the mean over all the run's sentences.",
+)
+@click.option(
+    "--positions", type=click.Choice(["cls", "all"]), default=default(AblateOptions, "positions"), show_default=True
+)
+@click.option(
+    "--controls",
+    type=int,
+    default=default(AblateOptions, "controls"),
+    show_default=True,
+    help="Random control sets of the same size.",
+)
+@click.option("--seed", type=int, default=default(AblateOptions, "seed"), show_default=True)
+@click.option("--batch-size", type=int, default=default(AblateOptions, "batch_size"), show_default=True)
+@click.option("--max-length", type=int, default=None)
+@device_option
+@click.option(
+    "--data-override",
+    is_flag=True,
+    help="Accept DATA whose sentences differ from the run's (texts, languages, labels).",
+)
+@json_option()
+@quiet_option
+@pass_ctx
+def ablate(ctx: Context, model: str | None, data: Path | None, run: str, spec, as_json: bool, quiet: bool, **o) -> None:
+    """Ablate a neuron set inside MODEL at one layer, re-predict DATA, and compare per language with the
+    unablated model and with random control sets of the same size. MODEL and DATA default to the run's own
+    (DATA with the run's columns and splits unless --split/--limit say otherwise). Results: views
+    ablation_summary, ablation_scores and ablation_recall."""
+    from toolkit.causal.ablate import ablate as run_ablate
+    from toolkit.causal.ablate import rank_in_words, run_inputs
+    from toolkit.store.query import render, to_json
+
+    options = AblateOptions(**o)
+    model, dataset = run_inputs(ctx.db, run, model, data, spec)
+    result = run_ablate(ctx.db, model, dataset, run, options, progress=not quiet)
+    for w in result.warnings:
+        click.echo(f"neurons: warning: {w}", err=True)
+    if as_json:
+        click.echo(
+            to_json(
+                {
+                    "ablation_id": result.ablation_id,
+                    "summary": result.summary.to_dicts(),
+                    "recall": result.recall.to_dicts(),
+                }
+            )
+        )
+        return
+    cols = [
+        "language",
+        "n_sentences",
+        "baseline_macro_f1",
+        "target_macro_f1",
+        "delta_macro_f1",
+        "control_mean_delta_macro_f1",
+        "baseline_accuracy",
+        "target_accuracy",
+        "delta_accuracy",
+        "target_rank",
+        "n_controls",
+    ]
+    click.echo(
+        f"ablation {result.ablation_id}: macro-F1 and accuracy per language, target set against {options.controls} "
+        "random controls (rank 1 = the largest drop in macro-F1)\n"
+        + render(result.summary.select(cols), "table", float_precision=3),
+        nl=False,
+    )
+    click.echo(rank_in_words(result.summary))
+    worst = (
+        result.recall.sort("delta_recall")
+        .head(10)
+        .select("language", "label", "baseline_recall", "target_recall", "delta_recall", "control_mean_delta_recall")
+    )
+    click.echo("\nLargest recall drops under the target set\n" + render(worst, "table", float_precision=3), nl=False)
+
+
+COMMANDS = [ablate]

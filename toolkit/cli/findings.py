@@ -1,0 +1,376 @@
+"""Commands that compute the study's findings from a run: analyze, significance, probe, neuron."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import polars as pl
+
+from toolkit.cli.base import (
+    Context,
+    abs_option,
+    at_least,
+    comma_list,
+    default,
+    effect_size,
+    finite,
+    json_option,
+    layer_option,
+    pass_ctx,
+    probability,
+    quiet_option,
+    run_option,
+    threshold_option,
+)
+from toolkit.errors import UserError
+from toolkit.stats.options import ProbeOptions, SignificanceOptions
+
+
+def progress_bar(desc: str, unit: str, quiet: bool, total: int | None = None):
+    """A progress bar on stderr (none with --quiet)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=quiet, file=sys.stderr)
+
+
+@click.command()
+@run_option("Run to analyse.")
+@layer_option()
+@click.option(
+    "--sweep", is_flag=True, help="The layer sweep: one row per stored layer instead of one layer's findings."
+)
+@click.option(
+    "--layers",
+    "layers_alias",
+    type=click.Choice(["all"]),
+    default=None,
+    hidden=True,
+    help="Deprecated spelling of --sweep.",
+)
+@threshold_option()
+@abs_option("Classify on |mean z| instead of mean z.")
+@click.option(
+    "--top",
+    type=int,
+    default=10,
+    show_default=True,
+    callback=at_least(1),
+    help="How many top-variance neurons to list.",
+)
+@json_option()
+@pass_ctx
+def analyze(
+    ctx: Context,
+    run: str,
+    layer: int | None,
+    sweep: bool,
+    layers_alias: str | None,
+    threshold: float,
+    absolute: bool,
+    top: int,
+    as_json: bool,
+) -> None:
+    """The paper's findings for one run and layer: top-variance neurons, language-pair consistency,
+    neuron classes per label and monolingual neurons per language. With --sweep, the layer sweep."""
+    from toolkit.stats.analysis import analyze as run_analyze
+    from toolkit.stats.analysis import caveats, criteria_headline, layer_sweep
+    from toolkit.store.query import render, to_json
+    from toolkit.store.warehouse import Warehouse
+
+    with Warehouse(ctx.db, read_only=True) as wh:
+        if layers_alias:
+            click.echo("neurons: note: `analyze --layers all` is now `analyze --sweep`", err=True)
+        if sweep or layers_alias:
+            table = layer_sweep(wh, run, threshold, absolute)
+            click.echo(render(table, "json" if as_json else "table", float_precision=3), nl=False)
+            return
+        f = run_analyze(wh, run, layer, threshold, absolute, top)
+        notes = caveats(wh, f.run, f.layer)
+        agreement = criteria_headline(wh, f.run, f.layer)
+        accuracy = wh.sql(
+            "select language, n_sentences, accuracy, macro_f1, chance_high, at_chance from evaluation "
+            "where run = ? order by language",
+            [f.run],
+        )
+    if as_json:
+        click.echo(
+            to_json(
+                {**f.as_dict(), "evaluation": accuracy.to_dicts(), "caveats": notes, "agreement": agreement.to_dicts()}
+            )
+        )
+        return
+    rule = "|P|" if absolute else "P"
+    sections = [
+        (f"Top {top} neurons by between-label variance (Section 2.3)", f.top_variance),
+        ("Cross-lingual consistency per language pair, mean over labels (Section 3.2)", f.language_pairs),
+        (f"Neuron classes per label, share of the layer's neurons ({rule} > {threshold}; Section 3.3)", f.class_shares),
+        (f"Monolingual neurons per language ({rule} > {threshold}; Section 4)", f.monolingual),
+    ]
+    if agreement.height:
+        sections.append(
+            (
+                "Agreement of neuron criteria: Jaccard of their top-10 and top-50 sets, Spearman of their "
+                "rankings (view criteria_agreement; probe after `neurons probe`)",
+                agreement,
+            )
+        )
+    if accuracy.height:
+        sections.insert(
+            0, ("Model accuracy per language (at_chance: macro-F1 within the binomial interval of guessing)", accuracy)
+        )
+    click.echo(f"run '{f.run}', layer {f.layer}")
+    for note in notes:
+        click.echo(f"note: {note}")
+    for title, df in sections:
+        click.echo(f"\n{title}\n" + render(df, "table", float_precision=3), nl=False)
+
+
+@click.command()
+@run_option("Run to test.")
+@layer_option()
+@click.option(
+    "--permutations",
+    type=int,
+    default=default(SignificanceOptions, "permutations"),
+    show_default=True,
+    help="Label permutations for the nulls.",
+)
+@click.option(
+    "--bootstraps",
+    type=int,
+    default=default(SignificanceOptions, "bootstraps"),
+    show_default=True,
+    help="Bootstrap resamples for the intervals.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=default(SignificanceOptions, "seed"),
+    show_default=True,
+    help="Random seed (same seed, same results).",
+)
+@threshold_option("Threshold of the neuron classes.")
+@abs_option()
+@click.option(
+    "--alpha",
+    type=float,
+    default=default(SignificanceOptions, "alpha"),
+    show_default=True,
+    callback=probability,
+    help="q-value cut for label-sensitive neurons.",
+)
+@click.option(
+    "--min-effect",
+    type=float,
+    default=default(SignificanceOptions, "min_effect"),
+    show_default=True,
+    callback=effect_size,
+    help="Pooled eta squared a label-sensitive neuron needs besides q < alpha (0.01: a small effect).",
+)
+@json_option()
+@quiet_option
+@pass_ctx
+def significance(ctx: Context, run: str, layer: int | None, as_json: bool, quiet: bool, **o) -> None:
+    """Test the findings against chance: permutation nulls of the class counts and of each neuron's
+    between-label variance (with Benjamini-Hochberg q-values), bootstrap intervals of Spearman's rho,
+    and ANOVA across labels. Results are stored in the warehouse (views class_significance,
+    neuron_significance, correlation_intervals, anova_significance, sensitive_neurons)."""
+    from toolkit.stats.significance import significance as run_significance
+    from toolkit.stats.significance import store
+    from toolkit.store.query import render, to_json
+    from toolkit.store.warehouse import read_then_write
+
+    options = SignificanceOptions(**o)
+
+    def compute(wh):
+        wh.run(run)
+        with progress_bar("significance", "resample", quiet, options.permutations + options.bootstraps) as bar:
+            return run_significance(wh, run, layer, options, progress=bar.update)
+
+    def keep(wh, result):
+        store(wh, result)
+        return wh.sensitive_counts(result.run, result.layer)
+
+    result, counts = read_then_write(ctx.db, compute, keep)
+    pooled = result.correlation.filter(result.correlation["label"].is_null())
+    if as_json:
+        click.echo(
+            to_json(
+                {
+                    "run": result.run,
+                    "layer": result.layer,
+                    **result.settings,
+                    "seconds": result.seconds,
+                    "q_significant_neurons": counts["q_significant"],
+                    "sensitive_neurons": counts["sensitive"],
+                    "counts": result.counts.to_dicts(),
+                    "correlation": pooled.to_dicts(),
+                }
+            )
+        )
+        return
+    permutations, alpha = options.permutations, options.alpha
+    click.echo(
+        f"run '{result.run}', layer {result.layer}: {permutations} permutations, {options.bootstraps} bootstraps, "
+        f"seed {options.seed} ({result.seconds:.1f} s)"
+    )
+    click.echo(
+        f"\nLabel-sensitive neurons (between-label variance) of {counts['n_neurons']}: "
+        f"{counts['q_significant']} with BH q < {alpha}; {counts['sensitive']} with q < {alpha} and pooled "
+        f"eta squared >= {options.min_effect} (view sensitive_neurons). The smallest p-value {permutations} "
+        f"permutations can give is {1 / (permutations + 1):.4f}."
+    )
+    click.echo(
+        "\nClass counts against the permutation null (labels shuffled within language)\n"
+        + render(result.counts, "table", float_precision=3),
+        nl=False,
+    )
+    click.echo(
+        "\nMean Spearman per language pair with basic bootstrap 95 % intervals (bias = bootstrap mean - "
+        "estimate; min_cell = smallest cell, coverage is nominal from about 20 sentences)\n"
+        + render(pooled.drop("label"), "table", float_precision=3),
+        nl=False,
+    )
+
+
+@click.command()
+@run_option("Run to probe.")
+@layer_option()
+@click.option("--train-languages", default=None, help="Train on these languages, comma-separated (default: all).")
+@click.option("--test-languages", default=None, help="Score on these languages, comma-separated (default: all).")
+@click.option(
+    "--l1",
+    type=float,
+    default=default(ProbeOptions, "l1"),
+    show_default=True,
+    callback=finite,
+    help="L1 penalty (elastic net).",
+)
+@click.option(
+    "--l2",
+    type=float,
+    default=default(ProbeOptions, "l2"),
+    show_default=True,
+    callback=finite,
+    help="L2 penalty (elastic net).",
+)
+@click.option(
+    "--top",
+    default=",".join(map(str, default(ProbeOptions, "top"))),
+    show_default=True,
+    help="k values: probes on the top-k neurons only.",
+)
+@click.option(
+    "--controls",
+    type=int,
+    default=default(ProbeOptions, "controls"),
+    show_default=True,
+    callback=at_least(0),
+    help="Random k-sets per k for the top-k comparison.",
+)
+@click.option("--seed", type=int, default=default(ProbeOptions, "seed"), show_default=True)
+@json_option()
+@quiet_option
+@pass_ctx
+def probe(
+    ctx: Context,
+    run: str,
+    layer: int | None,
+    train_languages: str | None,
+    test_languages: str | None,
+    top: str,
+    as_json: bool,
+    quiet: bool,
+    **o,
+) -> None:
+    """Linear probes (elastic-net logistic regression on the layer's z-scores) predicting the label: accuracy and
+    macro-F1 per train x test language with a control task's selectivity, neurons ranked by weight mass, and
+    probes on the top-k neurons against random k-sets. Stored in the warehouse (views probe_scores,
+    probe_rankings, probe_topk, criteria_agreement)."""
+    from toolkit.stats.probe import probe as run_probe
+    from toolkit.stats.probe import store
+    from toolkit.store.query import render, to_json
+    from toolkit.store.warehouse import read_then_write
+
+    try:
+        ks = tuple(int(x) for x in top.split(",") if x.strip())
+    except ValueError:
+        raise UserError(f"--top {top!r}: give comma-separated numbers, e.g. 10,50,100") from None
+    options = ProbeOptions(comma_list(train_languages), comma_list(test_languages), top=ks, **o)
+
+    def compute(wh):
+        wh.run(run)
+        with progress_bar("probe", "fit", quiet) as bar:
+            return run_probe(wh, run, layer, options, progress=bar.update)
+
+    result, probe_id = read_then_write(ctx.db, compute, store)
+    if as_json:
+        click.echo(
+            to_json(
+                {
+                    "probe_id": probe_id,
+                    "run": result.run,
+                    "layer": result.layer,
+                    "scores": result.scores.to_dicts(),
+                    "topk": result.topk.to_dicts(),
+                }
+            )
+        )
+        return
+    click.echo(f"probe {probe_id}: run '{result.run}', layer {result.layer} ({result.seconds:.1f} s)")
+    scores = result.scores.with_columns((pl.col("accuracy") - pl.col("control_accuracy")).alias("selectivity"))
+    click.echo(
+        "\nAccuracy and macro-F1 per train x test language (held-out sentences; selectivity = accuracy - "
+        "control task)\n" + render(scores, "table", float_precision=3),
+        nl=False,
+    )
+    if result.topk.height:
+        click.echo(
+            "\nProbes on the top-k neurons (by weight mass) against random k-sets\n"
+            + render(result.topk, "table", float_precision=3),
+            nl=False,
+        )
+
+
+@click.command()
+@click.argument("neuron", type=int)
+@run_option("Run to look in.")
+@layer_option()
+@click.option(
+    "--sentences",
+    type=int,
+    default=5,
+    show_default=True,
+    callback=at_least(0),
+    help="Most and least activating sentences shown per language.",
+)
+@threshold_option("Threshold of the neuron classes.")
+@abs_option()
+@json_option("JSON instead of text.")
+@pass_ctx
+def neuron(
+    ctx: Context,
+    neuron: int,
+    run: str,
+    layer: int | None,
+    sentences: int,
+    threshold: float,
+    absolute: bool,
+    as_json: bool,
+) -> None:
+    """One neuron's card: its label x language profile, class per label, variance rank, significance,
+    ablations that held it, and the sentences that activate it most and least in each language."""
+    from toolkit.stats.explorer import card_text, cards_json, neuron_cards
+    from toolkit.store.query import render, to_json
+    from toolkit.store.warehouse import Warehouse
+
+    with Warehouse(ctx.db, read_only=True) as wh:
+        cards = neuron_cards(wh, run, layer, [neuron], sentences, threshold, absolute)
+    if as_json:
+        click.echo(to_json(cards_json(cards)))
+    else:
+        click.echo(card_text(cards, neuron, render), nl=False)
+
+
+COMMANDS = [analyze, significance, probe, neuron]
