@@ -110,13 +110,13 @@ def spark_against_duckdb(work: Path, n_values: float) -> None:
     import duckdb
 
     from toolkit.scale.lake import Lake
-    from toolkit.store.warehouse import _parquet
+    from toolkit.store.lake_views import parquet
 
     files = Lake(work / "lake3").files("activations", "synthetic")["path"].to_pylist()
     start = time.perf_counter()
     duckdb.connect().execute(
         "select layer, language, label, neuron, count(*), avg(value::DOUBLE), var_pop(value::DOUBLE), min(value), "
-        f"max(value) from {_parquet(files)} group by all"
+        f"max(value) from {parquet(files)} group by all"
     ).fetchall()
     scan = time.perf_counter() - start
     con = duckdb.connect(str(work / "w3.duckdb"), read_only=True)

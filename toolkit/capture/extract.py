@@ -35,7 +35,7 @@ from toolkit.errors import UserError
 from toolkit.store.arrow import activation_table, insert_run_rows, insert_table, neuron_table
 from toolkit.store.runs import frame_counts
 from toolkit.store.runs import run_record as make_run_record
-from toolkit.store.warehouse import WRITER_LOCK_WAIT, Warehouse, check_db_path, default_db, validate_run_name
+from toolkit.store.warehouse import WRITER_LOCK_WAIT, Warehouse, check_db_path, commits, default_db, validate_run_name
 
 
 @dataclass
@@ -152,12 +152,26 @@ Pending = list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]
 """Whole batches of one chunk: (row positions, activations [batch, layer, neuron], class probabilities)."""
 
 
+def plan_chunks(batches: list[np.ndarray], commit_every: int) -> list[list[np.ndarray]]:
+    """Whole BATCHES grouped greedily, in order, into chunks of at least COMMIT_EVERY sentences (the last may be
+    smaller): the one rule by which the warehouse and the lake cut a job into commits."""
+    groups: list[list[np.ndarray]] = [[]]
+    size = 0
+    for b in batches:
+        if size >= commit_every:
+            groups.append([])
+            size = 0
+        groups[-1].append(b)
+        size += len(b)
+    return [g for g in groups if g]
+
+
 def chunks(
-    prep: Prepared, sentence_ids: np.ndarray, batches: list[np.ndarray], opts: ExtractOptions, bar: tqdm
+    prep: Prepared, sentence_ids: np.ndarray, groups: list[list[np.ndarray]], opts: ExtractOptions, bar: tqdm
 ) -> Iterator[Pending]:
-    """Run BATCHES (row positions of the prepared dataset) through the model under `torch.inference_mode`,
-    yielding chunks of whole batches of at least `opts.commit_every` sentences (the last may be smaller). Blocks
-    above the deepest layer are skipped unless the head's predictions are wanted; non-finite values are refused."""
+    """Run each chunk of GROUPS (`plan_chunks`: batches of row positions of the prepared dataset) through the model
+    under `torch.inference_mode`, yielding it whole once its last batch is done. Blocks above the deepest layer
+    are skipped unless the head's predictions are wanted; non-finite values are refused."""
     loaded, layers = prep.loaded, prep.layers
     pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
     block_keep = loaded.n_layers if prep.want_logits else max(layers)
@@ -165,19 +179,16 @@ def chunks(
     if opts.site == "ffn":
         ffn = hooks.ffn_modules(loaded.model, loaded.n_layers)
         capture = hooks.capture({k: ffn[k - 1] for k in layers})
-    pending: Pending = []
-    pending_n = 0
     with torch.inference_mode(), hooks.truncated(loaded.model, loaded.n_layers, block_keep), capture as captured:
-        for k, rows in enumerate(batches):
-            ids, mask = pad([prep.token_ids[r] for r in rows], pad_id)
-            values, probs = forward_batch(loaded, ids, mask, layers, opts.pooling, prep.want_logits, captured)
-            _check_finite(values, sentence_ids, rows, layers, opts.dtype)
-            pending.append((rows, values, probs))
-            pending_n += len(rows)
-            bar.update(len(rows))
-            if pending_n >= opts.commit_every or k == len(batches) - 1:
-                yield pending
-                pending, pending_n = [], 0
+        for group in groups:
+            pending: Pending = []
+            for rows in group:
+                ids, mask = pad([prep.token_ids[r] for r in rows], pad_id)
+                values, probs = forward_batch(loaded, ids, mask, layers, opts.pooling, prep.want_logits, captured)
+                _check_finite(values, sentence_ids, rows, layers, opts.dtype)
+                pending.append((rows, values, probs))
+                bar.update(len(rows))
+            yield pending
 
 
 DATA_COLUMNS = ("sentence_id", "source_id", "text", "language", "label", "split")
@@ -306,12 +317,14 @@ def extract(
     start = time.perf_counter()
     bar = progress_bar(frame.height, n_done_before, f"extract {run}", progress)
     try:
-        for pending in chunks(prep, sentence_ids, [b for _, b in todo], opts, bar):
-            with Warehouse(db_path, create=False, lock_wait=WRITER_LOCK_WAIT) as wh, wh.transaction() as con:
-                rows = np.concatenate([p[0] for p in pending])
-                acts = activation_table(sentence_ids[rows], layers, np.concatenate([p[1] for p in pending]))
-                insert_run_rows(con, run_id, sentence_rows(prep, frame, pending), acts)
-            bar.set_postfix_str(f"saved {bar.n}/{frame.height}", refresh=False)
+        groups = plan_chunks([b for _, b in todo], opts.commit_every)
+        with commits(db_path) as reopen:
+            for pending in chunks(prep, sentence_ids, groups, opts, bar):
+                with reopen() as wh, wh.transaction() as con:
+                    rows = np.concatenate([p[0] for p in pending])
+                    acts = activation_table(sentence_ids[rows], layers, np.concatenate([p[1] for p in pending]))
+                    insert_run_rows(con, run_id, sentence_rows(prep, frame, pending), acts)
+                bar.set_postfix_str(f"saved {bar.n}/{frame.height}", refresh=False)
     except UserError:
         if created:  # bad input found half-way: leave no trace of the run this call created
             with Warehouse(db_path, create=False, lock_wait=WRITER_LOCK_WAIT) as wh, wh.transaction():

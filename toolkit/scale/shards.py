@@ -29,6 +29,7 @@ from toolkit.capture.extract import (
     DATA_COLUMNS,
     ExtractOptions,
     chunks,
+    plan_chunks,
     prepare,
     progress_bar,
     run_record,
@@ -69,20 +70,6 @@ class ShardSummary:
 def shard_rows(frame: pl.DataFrame, shard: int, n_shards: int) -> pl.DataFrame:
     """The rows of shard SHARD: those whose position modulo N_SHARDS is SHARD."""
     return frame.filter((pl.int_range(pl.len()) % n_shards) == shard)
-
-
-def group_batches(batches: list[np.ndarray], commit_every: int) -> list[list[np.ndarray]]:
-    """Whole batches grouped greedily into chunks of at least COMMIT_EVERY sentences (the last may be
-    smaller), exactly as `toolkit.capture.extract.chunks` yields them."""
-    groups: list[list[np.ndarray]] = [[]]
-    size = 0
-    for b in batches:
-        if size >= commit_every:
-            groups.append([])
-            size = 0
-        groups[-1].append(b)
-        size += len(b)
-    return [g for g in groups if g]
 
 
 def with_key(table: pa.Table, shard: int, chunk: int, writer: str) -> pa.Table:
@@ -231,15 +218,14 @@ def extract_shard(
     lake.append("runs", lake_record("runs", record), app, 1)
 
     frame = mine.frame
-    groups = group_batches(batch_plan(prep.lengths, opts.batch_size), opts.commit_every)
+    groups = plan_chunks(batch_plan(prep.lengths, opts.batch_size), opts.commit_every)
     done = lake.committed("sentences", app)  # chunks whose three commits are done; the rest are redone whole
     writer = uuid.uuid4().hex
-    todo = [b for g in groups[done:] for b in g]
     start = time.perf_counter()
     bar = progress_bar(frame.height, sum(len(b) for g in groups[:done] for b in g), f"shard {k}/{n_shards}", progress)
     sentence_ids = frame["sentence_id"].to_numpy()
     try:
-        for c, pending in enumerate(chunks(prep, sentence_ids, todo, opts, bar), start=done + 1):
+        for c, pending in enumerate(chunks(prep, sentence_ids, groups[done:], opts, bar), start=done + 1):
             _commit_chunk(lake, app, writer, run, k, c, prep, frame, pending)
     finally:
         bar.close()

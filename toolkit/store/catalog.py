@@ -112,9 +112,14 @@ def view_query(name: str) -> str:
     return found.body
 
 
+@functools.lru_cache(maxsize=1)
+def _migrations() -> tuple[tuple[int, str], ...]:
+    return tuple((int(p.name.split("_", 1)[0]), p.read_text()) for p in files("schema"))
+
+
 def migrations() -> list[tuple[int, str]]:
-    """(version, SQL text) of each schema migration, in order."""
-    return [(int(p.name.split("_", 1)[0]), p.read_text()) for p in files("schema")]
+    """(version, SQL text) of each schema migration, in order (read once per process)."""
+    return list(_migrations())
 
 
 def schema_version() -> int:
@@ -122,6 +127,7 @@ def schema_version() -> int:
     return max(v for v, _ in migrations())
 
 
+@functools.lru_cache(maxsize=1)
 def views_digest() -> str:
     """A digest of every file of `sql/views`: a warehouse whose stored digest differs gets its views re-applied."""
     h = hashlib.sha256()

@@ -1,4 +1,5 @@
-"""The DuckDB warehouse: opening it safely, applying the schema in `sql/`, and run bookkeeping.
+"""The DuckDB warehouse: applying the schema in `sql/`, run bookkeeping and the statistics' accessors (opening the
+file safely is `toolkit.store.connection`).
 
 Schema files under `sql/schema/` are numbered migrations applied once each (their number is the schema
 version stored in the file); files under `sql/views/` are idempotent `CREATE OR REPLACE` definitions
@@ -9,10 +10,8 @@ any DuckDB client can query it without this package.
 from __future__ import annotations
 
 import os
-import re
-import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,9 +19,10 @@ import duckdb
 import polars as pl
 
 from toolkit.defaults import THRESHOLD
-from toolkit.errors import UserError, first_line
+from toolkit.errors import UserError
 from toolkit.store import catalog
-from toolkit.store.catalog import quote
+from toolkit.store.connection import WRITER_LOCK_WAIT, connect
+from toolkit.store.lake_views import LAKE_VIEWS, lake_view_sql, parquet
 from toolkit.store.runs import Run
 
 DEFAULT_DB = Path("warehouse") / "activations.duckdb"
@@ -31,97 +31,6 @@ DEFAULT_DB = Path("warehouse") / "activations.duckdb"
 def default_db() -> Path:
     """The database path from `NEURONS_DB`, else `warehouse/activations.duckdb`."""
     return Path(os.environ.get("NEURONS_DB") or DEFAULT_DB)
-
-
-def lock_wait() -> float:
-    """Seconds a command waits for another process's lock before giving up (env NEURONS_LOCK_WAIT, default 30)."""
-    return float(os.environ.get("NEURONS_LOCK_WAIT") or 30)
-
-
-WRITER_LOCK_WAIT = -1.0
-"""Marker for a long job's commit: it waits ten times as long (it has work to lose)."""
-
-
-def _is_lock_error(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return "lock" in text and ("conflicting" in text or "could not set lock" in text)
-
-
-def _lock_message(path: Path, exc: BaseException, waited: float) -> str:
-    pid = re.search(r"PID (\d+)", str(exc))
-    who = f" (process {pid.group(1)})" if pid else ""
-    return (
-        f"database {path} is locked by another process{who} (waited {waited:.0f} s); wait for it to finish "
-        "or close it, or use another --db"
-    )
-
-
-def with_lock_retry(path: Path, opener, wait: float | None = None):
-    """OPENER() retried while another process holds the file's lock (writers hold it only while they commit),
-    for up to WAIT seconds (default `lock_wait()`, WRITER_LOCK_WAIT for ten times that); then one clear error."""
-    wait = lock_wait() * (10 if wait == WRITER_LOCK_WAIT else 1) if wait is None or wait < 0 else wait
-    start = time.monotonic()
-    delay = 0.02
-    while True:
-        try:
-            return opener()
-        except duckdb.Error as exc:
-            if not _is_lock_error(exc):
-                raise
-            waited = time.monotonic() - start
-            if waited >= wait:
-                raise UserError(_lock_message(path, exc, waited)) from None
-            time.sleep(min(delay, max(wait - waited, 0.01)))
-            delay = min(delay * 1.5, 0.5)
-
-
-def _open_error(path: Path, exc: BaseException) -> UserError:
-    first = first_line(exc)
-    if isinstance(exc, duckdb.IOException):
-        return UserError(f"cannot open database {path}: {first}")
-    return UserError(f"cannot open database {path}: {first}; is it a DuckDB file?")
-
-
-ROW_GROUP_ROWS = 2048
-"""Rows per row group of the tables written here. A row of `activation_vectors` holds a whole layer (hundreds of
-values), and every commit of a long job rewrites its table's last, partly filled row group: small row groups
-keep that rewrite, and the space it frees, small."""
-
-
-def _connect(path: Path, read_only: bool, lock_wait: float | None = None) -> duckdb.DuckDBPyConnection:
-    """A read-write connection to PATH, or for READ_ONLY a sandbox: an in-memory session with PATH attached
-    read-only as the default catalog, file system access disabled and the configuration locked, so that no
-    statement whatever (COPY, EXPORT, ATTACH, INSTALL, EXPLAIN ANALYZE of a write, a SET undoing this) can
-    change the warehouse or write, read or attach any other file. Temporary tables live in memory."""
-
-    def rw() -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect(":memory:")
-        try:
-            con.execute(f"attach {quote(str(path))} as warehouse (row_group_size {ROW_GROUP_ROWS})")
-            con.execute("use warehouse")
-        except BaseException:
-            con.close()
-            raise
-        return con
-
-    def sandbox() -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect(":memory:")
-        try:
-            con.execute(f"attach {quote(str(path))} as warehouse (read_only)")
-            con.execute("use warehouse")
-            con.execute("set enable_external_access = false")
-            con.execute("set lock_configuration = true")
-        except BaseException:
-            con.close()
-            raise
-        return con
-
-    try:
-        return with_lock_retry(path, sandbox if read_only else rw, lock_wait)
-    except UserError:
-        raise
-    except duckdb.Error as exc:
-        raise _open_error(path, exc) from None
 
 
 def check_db_path(path: Path, create: bool) -> None:
@@ -156,11 +65,15 @@ class Warehouse:
         read_only: bool = False,
         create: bool = True,
         lock_wait: float | None = None,
+        checked: bool = False,
+        session: duckdb.DuckDBPyConnection | None = None,
     ):
         """Open PATH. Read-only opens are sandboxed (see `_connect`) and never change the file: a file without
         the warehouse schema, or with an older one, is refused. Read-write opens apply pending migrations to
         a warehouse; only with CREATE may they make a new one (a missing or empty file). A DuckDB file of
-        another application is never written."""
+        another application is never written. CHECKED: the caller opened this file at its start with every check
+        (a long job's per-chunk commit), so the kind, version and migration checks are not repeated; SESSION:
+        attach to that in-memory DuckDB session and detach on close, leaving it open (see `commits`)."""
         self.path = Path(path) if path is not None else default_db()
         self.read_only = read_only
         self._runs: dict[str, Run] = {}
@@ -170,7 +83,11 @@ class Warehouse:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise UserError(f"cannot create the folder of {self.path}: {exc.strerror or exc}") from None
-        self.con = _connect(self.path, read_only=read_only, lock_wait=lock_wait)
+        self._session = session if not read_only else None
+        self.con = connect(self.path, read_only=read_only, lock_wait=lock_wait, session=self._session)
+        self.migrated = False
+        if checked and not read_only:
+            return
         try:
             self._check_kind(create and not read_only)
             self._check_version()
@@ -184,7 +101,7 @@ class Warehouse:
             else:
                 self._migrate()
         except BaseException:
-            self.con.close()
+            self.close()
             raise
 
     def _check_kind(self, create: bool) -> None:
@@ -254,7 +171,7 @@ class Warehouse:
     def refresh_lake_views(self) -> None:
         """Redefine the stored views `lake_activations` and `lake_moment_parts` to read exactly the Parquet files
         of the attached runs (`lake_files`), so any DuckDB client sees the lake runs (call inside a transaction)."""
-        views = lake_view_sql(self._lake_files(), lambda kind, run_id, layer, paths: _parquet(paths))
+        views = lake_view_sql(self._lake_files(), lambda kind, run_id, layer, paths: parquet(paths))
         if len(views) < len(LAKE_VIEWS):  # the empty definitions for views without files
             for view in LAKE_VIEWS.values():
                 self.con.execute(f"create or replace view {view} as {catalog.view_query(view)}")
@@ -319,7 +236,12 @@ class Warehouse:
         return self.con.execute(query, params or []).fetchall()[0][0]
 
     def close(self) -> None:
-        self.con.close()
+        """Close the connection; one attached to a job's session detaches the file (releasing its lock)."""
+        if self._session is None:
+            self.con.close()
+            return
+        self.con.execute("use memory")
+        self.con.execute("detach warehouse")
 
     def __enter__(self) -> Warehouse:
         return self
@@ -524,6 +446,18 @@ class Warehouse:
         return self._macro("count_monolingual(?, absolute := ?)", "language", run, layer, [threshold, absolute])
 
 
+@contextmanager
+def commits(path: Path) -> Iterator[Callable[[], Warehouse]]:
+    """For a long job whose start opened PATH with every check: a function that opens PATH for one chunk's commit,
+    cheaply (no checks again, one DuckDB session for the whole job), and releases the file after each commit so
+    that readers get in between commits."""
+    session = duckdb.connect(":memory:")
+    try:
+        yield lambda: Warehouse(path, create=False, lock_wait=WRITER_LOCK_WAIT, checked=True, session=session)
+    finally:
+        session.close()
+
+
 def migrate(db) -> None:
     """Open DB for writing once, so that an older warehouse is migrated before a writing command reads it
     read-only (read-only opens refuse an older warehouse rather than change it)."""
@@ -539,36 +473,6 @@ def read_then_write(db, compute, store):
         result = compute(wh)
     with Warehouse(db, create=False, lock_wait=WRITER_LOCK_WAIT) as wh:
         return result, store(wh, result)
-
-
-def _parquet(paths: list[str]) -> str:
-    return "read_parquet([" + ", ".join(quote(p) for p in paths) + "])"
-
-
-LAKE_COLUMNS = {
-    "activations": "{run_id}::USMALLINT AS run_id, sentence_id::UINTEGER AS sentence_id, {layer}::UTINYINT AS layer, "
-    "language, label, n_tokens::INTEGER AS n_tokens, neuron::USMALLINT AS neuron, value::FLOAT AS value",
-    "moments": "{run_id}::USMALLINT AS run_id, layer::UTINYINT AS layer, language, label, neuron::USMALLINT AS neuron, "
-    "n_sentences::BIGINT AS n_sentences, mean, variance, minimum::DOUBLE AS minimum, maximum::DOUBLE AS maximum",
-}
-LAKE_VIEWS = {"activations": "lake_activations", "moments": "lake_moment_parts"}
-
-
-def lake_view_sql(files: pl.DataFrame, source) -> dict[str, str]:
-    """The SELECT of each lake view over FILES (run_id, kind, layer, paths): one branch per run (and layer, a
-    constant, so a layer filter drops the other branches before any file is opened), reading
-    SOURCE(kind, run_id, layer, paths). Views without files keep their empty definition."""
-    out = {}
-    for kind, view in LAKE_VIEWS.items():
-        rows = files.filter(pl.col("kind") == kind).sort("run_id", "layer").iter_rows(named=True)
-        branches = [
-            f"SELECT {LAKE_COLUMNS[kind].format(run_id=r['run_id'], layer=r['layer'])} "
-            f"FROM {source(kind, r['run_id'], r['layer'], r['paths'])}"
-            for r in rows
-        ]
-        if branches:
-            out[view] = "\nUNION ALL\n".join(branches)
-    return out
 
 
 # statistics views and their natural row order

@@ -1,0 +1,110 @@
+"""Opening a DuckDB file safely: a writer's connection, a reader's sandbox, and waiting out another process's
+lock with one clear line when it does not end."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import duckdb
+
+from toolkit.errors import UserError, first_line
+from toolkit.store.catalog import quote
+
+
+def lock_wait() -> float:
+    """Seconds a command waits for another process's lock before giving up (env NEURONS_LOCK_WAIT, default 30)."""
+    return float(os.environ.get("NEURONS_LOCK_WAIT") or 30)
+
+
+WRITER_LOCK_WAIT = -1.0
+"""Marker for a long job's commit: it waits ten times as long (it has work to lose)."""
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set lock" in text)
+
+
+def _lock_message(path: Path, exc: BaseException, waited: float) -> str:
+    pid = re.search(r"PID (\d+)", str(exc))
+    who = f" (process {pid.group(1)})" if pid else ""
+    return (
+        f"database {path} is locked by another process{who} (waited {waited:.0f} s); wait for it to finish "
+        "or close it, or use another --db"
+    )
+
+
+def with_lock_retry(path: Path, opener, wait: float | None = None):
+    """OPENER() retried while another process holds the file's lock (writers hold it only while they commit),
+    for up to WAIT seconds (default `lock_wait()`, WRITER_LOCK_WAIT for ten times that); then one clear error."""
+    wait = lock_wait() * (10 if wait == WRITER_LOCK_WAIT else 1) if wait is None or wait < 0 else wait
+    start = time.monotonic()
+    delay = 0.02
+    while True:
+        try:
+            return opener()
+        except duckdb.Error as exc:
+            if not _is_lock_error(exc):
+                raise
+            waited = time.monotonic() - start
+            if waited >= wait:
+                raise UserError(_lock_message(path, exc, waited)) from None
+            time.sleep(min(delay, max(wait - waited, 0.01)))
+            delay = min(delay * 1.5, 0.5)
+
+
+def _open_error(path: Path, exc: BaseException) -> UserError:
+    first = first_line(exc)
+    if isinstance(exc, duckdb.IOException):
+        return UserError(f"cannot open database {path}: {first}")
+    return UserError(f"cannot open database {path}: {first}; is it a DuckDB file?")
+
+
+ROW_GROUP_ROWS = 2048
+"""Rows per row group of the tables written here. A row of `activation_vectors` holds a whole layer (hundreds of
+values), and every commit of a long job rewrites its table's last, partly filled row group: small row groups
+keep that rewrite, and the space it frees, small."""
+
+
+def connect(
+    path: Path, read_only: bool, lock_wait: float | None = None, session: duckdb.DuckDBPyConnection | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A read-write connection to PATH, or for READ_ONLY a sandbox: an in-memory session with PATH attached
+    read-only as the default catalog, file system access disabled and the configuration locked, so that no
+    statement whatever (COPY, EXPORT, ATTACH, INSTALL, EXPLAIN ANALYZE of a write, a SET undoing this) can
+    change the warehouse or write, read or attach any other file. Temporary tables live in memory. A read-write
+    open may attach PATH to an existing in-memory SESSION (a long job's commits: starting DuckDB is most of
+    what a reopen costs)."""
+
+    def rw() -> duckdb.DuckDBPyConnection:
+        con = session or duckdb.connect(":memory:")
+        try:
+            con.execute(f"attach {quote(str(path))} as warehouse (row_group_size {ROW_GROUP_ROWS})")
+            con.execute("use warehouse")
+        except BaseException:
+            if session is None:
+                con.close()
+            raise
+        return con
+
+    def sandbox() -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(":memory:")
+        try:
+            con.execute(f"attach {quote(str(path))} as warehouse (read_only)")
+            con.execute("use warehouse")
+            con.execute("set enable_external_access = false")
+            con.execute("set lock_configuration = true")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    try:
+        return with_lock_retry(path, sandbox if read_only else rw, lock_wait)
+    except UserError:
+        raise
+    except duckdb.Error as exc:
+        raise _open_error(path, exc) from None
