@@ -146,8 +146,22 @@ def _has_significance(wh: Warehouse, run: str, layer: int) -> bool:
 
 
 def _tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bool) -> list[Table]:
+    """Every table of the report: the findings, then (when stored) significance, accuracy, ablations and the sweep."""
+    tables = _finding_tables(wh, run, layer, threshold, absolute)
+    if _has_significance(wh, run, layer):
+        tables += _significance_tables(wh, run, layer, threshold, absolute)
+    tables += _causal_tables(wh, run)
+    if len(wh.run(run).layers) > 1:
+        from toolkit.stats.analysis import layer_sweep
+
+        tables.append(Table("layers", "The layer sweep", "summarize_layers", layer_sweep(wh, run, threshold, absolute)))
+    return tables
+
+
+def _finding_tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bool) -> list[Table]:
+    """The paper's findings: top-variance neurons, cross-lingual consistency, ceilings, classes, top neurons."""
     wide = _wide(wh.class_counts(run, layer, threshold, absolute))
-    tables = [
+    return [
         Table(
             "top-variance",
             "Top 20 neurons by between-label variance",
@@ -200,57 +214,65 @@ def _tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: boo
             ),
         ),
     ]
-    if _has_significance(wh, run, layer):
-        tables += [
-            Table(
-                "class-significance",
-                "Class counts against the permutation null",
-                "class_significance",
-                wh.sql(
-                    "select label, language, neuron_class, observed, null_mean, null_low, null_high, p_value "
-                    "from class_significance where run = ? and layer = ? order by label nulls last, language, "
-                    "neuron_class",
-                    [run, layer],
-                ),
+
+
+def _significance_tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bool) -> list[Table]:
+    """The stored tests against chance (`neurons significance`)."""
+    return [
+        Table(
+            "class-significance",
+            "Class counts against the permutation null",
+            "class_significance",
+            wh.sql(
+                "select label, language, neuron_class, observed, null_mean, null_low, null_high, p_value "
+                "from class_significance where run = ? and layer = ? order by label nulls last, language, "
+                "neuron_class",
+                [run, layer],
             ),
-            Table(
-                "sensitive-neurons",
-                "Label-sensitive neurons (permutation test of between-label variance: BH q < "
-                "alpha, and pooled eta squared at least min_effect)",
-                "sensitive_neurons",
-                wh.sql(
-                    "select neuron, variance, eta_squared, p_value, q_value from sensitive_neurons "
-                    "where run = ? and layer = ? order by q_value, variance desc",
-                    [run, layer],
-                ),
+        ),
+        Table(
+            "sensitive-neurons",
+            "Label-sensitive neurons (permutation test of between-label variance: BH q < "
+            "alpha, and pooled eta squared at least min_effect)",
+            "sensitive_neurons",
+            wh.sql(
+                "select neuron, variance, eta_squared, p_value, q_value from sensitive_neurons "
+                "where run = ? and layer = ? order by q_value, variance desc",
+                [run, layer],
             ),
-            Table(
-                "sensitive-classes",
-                "Neuron classes among the label-sensitive neurons",
-                "count_classes",
-                _wide(wh.class_counts(run, layer, threshold, absolute, sensitive=True)),
+        ),
+        Table(
+            "sensitive-classes",
+            "Neuron classes among the label-sensitive neurons",
+            "count_classes",
+            _wide(wh.class_counts(run, layer, threshold, absolute, sensitive=True)),
+        ),
+        Table(
+            "pair-intervals",
+            "Mean Spearman per language pair with basic bootstrap 95 % intervals",
+            "correlation_intervals",
+            wh.sql(
+                "select language_a, language_b, spearman, low, high, bias, min_cell from correlation_intervals "
+                "where run = ? and layer = ? and label is null order by language_a, language_b",
+                [run, layer],
             ),
-            Table(
-                "pair-intervals",
-                "Mean Spearman per language pair with basic bootstrap 95 % intervals",
-                "correlation_intervals",
-                wh.sql(
-                    "select language_a, language_b, spearman, low, high, bias, min_cell from correlation_intervals "
-                    "where run = ? and layer = ? and label is null order by language_a, language_b",
-                    [run, layer],
-                ),
+        ),
+        Table(
+            "anova",
+            "Top 20 neurons by one-way ANOVA F across labels (pooled over languages)",
+            "label_anova",
+            wh.sql(
+                "select neuron, f, eta_squared, df_between, df_within, p_value from anova_significance "
+                "where run = ? and layer = ? and language is null order by f desc nulls last limit 20",
+                [run, layer],
             ),
-            Table(
-                "anova",
-                "Top 20 neurons by one-way ANOVA F across labels (pooled over languages)",
-                "label_anova",
-                wh.sql(
-                    "select neuron, f, eta_squared, df_between, df_within, p_value from anova_significance "
-                    "where run = ? and layer = ? and language is null order by f desc nulls last limit 20",
-                    [run, layer],
-                ),
-            ),
-        ]
+        ),
+    ]
+
+
+def _causal_tables(wh: Warehouse, run: str) -> list[Table]:
+    """The model's accuracy per language and each stored ablation of the run."""
+    tables = []
     if wh.scalar("select count(*) from evaluation where run = ?", [run]):
         tables.append(
             Table(
@@ -282,10 +304,6 @@ def _tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: boo
                 per_layer=False,
             )
         )
-    if len(wh.run(run).layers) > 1:
-        from toolkit.stats.analysis import layer_sweep
-
-        tables.append(Table("layers", "The layer sweep", "summarize_layers", layer_sweep(wh, run, threshold, absolute)))
     return tables
 
 
@@ -326,6 +344,26 @@ def template(name: str) -> str:
     return (resources.files("toolkit.figures") / "templates" / name).read_text(encoding="utf-8")
 
 
+@dataclass
+class Contents:
+    """Everything the report shows of one run and layer, read from the warehouse before any file is written."""
+
+    run: str
+    layer: int
+    meta: dict  # the run's row, with `source` saying where its activations are read from
+    figures: list[Figure]
+    tables: list[Table]
+    notes: list[str]  # caveats: what these results can claim
+    explorer: dict  # every neuron's card, for the explorer
+    threshold: float
+    absolute: bool
+
+    def definition(self, view: str) -> str:
+        """The quoted definition of VIEW (its comment in sql/views) as an HTML paragraph."""
+        text, source = definitions().get(view, ("", STATISTICS_SQL))
+        return f'<p class="definition">{html.escape(text)} <br><code>{source}</code>, <code>{view}</code></p>'
+
+
 def build_report(
     db, run: str, out: str | Path, layer: int | None = None, threshold: float = THRESHOLD, absolute: bool = False
 ) -> Path:
@@ -338,50 +376,48 @@ def build_report(
         if lake.height:  # where an attached run's activations are read from
             row = lake.row(0, named=True)
             meta["source"] = f"lake {row['lake']} (Delta version {row['version']}, {row['n_shards']} shards)"
-        figures = _figures(wh, rl.run, rl.layer, threshold, absolute)
-        tables = _tables(wh, rl.run, rl.layer, threshold, absolute)
-        notes = caveats(wh, rl.run, rl.layer)
-        explorer = cards_json(neuron_cards(wh, rl.run, rl.layer, None, EXPLORER_SENTENCES, threshold, absolute))
+        c = Contents(
+            run=rl.run,
+            layer=rl.layer,
+            meta=meta,
+            figures=_figures(wh, rl.run, rl.layer, threshold, absolute),
+            tables=_tables(wh, rl.run, rl.layer, threshold, absolute),
+            notes=caveats(wh, rl.run, rl.layer),
+            explorer=cards_json(neuron_cards(wh, rl.run, rl.layer, None, EXPLORER_SENTENCES, threshold, absolute)),
+            threshold=threshold,
+            absolute=absolute,
+        )
     with atomic_dir(final) as out:
-        _write(out, run, rl, meta, figures, tables, threshold, absolute, notes, explorer)
+        _write_files(out, c)
+        info = _info(c)
+        (out / "index.html").write_text(_page(c, info), encoding="utf-8")
+        (out / "summary.md").write_text(_summary(c, info), encoding="utf-8")
     return final / "index.html"
 
 
-def _write(
-    out: Path,
-    run: str,
-    rl,
-    meta: dict,
-    figures,
-    tables,
-    threshold: float,
-    absolute: bool,
-    notes: list[str],
-    explorer: dict,
-) -> None:
-    """The report's files inside folder OUT."""
-    defs = definitions()
+def _write_files(out: Path, c: Contents) -> None:
+    """Each figure as PNG and SVG, each table as CSV and LaTeX, inside folder OUT."""
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
-    for f in figures:
+    for f in c.figures:
         save(f.chart, out / "figures" / f"{f.key}.png")
         save(f.chart, out / "figures" / f"{f.key}.svg")
-    for t in tables:
+    for t in c.tables:
         write_table(t.frame, out / "tables" / f"{t.key}.csv")
         write_table(
             t.frame,
             out / "tables" / f"{t.key}.tex",
-            caption=f"{t.title} (run {run}{f', layer {rl.layer}' if t.per_layer else ''}).",
+            caption=f"{t.title} (run {c.run}{f', layer {c.layer}' if t.per_layer else ''}).",
             label=f"tab:{t.key}",
         )
 
-    def definition(view: str) -> str:
-        text, source = defs.get(view, ("", STATISTICS_SQL))
-        return f'<p class="definition">{html.escape(text)} <br><code>{source}</code>, <code>{view}</code></p>'
 
+def _info(c: Contents) -> pl.DataFrame:
+    """The run's facts as a two-column table (field, value)."""
+    meta = c.meta
     info = {
-        "run": run,
-        "layer": rl.layer,
+        "run": c.run,
+        "layer": c.layer,
         "model": meta["model"] or "(imported)",
         "data": meta["data_file"],
         "pooling": meta["pooling"] or "-",
@@ -391,25 +427,25 @@ def _write(
         "labels": meta["n_labels"],
         "neurons": meta["hidden_size"],
         "layers stored": ", ".join(map(str, meta["layers"])),
-        "threshold": f"{'|P|' if absolute else 'P'} > {threshold}",
+        "threshold": f"{'|P|' if c.absolute else 'P'} > {c.threshold}",
         "created": str(meta["created_at"])[:19],
         "report": datetime.now().strftime("%Y-%m-%d %H:%M"),
         "toolkit": __version__,
     }
-    meta_table = pl.DataFrame({"field": list(info), "value": [str(v) for v in info.values()]})
-    accuracy = next((t for t in tables if t.key == "evaluation"), None)
-    rest = [t for t in tables if t is not accuracy]
+    return pl.DataFrame({"field": list(info), "value": [str(v) for v in info.values()]})
 
-    def table_block(t: Table) -> str:
-        links = f"<a href='tables/{t.key}.csv'>CSV</a> · <a href='tables/{t.key}.tex'>LaTeX</a>"
-        body = _html_table(t.frame)
-        if t.frame.height > COLLAPSE_ROWS:
-            body = f"<details><summary>{t.frame.height} rows (show)</summary>{body}</details>"
-        return (
-            f"<h3 id='table-{t.key}'>{html.escape(t.title)}</h3>{body}{definition(t.view)}<p class='files'>{links}</p>"
-        )
 
-    toc = [("caveats", "What these results can claim")] if notes else []
+def _table_block(c: Contents, t: Table) -> str:
+    links = f"<a href='tables/{t.key}.csv'>CSV</a> · <a href='tables/{t.key}.tex'>LaTeX</a>"
+    body = _html_table(t.frame)
+    if t.frame.height > COLLAPSE_ROWS:
+        body = f"<details><summary>{t.frame.height} rows (show)</summary>{body}</details>"
+    return f"<h3 id='table-{t.key}'>{html.escape(t.title)}</h3>{body}{c.definition(t.view)}<p class='files'>{links}</p>"
+
+
+def _nav(c: Contents, accuracy: Table | None, rest: list[Table]) -> str:
+    """The table of contents."""
+    toc = [("caveats", "What these results can claim")] if c.notes else []
     toc += [("accuracy", "Model accuracy")] if accuracy else []
     toc += [
         ("run", "Run"),
@@ -419,10 +455,10 @@ def _write(
         ("definitions", "Definitions"),
     ]
     sub = {
-        "figures": [(f"figure-{f.key}", f.title) for f in figures],
+        "figures": [(f"figure-{f.key}", f.title) for f in c.figures],
         "tables": [(f"table-{t.key}", t.title) for t in rest],
     }
-    nav = "".join(
+    return "".join(
         f"<li><a href='#{k}'>{html.escape(v)}</a>"
         + (
             "<ul>" + "".join(f"<li><a href='#{a}'>{html.escape(b)}</a></li>" for a, b in sub[k]) + "</ul>"
@@ -432,55 +468,64 @@ def _write(
         + "</li>"
         for k, v in toc
     )
+
+
+def _page(c: Contents, info: pl.DataFrame) -> str:
+    """The self-contained HTML page: every figure (Vega inlined), table, card and definition."""
+    accuracy = next((t for t in c.tables if t.key == "evaluation"), None)
+    rest = [t for t in c.tables if t is not accuracy]
     parts = [
-        f"<h1>Neuron analysis of run <code>{html.escape(run)}</code>, layer {rl.layer}</h1>",
+        f"<h1>Neuron analysis of run <code>{html.escape(c.run)}</code>, layer {c.layer}</h1>",
         '<section hidden><h2>Problems</h2><ul id="errors"></ul></section>',
-        f"<nav id='toc'><h2>Contents</h2><ul>{nav}</ul></nav>",
+        f"<nav id='toc'><h2>Contents</h2><ul>{_nav(c, accuracy, rest)}</ul></nav>",
     ]
-    if notes:
+    if c.notes:
         parts.append(
             "<section id='caveats' class='caveats'><h2>What these results can claim</h2><ul>"
-            + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+            + "".join(f"<li>{html.escape(n)}</li>" for n in c.notes)
             + "</ul></section>"
         )
     if accuracy:
-        parts.append(f"<section id='accuracy'><h2>Model accuracy</h2>{table_block(accuracy)}</section>")
-    parts += ["<h2 id='run'>Run</h2>", _html_table(meta_table)]
+        parts.append(f"<section id='accuracy'><h2>Model accuracy</h2>{_table_block(c, accuracy)}</section>")
+    parts += ["<h2 id='run'>Run</h2>", _html_table(info)]
     parts.append("<h2 id='figures'>Figures</h2>")
-    for f in figures:
+    for f in c.figures:
         parts.append(
             f"<h3 id='figure-{f.key}'>{html.escape(f.title)}</h3><div class='chart' id='chart-{f.key}'></div>"
-            f"{definition(f.view)}<p class='files'><a href='figures/{f.key}.png'>PNG</a> · "
+            f"{c.definition(f.view)}<p class='files'><a href='figures/{f.key}.png'>PNG</a> · "
             f"<a href='figures/{f.key}.svg'>SVG</a></p>"
         )
     parts.append(template("explorer.html"))
     parts.append("<h2 id='tables'>Tables</h2>")
-    parts += [table_block(t) for t in rest]
+    parts += [_table_block(c, t) for t in rest]
     parts.append(
         "<h2 id='definitions'>Definitions</h2><p>Every number above comes from a view or macro in "
         "<code>sql/views/</code>, stored in the warehouse file (the full list: <code>docs/definitions.md</code>); "
-        "z-scores come from <code>zscores</code>:</p>" + definition("zscores") + definition("label_profiles")
+        "z-scores come from <code>zscores</code>:</p>" + c.definition("zscores") + c.definition("label_profiles")
     )
-    specs = {f.key: f.chart.to_dict() for f in figures}
-    page = (
+    specs = {f.key: f.chart.to_dict() for f in c.figures}
+    return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>neurons report: {html.escape(run)}, layer {rl.layer}</title><style>{template('report.css')}</style>"
-        f"<script>{vl_convert.javascript_bundle()}</script></head><body data-charts='{len(figures)}' data-rendered='0'>"
+        f"<title>neurons report: {html.escape(c.run)}, layer {c.layer}</title><style>{template('report.css')}</style>"
+        f"<script>{vl_convert.javascript_bundle()}</script></head>"
+        f"<body data-charts='{len(c.figures)}' data-rendered='0'>"
         + "\n".join(parts)
         + f"<script type='application/json' id='specs'>{_json_for_script(specs)}</script>"
-        + f"<script type='application/json' id='explorer-data'>{_json_for_script(explorer)}</script>"
+        + f"<script type='application/json' id='explorer-data'>{_json_for_script(c.explorer)}</script>"
         + f"<script>{template('page.js')}</script><script>{template('explorer.js')}</script></body></html>"
     )
-    index = out / "index.html"
-    index.write_text(page, encoding="utf-8")
-    summary = [f"# Run `{run}`, layer {rl.layer}", "", render(meta_table, "markdown")]
-    for t in tables:
+
+
+def _summary(c: Contents, info: pl.DataFrame) -> str:
+    """The Markdown summary beside the page: the run, every table, and the list of files."""
+    summary = [f"# Run `{c.run}`, layer {c.layer}", "", render(info, "markdown")]
+    for t in c.tables:
         summary += [f"## {t.title}", "", render(t.frame, "markdown", float_precision=3)]
     summary += [
         "## Files",
         "",
         "- `index.html`: the self-contained report",
-        *[f"- `figures/{f.key}.png`, `figures/{f.key}.svg`: {f.title}" for f in figures],
-        *[f"- `tables/{t.key}.csv`, `tables/{t.key}.tex`: {t.title}" for t in tables],
+        *[f"- `figures/{f.key}.png`, `figures/{f.key}.svg`: {f.title}" for f in c.figures],
+        *[f"- `tables/{t.key}.csv`, `tables/{t.key}.tex`: {t.title}" for t in c.tables],
     ]
-    (out / "summary.md").write_text("\n".join(summary) + "\n", encoding="utf-8")
+    return "\n".join(summary) + "\n"
