@@ -8,13 +8,13 @@ CREATE TABLE runs (
     run_id          USMALLINT NOT NULL,
     name            VARCHAR   NOT NULL,
     status          VARCHAR   NOT NULL,  -- 'incomplete' until every batch is committed, then 'complete'
-    source          VARCHAR   NOT NULL,  -- 'extract' or 'load'
+    source          VARCHAR   NOT NULL,  -- 'extract', 'load', or 'lake' (attached from a lake; activations read in place)
     model           VARCHAR,             -- checkpoint directory or hub id
     model_type      VARCHAR,             -- config.model_type, e.g. 'xlm-roberta'
     data_file       VARCHAR   NOT NULL,
     data_sha256     VARCHAR   NOT NULL,
     layers          USMALLINT[] NOT NULL, -- hidden_states indices: 0 = embeddings, k = block k
-    pooling         VARCHAR,             -- 'cls' or 'mean' (NULL for imported tables)
+    pooling         VARCHAR,             -- 'cls', 'mean' or 'active' (ffn token shares); NULL for imported tables
     hidden_size     INTEGER   NOT NULL,  -- neurons per layer
     n_sentences     INTEGER   NOT NULL,
     n_languages     INTEGER   NOT NULL,

@@ -94,6 +94,61 @@ def weight_mass(model, n_neurons: int) -> np.ndarray:
     return np.abs(model.coef_).sum(axis=0) if model.coef_.shape[1] == n_neurons else np.zeros(n_neurons)
 
 
+def _topk(
+    z: np.ndarray,
+    labels: np.ndarray,
+    neurons: np.ndarray,
+    weights: pl.DataFrame,
+    all_train: np.ndarray,
+    all_test: np.ndarray,
+    o: ProbeOptions,
+    progress,
+) -> pl.DataFrame:
+    """Probes on the top-k neurons of the all-languages probe's ranking against probes on random k-sets: k,
+    accuracy, control_mean, control_min, control_max, n_controls (no rows when there is nothing to test on)."""
+    topk_rows = []
+    if all_test.any():
+        ranking = weights.filter(pl.col("train_language") == "all").sort("rank")["neuron"].to_numpy()
+        column = {int(n): i for i, n in enumerate(neurons)}
+        pick = np.random.default_rng(o.seed + 2)
+        for k in sorted(set(o.top)):
+            if k >= len(neurons):
+                continue
+
+            def accuracy(cols: np.ndarray) -> float:
+                m = fit(z[all_train][:, cols], labels[all_train], o)
+                return float(np.mean(m.predict(z[all_test][:, cols]) == labels[all_test]))
+
+            top = np.array([column[int(n)] for n in ranking[:k]])
+            controls = [accuracy(np.sort(pick.choice(len(neurons), size=k, replace=False))) for _ in range(o.controls)]
+            topk_rows.append(
+                (
+                    k,
+                    accuracy(top),
+                    *(
+                        (float(np.mean(controls)), float(np.min(controls)), float(np.max(controls)))
+                        if controls
+                        else (None,) * 3
+                    ),
+                    o.controls,
+                )
+            )
+            if progress:
+                progress(1)
+    return pl.DataFrame(
+        topk_rows,
+        schema={
+            "k": pl.Int64,
+            "accuracy": pl.Float64,
+            "control_mean": pl.Float64,
+            "control_min": pl.Float64,
+            "control_max": pl.Float64,
+            "n_controls": pl.Int64,
+        },
+        orient="row",
+    )
+
+
 def probe(
     wh: Warehouse, run: str, layer: int | None = None, options: ProbeOptions | None = None, progress=None
 ) -> ProbeResult:
@@ -166,48 +221,10 @@ def probe(
     )
     weights = pl.concat(weight_rows)
 
-    topk_rows = []
     all_train, all_test = train_rows(train_langs), np.isin(lang, test_langs) & held
-    if all_model is not None and all_test.any():
-        ranking = weights.filter(pl.col("train_language") == "all").sort("rank")["neuron"].to_numpy()
-        column = {int(n): i for i, n in enumerate(neurons)}
-        pick = np.random.default_rng(o.seed + 2)
-        for k in sorted(set(o.top)):
-            if k >= len(neurons):
-                continue
-
-            def accuracy(cols: np.ndarray) -> float:
-                m = fit(z[all_train][:, cols], labels[all_train], o)
-                return float(np.mean(m.predict(z[all_test][:, cols]) == labels[all_test]))
-
-            top = np.array([column[int(n)] for n in ranking[:k]])
-            controls = [accuracy(np.sort(pick.choice(len(neurons), size=k, replace=False))) for _ in range(o.controls)]
-            topk_rows.append(
-                (
-                    k,
-                    accuracy(top),
-                    *(
-                        (float(np.mean(controls)), float(np.min(controls)), float(np.max(controls)))
-                        if controls
-                        else (None,) * 3
-                    ),
-                    o.controls,
-                )
-            )
-            if progress:
-                progress(1)
-    topk = pl.DataFrame(
-        topk_rows,
-        schema={
-            "k": pl.Int64,
-            "accuracy": pl.Float64,
-            "control_mean": pl.Float64,
-            "control_min": pl.Float64,
-            "control_max": pl.Float64,
-            "n_controls": pl.Int64,
-        },
-        orient="row",
-    )
+    if all_model is None:  # no probe on every training language: nothing whose ranking to test
+        all_test = np.zeros_like(all_test)
+    topk = _topk(z, labels, neurons, weights, all_train, all_test, o, progress)
     return ProbeResult(rl.run, rl.layer, o, scores, weights, topk, time.perf_counter() - start)
 
 
