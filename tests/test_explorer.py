@@ -56,3 +56,27 @@ def test_neuron_card_in_the_terminal(db, neurons):
     card = js["neurons"]["3"]
     assert card["rank"] == rank and len(card["profile"]) == 4 * 6 and len(card["classes"]) == 6
     assert_one_line_error(neurons("--db", path, "neuron", "99", "--run", "e"), "no neuron 99")
+
+
+def test_library_calls_take_a_path_or_an_open_warehouse(db):
+    """One convention for every library entry point's first argument: a warehouse path or an open Warehouse give
+    the same answer, and the run object names its layers and default layer."""
+    from polars.testing import assert_frame_equal
+
+    from toolkit.figures.export import export_query
+    from toolkit.stats.analysis import analyze, layer_sweep
+    from toolkit.stats.explorer import neuron_cards
+    from toolkit.store.warehouse import Warehouse
+
+    path = db[0]
+    by_path = analyze(path, "e")
+    with Warehouse(path, read_only=True) as wh:
+        run = wh.run("e")
+        assert (run.layers, run.default_layer, run.stored_in) == ([7], 7, "warehouse")
+        by_object = analyze(wh, "e")
+        assert_frame_equal(by_object.top_variance, by_path.top_variance)
+        assert_frame_equal(layer_sweep(wh, "e"), layer_sweep(path, "e"))  # floats to rounding (parallel sums)
+        a, b = neuron_cards(wh, "e", 7, [3], 2), neuron_cards(path, "e", 7, [3], 2)
+        assert_frame_equal(a.profile, b.profile)
+        assert_frame_equal(a.sentences, b.sentences)
+        assert_frame_equal(export_query(wh, "label_profiles", "e"), export_query(path, "label_profiles", "e"))

@@ -18,7 +18,7 @@ from toolkit.defaults import CLASSES, THRESHOLD
 from toolkit.errors import UserError
 from toolkit.stats.analysis import resolve
 from toolkit.store.output import atomic_file
-from toolkit.store.warehouse import Warehouse
+from toolkit.store.warehouse import Warehouse, reads
 
 alt.data_transformers.disable_max_rows()
 
@@ -499,6 +499,7 @@ CHARTS: dict[str, tuple[Callable[[Warehouse, ChartOptions], alt.Chart], str]] = 
 FORMATS = (".png", ".svg", ".pdf", ".html")
 
 
+@reads
 def build(wh: Warehouse, name: str, options: ChartOptions) -> alt.Chart:
     if name not in CHARTS:
         raise UserError(f"unknown chart {name}; one of {', '.join(CHARTS)}")

@@ -12,7 +12,7 @@ import polars as pl
 
 from toolkit.defaults import CLASSES, THRESHOLD
 from toolkit.store.runs import default_layer  # noqa: F401 - re-exported for library callers
-from toolkit.store.warehouse import Warehouse
+from toolkit.store.warehouse import Warehouse, reads
 
 
 @dataclass
@@ -61,6 +61,7 @@ class Findings:
         }
 
 
+@reads
 def analyze(
     wh: Warehouse,
     run: str,
@@ -83,6 +84,7 @@ def analyze(
     return Findings(rl.run, rl.layer, threshold, absolute, top_variance, pairs, shares, mono)
 
 
+@reads
 def criteria_headline(wh: Warehouse, run: str, layer: int) -> pl.DataFrame:
     """Per pair of neuron criteria: Jaccard of their top-10 and top-50 sets and Spearman of their rankings
     (view `criteria_agreement`; the probe joins in after `neurons probe`)."""
@@ -95,6 +97,7 @@ def criteria_headline(wh: Warehouse, run: str, layer: int) -> pl.DataFrame:
     )
 
 
+@reads
 def layer_sweep(wh: Warehouse, run: str, threshold: float = THRESHOLD, absolute: bool = False) -> pl.DataFrame:
     """One row per stored layer (macro `summarize_layers`), with each language pair's mean Spearman as a column."""
     wh.run_id(run)
@@ -115,6 +118,7 @@ def layer_sweep(wh: Warehouse, run: str, threshold: float = THRESHOLD, absolute:
     return summary
 
 
+@reads
 def caveats(wh: Warehouse, run: str, layer: int) -> list[str]:
     """What the run's figures can and cannot claim, in sentences: languages whose model is at chance (view
     `evaluation`), label-sensitive neurons by q alone and by q plus effect size (`neuron_significance`), and

@@ -16,7 +16,7 @@ import polars as pl
 from toolkit.defaults import THRESHOLD
 from toolkit.errors import UserError
 from toolkit.stats.analysis import resolve
-from toolkit.store.warehouse import Warehouse
+from toolkit.store.warehouse import Warehouse, reads
 
 
 @dataclass
@@ -47,6 +47,7 @@ class Cards:
         )
 
 
+@reads
 def neuron_cards(
     wh: Warehouse,
     run: str,

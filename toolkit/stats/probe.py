@@ -30,7 +30,7 @@ from toolkit.stats.analysis import resolve
 from toolkit.stats.options import ProbeOptions  # noqa: F401 - re-exported for library callers
 from toolkit.store.arrow import insert_table
 from toolkit.store.evaluation import score
-from toolkit.store.warehouse import Warehouse
+from toolkit.store.warehouse import Warehouse, reads
 
 HELD_OUT = 0.2
 
@@ -149,6 +149,7 @@ def _topk(
     )
 
 
+@reads
 def probe(
     wh: Warehouse, run: str, layer: int | None = None, options: ProbeOptions | None = None, progress=None
 ) -> ProbeResult:

@@ -26,7 +26,7 @@ from toolkit.errors import UserError
 from toolkit.stats.analysis import resolve
 from toolkit.stats.options import SignificanceOptions  # noqa: F401 - re-exported for library callers
 from toolkit.store.arrow import insert_table
-from toolkit.store.warehouse import Warehouse
+from toolkit.store.warehouse import Warehouse, reads
 
 BATCH_BYTES = 256 * 2**20  # memory for one batch of gathered z matrices
 
@@ -223,6 +223,7 @@ def _check_observed(
         raise RuntimeError("permutation engine disagrees with between_label_variance")
 
 
+@reads
 def significance(
     wh: Warehouse, run: str, layer: int | None = None, options: SignificanceOptions | None = None, progress=None
 ) -> Significance:

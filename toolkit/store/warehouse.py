@@ -9,6 +9,7 @@ any DuckDB client can query it without this package.
 
 from __future__ import annotations
 
+import functools
 import os
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -246,6 +247,11 @@ class Warehouse:
     def __enter__(self) -> Warehouse:
         return self
 
+    def __fspath__(self) -> str:
+        """A warehouse stands for its file: every library call that takes a warehouse path takes an open
+        `Warehouse` as well (one convention for the first argument; see `reads`)."""
+        return str(self.path)
+
     def __exit__(self, *exc: object) -> None:
         self.close()
 
@@ -444,6 +450,20 @@ class Warehouse:
     ) -> pl.DataFrame:
         """Distinct neurons monolingual in each language for at least one label."""
         return self._macro("count_monolingual(?, absolute := ?)", "language", run, layer, [threshold, absolute])
+
+
+def reads(fn):
+    """Let FN, whose first argument is an open Warehouse, take a warehouse path as well (opened read-only for the
+    call): with `Warehouse.__fspath__`, every library entry point takes either as its first argument."""
+
+    @functools.wraps(fn)
+    def wrapper(db, *args, **kwargs):
+        if isinstance(db, Warehouse):
+            return fn(db, *args, **kwargs)
+        with Warehouse(db, read_only=True) as wh:
+            return fn(wh, *args, **kwargs)
+
+    return wrapper
 
 
 @contextmanager
