@@ -22,6 +22,22 @@ from toolkit.errors import UserError
 SITE_HELP = "residual: the hidden states; ffn: the feed-forward activations after the nonlinearity (blocks 1..n)."
 
 
+def site_option(help_text: str, default: str = "residual"):
+    return click.option(
+        "--site", type=click.Choice(["residual", "ffn"]), default=default, show_default=True, help=help_text
+    )
+
+
+def pooling_option(help_text: str, default: str | None):
+    return click.option(
+        "--pooling",
+        type=click.Choice(["cls", "mean", "active"]),
+        default=default,
+        show_default=bool(default),
+        help=help_text,
+    )
+
+
 def allow_unk_option(what: str):
     return click.option(
         "--allow-unk",
@@ -41,20 +57,11 @@ def allow_unk_option(what: str):
     show_default=True,
     help="hidden_states indices: 11 | 6,11 | -2 (penultimate) | all. 0 is the embedding output.",
 )
-@click.option(
-    "--pooling",
-    type=click.Choice(["cls", "mean", "active"]),
-    default=default(ExtractOptions, "pooling"),
-    show_default=True,
-    help="First token ([CLS]/<s>), the mean over non-padding tokens, or (ffn) the share of tokens active (> 0).",
+@pooling_option(
+    "First token ([CLS]/<s>), the mean over non-padding tokens, or (ffn) the share of tokens active (> 0).",
+    default(ExtractOptions, "pooling"),
 )
-@click.option(
-    "--site",
-    type=click.Choice(["residual", "ffn"]),
-    default=default(ExtractOptions, "site"),
-    show_default=True,
-    help=SITE_HELP,
-)
+@site_option(SITE_HELP, default(ExtractOptions, "site"))
 @click.option("--batch-size", type=int, default=default(ExtractOptions, "batch_size"), show_default=True)
 @click.option("--max-length", type=int, default=None, help="Truncate longer inputs (default: the model's limit).")
 @device_option
@@ -138,19 +145,8 @@ def extract(ctx: Context, model: str, data: Path, run: str, spec, **o) -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--run", required=True, help="Name of the run to create.")
 @click.option("--replace", is_flag=True, help="Replace the run if it exists.")
-@click.option(
-    "--site",
-    type=click.Choice(["residual", "ffn"]),
-    default="residual",
-    show_default=True,
-    help="What the values are: hidden states or feed-forward activations.",
-)
-@click.option(
-    "--pooling",
-    type=click.Choice(["cls", "mean", "active"]),
-    default=None,
-    help="How they were pooled (active: token shares, with an n_tokens column; LAPE reads these).",
-)
+@site_option("What the values are: hidden states or feed-forward activations.")
+@pooling_option("How they were pooled (active: token shares, with an n_tokens column; LAPE reads these).", None)
 @click.option(
     "--memory",
     default=None,
