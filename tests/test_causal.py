@@ -217,6 +217,14 @@ def test_ablation_bad_input(tmp_path, planted_db, planted_model, checkpoint, neu
         neurons(*base, "--layer", "2", "--query", "select 1 as x"), "must return a column named neuron"
     )
     assert_one_line_error(neurons(*base, "--layer", "2"), "exactly one of --neurons, --query or --top-variance")
+    # no silent coercion: fractional, textual or empty neuron sets are refused, not rounded or stored empty
+    assert_one_line_error(neurons(*base, "--layer", "2", "--query", "select 1.7 as neuron"), "not whole numbers")
+    assert_one_line_error(neurons(*base, "--layer", "2", "--query", "select 'a' as neuron"), "not whole numbers")
+    assert_one_line_error(neurons(*base, "--layer", "2", "--neurons", ""), "names no neuron")
+    assert_one_line_error(
+        neurons(*base, "--layer", "2", "--query", "select 1 as neuron where false"), "chose no neuron"
+    )
+    assert_one_line_error(neurons(*base, "--layer", "2", "--neurons", "3", "--seed", "-1"), "--seed")
     odd = tmp_path / "odd.csv"
     odd.write_text("text,language,label\nhello there,en,awe\n")
     assert_one_line_error(

@@ -307,6 +307,12 @@ def test_usage_errors_are_one_line(neurons, db):
     assert_one_line_error(neurons("--db", db, "analyze"), "--run")
     assert_one_line_error(neurons("--db", db, "nosuchcommand"), "nosuchcommand")
     assert_one_line_error(neurons("--db", db, "analyze", "--run", "base", "--top", "abc"), "--top")
+    # values a user can mistype are refused as they are read, not deep inside as an internal error
+    assert_one_line_error(neurons("--db", db, "significance", "--run", "base", "--seed", "-1"), "--seed")
+    assert_one_line_error(neurons("--db", db, "export", "runs", "--out", "x.csv", "--precision", "-3"), "--precision")
+    for wait in ("abc", "nan", "-5"):
+        r = neurons("--db", db, "runs", env={"NEURONS_LOCK_WAIT": wait})
+        assert_one_line_error(r, "NEURONS_LOCK_WAIT")
 
 
 def test_finetune_checks_its_output_before_training(tmp_path, neurons, checkpoint, sample):
@@ -528,3 +534,55 @@ def test_undefined_values_are_null_everywhere(db, neurons, tmp_path):
     analysis = neurons("--db", db, "analyze", "--run", "base", "--layer", "0", "--json")
     assert analysis.exit_code == 0 and "NaN" not in analysis.stdout
     json.loads(analysis.stdout)
+
+
+# -- outputs never replace what they did not make ----------------------------------------------------------
+
+
+def test_outputs_never_replace_what_they_did_not_make(db, neurons, checkpoint, sample, tmp_path):
+    """An output folder is written only where it is new, empty or an earlier output of its kind holding nothing
+    else; an output file never replaces a database. Every refusal is one line, with every file unchanged."""
+    work = db.parent
+    before = fingerprint(work)
+    # the warehouse's own folder, a folder of the user's files, and the warehouse file under another name
+    r = neurons("--db", db, "report", "--run", "base", "--out", work)
+    assert_one_line_error(r, "other files in it")
+    mine = work / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    before = fingerprint(work)
+    assert_one_line_error(neurons("--db", db, "report", "--run", "base", "--out", mine), "other files in it")
+    shutil.copy(db, work / "looks-like.json")
+    shutil.copy(db, work / "looks-like.png")
+    before = fingerprint(work)
+    r = neurons("--db", db, "export", "runs", "--out", work / "looks-like.json")
+    assert_one_line_error(r, "is a DuckDB database")
+    r = neurons("--db", db, "chart", "correlation", "--run", "base", "--out", work / "looks-like.png")
+    assert_one_line_error(r, "is a DuckDB database")
+    data = tmp_path / "d.csv"
+    sample.write_csv(data)
+    r = neurons("finetune", checkpoint(), data, "--out", mine, "--epochs", "50", "--quiet")
+    assert_one_line_error(r, "other files in it")
+    assert fingerprint(work) == before
+
+    # an earlier report is replaced; once the user puts a file (or a warehouse) into it, it is not
+    report = tmp_path / "report"
+    assert neurons("--db", db, "report", "--run", "base", "--out", report).exit_code == 0
+    assert (report / ".neurons-output").read_text().strip() == "report"
+    assert neurons("--db", db, "report", "--run", "base", "--out", report).exit_code == 0
+    shutil.copy(db, report / "w.duckdb")
+    kept = fingerprint(report)
+    assert_one_line_error(neurons("--db", db, "report", "--run", "base", "--out", report), "other files in it")
+    assert fingerprint(report) == kept
+    # an empty folder is fine
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert neurons("--db", db, "report", "--run", "base", "--out", empty).exit_code == 0
+
+
+def test_finetune_that_diverges_saves_nothing(tmp_path, neurons, checkpoint, sample):
+    data = tmp_path / "d.csv"
+    sample.head(60).write_csv(data)
+    r = neurons("finetune", checkpoint(), data, "--out", tmp_path / "ckpt", "--lr", "1e10", "--epochs", "2", "--quiet")
+    assert_one_line_error(r, "diverged", "--lr")
+    assert not (tmp_path / "ckpt").exists()

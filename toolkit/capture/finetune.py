@@ -125,6 +125,11 @@ def train_classifier(
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
             loss = loss_fn(logits(rows), y[rows].to(device))
+            if not torch.isfinite(loss):
+                raise UserError(
+                    f"training diverged (loss {loss.item()} in epoch {epoch}); nothing was saved: lower --lr "
+                    f"(it is {optimiser.param_groups[0]['lr']:g})"
+                )
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -133,6 +138,11 @@ def train_classifier(
             bar.update(1)
             bar.set_postfix_str(f"epoch {epoch}/{epochs}, loss {total / seen:.3f}", refresh=False)
         losses.append(total / len(texts))
+        if not all(bool(torch.isfinite(w).all()) for w in model.parameters()):
+            raise UserError(
+                f"training diverged (weights not finite after epoch {epoch}); nothing was saved: lower --lr "
+                f"(it is {optimiser.param_groups[0]['lr']:g})"
+            )
         entry = {"epoch": epoch, "loss": losses[-1]}
         if evaluate is not None:
             model.eval()
@@ -211,9 +221,9 @@ def finetune(
     from toolkit.capture.models import load_config, loading, pick_device, quiet_transformers
     from toolkit.capture.tokens import check_unknown, unknown_shares
     from toolkit.store.evaluation import score
-    from toolkit.store.output import atomic_dir, check_writable_dir
+    from toolkit.store.output import atomic_dir, check_output_dir
 
-    check_writable_dir(out)
+    check_output_dir(out, "checkpoint")
     texts, labels = train["text"].to_list(), train["label"].to_list()
     config, reference = load_config(base)
     names = sorted(set(labels))
@@ -280,7 +290,7 @@ def finetune(
         "created_at": datetime.now().isoformat(timespec="seconds"),
         "toolkit_version": __version__,
     }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "checkpoint") as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / RECORD).write_text(json.dumps(json_value(record), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -114,19 +114,29 @@ def choose_neurons(
         except ValueError:
             raise UserError(f"--neurons {neurons!r}: give comma-separated neuron numbers, e.g. 12,40,311") from None
         selection = f"--neurons {neurons}"
+        if not chosen:
+            raise UserError("--neurons names no neuron; give comma-separated neuron numbers, e.g. 12,40,311")
     elif query is not None:
         df = execute_read_only(wh.con, query)
         if "neuron" not in df.columns:
             raise UserError(
                 f"--query must return a column named neuron (it returned: {', '.join(df.columns) or 'nothing'})"
             )
-        chosen = [int(x) for x in df["neuron"].drop_nulls().to_list()]
+        column = df["neuron"].drop_nulls()
+        if not column.dtype.is_integer():
+            raise UserError(
+                f"--query returned neuron as {column.dtype}, not whole numbers; cast it (neuron::INTEGER) or fix "
+                "the query"
+            )
+        chosen = [int(x) for x in column.to_list()]
         selection = f"--query {query}"
     else:
         if top_variance < 1:
             raise UserError("--top-variance must be at least 1")
         chosen = top_variance_neurons(wh, run, layer, top_variance)["neuron"].to_list()
         selection = f"--top-variance {top_variance}"
+    if not chosen:
+        raise UserError(f"{selection} chose no neuron; an ablation needs at least one")
     bad = sorted({n for n in chosen if not 0 <= n < hidden})
     if bad:
         raise UserError(f"neuron(s) {', '.join(map(str, bad[:5]))} out of range for layer {layer} (0..{hidden - 1})")

@@ -140,6 +140,10 @@ def at_least(minimum: int):
     return check
 
 
+SEED = click.IntRange(0, 2**32 - 1)
+"""A random seed: what numpy and torch accept."""
+
+
 def comma_list(text: str | None) -> tuple[str, ...] | None:
     """'a, b,c' -> ('a', 'b', 'c'); None or blank -> None."""
     return tuple(x.strip() for x in text.split(",") if x.strip()) or None if text else None

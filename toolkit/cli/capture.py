@@ -8,6 +8,7 @@ import click
 
 from toolkit.capture.options import ExtractOptions, FinetuneOptions
 from toolkit.cli.base import (
+    SEED,
     Context,
     comma_list,
     data_options,
@@ -191,7 +192,7 @@ def load(ctx: Context, file: Path, run: str, replace: bool, site: str, pooling: 
 @click.option("--lr", type=float, default=default(FinetuneOptions, "lr"), show_default=True)
 @click.option("--batch-size", type=int, default=default(FinetuneOptions, "batch_size"), show_default=True)
 @click.option("--max-length", type=int, default=default(FinetuneOptions, "max_length"), show_default=True)
-@click.option("--seed", type=int, default=default(FinetuneOptions, "seed"), show_default=True)
+@click.option("--seed", type=SEED, default=default(FinetuneOptions, "seed"), show_default=True)
 @device_option
 @allow_unk_option("Train")
 @click.option(
@@ -208,10 +209,10 @@ def finetune(click_ctx: click.Context, base: str, data: Path, out: Path, spec, *
     in that warehouse (view finetunes)."""
     from toolkit.capture.finetune import finetune as run_finetune
     from toolkit.capture.finetune import store_record, training_data
-    from toolkit.store.output import check_writable_dir
+    from toolkit.store.output import check_output_dir
     from toolkit.store.warehouse import WRITER_LOCK_WAIT, Warehouse
 
-    check_writable_dir(out)
+    check_output_dir(out, "checkpoint")
     options = FinetuneOptions(
         o["head"], o["epochs"], o["lr"], o["batch_size"], o["max_length"], o["seed"], o["device"], o["allow_unk"]
     )

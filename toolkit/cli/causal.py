@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from toolkit.causal.options import AblateOptions
-from toolkit.cli.base import Context, data_options, default, device_option, json_option, pass_ctx, quiet_option
+from toolkit.cli.base import SEED, Context, data_options, default, device_option, json_option, pass_ctx, quiet_option
 
 
 @click.command()
@@ -39,7 +39,7 @@ from toolkit.cli.base import Context, data_options, default, device_option, json
     show_default=True,
     help="Random control sets of the same size.",
 )
-@click.option("--seed", type=int, default=default(AblateOptions, "seed"), show_default=True)
+@click.option("--seed", type=SEED, default=default(AblateOptions, "seed"), show_default=True)
 @click.option("--batch-size", type=int, default=default(AblateOptions, "batch_size"), show_default=True)
 @click.option("--max-length", type=int, default=None)
 @device_option

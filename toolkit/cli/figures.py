@@ -106,7 +106,13 @@ def report(ctx: Context, run: str, layer: int | None, threshold: float, absolute
 @layer_option("With a view name: keep this layer.")
 @click.option("--caption", default=None, help="LaTeX caption.")
 @click.option("--label", "tex_label", default=None, help="LaTeX \\label.")
-@click.option("--precision", type=int, default=3, show_default=True, help="Decimals for floats in .tex and .md.")
+@click.option(
+    "--precision",
+    type=click.IntRange(0, 17),
+    default=3,
+    show_default=True,
+    help="Decimals for floats in .tex and .md (0-17).",
+)
 @pass_ctx
 def export(
     ctx: Context,

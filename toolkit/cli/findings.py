@@ -8,6 +8,7 @@ import click
 import polars as pl
 
 from toolkit.cli.base import (
+    SEED,
     Context,
     abs_option,
     at_least,
@@ -145,7 +146,7 @@ def analyze(
 )
 @click.option(
     "--seed",
-    type=int,
+    type=SEED,
     default=default(SignificanceOptions, "seed"),
     show_default=True,
     help="Random seed (same seed, same results).",
@@ -269,7 +270,7 @@ def significance(ctx: Context, run: str, layer: int | None, as_json: bool, quiet
     callback=at_least(0),
     help="Random k-sets per k for the top-k comparison.",
 )
-@click.option("--seed", type=int, default=default(ProbeOptions, "seed"), show_default=True)
+@click.option("--seed", type=SEED, default=default(ProbeOptions, "seed"), show_default=True)
 @json_option()
 @quiet_option
 @pass_ctx

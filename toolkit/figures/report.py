@@ -24,7 +24,7 @@ from toolkit.figures.export import human_names, write_table
 from toolkit.stats.analysis import caveats, resolve, top_variance_neurons
 from toolkit.stats.explorer import cards_json, neuron_cards
 from toolkit.store.catalog import definitions
-from toolkit.store.output import atomic_dir, check_writable_dir
+from toolkit.store.output import atomic_dir, check_output_dir
 from toolkit.store.query import NULL_MARK, json_value, render
 from toolkit.store.warehouse import Warehouse
 
@@ -368,7 +368,7 @@ def build_report(
     db, run: str, out: str | Path, layer: int | None = None, threshold: float = THRESHOLD, absolute: bool = False
 ) -> Path:
     """Write the report of RUN (one LAYER) into folder OUT; returns the path of index.html."""
-    final = check_writable_dir(out)
+    final = check_output_dir(out, "report")
     with Warehouse(db, read_only=True) as wh:
         rl = resolve(wh, run, layer)
         meta = dict(wh.run(run).row)
@@ -387,7 +387,7 @@ def build_report(
             threshold=threshold,
             absolute=absolute,
         )
-    with atomic_dir(final) as out:
+    with atomic_dir(final, "report") as out:
         _write_files(out, c)
         info = _info(c)
         (out / "index.html").write_text(_page(c, info), encoding="utf-8")

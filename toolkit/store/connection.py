@@ -3,6 +3,7 @@ lock with one clear line when it does not end."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -16,7 +17,14 @@ from toolkit.store.catalog import quote
 
 def lock_wait() -> float:
     """Seconds a command waits for another process's lock before giving up (env NEURONS_LOCK_WAIT, default 30)."""
-    return float(os.environ.get("NEURONS_LOCK_WAIT") or 30)
+    text = os.environ.get("NEURONS_LOCK_WAIT") or "30"
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise UserError(f"NEURONS_LOCK_WAIT={text!r} is not a number of seconds; set it to e.g. 30, or unset it")
+    return seconds
 
 
 WRITER_LOCK_WAIT = -1.0

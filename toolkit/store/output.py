@@ -1,8 +1,12 @@
-"""Writing user-facing files safely: checked before expensive work, written whole or not at all.
+"""Writing user-facing files safely: checked before expensive work, written whole or not at all, and never in
+place of anything an output did not make.
 
 Every file a command writes (a chart, an export, a report folder, a checkpoint) is written to a temporary
 name beside its destination and renamed into place when complete, so a full disk or an interruption never
 leaves a truncated file, and the destination's folder is checked for writability before any work starts.
+An output folder replaces only a folder that is missing, empty, or an earlier output of the same kind (marked by
+a file `.neurons-output` naming its kind); an output file never replaces a DuckDB database or a folder. So no
+`--out` can delete a warehouse, a lake or a folder of the user's files.
 """
 
 from __future__ import annotations
@@ -67,11 +71,63 @@ def check_writable_dir(folder: str | Path) -> Path:
     return folder
 
 
+MARK = ".neurons-output"
+"""The file inside every output folder that names its kind ('report', 'checkpoint')."""
+
+EARLIER = {
+    "report": ("index.html", "summary.md"),
+    "checkpoint": ("config.json", "neurons-finetune.json"),
+}
+"""Files by which an output folder made before folders were marked is recognised, per kind."""
+
+
+REPORT_ENTRIES = {"index.html", "summary.md", "figures", "tables", MARK}
+"""Everything a report folder holds: an earlier report with anything else in it is not replaced."""
+
+
+def _made_by_us(folder: Path, kind: str) -> bool:
+    """Whether FOLDER is an earlier output of KIND that holds nothing of the user's (no database, no lake, and for
+    a report nothing but the report's files)."""
+    entries = list(folder.iterdir())
+    if any(is_database(e) or (e / "_delta_log").is_dir() for e in entries):
+        return False
+    if kind == "report" and any(e.name not in REPORT_ENTRIES for e in entries):
+        return False
+    mark = folder / MARK
+    if mark.is_file():
+        return mark.read_text(encoding="utf-8", errors="replace").strip() == kind
+    return all((folder / name).is_file() for name in EARLIER[kind])
+
+
+def check_output_dir(folder: str | Path, kind: str) -> Path:
+    """`check_writable_dir`, and refuse an existing folder that holds anything but an earlier output of KIND:
+    an output folder is written only where nothing of the user's can be lost."""
+    folder = check_writable_dir(folder)
+    if folder.is_dir() and any(folder.iterdir()) and not _made_by_us(folder, kind):
+        raise UserError(
+            f"--out {folder} is a folder with other files in it (not an earlier {kind} of neurons); writing the "
+            f"{kind} there would replace them: choose a new or empty folder"
+        )
+    return folder
+
+
+def is_database(path: Path) -> bool:
+    """Whether PATH is a DuckDB database file (its header says so)."""
+    try:
+        with path.open("rb") as f:
+            return f.read(12)[8:12] == b"DUCK"
+    except OSError:
+        return False
+
+
 def check_writable_file(path: str | Path) -> Path:
-    """Refuse, before any work, an output file that is a folder or whose folder cannot be written."""
+    """Refuse, before any work, an output file that is a folder, a DuckDB database (a warehouse, whatever its
+    name), or whose folder cannot be written."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{path} is a folder; name a file")
+    if path.is_file() and is_database(path):
+        raise UserError(f"--out {path} is a DuckDB database; writing there would replace it: name another file")
     check_writable_dir(path.parent if str(path.parent) else Path("."))
     return path
 
@@ -100,11 +156,11 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_dir(folder: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder beside FOLDER; on success it takes FOLDER's place (a previous FOLDER is removed
-    only then), on failure it is removed and FOLDER is left as it was."""
-    folder = Path(folder)
-    check_writable_dir(folder)
+def atomic_dir(folder: str | Path, kind: str) -> Iterator[Path]:
+    """Yield a temporary folder beside FOLDER; on success it is marked as an output of KIND and takes FOLDER's
+    place (a previous FOLDER, which `check_output_dir` allows only when it is empty or an earlier output of that
+    kind, is removed only then); on failure it is removed and FOLDER is left as it was."""
+    folder = check_output_dir(folder, kind)
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".part"))
@@ -113,7 +169,9 @@ def atomic_dir(folder: str | Path) -> Iterator[Path]:
     old = None
     try:
         yield tmp
+        (tmp / MARK).write_text(kind + "\n", encoding="utf-8")
         _publish(tmp, folder=True)
+        check_output_dir(folder, kind)  # again: the folder may have changed while the output was made
         if folder.exists():
             old = folder.parent / f"{tmp.name}.old"
             os.replace(folder, old)
