@@ -315,7 +315,7 @@ HEAD_NOTES = {
 def store_record(wh, checkpoint: str | Path, record: dict) -> int:
     """Insert a fine-tuning RECORD into the warehouse's `finetunes` table; returns its id."""
     with wh.transaction() as con:
-        finetune_id = int(wh.scalar("select coalesce(max(finetune_id), 0) + 1 from finetunes"))
+        finetune_id = wh.next_id("finetunes", "finetune_id")
         data = record.get("data", {})
         con.execute(
             "insert into finetunes values (?, ?, ?, ?, ?, ?, ?, ?)",

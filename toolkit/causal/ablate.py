@@ -318,7 +318,7 @@ def _store(wh: Warehouse, run: str, dataset: Dataset, o: AblateOptions, p: Plan,
     names = np.asarray(loaded.class_names, dtype=object)
     run_id = wh.run_id(run)
     with wh.transaction() as con:
-        ablation_id = int(wh.scalar("select coalesce(max(ablation_id), 0) + 1 from ablations"))
+        ablation_id = wh.next_id("ablations", "ablation_id")
         con.execute(
             "insert into ablations values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [

@@ -17,6 +17,7 @@ from toolkit.cli.base import (
     out_option,
     pass_ctx,
     quiet_option,
+    run_option,
 )
 from toolkit.errors import UserError
 
@@ -50,7 +51,7 @@ def allow_unk_option(what: str):
 @click.command()
 @click.argument("model")
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("--run", required=True, help="Name of the run to create.")
+@run_option("Name of the run to create.")
 @data_options
 @click.option(
     "--layers",
@@ -144,7 +145,7 @@ def extract(ctx: Context, model: str, data: Path, run: str, spec, **o) -> None:
 
 @click.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--run", required=True, help="Name of the run to create.")
+@run_option("Name of the run to create.")
 @click.option("--replace", is_flag=True, help="Replace the run if it exists.")
 @site_option("What the values are: hidden states or feed-forward activations.")
 @pooling_option("How they were pooled (active: token shares, with an n_tokens column; LAPE reads these).", None)

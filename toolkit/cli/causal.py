@@ -7,13 +7,23 @@ from pathlib import Path
 import click
 
 from toolkit.causal.options import AblateOptions
-from toolkit.cli.base import SEED, Context, data_options, default, device_option, json_option, pass_ctx, quiet_option
+from toolkit.cli.base import (
+    SEED,
+    Context,
+    data_options,
+    default,
+    device_option,
+    json_option,
+    pass_ctx,
+    quiet_option,
+    run_option,
+)
 
 
 @click.command()
 @click.argument("model", required=False)
 @click.argument("data", type=click.Path(path_type=Path), required=False)
-@click.option("--run", required=True, help="Run whose layer, neurons and means are used.")
+@run_option("Run whose layer, neurons and means are used.")
 @click.option("--layer", type=int, required=True, help="Ablate at hidden_states[LAYER] (the output of block LAYER).")
 @data_options
 @click.option("--neurons", default=None, help="Target neurons, comma-separated.")

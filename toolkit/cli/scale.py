@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import polars as pl
 
-from toolkit.cli.base import Context, OneLineGroup, format_options, json_option, out_option, pass_ctx
+from toolkit.cli.base import Context, OneLineGroup, format_options, json_option, out_option, pass_ctx, run_option
 from toolkit.errors import UserError
 
 lake_dir_argument = click.argument("lake_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
@@ -21,7 +21,7 @@ def lake() -> None:
 
 @lake.command("status")
 @lake_dir_argument
-@click.option("--run", default=None, help="The run to report on (default: one line per run of the lake).")
+@run_option("The run to report on (default: one line per run of the lake).", required=False)
 @json_option("Rows as JSON.")
 def lake_status(lake_dir: Path, run: str | None, as_json: bool) -> None:
     """Each shard of RUN: committed, started (chunks committed so far) or missing; exit 3 while any is not
@@ -47,7 +47,7 @@ def lake_status(lake_dir: Path, run: str | None, as_json: bool) -> None:
 
 @lake.command("attach")
 @lake_dir_argument
-@click.option("--run", required=True, help="The run in the lake.")
+@run_option("The run in the lake.")
 @click.option("--as", "name", default=None, help="Its name in the warehouse (default: the same).")
 @click.option("--replace", is_flag=True, help="Replace a warehouse run of that name.")
 @pass_ctx
@@ -71,7 +71,7 @@ master_option = click.option(
 
 @spark.command("moments")
 @lake_dir_argument
-@click.option("--run", required=True, help="The lake's run.")
+@run_option("The lake's run.")
 @master_option
 @out_option("Write the moments (.parquet, .csv, .json).", required=False, default=None)
 @click.option("--store", is_flag=True, help="Add them to the lake as the run's partial moments (runs without any).")

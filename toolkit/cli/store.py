@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from toolkit.cli.base import Context, format_options, json_option, pass_ctx
+from toolkit.cli.base import Context, format_options, json_option, pass_ctx, run_option
 from toolkit.errors import UserError
 
 RUNS_FIRST = ("run", "status", "layers", "split")  # always shown; then others in this order while they fit
@@ -57,7 +57,7 @@ def runs(ctx: Context, as_json: bool, wide: bool) -> None:
 
 
 @click.command()
-@click.option("--run", default=None, help="Run to delete, with everything computed from it.")
+@run_option("Run to delete, with everything computed from it.", required=False)
 @click.option("--ablation", "ablation_id", type=int, default=None, help="One ablation to delete (see ablations).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_ctx

@@ -233,7 +233,7 @@ def store(wh: Warehouse, result: ProbeResult) -> int:
     """Store RESULT as a new probing analysis of its run and layer (the views show the latest); its id."""
     run_id = wh.run_id(result.run)
     with wh.transaction() as con:
-        probe_id = int(wh.scalar("select coalesce(max(probe_id), 0) + 1 from probes"))
+        probe_id = wh.next_id("probes", "probe_id")
         con.execute(
             "insert into probes values (?, ?, ?, ?, ?, ?, ?)",
             [

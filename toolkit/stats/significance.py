@@ -403,7 +403,7 @@ def store(wh: Warehouse, result: Significance) -> int:
         for table in ("significance_counts", "significance_neurons", "significance_correlation", "significance_anova"):
             con.execute(f"delete from {table} where analysis_id in ({old})", [run_id, result.layer])
         con.execute("delete from significance where run_id = ? and layer = ?", [run_id, result.layer])
-        analysis_id = int(wh.scalar("select coalesce(max(analysis_id), 0) + 1 from significance"))
+        analysis_id = wh.next_id("significance", "analysis_id")
         s = result.settings
         row = {
             "analysis_id": analysis_id,

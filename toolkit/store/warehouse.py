@@ -295,8 +295,13 @@ class Warehouse:
             )
         return found["name"][0]
 
+    def next_id(self, table: str, column: str) -> int:
+        """The next free id of COLUMN in TABLE (ids are never reused while a row holds them; call inside the
+        transaction that inserts it)."""
+        return int(self.scalar(f"select coalesce(max({column}), 0) + 1 from {table}"))
+
     def next_run_id(self) -> int:
-        return int(self.scalar("select coalesce(max(run_id), 0) + 1 from runs"))
+        return self.next_id("runs", "run_id")
 
     def delete_ablation(self, ablation_id: int) -> None:
         """Remove one ablation with its sets and predictions (call inside a transaction)."""
