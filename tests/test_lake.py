@@ -4,6 +4,7 @@ extracted directly into DuckDB (docs/definitions.md, definitions 1-7)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -252,6 +253,24 @@ def test_refusals(tmp_path, checkpoint, data_csv, neurons):
     before = digest(db)
     assert_one_line_error(neurons("--db", db, "lake", "attach", lake, "--run", "r"), "exists already")
     assert digest(db) == before
+
+    # any N: a typo'd huge one is refused, and the status of many shards is a short table (only started shards
+    # are looked up in the lake; the rest are ranges)
+    assert_one_line_error(neurons(*base, "--lake", lake, "--shard", "0/9223372036854775807"), "at most 100,000")
+    many = ["extract", ckpt, data_csv, "--run", "many", "--layers", LAYERS, "--quiet", "--lake", lake]
+    assert neurons(*many, "--shard", "7/5000").exit_code == 0
+    status = neurons("lake", "status", lake, "--run", "many", "--json")
+    assert status.exit_code == 3
+    rows = json.loads(status.stdout)
+    assert [(r["shard"], r["state"]) for r in rows] == [
+        ("0-6/5000", "missing"),
+        ("7/5000", "committed"),
+        ("8-4999/5000", "missing"),
+    ]
+    assert (
+        "4999 of 5000 shards not committed: 0-6/5000, 8-4999/5000"
+        in neurons("lake", "status", lake, "--run", "many").stdout
+    )
 
 
 def test_attached_run_reads_in_place_read_only_and_deletes_cleanly(tmp_path, checkpoint, data_csv, neurons):

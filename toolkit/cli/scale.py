@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import click
-import polars as pl
 
 from toolkit.cli.base import Context, OneLineGroup, format_options, json_option, out_option, pass_ctx, run_option
 from toolkit.errors import UserError
@@ -26,7 +25,7 @@ def lake() -> None:
 def lake_status(lake_dir: Path, run: str | None, as_json: bool) -> None:
     """Each shard of RUN: committed, started (chunks committed so far) or missing; exit 3 while any is not
     committed, so scripts can wait on it. Without --run, the lake's runs and their shards committed."""
-    from toolkit.scale.shards import lake_runs, status
+    from toolkit.scale.shards import lake_runs, not_committed, status
     from toolkit.store.query import render
 
     if run is None:
@@ -34,14 +33,14 @@ def lake_status(lake_dir: Path, run: str | None, as_json: bool) -> None:
         return
     df = status(lake_dir, run)
     click.echo(render(df, "json" if as_json else "table"), nl=False)
-    missing = df.filter(pl.col("state") != "committed")
-    if missing.height:
+    n_missing, n_shards, rows = not_committed(df)
+    if n_missing:
         if not as_json:
-            click.echo(f"{missing.height} of {df.height} shards not committed: {', '.join(missing['shard'])}")
+            click.echo(f"{n_missing} of {n_shards} shards not committed: {', '.join(rows)}")
         sys.exit(3)
     if not as_json:
         click.echo(
-            f"all {df.height} shards committed; bring the run in with `neurons lake attach {lake_dir} --run {run}`"
+            f"all {n_shards} shards committed; bring the run in with `neurons lake attach {lake_dir} --run {run}`"
         )
 
 

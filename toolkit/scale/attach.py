@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from toolkit.errors import UserError
 from toolkit.scale.lake import Lake
-from toolkit.scale.shards import check_started, status
+from toolkit.scale.shards import check_started, not_committed, status
 from toolkit.store.arrow import insert_table, neuron_table
 from toolkit.store.warehouse import Warehouse, check_db_path, validate_run_name
 
@@ -70,12 +70,11 @@ def attach(
     name = name or run
     validate_run_name(name)
     lake = Lake(lake_dir)
-    shards = status(lake_dir, run)
-    missing = shards.filter(shards["state"] != "committed")
-    if missing.height:
+    n_missing, n_shards, rows = not_committed(status(lake_dir, run))
+    if n_missing:
         raise UserError(
-            f"run '{run}' has {missing.height} of {shards.height} shards not committed "
-            f"({', '.join(missing['shard'][:8])}); run them (see `neurons lake status {lake_dir} --run {run}`)"
+            f"run '{run}' has {n_missing} of {n_shards} shards not committed "
+            f"({', '.join(rows[:8])}); run them (see `neurons lake status {lake_dir} --run {run}`)"
         )
     records = lake.run_records(run)
     record = records[0]

@@ -95,6 +95,10 @@ def app_id(run: str, shard: int, n_shards: int) -> str:
     return f"neurons:{run}:{shard}/{n_shards}"
 
 
+MAX_SHARDS = 100_000
+"""More shards than any cluster runs at once; a larger N is a typo (each shard would hold a handful of sentences)."""
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """'K/N' -> (K, N) with 0 <= K < N (K is 0-based, like a Slurm array task id from --array=0-(N-1))."""
     try:
@@ -103,6 +107,8 @@ def parse_shard(text: str) -> tuple[int, int]:
         raise UserError(f"--shard {text!r} is not K/N; e.g. --shard 0/8 for the first of 8 shards") from None
     if n < 1 or not 0 <= k < n:
         raise UserError(f"--shard {text}: K must be between 0 and N-1 (N >= 1); e.g. --shard 0/{max(n, 1)}")
+    if n > MAX_SHARDS:
+        raise UserError(f"--shard {text}: at most {MAX_SHARDS:,} shards; give each shard more sentences")
     return k, n
 
 

@@ -312,7 +312,8 @@ def write_arrays(
 
 
 def status(lake_dir: str | Path, run: str) -> pl.DataFrame:
-    """One row per shard of RUN: committed (finished), running or failed (chunks committed so far), or missing."""
+    """One row per shard of RUN: committed (finished), started (running or failed: chunks committed so far), or
+    missing; consecutive missing shards share one row (`3-9/40`), so the table stays short for any N."""
     lake = Lake(lake_dir)
     records = lake.run_records(run)
     if not records:
@@ -320,29 +321,40 @@ def status(lake_dir: str | Path, run: str) -> pl.DataFrame:
         raise UserError(f"no run named '{run}' in lake {lake.root} (runs: {known})")
     n_shards = int(records[0]["n_shards"])
     finished = {r["shard"]: r for r in lake.read("shards", run).to_pylist()}
-    started = {r["shard"] for r in records}
+    started = sorted({int(r["shard"]) for r in records})
     out = []
-    for k in range(n_shards):
-        app = app_id(run, k, n_shards)
-        chunks_done = lake.committed("sentences", app)
-        if k in finished:
-            state = "committed"
-        elif k in started:
-            state = "started"
-        else:
-            state = "missing"
+
+    def missing(first: int, last: int) -> None:  # shards first..last never started: one row, however many
+        if first <= last:
+            name = f"{first}/{n_shards}" if first == last else f"{first}-{last}/{n_shards}"
+            out.append({"shard": name, "state": "missing", "chunks": "0"})
+
+    previous = -1
+    for k in started:  # a shard commits its record before any chunk: only started shards can have chunks
+        missing(previous + 1, k - 1)
+        previous = k
+        chunks_done = lake.committed("sentences", app_id(run, k, n_shards))
         f = finished.get(k, {})
         out.append(
             {
                 "shard": f"{k}/{n_shards}",
-                "state": state,
+                "state": "committed" if f else "started",
                 "chunks": f"{chunks_done}/{f['n_chunks']}" if f else str(chunks_done),
                 "sentences": f.get("n_sentences"),
                 "host": f.get("host"),
                 "finished": f["finished_at"].strftime("%Y-%m-%d %H:%M:%S") if f else None,
             }
         )
-    return pl.DataFrame(out, schema_overrides={"sentences": pl.Int64, "host": pl.String, "finished": pl.String})
+    missing(previous + 1, n_shards - 1)
+    schema = {"shard": pl.String, "state": pl.String, "chunks": pl.String, "sentences": pl.Int64}
+    return pl.DataFrame(out, schema={**schema, "host": pl.String, "finished": pl.String})
+
+
+def not_committed(shards: pl.DataFrame) -> tuple[int, int, list[str]]:
+    """(shards not committed, shards in all, their rows' names) of a `status` table."""
+    n_shards = int(shards["shard"][0].split("/")[1])
+    rows = shards.filter(pl.col("state") != "committed")["shard"].to_list()
+    return n_shards - shards.filter(pl.col("state") == "committed").height, n_shards, rows
 
 
 def lake_runs(lake_dir: str | Path) -> pl.DataFrame:
