@@ -85,6 +85,17 @@ def test_folder_and_delta_equal_single_file(tmp_path, long_table, neurons):
             ["layer 5 lacks some sentences"],
         ),
         (lambda t: t.with_columns(pl.col("layer").cast(pl.String) + "x"), ["layer is VARCHAR", "integers"]),
+        # what the file load refuses, the folder load refuses too: list-typed labels, an invisible mark in a language
+        (lambda t: t.with_columns(pl.concat_list("label").alias("label")), ["column label holds", "one plain label"]),
+        (
+            lambda t: t.with_columns(
+                pl.when(pl.col("language") == pl.col("language").first())
+                .then(pl.col("language") + "\u200f")
+                .otherwise(pl.col("language"))
+                .alias("language")
+            ),
+            ["invisible character", "U+200F"],
+        ),
     ],
 )
 def test_bad_folders_refused_and_warehouse_unchanged(tmp_path, long_table, neurons, damage, fragments):

@@ -11,6 +11,7 @@ duplicates. Everything happens in one transaction: a refused table leaves the wa
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,9 @@ def load_folder(
         missing = [c for c in REQUIRED if c not in columns]
         if missing:
             raise UserError(f"{what}: missing column(s) {', '.join(missing)}; a long table needs {', '.join(REQUIRED)}")
+        for c in [*REQUIRED, *(x for x in ("text", "n_tokens") if x in columns)]:  # as the file load: one value a row
+            if any(k in columns[c] for k in ("[]", "STRUCT", "MAP", "UNION")):
+                raise UserError(f"{what}: column {c} holds {columns[c]} values; give one plain {c} per row")
         for c in ("sentence_id", "layer", "neuron"):
             if not any(t in columns[c] for t in ("INT", "HUGEINT")):
                 raise UserError(f"{what}: column {c} is {columns[c]}; it must hold integers")
@@ -86,6 +90,7 @@ def load_folder(
         )
         _check_values(con, what, pooling)
         layers = _check_grid(con, what)
+        _check_visible(con, what)
         with wh.new_run(run, replace) as (_, run_id):
             counts = _write(wh, run_id, run, layers, what, path, fingerprint, site, pooling)
             wh.materialize(run_id)
@@ -122,6 +127,20 @@ def _check_values(con, what: str, pooling: str | None) -> None:
     for count, message in problems:
         if count:
             raise UserError(f"{what}: {count} {message}")
+
+
+def _check_visible(con, what: str) -> None:
+    """As the file load: no invisible character in a language or label ('ar' and 'ar' with a right-to-left mark
+    would be two languages that print the same). Read from the distinct values, after the per-sentence pass."""
+    for column in ("language", "label"):
+        for (value,) in con.execute(f"select distinct {column} from import_sentences").fetchall():
+            odd = [ch for ch in value if unicodedata.category(ch) in ("Cf", "Cc")]
+            if odd:
+                name = unicodedata.name(odd[0], "control character")
+                raise UserError(
+                    f"{what}: {column} {value!r} contains an invisible character (U+{ord(odd[0]):04X} {name}); "
+                    "remove it"
+                )
 
 
 def _check_grid(con, what: str) -> list[int]:
