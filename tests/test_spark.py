@@ -5,6 +5,7 @@ sql/views/010_statistics.sql, generated from that file, on the demo model's acti
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -166,6 +167,39 @@ def test_spark_sql_command(spark, lake_and_db, neurons):
     assert '"neuron_class": "polyglot"' in result.output
     assert_one_line_error(neurons("spark", "sql", lake, "select nope from runs"), "Spark refused the query", "nope")
     assert_one_line_error(neurons("spark", "sql", lake, "selec 1"), "cannot read the SQL")
+
+
+@pytest.mark.parametrize(
+    "query, fragment",
+    [
+        ("INSERT OVERWRITE DIRECTORY '{lake}/activations' SELECT 1", "one read-only query"),
+        ("CREATE TEMPORARY VIEW v AS SELECT 1", "one read-only query"),
+        ("DROP VIEW moments", "one read-only query"),
+        ("SET spark.sql.runSQLOnFiles=true", "one read-only query"),
+        ("SELECT 1; SELECT 2", "one read-only query"),
+        ("SELECT * FROM text.`/etc/passwd`", "no file paths"),
+        ("SELECT * FROM parquet.`{lake}/activations`", "no file paths"),
+        ("SELECT reflect('java.lang.System', 'exit', '0')", "does not call Java"),
+        ("SELECT java_method('java.lang.Runtime', 'getRuntime')", "does not call Java"),
+    ],
+)
+def test_spark_sql_is_read_only(lake_and_db, neurons, query, fragment):
+    """`spark sql` runs one query over the lake: writes, DDL, settings, file reads and Java calls are refused in one
+    line, the lake is left as it was, and no spark-warehouse folder appears."""
+    lake, _ = lake_and_db
+    before = sorted(str(p.relative_to(lake)) for p in lake.rglob("*"))
+    litter = Path("spark-warehouse").exists()
+    r = neurons("spark", "sql", lake, query.format(lake=lake), "--dialect", "spark")
+    assert_one_line_error(r, fragment)
+    assert sorted(str(p.relative_to(lake)) for p in lake.rglob("*")) == before
+    assert Path("spark-warehouse").exists() == litter  # the session's own warehouse folder is a temporary one
+
+
+def test_spark_refuses_sql_on_files_itself(spark, lake_and_db):
+    """Beyond the parse check, the session itself refuses to read a path given in SQL."""
+    lake, _ = lake_and_db
+    with pytest.raises(Exception, match="(?i)runSQLOnFiles|not found|cannot be found|TABLE_OR_VIEW"):
+        spark.sql(f"select * from parquet.`{lake}/activations`").collect()
 
 
 def test_spark_moments_stored_as_partial_moments(spark, tmp_path, neurons):

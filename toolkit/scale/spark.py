@@ -151,6 +151,17 @@ def _quiet_jvm() -> Iterator[None]:
         os.close(devnull)
 
 
+def _scratch() -> str:
+    """A folder for Spark's own warehouse directory, removed when this process ends."""
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="neurons-spark-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def session(master: str | None = None):
     """A Spark session (local[*] unless MASTER, e.g. spark://host:7077 or local[2]); one clear line when pyspark
     or Java is missing."""
@@ -168,6 +179,8 @@ def session(master: str | None = None):
         .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG_CONFIG}")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.ansi.enabled", "false")  # division by zero gives NULL, as the SQL expects
+        .config("spark.sql.runSQLOnFiles", "false")  # no `parquet.`/any/path`` in SQL: the lake's tables only
+        .config("spark.sql.warehouse.dir", _scratch())  # no ./spark-warehouse left behind
     )
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers, if any, run this interpreter
     local = re.fullmatch(r"local(\[(\d+|\*)\])?", master or "local[*]")
@@ -277,6 +290,34 @@ def define_statistics(spark) -> None:
             spark.sql("CACHE LAZY TABLE moments")
 
 
+JAVA_CALLS = {"reflect", "java_method", "try_reflect"}
+"""Spark SQL functions that call any Java method."""
+
+
+def check_read_only(text: str) -> None:
+    """Refuse, before Spark starts, anything but one query over the lake's views: no write, DDL, cache or setting
+    (the parsed statement must be a query), no Java call, and no table named with a database or a file path (with
+    `spark.sql.runSQLOnFiles` off in every session, Spark itself refuses `parquet.`/path``)."""
+    try:
+        trees = [t for t in sqlglot.parse(text, read="spark") if t is not None]
+    except sqlglot.errors.ParseError as exc:
+        raise UserError(f"cannot read the SQL: {first_line(exc)}") from None
+    if len(trees) != 1 or not isinstance(trees[0], exp.Query):
+        raise UserError(
+            "spark sql runs one read-only query (SELECT, WITH, UNION, ...) over the lake: writes, DDL, caching and "
+            "settings are refused"
+        )
+    for f in trees[0].find_all(exp.Anonymous):
+        if f.name.lower() in JAVA_CALLS:
+            raise UserError(f"spark sql does not call Java ({f.name}); query the lake's views and tables")
+    for table in trees[0].find_all(exp.Table):
+        if table.db or table.catalog or "/" in table.name:
+            raise UserError(
+                f"spark sql reads the lake's views and tables by name, not {table.sql(dialect='spark')}: no file "
+                "paths or databases"
+            )
+
+
 def run_query(lake_dir: str | Path, query: str, master: str | None = None, dialect: str = "duckdb"):
     """QUERY (DuckDB's dialect, transpiled, or Spark's) over the lake's runs and every statistic, on Spark; a
     Polars DataFrame."""
@@ -286,6 +327,7 @@ def run_query(lake_dir: str | Path, query: str, master: str | None = None, diale
 
     lake = Lake(lake_dir)
     text = to_spark(query) if dialect == "duckdb" else query  # a query that does not parse fails before Spark starts
+    check_read_only(text)
     spark = session(master)
     register_lake(spark, lake)
     define_statistics(spark)
