@@ -495,6 +495,15 @@ def test_readers_succeed_while_an_extraction_runs(tmp_path, checkpoint, sample, 
             assert q.exit_code == 0, q.stderr
             if rows and rows[0]["status"].startswith("incomplete"):
                 progress.append(int(rows[0]["status"].split("(")[1].split("/")[0]))
+                if len(progress) == 1:  # one writer per run: a second writer is refused while the job runs
+                    again = ["--db", db, "extract", checkpoint(), data, "--run", "long", "--layers", "all", "--quiet"]
+                    for attempt in (
+                        [*again, "--resume"],
+                        [*again, "--replace"],
+                        ["--db", db, "delete", "--run", "long", "--yes"],
+                    ):
+                        refused = neurons(*attempt, env=reader_env)
+                        assert_one_line_error(refused, "run 'long' is being written by process")
             time.sleep(0.05)
         out, err = job.communicate(timeout=240)
     finally:
@@ -503,6 +512,12 @@ def test_readers_succeed_while_an_extraction_runs(tmp_path, checkpoint, sample, 
     assert job.returncode == 0, err
     assert len(progress) >= 2, "no reader got in while the extraction ran"
     assert progress == sorted(progress) and progress[-1] > progress[0] and progress[-1] <= 4200
+    counts = neurons(
+        "--db", db, "query", "select count(*) as n, count(distinct sentence_id) as d from sentences", "--csv"
+    )
+    assert counts.stdout.splitlines()[1] == "4200,4200"  # every sentence once: no second writer got in
+    # the claim ends with the job (kill -9 included: the kernel releases it): the run can be deleted now
+    assert neurons("--db", db, "delete", "--run", "long", "--yes").exit_code == 0
 
 
 # -- 7. NaN is null in every output ---------------------------------------------------------------------------

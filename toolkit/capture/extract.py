@@ -33,6 +33,7 @@ from toolkit.capture.options import ExtractOptions  # noqa: F401 - re-exported f
 from toolkit.capture.tokens import batch_plan, check_unknown, pad, tokenize, unknown_shares
 from toolkit.errors import UserError
 from toolkit.store.arrow import activation_table, insert_run_rows, insert_table, neuron_table
+from toolkit.store.claims import claim
 from toolkit.store.runs import frame_counts
 from toolkit.store.runs import run_record as make_run_record
 from toolkit.store.warehouse import WRITER_LOCK_WAIT, Warehouse, check_db_path, commits, default_db, validate_run_name
@@ -274,7 +275,8 @@ def extract(
     """Extract MODEL's activations on DATASET into run RUN of warehouse DB; returns a summary.
 
     The warehouse is opened for writing only to create the run and to commit each chunk, so other processes
-    can read it (`neurons runs` shows the committed sentences) while the model runs. Everything that can be
+    can read it (`neurons runs` shows the committed sentences) while the model runs; the run itself is claimed
+    for the whole job, so no second writer (`--resume`, `--replace`, `delete`) can touch it. Everything that can be
     checked (settings, model, tokenizer, unknown tokens) is checked before the warehouse is touched."""
     opts = options or ExtractOptions()
     validate_run_name(run)
@@ -282,6 +284,22 @@ def extract(
         raise UserError("--resume and --replace exclude each other; pick one")
     db_path = Path(db) if db is not None else default_db()
     check_db_path(db_path, create=True)
+    with claim(db_path, run):  # one writer per run, from the first check to the last commit
+        return _extract(db_path, model, dataset, run, opts, resume, replace, progress, allow_unknown)
+
+
+def _extract(
+    db_path: Path,
+    model: str,
+    dataset: Dataset,
+    run: str,
+    opts: ExtractOptions,
+    resume: bool,
+    replace: bool,
+    progress: bool,
+    allow_unknown: bool,
+) -> ExtractSummary:
+    """`extract` with the run claimed."""
     existing = None
     if db_path.exists():
         with Warehouse(db_path) as wh:

@@ -68,6 +68,10 @@ def delete(ctx: Context, run: str | None, ablation_id: int | None, yes: bool) ->
 
     if (run is None) == (ablation_id is None):
         raise UserError("name what to delete with exactly one of --run or --ablation")
+    if run is not None:
+        from toolkit.store.claims import check_unclaimed
+
+        check_unclaimed(ctx.db, run)  # not while an extraction writes it
     with Warehouse(ctx.db, create=False) as wh:
         if run is not None:
             found = wh.run(run, complete=False)

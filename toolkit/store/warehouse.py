@@ -22,6 +22,7 @@ import polars as pl
 from toolkit.defaults import THRESHOLD
 from toolkit.errors import UserError
 from toolkit.store import catalog
+from toolkit.store.claims import check_unclaimed
 from toolkit.store.connection import WRITER_LOCK_WAIT, connect
 from toolkit.store.lake_views import LAKE_VIEWS, lake_view_sql, parquet
 from toolkit.store.runs import Run
@@ -356,6 +357,8 @@ class Warehouse:
         """A transaction that makes run NAME: refused when NAME exists (unless REPLACE, which deletes the old run
         inside the same transaction); yields the connection and the new run's id."""
         existing = self.check_new_run(name, replace)
+        if existing is not None:  # replacing: not while another process writes that run
+            check_unclaimed(self.path, name)
         run_id = self.next_run_id()
         with self.transaction() as con:
             if existing is not None:
