@@ -110,6 +110,25 @@ def test_bad_folders_refused_and_warehouse_unchanged(tmp_path, long_table, neuro
     assert digest(db) == before
 
 
+def _one(tmp_path, long_table):
+    path = tmp_path / "one.parquet"
+    long_table.write_parquet(path)
+    return path
+
+
+def test_a_key_in_both_a_folder_name_and_the_files_is_refused(tmp_path, long_table, neurons):
+    """`layer=2/` holding files whose own layer column says 3 or 5: neither silently wins."""
+    folder = tmp_path / "both" / "layer=2"
+    folder.mkdir(parents=True)
+    long_table.write_parquet(folder / "part-0.parquet")
+    db = tmp_path / "w.duckdb"
+    assert neurons("--db", db, "load", _one(tmp_path, long_table), "--run", "ok").exit_code == 0
+    before = digest(db)
+    r = neurons("--db", db, "load", tmp_path / "both", "--run", "r")
+    assert_one_line_error(r, "inside a folder layer=2", "must agree")
+    assert digest(db) == before
+
+
 def test_empty_folder_refused(tmp_path, neurons):
     (tmp_path / "empty").mkdir()
     assert_one_line_error(

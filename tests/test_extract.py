@@ -177,3 +177,9 @@ def test_bfloat16_model_stores_float32_close_to_float32(tmp_path, checkpoint, da
     con.close()
     np.testing.assert_allclose(b["value"].to_numpy(), a["value"].to_numpy(), atol=0.15)
     assert not np.array_equal(b["value"].to_numpy(), a["value"].to_numpy())
+
+
+def test_id_column_may_be_the_text_column(data_csv):
+    """Sentences identified by their own text (unique in the data) read as any other id column."""
+    data = read_dataset(data_csv, id_column="text")
+    assert data.frame["source_id"].to_list() == data.frame["text"].to_list()

@@ -601,3 +601,10 @@ def test_finetune_that_diverges_saves_nothing(tmp_path, neurons, checkpoint, sam
     r = neurons("finetune", checkpoint(), data, "--out", tmp_path / "ckpt", "--lr", "1e10", "--epochs", "2", "--quiet")
     assert_one_line_error(r, "diverged", "--lr")
     assert not (tmp_path / "ckpt").exists()
+
+
+def test_export_of_a_layer_the_run_lacks_is_refused(db, neurons, tmp_path):
+    out = tmp_path / "e.csv"
+    r = neurons("--db", db, "export", "label_profiles", "--run", "base", "--layer", "99", "--out", out)
+    assert_one_line_error(r, "has no layer 99", "stored: 0, 1")
+    assert not out.exists()

@@ -72,6 +72,7 @@ def load_folder(
             except Exception:
                 raise UserError(f"--memory {memory_limit!r} is not a size; e.g. --memory 4GB") from None
         con.execute(f"set temp_directory = {quote(str(wh.path) + '.tmp')}")
+        _check_partitions(con, files, path, what)
         columns = {r[0]: r[1] for r in con.execute(f"describe select * from {scan}").fetchall()}
         missing = [c for c in REQUIRED if c not in columns]
         if missing:
@@ -95,6 +96,27 @@ def load_folder(
             counts = _write(wh, run_id, run, layers, what, path, fingerprint, site, pooling)
             wh.materialize(run_id)
     return counts
+
+
+def _check_partitions(con, files: list[str], root: Path, what: str) -> None:
+    """Refuse files whose own column disagrees with the folder name of the same key (`layer=2/` holding rows with
+    layer 3): one of the two would silently win. Writers that keep the key in both (Polars does) agree and pass."""
+    keys = {seg.split("=", 1)[0] for f in files for seg in Path(f).relative_to(root).parent.parts if "=" in seg}
+    if not keys:
+        return
+    source = f"read_parquet([{', '.join(quote(f) for f in files)}], union_by_name = true, hive_partitioning = false"
+    inside = {r[0] for r in con.execute(f"describe select * from {source})").fetchall()}
+    for key in sorted(keys & inside):
+        folder_value = f"regexp_extract(filename, {quote('/' + key + '=([^/]+)/')}, 1)"
+        row = con.execute(
+            f"select any_value({key}::VARCHAR), any_value({folder_value}), count(*) from {source}, filename = true) "
+            f"where {key}::VARCHAR is distinct from {folder_value}"
+        ).fetchall()[0]
+        if row[2]:
+            raise UserError(
+                f"{what}: {row[2]} row(s) have {key} {row[0]} inside a folder {key}={row[1]}; the column and the "
+                "folder name must agree (keep one of the two)"
+            )
 
 
 def _check_values(con, what: str, pooling: str | None) -> None:

@@ -227,5 +227,6 @@ def read_dataset(path: str | Path, spec: DataSpec | None = None, **given) -> Dat
         require_visible(checked, path, column, what)
     if id_column:
         require_present(checked, path, "source_id", "sentence id")
-        require_unique(checked.rename({"source_id": id_column}), path, [id_column], "sentence id")
+        ids = checked.select(pl.col("source_id").alias(id_column), "_row")  # the id column may also be the text's
+        require_unique(ids, path, [id_column], "sentence id")
     return Dataset(path=path.resolve(), sha256=file_sha256(path), frame=frame, spec=spec)

@@ -135,8 +135,8 @@ def export_query(db, what: str, run: str | None = None, layer: int | None = None
         if run is not None:
             with Warehouse(db, read_only=True) as wh:
                 found = wh.run(run)  # an unknown or incomplete run is an error, not an empty table
-                if layer is None and "layer" in execute_read_only(wh.con, f"select * from {what} limit 0").columns:
-                    layer = found.default_layer
+                if "layer" in execute_read_only(wh.con, f"select * from {what} limit 0").columns:
+                    layer = found.layer(layer)  # the default layer, or a stored one (else an error, not an empty file)
         conds = [f"{c} = {literal(v)}" for c, v in (("run", run), ("layer", layer)) if v is not None]
         where = " where " + " and ".join(conds) if conds else ""
         return run_query(db, f"select * from {what}{where} order by all")
