@@ -134,3 +134,20 @@ def test_empty_folder_refused(tmp_path, neurons):
     assert_one_line_error(
         neurons("--db", tmp_path / "w.duckdb", "load", tmp_path / "empty", "--run", "r"), "no Parquet files"
     )
+
+
+def test_a_folder_named_like_a_key_above_the_table(tmp_path, long_table, neurons):
+    """Folder names are columns only below the table's root: above it they are ignored when the table has no
+    partition folders, and refused when they share a partition's key (DuckDB would read the key from them)."""
+    flat = tmp_path / "layer=9" / "flat"
+    flat.mkdir(parents=True)
+    long_table.write_parquet(flat / "part-0.parquet")
+    r = neurons("--db", tmp_path / "w.duckdb", "load", flat, "--run", "flat")
+    assert r.exit_code == 0, r.output
+    assert "layers [3, 5]" in r.output
+    nested = tmp_path / "layer=9" / "nested"
+    for layer in (3, 5):
+        (nested / f"layer={layer}").mkdir(parents=True)
+        long_table.filter(pl.col("layer") == layer).write_parquet(nested / f"layer={layer}" / "part-0.parquet")
+    r = neurons("--db", tmp_path / "w.duckdb", "load", nested, "--run", "nested")
+    assert_one_line_error(r, "folder layer=9 named like its partitions")

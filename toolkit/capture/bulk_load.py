@@ -62,7 +62,9 @@ def load_folder(
     path = Path(path)
     validate_run_name(run)
     files, what, fingerprint = source_files(path)
-    scan = f"read_parquet([{', '.join(quote(f) for f in files)}], hive_partitioning = true, union_by_name = true)"
+    keys = partition_keys(files, path)
+    hive = "true" if keys else "false"  # folder names are columns only below the table's root
+    scan = f"read_parquet([{', '.join(quote(f) for f in files)}], hive_partitioning = {hive}, union_by_name = true)"
     with Warehouse(db) as wh:
         con = wh.con
         wh.check_new_run(run, replace)  # before reading terabytes
@@ -72,7 +74,7 @@ def load_folder(
             except Exception:
                 raise UserError(f"--memory {memory_limit!r} is not a size; e.g. --memory 4GB") from None
         con.execute(f"set temp_directory = {quote(str(wh.path) + '.tmp')}")
-        _check_partitions(con, files, path, what)
+        _check_partitions(con, files, path, keys, what)
         columns = {r[0]: r[1] for r in con.execute(f"describe select * from {scan}").fetchall()}
         missing = [c for c in REQUIRED if c not in columns]
         if missing:
@@ -98,12 +100,22 @@ def load_folder(
     return counts
 
 
-def _check_partitions(con, files: list[str], root: Path, what: str) -> None:
+def partition_keys(files: list[str], root: Path) -> set[str]:
+    """The KEY of every KEY=value folder between ROOT and a file (hive-style partitions)."""
+    return {seg.split("=", 1)[0] for f in files for seg in Path(f).relative_to(root).parent.parts if "=" in seg}
+
+
+def _check_partitions(con, files: list[str], root: Path, keys: set[str], what: str) -> None:
     """Refuse files whose own column disagrees with the folder name of the same key (`layer=2/` holding rows with
-    layer 3): one of the two would silently win. Writers that keep the key in both (Polars does) agree and pass."""
-    keys = {seg.split("=", 1)[0] for f in files for seg in Path(f).relative_to(root).parent.parts if "=" in seg}
+    layer 3): one of the two would silently win. Writers that keep the key in both (Polars does) agree and pass.
+    A KEY=value folder above ROOT with a partition's key is refused too: DuckDB would read the key from it."""
     if not keys:
         return
+    above = [seg for seg in root.absolute().parts if "=" in seg and seg.split("=", 1)[0] in keys]
+    if above:
+        raise UserError(
+            f"{what}: the folder's own path has a folder {above[0]} named like its partitions; move or rename it"
+        )
     source = f"read_parquet([{', '.join(quote(f) for f in files)}], union_by_name = true, hive_partitioning = false"
     inside = {r[0] for r in con.execute(f"describe select * from {source})").fetchall()}
     for key in sorted(keys & inside):
