@@ -151,3 +151,48 @@ def test_a_folder_named_like_a_key_above_the_table(tmp_path, long_table, neurons
         long_table.filter(pl.col("layer") == layer).write_parquet(nested / f"layer={layer}" / "part-0.parquet")
     r = neurons("--db", tmp_path / "w.duckdb", "load", nested, "--run", "nested")
     assert_one_line_error(r, "folder layer=9 named like its partitions")
+
+
+def test_a_file_that_is_not_parquet_in_the_folder_is_one_line(tmp_path, long_table, neurons):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    long_table.write_parquet(folder / "part-0.parquet")
+    (folder / "notes.parquet").write_text("not a Parquet file")
+    db = tmp_path / "w.duckdb"
+    assert_one_line_error(neurons("--db", db, "load", folder, "--run", "x"), "notes.parquet", "Parquet files only")
+
+
+def test_readers_query_the_warehouse_during_a_folder_import(tmp_path, long_table, neurons, monkeypatch):
+    """The checks and the grouping of a folder import run with the warehouse closed: a reader in another process,
+    which waits for no lock, answers while the import stages its rows; the run appears only once complete."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from conftest import neurons_command
+
+    from toolkit.capture import bulk_load
+
+    db = tmp_path / "w.duckdb"
+    assert neurons("--db", db, "load", _one(tmp_path, long_table), "--run", "first").exit_code == 0
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    long_table.write_parquet(folder / "part-0.parquet")
+    stage = bulk_load._stage
+    seen = []
+
+    def reading(con, layers, what):
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent), "NEURONS_LOCK_WAIT": "0"}
+        reader = subprocess.run(
+            neurons_command(db, "query", "select string_agg(name, ',') as runs from runs", "--csv"),
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        seen.append((reader.returncode, reader.stdout, reader.stderr))
+        return stage(con, layers, what)
+
+    monkeypatch.setattr(bulk_load, "_stage", reading)
+    assert neurons("--db", db, "load", folder, "--run", "second").exit_code == 0
+    assert seen and seen[0][0] == 0, seen
+    assert seen[0][1].splitlines()[1] == "first"  # the run being imported is not visible before its commit

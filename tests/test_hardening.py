@@ -5,6 +5,7 @@ on stderr, no traceback, and that the warehouse and every other file are unchang
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -608,3 +609,89 @@ def test_export_of_a_layer_the_run_lacks_is_refused(db, neurons, tmp_path):
     r = neurons("--db", db, "export", "label_profiles", "--run", "base", "--layer", "99", "--out", out)
     assert_one_line_error(r, "has no layer 99", "stored: 0, 1")
     assert not out.exists()
+
+
+# -- 8. what a user can fix is never an internal error ------------------------------------------------------
+
+
+def test_ctrl_c_during_a_query_stops_it_in_one_line(db):
+    """DuckDB runs a query inside C++, where Python's Ctrl-C handler cannot run: the query is interrupted
+    within moments, the exit is 130 with one line, and the warehouse is as it was."""
+    import signal
+
+    before = digest(db)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    job = subprocess.Popen(
+        neurons_command(db, "query", "select sum(hash(range)) from range(100000000000)"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's foreground job
+    )
+    time.sleep(3)  # started and inside the query
+    job.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    out, err = job.communicate(timeout=60)
+    assert job.returncode == 130, err
+    assert err.strip().startswith("neurons: interrupted") and len(err.strip().splitlines()) == 1, err
+    assert time.monotonic() - start < 10 and not out
+    assert digest(db) == before
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        duckdb.TransactionException(
+            'TransactionContext Error: Failed to commit: Could not write file "w.duckdb.wal": No space left on device'
+        ),
+        duckdb.IOException("IO Error: Detached database 'warehouse', but CHECKPOINT during DETACH failed."),
+        OSError(28, "No space left on device"),
+    ],
+    ids=["duckdb-commit", "duckdb-checkpoint", "os"],
+)
+def test_a_storage_failure_is_one_line_not_an_internal_error(db, neurons, tmp_path, monkeypatch, failure):
+    """What DuckDB (or the OS) raises when the disk is full at a commit: one line that names the cause."""
+    from toolkit.store.warehouse import Warehouse
+
+    def full(self, *args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(Warehouse, "materialize", full)
+    long = tmp_path / "long.csv"
+    pl.DataFrame(
+        {"sentence_id": [0, 0, 1, 1], "language": ["en"] * 4, "label": ["a", "a", "b", "b"], "layer": [1] * 4}
+    ).with_columns(neuron=pl.Series([0, 1, 0, 1]), value=pl.Series([0.1, 0.2, 0.3, 0.4])).write_csv(long)
+    result = neurons("--db", db, "load", long, "--run", "x")
+    assert result.exit_code == 1, result.output
+    assert_one_line_error(result, "cannot write")
+    assert "internal error" not in result.stderr
+
+
+def test_a_real_full_disk_is_one_line_and_keeps_the_warehouse(tmp_path, checkpoint, sample, neurons):
+    """On a 3 MB file system (tmpfs; skipped where this process may not mount one): an extraction, a load and a
+    delete that run out of space end in one line each, and the warehouse still opens with what it had."""
+    small = tmp_path / "small"
+    small.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(small)]).returncode:
+        pytest.skip("cannot mount a small file system here")
+    try:
+        db = small / "w.duckdb"
+        data = tmp_path / "data.csv"
+        sample.write_csv(data)
+        ok = neurons("--db", db, "extract", checkpoint(), data, "--run", "a", "--layers", "1", "--quiet")
+        assert ok.exit_code == 0, ok.output
+        big = neurons("--db", db, "extract", checkpoint(), data, "--run", "b", "--layers", "all", "--quiet")
+        with contextlib.suppress(OSError), open(small / "fill", "wb") as f:  # take whatever space is left
+            f.write(b"\0" * (8 << 20))
+        delete = neurons("--db", db, "delete", "--run", "a", "--yes")
+        for result in (big, delete):
+            if result.exit_code:
+                assert_one_line_error(result, "")
+                assert "internal error" not in result.stderr and ("space" in result.stderr), result.stderr
+        assert big.exit_code or delete.exit_code  # at least one ran out of space
+        (small / "fill").unlink()
+        runs = neurons("--db", db, "runs", "--json")
+        assert runs.exit_code == 0 and '"run": "a"' in runs.stdout
+    finally:
+        subprocess.run(["umount", "-l", str(small)])

@@ -308,3 +308,82 @@ def test_attached_run_reads_in_place_read_only_and_deletes_cleanly(tmp_path, che
     assert con.execute("select count(*) from lake_files").fetchone()[0] == 0
     assert con.execute("select count(*) from activations").fetchone()[0] == 0
     con.close()
+
+
+def _lake_copy(lake: Path, tmp_path: Path, name: str) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(lake, tmp_path / name))
+
+
+def test_a_lake_never_reports_success_over_missing_merged_or_damaged_data(tmp_path, checkpoint, data_csv, neurons):
+    """attach checks every committed chunk's files before trusting them: a compacted table (OPTIMIZE), a lost
+    activations commit, flipped bytes inside a Parquet file and a damaged Delta log are each refused in one line
+    with the warehouse never created; a run whose name Delta percent-encodes attaches with every value."""
+    ckpt = checkpoint("xlm-roberta", True)
+    lake = tmp_path / "lake"
+    run = "r 1/a=b%é"  # space, slash, equals, percent, non-ASCII: all percent-encoded in Delta's paths
+    opts = ExtractOptions(layers=LAYERS, batch_size=4, commit_every=64)
+    extract_shard(lake, str(ckpt), read_dataset(data_csv), run, (0, 1), opts, progress=False)
+
+    db = tmp_path / "ok.duckdb"
+    assert neurons("--db", db, "lake", "attach", lake, "--run", run, "--as", "enc").exit_code == 0
+    stored = (
+        duckdb.connect(str(db), read_only=True)
+        .execute(
+            "select count(*), sum(abs(value::DOUBLE)) from activations join runs using (run_id) where name = 'enc'"
+        )
+        .fetchone()
+    )
+    direct = lake_values(lake, run)["value"].to_numpy().astype(np.float64)
+    assert stored[0] == 210 * 2 * WIDTH == direct.size and stored[1] == pytest.approx(np.abs(direct).sum(), rel=1e-12)
+
+    compacted = _lake_copy(lake, tmp_path, "compacted")
+    table = DeltaTable(str(compacted / "activations"))
+    before_optimize = table.version()
+    table.optimize.compact()
+    failed = tmp_path / "no.duckdb"
+    assert_one_line_error(
+        neurons("--db", failed, "lake", "attach", compacted, "--run", run),
+        "was compacted",
+        f"restore it to version {before_optimize}",
+    )
+    DeltaTable(str(compacted / "activations")).restore(before_optimize)  # the way out the line names
+    assert neurons("--db", tmp_path / "restored.duckdb", "lake", "attach", compacted, "--run", run).exit_code == 0
+
+    lost = _lake_copy(lake, tmp_path, "lost")
+    max(lost.glob("activations/_delta_log/*.json")).unlink()  # the newest activations commit is gone
+    assert_one_line_error(neurons("--db", failed, "lake", "attach", lost, "--run", run), "is incomplete", "chunk 4")
+
+    damaged = _lake_copy(lake, tmp_path, "damaged")
+    part = sorted(damaged.glob("activations/*/layer=3/*.parquet"))[0]
+    data = bytearray(part.read_bytes())
+    data[len(data) // 3 : len(data) // 3 + 64] = bytes(64)  # inside a data page: the size is unchanged
+    part.write_bytes(bytes(data))
+    assert_one_line_error(
+        neurons("--db", failed, "lake", "attach", damaged, "--run", run), "does not match its checksum", "1 of"
+    )
+
+    broken = _lake_copy(lake, tmp_path, "broken")
+    max(broken.glob("sentences/_delta_log/*.json")).write_text('{"add": {broken')
+    for args in (("lake", "attach", broken, "--run", run), ("lake", "status", broken, "--run", run)):
+        assert_one_line_error(neurons("--db", failed, *args), "Delta log is damaged")
+    assert not failed.exists()
+
+
+def test_a_committed_shard_rerun_with_other_settings_is_refused(tmp_path, checkpoint, data_csv, neurons):
+    """A finished shard says "nothing to do" only for the settings it was made with; any setting that changes
+    the numbers (layers, max length, the head's predictions, the model) is named in one line."""
+    ckpt = checkpoint("xlm-roberta", True)
+    lake = tmp_path / "lake"
+    base = ["extract", ckpt, data_csv, "--run", "r", "--lake", lake, "--shard", "0/1", "--quiet"]
+    assert neurons(*base, "--layers", LAYERS).exit_code == 0
+    again = neurons(*base, "--layers", LAYERS)
+    assert again.exit_code == 0 and "nothing to do" in again.output
+    for extra, fragment in (
+        (["--layers", "1"], "layers"),
+        (["--layers", LAYERS, "--max-length", "20"], "max_length"),
+        (["--layers", LAYERS, "--no-predictions"], "predictions"),
+    ):
+        assert_one_line_error(neurons(*base, *extra), "other settings", fragment)
+    assert_one_line_error(neurons(*base[:1], tmp_path / "gone", *base[2:], "--layers", LAYERS), "does not exist")

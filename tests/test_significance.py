@@ -261,3 +261,34 @@ def test_neuron_ids_need_not_start_at_zero(tmp_path):
     assert r.neurons["neuron"].to_list() == list(range(100, 140))
     sensitive = set(r.neurons.filter(pl.col("q_value") < 0.05)["neuron"])
     assert {103, 107, 111, 120, 121} <= sensitive  # the planted polyglot neurons, shifted
+
+
+def test_many_labels_and_few_neurons(tmp_path):
+    """210 labels (so the first rows of the class null all lack a language) and 8 neurons (fewer than the
+    smallest top-k of the criteria): significance returns a row per label and class and per language, and the
+    report's figures leave out the criteria agreement, which has no top-k to show, instead of failing."""
+    from toolkit.figures.report import _figures
+    from toolkit.stats.significance import TESTED_CLASSES
+
+    rng = np.random.default_rng(5)
+    n, width = 840, 8
+    labels = (np.arange(n) % 210).astype(str)
+    languages = np.where(np.arange(n) % 420 < 210, "en", "fr")
+    frame = pl.DataFrame(
+        {
+            "sentence_id": np.repeat(np.arange(n), width),
+            "language": np.repeat(languages, width),
+            "label": np.repeat(labels, width),
+            "layer": np.full(n * width, 2),
+            "neuron": np.tile(np.arange(width), n),
+            "value": rng.normal(size=n * width),
+        }
+    )
+    db = tmp_path / "w.duckdb"
+    load_long(db, syn.write_long(tmp_path / "many.parquet", [frame]), "many")
+    with Warehouse(db) as wh:
+        r = significance(wh, "many", 2, SignificanceOptions(permutations=20, bootstraps=0))
+        figures = [f.key for f in _figures(wh, "many", 2, 0.5, False)]
+    assert r.counts.height == 210 * len(TESTED_CLASSES) + 2
+    assert r.counts.filter(pl.col("language").is_not_null())["neuron_class"].to_list() == ["monolingual"] * 2
+    assert "agreement" not in figures and sum(k.startswith("profiles-") for k in figures) == 12

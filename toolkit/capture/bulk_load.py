@@ -3,7 +3,9 @@
 The files are read by DuckDB's streaming Parquet reader (hive partitions such as layer=3 become columns) and
 imported one layer at a time: each layer's rows are grouped into one vector per sentence in DuckDB, which
 spills to a temporary folder beside the warehouse beyond its memory limit, so memory stays bounded whatever
-the table's size. The checks of a single-file load hold: required columns, no missing keys, finite values in
+the table's size. All of that runs in a DuckDB session of its own, the warehouse closed, so readers keep
+querying during an import; the warehouse is opened for writing only to copy the checked result in. The checks
+of a single-file load hold: required columns, no missing keys, finite values in
 float32 range, one language, label and text per sentence, and a full sentence x layer x neuron grid without
 duplicates. Everything happens in one transaction: a refused table leaves the warehouse as it was.
 """
@@ -14,13 +16,14 @@ import hashlib
 import unicodedata
 from pathlib import Path
 
+import duckdb
 import numpy as np
 
 from toolkit.capture.load import FLOAT32_MAX, REQUIRED, imported_run
-from toolkit.errors import UserError
+from toolkit.errors import UserError, first_line, storage_failure
 from toolkit.store.arrow import insert_table, neuron_table
 from toolkit.store.catalog import quote
-from toolkit.store.warehouse import Warehouse, validate_run_name
+from toolkit.store.warehouse import WRITER_LOCK_WAIT, Warehouse, validate_run_name
 
 
 def source_files(path: Path) -> tuple[list[str], str, str]:
@@ -65,15 +68,17 @@ def load_folder(
     keys = partition_keys(files, path)
     hive = "true" if keys else "false"  # folder names are columns only below the table's root
     scan = f"read_parquet([{', '.join(quote(f) for f in files)}], hive_partitioning = {hive}, union_by_name = true)"
-    with Warehouse(db) as wh:
-        con = wh.con
-        wh.check_new_run(run, replace)  # before reading terabytes
+    with Warehouse(db) as wh:  # created or migrated, and the name checked, before reading terabytes
+        wh.check_new_run(run, replace)
+        db_path = wh.path
+    con = duckdb.connect(":memory:")  # the checks and the grouping run here, the warehouse free for readers
+    try:
         if memory_limit:
             try:
                 con.execute(f"set memory_limit = {quote(memory_limit)}")
-            except Exception:
+            except duckdb.Error:
                 raise UserError(f"--memory {memory_limit!r} is not a size; e.g. --memory 4GB") from None
-        con.execute(f"set temp_directory = {quote(str(wh.path) + '.tmp')}")
+        con.execute(f"set temp_directory = {quote(str(db_path) + '.tmp')}")
         _check_partitions(con, files, path, keys, what)
         columns = {r[0]: r[1] for r in con.execute(f"describe select * from {scan}").fetchall()}
         missing = [c for c in REQUIRED if c not in columns]
@@ -94,10 +99,21 @@ def load_folder(
         _check_values(con, what, pooling)
         layers = _check_grid(con, what)
         _check_visible(con, what)
-        with wh.new_run(run, replace) as (_, run_id):
-            counts = _write(wh, run_id, run, layers, what, path, fingerprint, site, pooling)
-            wh.materialize(run_id)
-    return counts
+        neurons, n_values = _stage(con, layers, what)
+        # the one short write: copy the staged tables in (readers wait only for this)
+        with Warehouse(db_path, create=False, lock_wait=WRITER_LOCK_WAIT, session=con) as wh:
+            with wh.new_run(run, replace) as (_, run_id):
+                counts = _write(wh, run_id, run, neurons, what, path, fingerprint, site, pooling)
+                wh.materialize(run_id)
+    except duckdb.Error as exc:  # a file that is not Parquet, a truncated one, a folder that vanished mid-read
+        if storage_failure(exc):
+            raise
+        raise UserError(
+            f"{what}: cannot read the files ({first_line(exc)}); pass a folder of Parquet files only"
+        ) from None
+    finally:
+        con.close()
+    return {**counts, "n_values": n_values}
 
 
 def partition_keys(files: list[str], root: Path) -> set[str]:
@@ -204,10 +220,11 @@ def _check_grid(con, what: str) -> list[int]:
     return [int(k) for k, _ in layers]
 
 
-def _write(wh: Warehouse, run_id: int, run: str, layers, what, path: Path, fingerprint, site, pooling) -> dict:
-    """The run, its sentences and, one layer at a time, its vectors (inside the caller's transaction)."""
-    con = wh.con
+def _stage(con, layers: list[int], what: str) -> tuple[dict[int, list[int]], int]:
+    """Group each layer's rows into one vector per sentence (temporary table import_vectors), refusing missing or
+    repeated neurons. Returns the neurons of each layer and the number of values."""
     neurons, n_values = {}, 0
+    con.execute("create temp table import_vectors (layer SMALLINT, sentence_id UINTEGER, vector FLOAT[])")
     for layer in layers:
         ids = [
             r[0]
@@ -229,14 +246,23 @@ def _write(wh: Warehouse, run_id: int, run: str, layers, what, path: Path, finge
                 f"{what}: sentence_id {bad[0][0]} has {bad[0][1]} values for the {len(ids)} neurons of layer {layer} "
                 "(missing or repeated neurons); every sentence needs each neuron of every layer once"
             )
-        con.execute(
-            "insert into activation_vectors select ?, sentence_id, ?, vector from import_layer order by sentence_id",
-            [run_id, layer],
-        )
+        con.execute("insert into import_vectors select ?, sentence_id, vector from import_layer", [layer])
         n_values += con.execute("select sum(len(vector)) from import_layer").fetchall()[0][0]
     con.execute("drop table import_layer")
+    return neurons, int(n_values)
+
+
+def _write(wh: Warehouse, run_id: int, run: str, neurons, what, path: Path, fingerprint, site, pooling) -> dict:
+    """The run, its sentences and its staged vectors (inside the caller's transaction)."""
+    con = wh.con
+    layers = sorted(neurons)
+    con.execute(
+        "insert into activation_vectors select ?, sentence_id, layer, vector from temp.import_vectors "
+        "order by layer, sentence_id",
+        [run_id],
+    )
     counts = con.execute(
-        "select count(*), count(distinct language), count(distinct label) from import_sentences"
+        "select count(*), count(distinct language), count(distinct label) from temp.import_sentences"
     ).fetchall()[0]
     hidden = max(max(v) for v in neurons.values()) + 1
     settings = {"data_file": str(path.resolve()), "data_fingerprint": fingerprint, "source": what}
@@ -248,11 +274,11 @@ def _write(wh: Warehouse, run_id: int, run: str, layers, what, path: Path, finge
     )
     con.execute(
         "insert into sentences (run_id, sentence_id, source_id, text, language, label, n_tokens) "
-        "select ?, sentence_id, sentence_id::VARCHAR, text, language, label, n_tokens from import_sentences order by sentence_id",
+        "select ?, sentence_id, sentence_id::VARCHAR, text, language, label, n_tokens from temp.import_sentences "
+        "order by sentence_id",
         [run_id],
     )
-    con.execute("drop table import_sentences")
     insert_table(
         con, "layer_neurons", neuron_table(layers, {k: np.asarray(v) for k, v in neurons.items()}), "run_id", run_id
     )
-    return {"n_sentences": counts[0], "layers": layers, "hidden_size": hidden, "n_values": int(n_values)}
+    return {"n_sentences": counts[0], "layers": layers, "hidden_size": hidden}

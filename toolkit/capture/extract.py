@@ -28,7 +28,15 @@ from tqdm import tqdm
 
 from toolkit.capture import hooks
 from toolkit.capture.datasets import Dataset
-from toolkit.capture.models import LoadedModel, load_config, load_model, parse_layers
+from toolkit.capture.models import (
+    LoadedModel,
+    has_classifier,
+    input_limit,
+    load_config,
+    load_model,
+    load_tokenizer,
+    parse_layers,
+)
 from toolkit.capture.options import ExtractOptions  # noqa: F401 - re-exported for library callers
 from toolkit.capture.tokens import batch_plan, check_unknown, pad, tokenize, unknown_shares
 from toolkit.errors import UserError
@@ -111,6 +119,16 @@ def _settings(
         "dtype": opts.dtype,
         "predictions": predictions,
     }
+
+
+def planned_settings(model: str, dataset: Dataset, opts: ExtractOptions) -> dict:
+    """The settings (`_settings`) an extraction of DATASET by MODEL with OPTS would record, from the model's config
+    and tokenizer alone (no weights): what a finished lake shard compares before it says there is nothing to do."""
+    config, reference, tokenizer = load_tokenizer(model)
+    layers = parse_layers(opts.layers, int(config.num_hidden_layers), first=1 if opts.site == "ffn" else 0)
+    limit = input_limit(config, tokenizer)
+    predictions = opts.predictions and has_classifier(config)
+    return _settings(dataset, reference, layers, opts, min(opts.max_length or limit, limit), predictions)
 
 
 @dataclass

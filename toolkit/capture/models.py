@@ -166,10 +166,6 @@ def load_model(ref: str, device: str = "auto", dtype: str = "float32", classifie
         )
     model = model.to(device=dev, dtype=DTYPES[dtype]).eval()
     n_layers = int(config.num_hidden_layers)
-    limit = getattr(config, "max_position_embeddings", 512) or 512
-    if config.model_type in {"xlm-roberta", "roberta", "camembert"}:
-        limit -= 2  # positions start after the padding index
-    tok_limit = getattr(tokenizer, "model_max_length", None) or limit
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
@@ -179,8 +175,27 @@ def load_model(ref: str, device: str = "auto", dtype: str = "float32", classifie
         hidden_size=int(config.hidden_size if hasattr(config, "hidden_size") else config.dim),
         class_names=[config.id2label[i] for i in range(len(config.id2label))] if with_head else None,
         device=dev,
-        max_length=int(min(limit, tok_limit)),
+        max_length=input_limit(config, tokenizer),
     )
+
+
+def input_limit(config, tokenizer) -> int:
+    """The longest input (in tokens) that both the model's positions and its tokenizer accept."""
+    limit = getattr(config, "max_position_embeddings", 512) or 512
+    if config.model_type in {"xlm-roberta", "roberta", "camembert"}:
+        limit -= 2  # positions start after the padding index
+    return int(min(limit, getattr(tokenizer, "model_max_length", None) or limit))
+
+
+def load_tokenizer(ref: str):
+    """The checkpoint's tokenizer alone (no weights): what a check of settings needs."""
+    from transformers import AutoTokenizer
+
+    quiet_transformers()
+    config, reference = load_config(ref)
+    local = Path(reference).is_dir() or _offline() or not hub_reachable()
+    with loading(ref):
+        return config, reference, AutoTokenizer.from_pretrained(reference, local_files_only=local)
 
 
 @contextmanager

@@ -16,7 +16,7 @@ import click
 
 from toolkit.capture.options import DataSpec
 from toolkit.defaults import THRESHOLD
-from toolkit.errors import UserError, first_line
+from toolkit.errors import UserError, first_line, storage_failure
 
 INTERRUPTED = (
     "interrupted; what was committed is kept (rerun with --resume to continue an extraction; a lake shard "
@@ -51,6 +51,9 @@ def one_line(exc: BaseException) -> None:
         fail("aborted", 1)
     if isinstance(exc, OSError):
         fail(os_error_line(exc))
+    storage = storage_failure(exc)
+    if storage:
+        fail(storage)
     if os.environ.get("NEURONS_DEBUG"):
         raise exc
     fail(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def lake_status(lake_dir: Path, run: str | None, as_json: bool) -> None:
         sys.exit(3)
     if not as_json:
         click.echo(
-            f"all {n_shards} shards committed; bring the run in with `neurons lake attach {lake_dir} --run {run}`"
+            f"all {n_shards} shards committed; bring the run in with `neurons lake attach {shlex.quote(str(lake_dir))} --run {shlex.quote(run)}`"
         )
 
 

@@ -50,11 +50,16 @@ class Table:
     per_layer: bool = True  # False: the table does not depend on the layer (model accuracy, ablations)
 
 
+PROFILE_FIGURES = 12
+"""At most this many labels get a Figure 3 (those with the most sentences); every label is in the tables."""
+
+
 def _figures(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bool) -> list[Figure]:
     o = ChartOptions(run=run, layer=layer, threshold=threshold, absolute=absolute)
-    labels = wh.sql(
-        "select distinct label from label_profiles where run = ? and layer = ? order by label", [run, layer]
-    )["label"]
+    labels = wh.sql(  # Figure 3 for the labels with the most sentences: a page stays readable with hundreds
+        "select label from sentences where run_id = ? group by label order by count(*) desc, label limit ?",
+        [wh.run_id(run), PROFILE_FIGURES],
+    )["label"].sort()
     figs = [
         Figure(
             "label-variance",
@@ -113,14 +118,15 @@ def _figures(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bo
             build(wh, "variance-ranking", o),
         ),
     ]
-    figs.append(
-        Figure(
-            "agreement",
-            "Agreement of neuron criteria (variance, eta squared, probe weight mass)",
-            "criteria_agreement",
-            build(wh, "agreement", o),
+    if wh.scalar("select count(k) from criteria_agreement where run = ? and layer = ?", [run, o.layer]):
+        figs.append(  # none where no top-k is defined (fewer than 10 neurons, or one criterion)
+            Figure(
+                "agreement",
+                "Agreement of neuron criteria (variance, eta squared, probe weight mass)",
+                "criteria_agreement",
+                build(wh, "agreement", o),
+            )
         )
-    )
     if len(wh.run(run).layers) > 1:
         figs.append(Figure("layers", "Across layers (the layer sweep)", "summarize_layers", build(wh, "layers", o)))
     for ablation_id in _ablations(wh, run):

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from toolkit.errors import UserError
+from toolkit.scale.integrity import DATA_TABLES, verify
 from toolkit.scale.lake import Lake
 from toolkit.scale.shards import check_started, not_committed, status
 from toolkit.store.arrow import insert_table, neuron_table
@@ -86,7 +87,8 @@ def attach(
             f"the lake's run '{run}' holds {sentences.num_rows} sentence rows ({pc.count_distinct(ids).as_py()} "
             f"distinct) for {record['n_sentences']} sentences; it was changed outside neurons"
         )
-    files = {kind: lake.files(kind, run) for kind in ("activations", "moments")}
+    verify(lake, run, list(record["layers"]), int(record["hidden_size"]))  # whole, one chunk per file, unchanged
+    files = {kind: lake.files(kind, run) for kind in DATA_TABLES}
     version = lake.table("activations").version()
     db_path = Path(db)
     check_db_path(db_path, create=True)

@@ -10,19 +10,23 @@ A lake is a folder of Delta tables:
 - `moments`: per committed chunk, the count, mean, population variance, minimum and maximum of each layer x
   language x label x neuron (label null: the whole language), i.e. partial moments that `neurons lake attach`
   merges exactly.
+- `checksums`: the size and sha256 of every activations and moments file, recorded by its writer
+  (`toolkit.scale.integrity`, which readers run before they trust a run's files).
 - `shards`: one row per finished shard.
 
-A chunk is committed to `activations`, then `moments`, then `sentences`, each file tagged with its shard, chunk
+A chunk is committed to `activations`, then `moments`, then `checksums`, then `sentences`, each file tagged with its shard, chunk
 and writer (one id per process); the sentences' commit carries a Delta application transaction (app id: run and
 shard; version: the chunk), so a restarted shard redoes only chunks whose sentences were not committed. Readers
-take each chunk from exactly one writer that committed all three (`Lake.chosen`): a torn commit, or a second
+take each chunk from exactly one writer that committed all four (`Lake.chosen`): a torn commit, or a second
 copy of a shard running at the same time, never shows twice.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import polars as pl
@@ -39,6 +43,7 @@ TABLES: dict[str, list[str]] = {
     "sentences": ["run"],
     "activations": ["run", "layer"],
     "moments": ["run"],
+    "checksums": ["run"],
     "shards": ["run"],
 }
 """The lake's tables and their partition columns."""
@@ -127,6 +132,22 @@ def constant(text: str, n: int) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([text])).cast(pa.string())
 
 
+def _readable(method):
+    """METHOD of a Lake with a damaged Delta log (unparsable or missing commits) failing as one line."""
+
+    @functools.wraps(method)
+    def wrapped(self, name: str, *args, **kwargs):
+        try:
+            return method(self, name, *args, **kwargs)
+        except DeltaError as exc:
+            raise UserError(
+                f"cannot read the lake's table {self.path(name)}: {first_line(exc)}; its Delta log is damaged "
+                "(restore the lake from a backup)"
+            ) from None
+
+    return wrapped
+
+
 class Lake:
     """The Delta tables under one folder."""
 
@@ -143,11 +164,13 @@ class Lake:
     def path(self, name: str) -> Path:
         return self.root / name
 
+    @_readable
     def table(self, name: str) -> DeltaTable | None:
         """The Delta table NAME, or None when nothing was committed to it yet."""
         path = str(self.path(name))
         return DeltaTable(path) if DeltaTable.is_deltatable(path) else None
 
+    @_readable
     def committed(self, name: str, app: str) -> int:
         """The last version APP committed to table NAME (0: none)."""
         table = self.table(name)
@@ -177,7 +200,8 @@ class Lake:
                 time.sleep(0.05 * (attempt + 1))
         return False  # pragma: no cover
 
-    def _actions(self, name: str, run: str) -> pa.Table:
+    @_readable
+    def actions(self, name: str, run: str) -> pa.Table:
         """The add actions (files) of RUN in table NAME: path, size, layer, and the shard, chunk and writer that
         wrote each file (every file holds one writer's rows of one chunk, so its statistics name them)."""
         table = self.table(name)
@@ -188,17 +212,15 @@ class Lake:
 
     def chosen(self, name: str, run: str) -> pa.Table:
         """The files of RUN in data table NAME that hold each chunk exactly once: per (shard, chunk), the files of
-        one writer whose commit of the chunk is complete (it committed the chunk's sentences, the last of its three
+        one writer whose commit of the chunk is complete (it committed the chunk's sentences, the last of its
         commits; the smallest such writer id). Files of a torn commit, or of a second copy of a shard that ran at
         the same time, are left out. Partial moments of no shard (shard -1: computed on Spark) take their smallest writer."""
-        actions = self._actions(name, run)
+        actions = self.actions(name, run)
         if not actions.num_rows or "min.writer" not in actions.column_names:
             return actions
         keys = ["min.shard", "min.chunk"]
         done = (
-            pl.from_arrow(self._actions("sentences", run).select([*keys, "min.writer"]))
-            if name != "sentences"
-            else None
+            pl.from_arrow(self.actions("sentences", run).select([*keys, "min.writer"])) if name != "sentences" else None
         )
         mine = pl.from_arrow(actions.select([*keys, "min.writer"]))
         pick = mine.group_by(keys).agg(pl.col("min.writer").min())
@@ -219,12 +241,13 @@ class Lake:
         (absolute), size and, for the activations, the layer. Pinning these is what makes a view over the lake a
         fixed snapshot."""
         actions = self.chosen(name, run)
-        paths = [str(self.path(name) / p) for p in actions["path"].to_pylist()]
+        paths = [str(self.path(name) / unquote(p)) for p in actions["path"].to_pylist()]  # the log's paths are URIs
         cols = {"path": pa.array(paths, pa.string()), "size_bytes": actions["size_bytes"]}
         if "partition.layer" in actions.column_names:
             cols["layer"] = actions["partition.layer"]
         return pa.table(cols)
 
+    @_readable
     def read(self, name: str, run: str | None = None, columns: list[str] | None = None) -> pa.Table:
         """Rows of table NAME (of RUN) at its current version, each chunk once for the data tables; empty when the
         table is missing. Records (runs, shards) come as written: one per shard that wrote one."""

@@ -30,6 +30,7 @@ from toolkit.capture.extract import (
     ExtractOptions,
     chunks,
     plan_chunks,
+    planned_settings,
     prepare,
     progress_bar,
     run_record,
@@ -37,6 +38,7 @@ from toolkit.capture.extract import (
 )
 from toolkit.capture.tokens import batch_plan
 from toolkit.errors import UserError
+from toolkit.scale.integrity import DATA_TABLES, checksum_rows
 from toolkit.scale.lake import Lake, app_id, constant
 from toolkit.scale.lake import record as lake_record
 from toolkit.store.catalog import view_query
@@ -152,10 +154,11 @@ def check_started(lake: Lake, run: str, record: dict, n_shards: int, others: lis
 
 
 def _already_committed(
-    lake: Lake, run: str, k: int, n_shards: int, dataset: Dataset, opts: ExtractOptions
+    lake: Lake, run: str, k: int, n_shards: int, model: str, dataset: Dataset, opts: ExtractOptions
 ) -> ShardSummary | None:
-    """The summary of shard K when it is committed with this data and these options (those that need no model to
-    compare); None otherwise, and the full checks run."""
+    """The summary of shard K when it is committed with this model, data and every setting that determines its
+    numbers (read from the model's config and tokenizer, not its weights); None otherwise, and the full checks
+    run and name what differs."""
     app = app_id(run, k, n_shards)
     if lake.committed("shards", app) < 1:
         return None
@@ -164,10 +167,9 @@ def _already_committed(
     if mine is None or finished is None:
         return None
     stored = json.loads(mine["settings"])
-    wanted = {**dataset.options, "data_sha256": dataset.sha256, "site": opts.site, "pooling": opts.pooling}
-    wanted.update(batch_size=opts.batch_size, dtype=opts.dtype, commit_every=opts.commit_every)
-    if any(stored.get(key) != value for key, value in wanted.items()):
-        return None
+    wanted = {**planned_settings(model, dataset, opts), "commit_every": opts.commit_every}
+    if any(stored.get(key) != value for key, value in wanted.items() if key != "data_file"):
+        return None  # the full checks name what differs
     n = finished["n_sentences"]
     return ShardSummary(
         run,
@@ -201,7 +203,7 @@ def extract_shard(
     mine = replace(dataset, frame=shard_rows(full, k, n_shards))
     if mine.frame.height == 0:
         raise UserError(f"shard {k}/{n_shards} has no sentences ({full.height} in the data); use fewer shards")
-    done = _already_committed(lake, run, k, n_shards, dataset, opts)
+    done = _already_committed(lake, run, k, n_shards, model, dataset, opts)
     if done is not None:  # a requeued task of a finished shard: no model to load
         return done
     prep = prepare(model, mine, opts, allow_unknown)
@@ -253,13 +255,20 @@ def _commit_chunk(lake: Lake, app: str, writer: str, run: str, shard: int, chunk
 def commit(
     lake: Lake, app: str, writer: str, run: str, shard: int, chunk: int, frame, rows, layers, values, lengths, sentences
 ) -> None:
-    """Chunk CHUNK (VALUES [rows, layer, neuron] of FRAME's ROWS) to the three tables: activations, moments, then
-    the sentences, whose commit (version CHUNK of APP) marks the chunk as done by WRITER."""
+    """Chunk CHUNK (VALUES [rows, layer, neuron] of FRAME's ROWS) to the lake: activations, moments, the checksums
+    of their files, then the sentences, whose commit (version CHUNK of APP) marks the chunk as done by WRITER."""
     acts = activation_rows(run, frame, rows, layers, values, lengths)
     lake.append("activations", with_key(acts, shard, chunk, writer))
     lake.append("moments", with_key(moment_rows(acts), shard, chunk, writer))
+    seal(lake, run, shard, chunk, writer, DATA_TABLES)
     sentences = sentences.append_column("run", constant(run, len(rows)))
     lake.append("sentences", with_key(sentences, shard, chunk, writer), app, chunk)
+
+
+def seal(lake: Lake, run: str, shard: int, chunk: int, writer: str, tables: tuple[str, ...]) -> None:
+    """Record the checksums of the files WRITER committed to TABLES for CHUNK of SHARD (what readers verify)."""
+    sums = pa.concat_tables([checksum_rows(lake, name, run, shard, chunk, writer) for name in tables])
+    lake.append("checksums", with_key(sums, shard, chunk, writer))
 
 
 def finish(lake: Lake, app: str, run: str, shard: int, n_shards: int, n_sentences: int, n_chunks: int) -> None:

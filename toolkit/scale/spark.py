@@ -28,6 +28,7 @@ from sqlglot import exp
 
 from toolkit.errors import UserError, first_line
 from toolkit.store import catalog
+from toolkit.store.connection import interruptible
 
 SPARK_VIEWS_FILE = "views/010_statistics.sql"
 
@@ -233,12 +234,16 @@ def register_lake(spark, lake, runs: list[str] | None = None, parts: bool = True
 
     from pyspark.sql import functions as F
 
+    from toolkit.scale.integrity import verify
+
     names = runs or lake.runs()
     ids = {name: i + 1 for i, name in enumerate(sorted(names))}
     rows = ", ".join(f"({i}, {_string(name)}, 'complete')" for name, i in ids.items())
     spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW runs AS SELECT * FROM VALUES {rows} AS runs(run_id, name, status)")
     activations, moments = [], []
     for name, run_id in ids.items():
+        record = lake.run_records(name)[0]
+        verify(lake, name, list(record["layers"]), int(record["hidden_size"]), content=False)
         files = lake.files("activations", name)["path"].to_pylist()
         if files:
             df = spark.read.option("basePath", str(lake.path("activations"))).parquet(*files)
@@ -322,22 +327,35 @@ def run_query(lake_dir: str | Path, query: str, master: str | None = None, diale
     """QUERY (DuckDB's dialect, transpiled, or Spark's) over the lake's runs and every statistic, on Spark; a
     Polars DataFrame."""
     import polars as pl
+    import pyarrow as pa
 
     from toolkit.scale.lake import Lake
 
     lake = Lake(lake_dir)
     text = to_spark(query) if dialect == "duckdb" else query  # a query that does not parse fails before Spark starts
     check_read_only(text)
-    spark = session(master)
-    register_lake(spark, lake)
-    define_statistics(spark)
-    try:
-        table = spark.sql(text).toArrow()
-    except Exception as exc:
-        if type(exc).__name__ in ("AnalysisException", "ParseException", "SparkRuntimeException"):
-            raise UserError(f"Spark refused the query: {first_line(exc)}") from None
-        raise
-    return pl.from_arrow(table)
+
+    def job() -> pa.Table:
+        spark = session(master)
+        register_lake(spark, lake)
+        define_statistics(spark)
+        try:
+            return spark.sql(text).toArrow()
+        except Exception as exc:
+            if type(exc).__name__ in ("AnalysisException", "ParseException", "SparkRuntimeException"):
+                raise UserError(f"Spark refused the query: {first_line(exc)}") from None
+            raise
+
+    return pl.from_arrow(interruptible(job, cancel_jobs))
+
+
+def cancel_jobs() -> None:
+    """Cancel every running Spark job of this process (what Ctrl-C does)."""
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    if context is not None:
+        context.cancelAllJobs()
 
 
 def spark_moments(lake_dir: str | Path, run: str, master: str | None = None, store: bool = False):
@@ -349,7 +367,7 @@ def spark_moments(lake_dir: str | Path, run: str, master: str | None = None, sto
     import pyarrow as pa
 
     from toolkit.scale.lake import Lake, constant
-    from toolkit.scale.shards import with_key
+    from toolkit.scale.shards import seal, with_key
 
     lake = Lake(lake_dir)
     if run not in lake.runs():
@@ -364,8 +382,10 @@ def spark_moments(lake_dir: str | Path, run: str, master: str | None = None, sto
         parts = parts.toArrow().drop_columns(["run_id"])  # the cell parts, as a shard stores them
         for c in ("minimum", "maximum"):  # stored as float32, like a shard's (the activations are float32: exact)
             parts = parts.set_column(parts.schema.get_field_index(c), c, parts[c].cast(pa.float32()))
-        parts = with_key(parts.append_column("run", constant(run, parts.num_rows)), -1, 0, f"spark-{uuid.uuid4().hex}")
-        lake.append("moments", parts, f"neurons:{run}:spark", 1)
+        writer = f"spark-{uuid.uuid4().hex}"
+        parts = with_key(parts.append_column("run", constant(run, parts.num_rows)), -1, 0, writer)
+        if lake.append("moments", parts, f"neurons:{run}:spark", 1):
+            seal(lake, run, -1, 0, writer, ("moments",))
     merged = spark.sql(
         f"SELECT layer, language, label, neuron, n_sentences, mean, variance FROM moments_source WHERE run_id = {run_id}"
     )

@@ -288,7 +288,16 @@ def significance(
         )
     counts = pl.DataFrame(
         rows,
-        schema=["label", "language", "neuron_class", "observed", "null_mean", "null_low", "null_high", "p_value"],
+        schema={  # typed: with hundreds of labels the first rows' null languages would set no type
+            "label": pl.String,
+            "language": pl.String,
+            "neuron_class": pl.String,
+            "observed": pl.Int64,
+            "null_mean": pl.Float64,
+            "null_low": pl.Float64,
+            "null_high": pl.Float64,
+            "p_value": pl.Float64,
+        },
         orient="row",
     )
     p_var = upper_p(null_var, obs_var[0])

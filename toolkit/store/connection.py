@@ -6,13 +6,18 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
 from toolkit.errors import UserError, first_line
 from toolkit.store.catalog import quote
+
+T = TypeVar("T")
 
 
 def lock_wait() -> float:
@@ -116,3 +121,39 @@ def connect(
         raise
     except duckdb.Error as exc:
         raise _open_error(path, exc) from None
+
+
+def interruptible(work: Callable[[], T], stop: Callable[[], None]) -> T:
+    """WORK() run so that Ctrl-C stops it: an engine (DuckDB, Spark through py4j) holds the calling thread in
+    native code or a socket read, where Python's signal handler cannot run or must not reenter, so the work runs
+    in a thread and the main thread waits; on Ctrl-C it calls STOP() (interrupt the query, cancel the jobs) until
+    the work has ended, then raises KeyboardInterrupt (one line in the CLI, exit 130). The wait is on an Event: a
+    Thread.join interrupted by Ctrl-C may report a live thread as done."""
+    if threading.current_thread() is not threading.main_thread():
+        return work()
+    box: dict = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, daemon=True).start()
+    try:
+        while not done.wait(0.05):
+            pass
+    except KeyboardInterrupt:
+        while not done.is_set():  # until the work has stopped (a second Ctrl-C too), or the engine stays busy
+            stop()
+            try:
+                done.wait(0.05)
+            except KeyboardInterrupt:
+                continue
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

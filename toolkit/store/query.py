@@ -18,6 +18,7 @@ import duckdb
 import polars as pl
 
 from toolkit.errors import UserError, first_line
+from toolkit.store.connection import interruptible
 from toolkit.store.warehouse import Warehouse
 
 NULL_MARK = "--"
@@ -37,10 +38,14 @@ def execute_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
     Refusals come from the engine: a write to the warehouse ("attached in read-only mode") or any file
     access ("file system operations are disabled") is explained in one line."""
     try:
-        result = None
-        for st in con.extract_statements(sql):
-            result = con.sql(st.query)
-        return result.pl() if result is not None else pl.DataFrame()
+
+        def work() -> pl.DataFrame:
+            result = None
+            for st in con.extract_statements(sql):
+                result = con.sql(st.query)
+            return result.pl() if result is not None else pl.DataFrame()
+
+        return interruptible(work, con.interrupt)
     except duckdb.Error as exc:
         text = str(exc)
         if "read-only mode" in text or "read_only" in text.lower() and "attached" in text:

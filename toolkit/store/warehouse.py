@@ -23,7 +23,7 @@ from toolkit.defaults import THRESHOLD
 from toolkit.errors import UserError
 from toolkit.store import catalog
 from toolkit.store.claims import check_unclaimed
-from toolkit.store.connection import WRITER_LOCK_WAIT, connect
+from toolkit.store.connection import WRITER_LOCK_WAIT, connect, interruptible
 from toolkit.store.lake_views import LAKE_VIEWS, lake_view_sql, parquet
 from toolkit.store.runs import Run
 
@@ -231,11 +231,11 @@ class Warehouse:
 
     def sql(self, query: str, params: list | None = None) -> pl.DataFrame:
         """Run one query and return its result as a Polars DataFrame."""
-        return self.con.sql(query, params=params or None).pl()
+        return interruptible(lambda: self.con.sql(query, params=params or None).pl(), self.con.interrupt)
 
     def scalar(self, query: str, params: list | None = None):
         """The single value of a one-row, one-column query."""
-        return self.con.execute(query, params or []).fetchall()[0][0]
+        return interruptible(lambda: self.con.execute(query, params or []).fetchall()[0][0], self.con.interrupt)
 
     def close(self) -> None:
         """Close the connection; one attached to a job's session detaches the file (releasing its lock)."""
