@@ -695,3 +695,18 @@ def test_a_real_full_disk_is_one_line_and_keeps_the_warehouse(tmp_path, checkpoi
         assert runs.exit_code == 0 and '"run": "a"' in runs.stdout
     finally:
         subprocess.run(["umount", "-l", str(small)])
+
+
+def test_the_engine_refuses_a_sentence_or_run_written_twice(db):
+    """Beyond the claims: keys DuckDB itself enforces. A second copy of a sentence of a run (what a second writer
+    of a chunk would insert) and a second run of the same name fail inside the engine."""
+    con = duckdb.connect(str(db))
+    try:
+        for sql in (
+            "insert into sentences select * from sentences limit 1",
+            "insert into runs select * replace (run_id + 100 as run_id) from runs limit 1",
+        ):
+            with pytest.raises(duckdb.ConstraintException):
+                con.execute(sql)
+    finally:
+        con.close()

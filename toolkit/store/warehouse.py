@@ -20,7 +20,7 @@ import duckdb
 import polars as pl
 
 from toolkit.defaults import THRESHOLD
-from toolkit.errors import UserError
+from toolkit.errors import UserError, first_line
 from toolkit.store import catalog
 from toolkit.store.claims import check_unclaimed
 from toolkit.store.connection import WRITER_LOCK_WAIT, connect, interruptible
@@ -156,7 +156,14 @@ class Warehouse:
         with self.transaction():
             self.con.execute("create table if not exists warehouse_meta (key varchar primary key, value varchar)")
             for text in pending:
-                self.con.execute(text)
+                try:
+                    self.con.execute(text)
+                except duckdb.ConstraintException as exc:  # rows the new keys refuse (written by two processes)
+                    raise UserError(
+                        f"cannot upgrade {self.path}: {first_line(exc)}; a run holds rows written twice by two "
+                        "processes at once (before runs had one writer): export what you need from it with the "
+                        "neurons that made it, delete the run there, then upgrade"
+                    ) from None
             source = "select any_value(sql) from duckdb_views() where view_name = 'moments_source'"
             before = self.scalar(source)
             for text in catalog.view_files():
