@@ -123,22 +123,84 @@ def test_lape_equals_the_papers_equations(lape_db):
             "where run = 'lape' order by neuron, language"
         )
         chosen = wh.sql(
-            "select neuron, language from language_specific_neurons(entropy_quantile := 0.05, "
-            "probability_quantile := 0.9) where run = 'lape' order by neuron, language"
+            "select neuron, language from language_specific_neurons(top_rate := 0.05) where run = 'lape' "
+            "order by neuron, language"
         )
     np.testing.assert_allclose(got["probability"].to_numpy(), p.T.reshape(-1), rtol=1e-6)
     np.testing.assert_allclose(got["normalized"].to_numpy(), q.T.reshape(-1), rtol=1e-6)
     np.testing.assert_allclose(got["entropy"].to_numpy(), np.repeat(entropy, len(LANGS)), rtol=1e-6, atol=1e-12)
-    cut_e = np.quantile(entropy, 0.05)
-    cut_p = np.quantile(p, 0.9)
-    expected = sorted(
-        (n, LANGS[i])
-        for n in range(share.shape[1])
-        for i in range(len(LANGS))
-        if entropy[n] <= cut_e and p[i, n] > cut_p
+    assert {(n, lang) for n, lang in chosen.iter_rows()} == {(5, "ja"), (9, "ar"), (9, "nl")}  # planted, only
+
+
+def identify(activation_probs: torch.Tensor, top_rate=0.01, filter_rate=0.95, activation_bar_ratio=0.95) -> set:
+    """`identify.py` of Tang et al. (RUCAIBox/Language-Specific-Neurons), ported line by line (printing and saving
+    left out): ACTIVATION_PROBS is their `over_zero / n`, layer x neuron x language. Returns {(layer index,
+    neuron, language index)}."""
+    normed_activation_probs = activation_probs / activation_probs.sum(dim=-1, keepdim=True)
+    normed_activation_probs[torch.isnan(normed_activation_probs)] = 0
+    log_probs = torch.where(normed_activation_probs > 0, normed_activation_probs.log(), 0)
+    entropy = -torch.sum(normed_activation_probs * log_probs, dim=-1)
+    flattened_probs = activation_probs.flatten()
+    top_prob_value = flattened_probs.kthvalue(round(len(flattened_probs) * filter_rate)).values.item()
+    top_position = (activation_probs > top_prob_value).sum(dim=-1)
+    entropy[top_position == 0] = torch.inf
+    flattened_entropy = entropy.flatten()
+    top_entropy_value = round(len(flattened_entropy) * top_rate)
+    _, index = flattened_entropy.topk(top_entropy_value, largest=False)
+    row_index = index // entropy.size(1)
+    col_index = index % entropy.size(1)
+    selected_probs = activation_probs[row_index, col_index].transpose(0, 1)
+    activation_bar = flattened_probs.kthvalue(round(len(flattened_probs) * activation_bar_ratio)).values.item()
+    lang, indice = torch.where(selected_probs > activation_bar)
+    return {(int(row_index[i]), int(col_index[i]), int(g)) for g, i in zip(lang, indice)}
+
+
+def test_lape_selection_is_identify_py_model_wide(tmp_path):
+    """At its defaults `language_specific_neurons()` returns exactly the set the reference code selects, on three
+    FFN layers where a per-layer reading differs: layer 3 holds every strongly language-specific neuron, layer 1
+    none, so model-wide cuts select 1 % of the model's neurons all in layer 3 (and some above no bar), while
+    per-layer cuts force neurons into layer 1."""
+    rng = np.random.default_rng(11)
+    layers, width, per_language = [1, 2, 3], 200, 12
+    lang = np.repeat(LANGS, per_language)
+    tokens = rng.integers(5, 40, size=lang.size)
+    frames, shares = [], []
+    for layer in layers:
+        share = rng.uniform(0.1, 0.5, size=(lang.size, width))
+        if layer == 3:  # 10 neurons fire mostly in one language, each a little elsewhere (distinct entropies)
+            for j in range(10):
+                own = LANGS[j % len(LANGS)]
+                share[:, j] = np.where(lang == own, rng.uniform(0.8, 0.95, lang.size), rng.uniform(0, 0.05, lang.size))
+        if layer == 2:  # 3 neurons fire in two languages
+            for j in range(3):
+                share[:, j] = np.where(np.isin(lang, LANGS[:2]), rng.uniform(0.7, 0.9, lang.size), 0.02)
+        share[:, width - 1] = 0.0  # a neuron that never fires (entropy undefined)
+        shares.append(share.astype(np.float32).astype(np.float64))
+        frames.append(
+            syn.long_frame(share, lang, lang, layer).with_columns(n_tokens=pl.Series(np.repeat(tokens, width)))
+        )
+    db = tmp_path / "w.duckdb"
+    load_long(db, syn.write_long(tmp_path / "lape.parquet", frames), "lape", site="ffn", pooling="active")
+    p = np.stack(  # layer x neuron x language, as identify.py's over_zero / n
+        [
+            np.stack([(x[lang == L] * tokens[lang == L, None]).sum(0) / tokens[lang == L].sum() for L in LANGS], -1)
+            for x in shares
+        ]
     )
-    assert [tuple(r) for r in chosen.iter_rows()] == expected
-    assert expected == [(5, "ja"), (9, "ar"), (9, "nl")]  # the planted neurons, in their languages only
+    reference = {(layers[li], n, LANGS[g]) for li, n, g in identify(torch.from_numpy(p))}
+    with Warehouse(db, read_only=True) as wh:
+        ours = wh.sql("select layer, neuron, language from language_specific_neurons() where run = 'lape'")
+        per_layer = wh.sql(
+            "select layer, neuron, language from language_specific_neurons(per_layer := true) where run = 'lape'"
+        )
+        selected = wh.scalar(  # with the bar at the smallest probability, every selected neuron shows
+            "select count(distinct (layer, neuron)) from language_specific_neurons(activation_bar_ratio := 0.0) "
+            "where run = 'lape'"
+        )
+    assert {tuple(r) for r in ours.iter_rows()} == reference
+    assert reference and {layer for layer, _, _ in reference} == {3}
+    assert selected == round(len(layers) * width * 0.01)  # exactly round(neurons x top_rate) neurons
+    assert 1 in set(per_layer["layer"])  # the per-layer reading puts neurons where there are none
 
 
 @pytest.fixture(scope="module")

@@ -33,23 +33,52 @@ SELECT run, layer, neuron, language, probability, normalized,
          AS entropy
 FROM q;
 
--- Definition 12, Tang et al.'s selection: neurons whose entropy is in the lowest ENTROPY_QUANTILE of the
--- layer's neurons, specific to each language L where p[L, n] exceeds the PROBABILITY_QUANTILE of all the
--- layer's probabilities (a neuron may be specific to several languages). Quantiles interpolate linearly.
-CREATE OR REPLACE MACRO language_specific_neurons(entropy_quantile := 0.01, probability_quantile := 0.95) AS TABLE
-WITH e AS (SELECT * FROM language_entropy()),
-entropy_cut AS (
-    SELECT run, layer, quantile_cont(entropy, entropy_quantile) AS entropy_cut
-    FROM (SELECT DISTINCT run, layer, neuron, entropy FROM e WHERE entropy IS NOT NULL)
-    GROUP BY run, layer
+-- Definition 12, Tang et al.'s selection exactly as their code (`identify.py`, RUCAIBox/Language-Specific-Neurons)
+-- makes it, over all the run's stored layers at once (the model, with `--layers all`):
+--   1. the filter value is the k-th smallest of all the run's probabilities p[L, n] (torch `kthvalue`, 1-based,
+--      no interpolation) at k = round(N x FILTER_RATE), N = layers x neurons x languages; round() is Python's,
+--      half to even, on the double product;
+--   2. a neuron none of whose probabilities exceeds it gets entropy +inf (as does one that never fires);
+--   3. the round(neurons x TOP_RATE) neurons of lowest entropy are selected (torch `topk`; ties in layer and
+--      neuron order), so exactly that share of the model's neurons, wherever they are;
+--   4. each selected neuron is specific to every language whose p exceeds the activation bar, the k-th smallest
+--      probability at k = round(N x ACTIVATION_BAR_RATIO). A selected neuron above no bar has no language.
+-- PER_LAYER := true takes every cut within each layer instead (not the paper's: it forces neurons into every
+-- layer). Ranks of the selection come back as `entropy_rank` (1 = lowest entropy of the scope).
+CREATE OR REPLACE MACRO language_specific_neurons(
+    top_rate := 0.01, filter_rate := 0.95, activation_bar_ratio := 0.95, per_layer := false
+) AS TABLE
+WITH e AS (
+    SELECT *, CASE WHEN per_layer THEN layer ELSE -1 END AS scope FROM language_entropy()
 ),
-probability_cut AS (
-    SELECT run, layer, quantile_cont(probability, probability_quantile) AS probability_cut
+ranked_probability AS (
+    SELECT run, scope, probability,
+           row_number() OVER (PARTITION BY run, scope ORDER BY probability) AS k,
+           count(*) OVER (PARTITION BY run, scope) AS n
     FROM e
-    GROUP BY run, layer
+),
+cuts AS (
+    SELECT run, scope,
+           max(probability) FILTER (WHERE k = greatest(1, round_even(n::DOUBLE * filter_rate::DOUBLE, 0))) AS filter_value,
+           max(probability) FILTER (WHERE k = greatest(1, round_even(n::DOUBLE * activation_bar_ratio::DOUBLE, 0)))
+               AS activation_bar
+    FROM ranked_probability
+    GROUP BY run, scope
+),
+neuron_entropy AS (
+    SELECT e.run, e.scope, e.layer, e.neuron,
+           CASE WHEN bool_or(e.probability > c.filter_value) AND any_value(e.entropy) IS NOT NULL
+                THEN any_value(e.entropy) ELSE 'inf'::DOUBLE END AS entropy
+    FROM e JOIN cuts AS c USING (run, scope)
+    GROUP BY e.run, e.scope, e.layer, e.neuron
+),
+selected AS (
+    SELECT *, row_number() OVER (PARTITION BY run, scope ORDER BY entropy, layer, neuron) AS entropy_rank,
+           count(*) OVER (PARTITION BY run, scope) AS n_neurons
+    FROM neuron_entropy
 )
-SELECT e.run, e.layer, e.neuron, e.language, e.probability, e.entropy
-FROM e
-JOIN entropy_cut AS c USING (run, layer)
-JOIN probability_cut AS p USING (run, layer)
-WHERE e.entropy <= c.entropy_cut AND e.probability > p.probability_cut;
+SELECT e.run, e.layer, e.neuron, e.language, e.probability, e.entropy, s.entropy_rank
+FROM selected AS s
+JOIN e USING (run, scope, layer, neuron)
+JOIN cuts AS c USING (run, scope)
+WHERE s.entropy_rank <= round_even(s.n_neurons::DOUBLE * top_rate::DOUBLE, 0) AND e.probability > c.activation_bar;

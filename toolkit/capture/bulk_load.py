@@ -23,6 +23,7 @@ from toolkit.capture.load import FLOAT32_MAX, REQUIRED, imported_run
 from toolkit.errors import UserError, first_line, storage_failure
 from toolkit.store.arrow import insert_table, neuron_table
 from toolkit.store.catalog import quote
+from toolkit.store.connection import session
 from toolkit.store.warehouse import WRITER_LOCK_WAIT, Warehouse, validate_run_name
 
 
@@ -71,7 +72,7 @@ def load_folder(
     with Warehouse(db) as wh:  # created or migrated, and the name checked, before reading terabytes
         wh.check_new_run(run, replace)
         db_path = wh.path
-    con = duckdb.connect(":memory:")  # the checks and the grouping run here, the warehouse free for readers
+    con = session()  # the checks and the grouping run here, the warehouse free for readers
     try:
         if memory_limit:
             try:

@@ -84,8 +84,9 @@ def _compacted(lake, name: str, run: str) -> None:
         )
 
 
-def _complete(lake, run: str, layers: list[int], width: int) -> None:
-    """Refuse a run whose committed chunks lack activations (per layer, sentences x neurons values) or moments."""
+def _complete(lake, run: str, layers: list[int], width: int, moments: bool) -> None:
+    """Refuse a run whose committed chunks lack activations (per layer, sentences x neurons values) or (MOMENTS)
+    their partial moments."""
     sentences = pl.from_arrow(lake.chosen("sentences", run).select(["num_records", *KEYS[:2]]))
     chunks = sentences.group_by(KEYS[:2]).agg(pl.col("num_records").sum().alias("n"))
     acts = pl.from_arrow(lake.chosen("activations", run).select(["num_records", *KEYS[:2], "partition.layer"]))
@@ -107,10 +108,12 @@ def _complete(lake, run: str, layers: list[int], width: int) -> None:
             "chunk layers short in all); an activations commit was lost or removed outside neurons; extract the "
             "run again under another name"
         )
-    moments = pl.from_arrow(lake.chosen("moments", run).select(KEYS[:2])).unique()
-    if moments.filter(pl.col("min.shard") < 0).height:  # moments computed on Spark stand for every chunk
+    if not moments:
         return
-    lacking = chunks.join(moments, on=KEYS[:2], how="anti")
+    parts = pl.from_arrow(lake.chosen("moments", run).select(KEYS[:2])).unique()
+    if parts.filter(pl.col("min.shard") < 0).height:  # moments computed on Spark stand for every chunk
+        return
+    lacking = chunks.join(parts, on=KEYS[:2], how="anti")
     if lacking.height:
         row = lacking.sort(KEYS[:2]).row(0, named=True)
         raise UserError(
@@ -162,10 +165,11 @@ def _checksums(lake, run: str, content: bool) -> None:
 DAMAGED = "restore the lake from a backup, or extract the run again under another name"
 
 
-def verify(lake, run: str, layers: list[int], width: int, content: bool = True) -> None:
+def verify(lake, run: str, layers: list[int], width: int, content: bool = True, moments: bool = True) -> None:
     """Refuse RUN of LAKE unless every committed chunk's files are there, whole, one chunk each, and (CONTENT)
-    unchanged since their writer committed them (see the module's docstring)."""
+    unchanged since their writer committed them (see the module's docstring). MOMENTS false: a reader that
+    computes the moments from the activations (Spark) needs no partial moments."""
     for name in DATA_TABLES:
         _compacted(lake, name, run)
-    _complete(lake, run, layers, width)
+    _complete(lake, run, layers, width, moments)
     _checksums(lake, run, content)

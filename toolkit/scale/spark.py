@@ -243,7 +243,7 @@ def register_lake(spark, lake, runs: list[str] | None = None, parts: bool = True
     activations, moments = [], []
     for name, run_id in ids.items():
         record = lake.run_records(name)[0]
-        verify(lake, name, list(record["layers"]), int(record["hidden_size"]), content=False)
+        verify(lake, name, list(record["layers"]), int(record["hidden_size"]), content=False, moments=parts)
         files = lake.files("activations", name)["path"].to_pylist()
         if files:
             df = spark.read.option("basePath", str(lake.path("activations"))).parquet(*files)

@@ -82,29 +82,37 @@ values), and every commit of a long job rewrites its table's last, partly filled
 keep that rewrite, and the space it frees, small."""
 
 
+def session() -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB session, quiet: DuckDB's progress bar would otherwise be printed into the output of
+    any query that runs for more than two seconds (a CSV or JSON result included)."""
+    con = duckdb.connect(":memory:")
+    con.execute("set enable_progress_bar = false")
+    return con
+
+
 def connect(
-    path: Path, read_only: bool, lock_wait: float | None = None, session: duckdb.DuckDBPyConnection | None = None
+    path: Path, read_only: bool, lock_wait: float | None = None, shared: duckdb.DuckDBPyConnection | None = None
 ) -> duckdb.DuckDBPyConnection:
     """A read-write connection to PATH, or for READ_ONLY a sandbox: an in-memory session with PATH attached
     read-only as the default catalog, file system access disabled and the configuration locked, so that no
     statement whatever (COPY, EXPORT, ATTACH, INSTALL, EXPLAIN ANALYZE of a write, a SET undoing this) can
     change the warehouse or write, read or attach any other file. Temporary tables live in memory. A read-write
-    open may attach PATH to an existing in-memory SESSION (a long job's commits: starting DuckDB is most of
+    open may attach PATH to an existing in-memory session SHARED (a long job's commits: starting DuckDB is most of
     what a reopen costs)."""
 
     def rw() -> duckdb.DuckDBPyConnection:
-        con = session or duckdb.connect(":memory:")
+        con = shared or session()
         try:
             con.execute(f"attach {quote(str(path))} as warehouse (row_group_size {ROW_GROUP_ROWS})")
             con.execute("use warehouse")
         except BaseException:
-            if session is None:
+            if shared is None:
                 con.close()
             raise
         return con
 
     def sandbox() -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect(":memory:")
+        con = session()
         try:
             con.execute(f"attach {quote(str(path))} as warehouse (read_only)")
             con.execute("use warehouse")

@@ -23,7 +23,7 @@ from toolkit.defaults import THRESHOLD
 from toolkit.errors import UserError, first_line
 from toolkit.store import catalog
 from toolkit.store.claims import check_unclaimed
-from toolkit.store.connection import WRITER_LOCK_WAIT, connect, interruptible
+from toolkit.store.connection import WRITER_LOCK_WAIT, connect, interruptible, session
 from toolkit.store.lake_views import LAKE_VIEWS, lake_view_sql, parquet
 from toolkit.store.runs import Run
 
@@ -86,7 +86,7 @@ class Warehouse:
             except OSError as exc:
                 raise UserError(f"cannot create the folder of {self.path}: {exc.strerror or exc}") from None
         self._session = session if not read_only else None
-        self.con = connect(self.path, read_only=read_only, lock_wait=lock_wait, session=self._session)
+        self.con = connect(self.path, read_only=read_only, lock_wait=lock_wait, shared=self._session)
         self.migrated = False
         if checked and not read_only:
             return
@@ -486,11 +486,11 @@ def commits(path: Path) -> Iterator[Callable[[], Warehouse]]:
     """For a long job whose start opened PATH with every check: a function that opens PATH for one chunk's commit,
     cheaply (no checks again, one DuckDB session for the whole job), and releases the file after each commit so
     that readers get in between commits."""
-    session = duckdb.connect(":memory:")
+    shared = session()
     try:
-        yield lambda: Warehouse(path, create=False, lock_wait=WRITER_LOCK_WAIT, checked=True, session=session)
+        yield lambda: Warehouse(path, create=False, lock_wait=WRITER_LOCK_WAIT, checked=True, session=shared)
     finally:
-        session.close()
+        shared.close()
 
 
 def migrate(db) -> None:
