@@ -73,13 +73,44 @@ class ExtractSummary:
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """[batch, seq, hidden] -> [batch, hidden]: the first token, the mean over non-padding tokens, or (active)
-    the share of non-padding tokens, special tokens included, whose value is > 0."""
+    """[batch, seq, hidden] -> [batch, hidden] over each sentence's pooled tokens (MASK: 1 for a token, 0 for
+    padding and an excluded BOS): the first token (cls), the last (last), the mean, the maximum, or (active) the
+    share of tokens whose value is > 0. Masked positions are never read, so a padded row's NaN (a fully masked
+    attention row) cannot leak."""
     if pooling == "cls":
         return hidden[:, 0, :].float()
-    m = mask.unsqueeze(-1).to(torch.float32)
+    keep = mask.bool().unsqueeze(-1)
+    if pooling == "last":
+        last = (mask * torch.arange(mask.shape[1], device=mask.device)).argmax(dim=1)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last].float()
+    if pooling == "max":
+        return torch.where(keep, hidden.float(), float("-inf")).amax(dim=1)
     values = (hidden > 0).to(torch.float32) if pooling == "active" else hidden.float()
-    return (values * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)
+    total = torch.where(keep, values, 0.0).sum(dim=1)
+    return total / mask.sum(dim=1, keepdim=True).clamp_min(1).to(torch.float32)
+
+
+def check_pooling(loaded: LoadedModel, pooling: str) -> None:
+    """A decoder has no [CLS] token, and an encoder's last token is its [SEP]: both readings are refused."""
+    if loaded.decoder and pooling == "cls":
+        raise UserError(
+            f"--pooling cls: a decoder ({loaded.model_type}) has no [CLS] token; use --pooling last (its sentence "
+            "representation), mean or max"
+        )
+    if not loaded.decoder and pooling == "last":
+        raise UserError(
+            f"--pooling last: an encoder's ({loaded.model_type}) last token is its closing special token; use cls, "
+            "mean or max"
+        )
+
+
+def pooled_mask(loaded: LoadedModel, mask: torch.Tensor) -> torch.Tensor:
+    """The tokens pooled: the attention MASK less a decoder's BOS (an outlier every sentence shares)."""
+    if not loaded.skip_bos:
+        return mask
+    mask = mask.clone()
+    mask[:, 0] = 0
+    return mask
 
 
 def forward_batch(
@@ -97,7 +128,8 @@ def forward_batch(
     ids, mask = ids.to(loaded.device), mask.to(loaded.device)
     out = loaded.model(input_ids=ids, attention_mask=mask, output_hidden_states=captured is None)
     source = captured if captured is not None else out.hidden_states
-    pooled = torch.stack([pool(source[k], mask, pooling) for k in layers], dim=1)
+    tokens = pooled_mask(loaded, mask)
+    pooled = torch.stack([pool(source[k], tokens, pooling) for k in layers], dim=1)
     probs = torch.softmax(out.logits.float(), dim=-1).cpu().numpy() if want_logits else None
     return pooled.cpu().numpy(), probs
 
@@ -155,6 +187,7 @@ def prepare(model: str, dataset: Dataset, opts: ExtractOptions, allow_unknown: b
     layers = parse_layers(opts.layers, int(config.num_hidden_layers), first=1 if opts.site == "ffn" else 0)
     loaded = load_model(model, opts.device, opts.dtype, classifier=opts.predictions)
     max_length = min(opts.max_length or loaded.max_length, loaded.max_length)
+    check_pooling(loaded, opts.pooling)
     if opts.site == "ffn":
         hooks.ffn_modules(loaded.model, loaded.n_layers)  # a family without a known FFN site is refused here
     width = hooks.ffn_width(loaded.model) if opts.site == "ffn" else loaded.hidden_size
@@ -164,6 +197,13 @@ def prepare(model: str, dataset: Dataset, opts: ExtractOptions, allow_unknown: b
     unknown = unknown_shares(loaded.tokenizer, token_ids, frame["language"].to_list())
     check_unknown(unknown, allow_unknown)
     lengths = np.fromiter((len(x) for x in token_ids), dtype=np.int64, count=len(token_ids))
+    lengths -= int(loaded.skip_bos)  # the tokens pooled and counted (n_tokens): a decoder's BOS is not one
+    empty = np.flatnonzero(lengths < 1)
+    if empty.size:
+        raise UserError(
+            f"{empty.size} sentence(s) have no tokens for this tokenizer (first: data row {empty[0] + 1}, "
+            f"{frame['text'][int(empty[0])][:40]!r}); remove them, or use a tokenizer that reads the language"
+        )
     return Prepared(loaded, layers, width, settings, token_ids, cut, lengths, unknown)
 
 

@@ -1,8 +1,9 @@
 """Where each architecture family keeps its parts, and the one way to reach inside a forward pass.
 
 `FAMILIES` says, per Hugging Face `model_type`, where the transformer blocks, the embeddings (hidden_states[0]),
-each block's feed-forward activation (after the nonlinearity) and the classification head live; adding a family
-is one entry. On top of it, three context managers, in the spirit of baukit's `Trace`, each undone on exit
+each block's feed-forward activation (after the nonlinearity) and the classification head live, and whether it is a
+decoder; adding a family is one entry. The FFN value of a decoder is what LAPE counts (Tang et al.'s
+`activation.py`): `act_fn(gate_proj(x))` in gated MLPs, the activation after the first projection elsewhere. On top of it, three context managers, in the spirit of baukit's `Trace`, each undone on exit
 whatever happens inside:
 
 - `capture(modules)`: keep the output of each module of the forward passes run inside (extraction's FFN site);
@@ -36,12 +37,20 @@ class Family:
     blocks: str
     embeddings: str
     ffn: str
-    ffn_width: str
+    ffn_width: str | Callable[[object], int]
     head: tuple[str, str] | None = None
+    decoder: bool = False  # a causal LM: no [CLS]; its last hidden state is normed (see `truncated`)
 
 
 _BERT_LIKE = dict(blocks="encoder.layer", embeddings="embeddings", ffn="intermediate", ffn_width="intermediate_size")
 _ROBERTA_HEAD = ("classifier.dense", "classifier.out_proj")
+
+_GATED = dict(blocks="layers", embeddings="embed_tokens", ffn="mlp.act_fn", ffn_width="intermediate_size", decoder=True)
+
+
+def _four_times(config) -> int:
+    return int(getattr(config, "n_inner", None) or 4 * config.hidden_size)
+
 
 FAMILIES: dict[str, Family] = {
     "bert": Family(**_BERT_LIKE, head=("base_model.pooler.dense", "classifier")),
@@ -52,7 +61,26 @@ FAMILIES: dict[str, Family] = {
     "distilbert": Family(
         blocks="transformer.layer", embeddings="embeddings", ffn="ffn.activation", ffn_width="hidden_dim"
     ),
+    **{name: Family(**_GATED) for name in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2")},
+    "gpt2": Family(blocks="h", embeddings="wte", ffn="mlp.act", ffn_width=_four_times, decoder=True),
+    "bloom": Family(blocks="h", embeddings="word_embeddings", ffn="mlp.gelu_impl", ffn_width=_four_times, decoder=True),
+    "opt": Family(
+        blocks="decoder.layers",
+        embeddings="decoder.embed_tokens",
+        ffn="activation_fn",
+        ffn_width="ffn_dim",
+        decoder=True,
+    ),
+    "gpt_neox": Family(
+        blocks="layers", embeddings="embed_in", ffn="mlp.act", ffn_width="intermediate_size", decoder=True
+    ),
 }
+
+
+def is_decoder(model: nn.Module) -> bool:
+    """Whether MODEL is a decoder of the table (a causal LM, or a classifier on one)."""
+    fam = family(model)
+    return bool(fam and fam.decoder)
 
 
 def family(model: nn.Module) -> Family | None:
@@ -81,7 +109,10 @@ def _find_blocks(model: nn.Module, n_layers: int) -> tuple[nn.Module, str, nn.Mo
         for attr, child in module.named_children():
             if isinstance(child, nn.ModuleList) and len(child) == n_layers and "layer" in attr:
                 return module, attr, child
-    raise UserError(f"cannot find the {n_layers} transformer blocks of this model; use a BERT-like encoder")
+    raise UserError(
+        f"cannot find the {n_layers} transformer blocks of this {getattr(model.config, 'model_type', '?')} model "
+        f"(known families: {', '.join(sorted(FAMILIES))})"
+    )
 
 
 def block_list(model: nn.Module, n_layers: int) -> tuple[nn.Module, str, nn.ModuleList]:
@@ -116,7 +147,8 @@ def ffn_modules(model: nn.Module, n_layers: int) -> list[nn.Module]:
 def ffn_width(model: nn.Module) -> int:
     """Neurons of one feed-forward activation."""
     fam = family(model)
-    return int(getattr(model.config, fam.ffn_width if fam else "intermediate_size"))
+    width = fam.ffn_width if fam else "intermediate_size"
+    return int(width(model.config) if callable(width) else getattr(model.config, width))
 
 
 def head_modules(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
@@ -170,7 +202,11 @@ def edit(module: nn.Module, fn: Callable[[torch.Tensor], None]) -> Iterator[None
 
 @contextmanager
 def truncated(model: nn.Module, n_layers: int, keep: int) -> Iterator[None]:
-    """Run only the first KEEP blocks inside the context (no compute above the deepest layer needed)."""
+    """Run only the first KEEP blocks inside the context (no compute above the deepest layer needed). A decoder
+    norms its last hidden state (hidden_states[n] is norm(block n)), so it keeps one block more than asked:
+    hidden_states[KEEP] stays the raw output of block KEEP, as in the whole model."""
+    if is_decoder(model):
+        keep += 1
     if keep >= n_layers:
         yield
         return

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from toolkit.capture import hooks
 from toolkit.errors import UserError, first_line
 
 WEIGHT_FILES = (
@@ -52,6 +53,8 @@ class LoadedModel:
     class_names: list[str] | None  # id2label in id order, when the model has a classification head
     device: torch.device
     max_length: int  # the longest input the model accepts
+    decoder: bool = False  # a decoder family of `hooks.FAMILIES`
+    skip_bos: bool = False  # a decoder whose tokenizer adds a BOS: it is left out of pooling and token counts
 
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
@@ -166,6 +169,14 @@ def load_model(ref: str, device: str = "auto", dtype: str = "float32", classifie
         )
     model = model.to(device=dev, dtype=DTYPES[dtype]).eval()
     n_layers = int(config.num_hidden_layers)
+    decoder = hooks.is_decoder(model)
+    if decoder and with_head and model.config.pad_token_id is None:
+        raise UserError(
+            f"model {ref}: a decoder classifier finds each sentence's last token by its pad token, and this one has "
+            "none; set pad_token_id in its config.json, or pass --no-predictions"
+        )
+    bos = getattr(tokenizer, "bos_token_id", None)
+    adds_bos = bos is not None and tokenizer("a", add_special_tokens=True)["input_ids"][:1] == [bos]
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
@@ -176,6 +187,8 @@ def load_model(ref: str, device: str = "auto", dtype: str = "float32", classifie
         class_names=[config.id2label[i] for i in range(len(config.id2label))] if with_head else None,
         device=dev,
         max_length=input_limit(config, tokenizer),
+        decoder=decoder,
+        skip_bos=decoder and adds_bos,
     )
 
 

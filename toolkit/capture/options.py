@@ -46,7 +46,7 @@ class DataSpec:
         return all(getattr(self, c) == getattr(base, c) for c in self.COLUMNS)
 
 
-POOLINGS = ("cls", "mean", "active")
+POOLINGS = ("cls", "mean", "max", "last", "active")
 SITES = ("residual", "ffn")
 
 
@@ -70,7 +70,7 @@ class ExtractOptions:
         if self.site not in SITES:
             raise UserError(f"unknown --site {self.site}; use residual or ffn")
         if self.pooling not in POOLINGS:
-            raise UserError(f"unknown --pooling {self.pooling}; use cls, mean or active")
+            raise UserError(f"unknown --pooling {self.pooling}; use one of {', '.join(POOLINGS)}")
         if self.pooling == "active" and self.site != "ffn":
             raise UserError("--pooling active counts tokens whose activation is > 0: use it with --site ffn")
         if self.batch_size < 1:

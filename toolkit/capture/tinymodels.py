@@ -1,5 +1,6 @@
-"""Tiny encoders built offline: a tokenizer trained on the given texts and a small randomly initialised
-XLM-R, BERT or DistilBERT, saved as ordinary Hugging Face checkpoints.
+"""Tiny models built offline: a tokenizer trained on the given texts and a small randomly initialised
+XLM-R, BERT or DistilBERT encoder, or a Llama, Qwen2, Gemma or GPT-2 causal LM, saved as ordinary Hugging Face
+checkpoints.
 
 They make the demo and the tests run without the hub. They are illustrative only: their numbers say
 nothing about real models.
@@ -20,11 +21,15 @@ from tokenizers import (
 )
 
 ARCHITECTURES = ("xlm-roberta", "bert", "distilbert")
+DECODERS = ("llama", "qwen2", "gemma", "gpt2")
 
 
 def train_tokenizer(texts: list[str], architecture: str = "xlm-roberta", vocab_size: int = 1200, max_length: int = 128):
     """A BPE tokenizer trained on TEXTS with the architecture's special tokens, as a transformers tokenizer."""
     from transformers import PreTrainedTokenizerFast
+
+    if architecture in DECODERS:
+        return _decoder_tokenizer(texts, architecture, vocab_size, max_length)
 
     if architecture == "xlm-roberta":
         cls, sep, pad, unk, mask, extra = (
@@ -63,6 +68,75 @@ def train_tokenizer(texts: list[str], architecture: str = "xlm-roberta", vocab_s
     )
 
 
+def _decoder_tokenizer(texts: list[str], architecture: str, vocab_size: int, max_length: int):
+    """A decoder's tokenizer: Llama and Gemma add a BOS (<s>) and pad with <pad>; Qwen2 adds none and pads with
+    <|endoftext|>; GPT-2 adds none and has no pad token at all."""
+    from transformers import PreTrainedTokenizerFast
+
+    bos, eos, unk, pad = "<s>", "</s>", "<unk>", "<pad>"
+    byte_level = architecture in ("qwen2", "gpt2")  # as theirs: transformers rebuilds a Qwen2 tokenizer byte-level
+    tok = Tokenizer(models.BPE(unk_token=None if byte_level else unk))
+    tok.normalizer = normalizers.NFC() if byte_level else normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False) if byte_level else pre_tokenizers.Metaspace()
+    tok.decoder = decoders.ByteLevel() if byte_level else decoders.Metaspace()
+    alphabet = pre_tokenizers.ByteLevel.alphabet() if byte_level else []
+    tok.train_from_iterator(
+        texts,
+        trainers.BpeTrainer(
+            vocab_size=vocab_size, special_tokens=[unk, bos, eos, pad], initial_alphabet=alphabet, show_progress=False
+        ),
+    )
+    names = {"bos_token": bos, "eos_token": eos, "unk_token": unk}
+    if architecture in ("llama", "gemma"):
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B:1", special_tokens=[(bos, tok.token_to_id(bos))]
+        )
+        names["pad_token"] = pad
+    elif architecture == "qwen2":
+        names["pad_token"] = eos
+    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=max_length, **names)
+
+
+def _decoder_config(architecture: str, tokenizer, labels, hidden: int, layers: int, heads: int, max_length: int):
+    from transformers import AutoConfig
+
+    head = {}
+    if labels:
+        head = {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {l: i for i, l in enumerate(labels)},
+        }
+    ids = {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    if architecture == "gpt2":
+        return AutoConfig.for_model(
+            "gpt2",
+            vocab_size=len(tokenizer),
+            n_embd=hidden,
+            n_layer=layers,
+            n_head=heads,
+            n_positions=max_length,
+            **ids,
+            **head,
+        )
+    sizes = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=max(1, heads // 2),
+        intermediate_size=hidden * 2,
+        max_position_embeddings=max_length,
+    )
+    if architecture == "gemma":
+        sizes["head_dim"] = hidden // heads
+    return AutoConfig.for_model(architecture, **sizes, **ids, **head)
+
+
 def tiny_config(
     architecture: str,
     tokenizer,
@@ -74,6 +148,9 @@ def tiny_config(
 ):
     """A small config of ARCHITECTURE; with LABELS, a sequence classifier whose id2label is LABELS."""
     from transformers import BertConfig, DistilBertConfig, XLMRobertaConfig
+
+    if architecture in DECODERS:
+        return _decoder_config(architecture, tokenizer, labels, hidden, layers, heads, max_length)
 
     head = {}
     if labels:
@@ -122,8 +199,16 @@ def build_model(architecture: str, tokenizer, labels: list[str] | None, seed: in
     from transformers import AutoModel, AutoModelForSequenceClassification
 
     torch.manual_seed(seed)
+    from transformers import AutoModelForCausalLM
+
     config = tiny_config(architecture, tokenizer, labels, **sizes)
-    cls = AutoModelForSequenceClassification if labels else AutoModel
+    cls = (
+        AutoModelForSequenceClassification
+        if labels
+        else AutoModelForCausalLM
+        if architecture in DECODERS
+        else AutoModel
+    )
     return cls.from_config(config).eval()
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from toolkit.capture.options import ExtractOptions, FinetuneOptions
+from toolkit.capture.options import POOLINGS, ExtractOptions, FinetuneOptions
 from toolkit.cli.base import (
     SEED,
     Context,
@@ -33,7 +33,7 @@ def site_option(help_text: str, default: str = "residual"):
 def pooling_option(help_text: str, default: str | None):
     return click.option(
         "--pooling",
-        type=click.Choice(["cls", "mean", "active"]),
+        type=click.Choice(list(POOLINGS)),
         default=default,
         show_default=bool(default),
         help=help_text,
@@ -60,7 +60,8 @@ def allow_unk_option(what: str):
     help="hidden_states indices: 11 | 6,11 | -2 (penultimate) | all. 0 is the embedding output.",
 )
 @pooling_option(
-    "First token ([CLS]/<s>), the mean over non-padding tokens, or (ffn) the share of tokens active (> 0).",
+    "First token ([CLS]/<s>, encoders), last token (decoders), the mean or maximum over the sentence's tokens, "
+    "or (ffn) the share of tokens active (> 0). A decoder's BOS is left out of mean, max, active and n_tokens.",
     default(ExtractOptions, "pooling"),
 )
 @site_option(SITE_HELP, default(ExtractOptions, "site"))

@@ -1,0 +1,98 @@
+"""Decoder language models (Llama, Qwen2, Gemma, GPT-2): every stored value equals an unpadded one-sentence
+forward of the saved checkpoint, hooked here by hand (docs/definitions.md; README, "Decoders"), for the residual
+stream (last, mean and max over the sentence's tokens) and the FFN value LAPE counts (mean, active share); a
+BOS that the tokenizer adds is left out of mean, max, active and n_tokens."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pytest
+import torch
+from conftest import assert_one_line_error
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from toolkit.capture.tinymodels import DECODERS
+
+FFN = {  # where each family's FFN value is, written out independently of the hooks table
+    "llama": lambda m, k: m.model.layers[k - 1].mlp.act_fn,
+    "qwen2": lambda m, k: m.model.layers[k - 1].mlp.act_fn,
+    "gemma": lambda m, k: m.model.layers[k - 1].mlp.act_fn,
+    "gpt2": lambda m, k: m.transformer.h[k - 1].mlp.act,
+}
+ADDS_BOS = {"llama": True, "gemma": True, "qwen2": False, "gpt2": False}
+
+
+def stored(db, run: str) -> dict:
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute(
+        "select a.text, a.layer, a.neuron, a.value, s.n_tokens from activations_long a join runs r on r.name = a.run "
+        "join sentences s on s.run_id = r.run_id and s.sentence_id = a.sentence_id where a.run = ?",
+        [run],
+    ).fetchall()
+    con.close()
+    return {(t, layer, n): (v, k) for t, layer, n, v, k in rows}
+
+
+@pytest.mark.parametrize("architecture", DECODERS)
+def test_decoder_values_equal_one_sentence_forwards(tmp_path, neurons, checkpoint, sample, architecture):
+    ckpt = checkpoint(architecture, False)
+    data = tmp_path / "d.csv"
+    picked = sample.sample(24, seed=3)  # every script, lengths that differ within a batch
+    picked.write_csv(data)
+    db = tmp_path / "w.duckdb"
+    runs = [("residual", p, "1,2") for p in ("last", "mean", "max")] + [("ffn", p, "all") for p in ("mean", "active")]
+    for site, pooling, layers in runs:  # layers 1,2 of 3: the run stops above block 2 (a decoder norms its last)
+        r = neurons(
+            "--db", db, "extract", ckpt, data, "--run", f"{site}-{pooling}", "--site", site, "--pooling", pooling,
+            "--layers", layers, "--batch-size", "8", "--quiet",
+        )  # fmt: skip
+        assert r.exit_code == 0, r.output
+
+    model = AutoModelForCausalLM.from_pretrained(ckpt).eval()
+    tok = AutoTokenizer.from_pretrained(ckpt)
+    got = {(site, pooling): stored(db, f"{site}-{pooling}") for site, pooling, _ in runs}
+    start = int(ADDS_BOS[architecture])
+    for text in picked["text"]:
+        ids = tok(text)["input_ids"]
+        assert (ids[0] == tok.bos_token_id) == ADDS_BOS[architecture]
+        captured = {}
+        handles = [
+            FFN[architecture](model, k).register_forward_hook(lambda _m, _i, out, k=k: captured.__setitem__(k, out))
+            for k in (1, 2, 3)
+        ]
+        with torch.no_grad():
+            out = model(torch.tensor([ids]), output_hidden_states=True)
+        for h in handles:
+            h.remove()
+        expected = {}
+        for k in (1, 2):
+            h = out.hidden_states[k][0].double().numpy()
+            expected[("residual", "last", k)] = h[-1]
+            expected[("residual", "mean", k)] = h[start:].mean(0)
+            expected[("residual", "max", k)] = h[start:].max(0)
+        for k in (1, 2, 3):
+            a = captured[k][0].double().numpy()
+            expected[("ffn", "mean", k)] = a[start:].mean(0)
+            expected[("ffn", "active", k)] = (a[start:] > 0).mean(0)
+        for (site, pooling, k), want in expected.items():
+            values = got[(site, pooling)]
+            have = np.array([values[(text, k, n)][0] for n in range(want.size)])
+            np.testing.assert_allclose(have, want, atol=1e-4, err_msg=f"{site} {pooling} layer {k}: {text}")
+            assert values[(text, k, 0)][1] == len(ids) - start  # n_tokens: the tokens pooled
+
+
+def test_decoder_refusals(tmp_path, neurons, checkpoint, sample):
+    data = tmp_path / "d.csv"
+    sample.head(8).write_csv(data)
+    db = tmp_path / "w.duckdb"
+    assert_one_line_error(
+        neurons("--db", db, "extract", checkpoint("gpt2", False), data, "--run", "c", "--quiet"),
+        "has no [CLS] token",
+        "--pooling last",
+    )
+    assert_one_line_error(
+        neurons("--db", db, "extract", checkpoint(), data, "--run", "l", "--pooling", "last", "--quiet"),
+        "closing special token",
+    )
+    assert not db.exists()
