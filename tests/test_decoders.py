@@ -58,7 +58,9 @@ def test_decoder_values_equal_one_sentence_forwards(tmp_path, neurons, checkpoin
         assert (ids[0] == tok.bos_token_id) == ADDS_BOS[architecture]
         captured = {}
         handles = [
-            FFN[architecture](model, k).register_forward_hook(lambda _m, _i, out, k=k: captured.__setitem__(k, out))
+            FFN[architecture](model, k).register_forward_hook(
+                lambda _m, _i, out, k=k, into=captured: into.__setitem__(k, out)
+            )
             for k in (1, 2, 3)
         ]
         with torch.no_grad():
