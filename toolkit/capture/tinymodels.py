@@ -97,16 +97,21 @@ def _decoder_tokenizer(texts: list[str], architecture: str, vocab_size: int, max
     return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=max_length, **names)
 
 
+def _head(labels: list[str] | None) -> dict:
+    """The config fields of a sequence classifier over LABELS (none without labels)."""
+    if not labels:
+        return {}
+    return {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {l: i for i, l in enumerate(labels)},
+    }
+
+
 def _decoder_config(architecture: str, tokenizer, labels, hidden: int, layers: int, heads: int, max_length: int):
     from transformers import AutoConfig
 
-    head = {}
-    if labels:
-        head = {
-            "num_labels": len(labels),
-            "id2label": dict(enumerate(labels)),
-            "label2id": {l: i for i, l in enumerate(labels)},
-        }
+    head = _head(labels)
     ids = {
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": tokenizer.eos_token_id,
@@ -152,13 +157,7 @@ def tiny_config(
     if architecture in DECODERS:
         return _decoder_config(architecture, tokenizer, labels, hidden, layers, heads, max_length)
 
-    head = {}
-    if labels:
-        head = {
-            "num_labels": len(labels),
-            "id2label": dict(enumerate(labels)),
-            "label2id": {l: i for i, l in enumerate(labels)},
-        }
+    head = _head(labels)
     common = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id, **head}
     if architecture == "xlm-roberta":
         return XLMRobertaConfig(
