@@ -88,8 +88,9 @@ def test_decoder_refusals(tmp_path, neurons, checkpoint, sample):
     data = tmp_path / "d.csv"
     sample.head(8).write_csv(data)
     db = tmp_path / "w.duckdb"
+    decoder = checkpoint("gpt2", False)
     assert_one_line_error(
-        neurons("--db", db, "extract", checkpoint("gpt2", False), data, "--run", "c", "--quiet"),
+        neurons("--db", db, "extract", decoder, data, "--run", "c", "--pooling", "cls", "--quiet"),
         "has no [CLS] token",
         "--pooling last",
     )
@@ -98,3 +99,7 @@ def test_decoder_refusals(tmp_path, neurons, checkpoint, sample):
         "closing special token",
     )
     assert not db.exists()
+    for model, expected in ((decoder, "last"), (checkpoint(), "cls")):  # the default: each kind's representation
+        r = neurons("--db", db, "extract", model, data, "--run", expected, "--quiet")
+        assert r.exit_code == 0, r.output
+        assert f'"pooling": "{expected}"' in neurons("--db", db, "runs", "--json").stdout

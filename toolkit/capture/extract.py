@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -90,6 +90,16 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor
     return total / mask.sum(dim=1, keepdim=True).clamp_min(1).to(torch.float32)
 
 
+def resolve_pooling(model: str, opts: ExtractOptions) -> ExtractOptions:
+    """OPTS with pooling 'auto' made concrete from MODEL's config (no weights): cls for an encoder, the last token
+    for a decoder, its sentence representation. Runs store the concrete pooling."""
+    if opts.pooling != "auto":
+        return opts
+    config, _ = load_config(model)
+    decoder = getattr(hooks.FAMILIES.get(config.model_type), "decoder", False)
+    return replace(opts, pooling="last" if decoder else "cls")
+
+
 def check_pooling(loaded: LoadedModel, pooling: str) -> None:
     """A decoder has no [CLS] token, and an encoder's last token is its [SEP]: both readings are refused."""
     if loaded.decoder and pooling == "cls":
@@ -157,6 +167,7 @@ def planned_settings(model: str, dataset: Dataset, opts: ExtractOptions) -> dict
     """The settings (`_settings`) an extraction of DATASET by MODEL with OPTS would record, from the model's config
     and tokenizer alone (no weights): what a finished lake shard compares before it says there is nothing to do."""
     config, reference, tokenizer = load_tokenizer(model)
+    opts = resolve_pooling(model, opts)
     layers = parse_layers(opts.layers, int(config.num_hidden_layers), first=1 if opts.site == "ffn" else 0)
     limit = input_limit(config, tokenizer)
     predictions = opts.predictions and has_classifier(config)
@@ -336,7 +347,7 @@ def extract(
     can read it (`neurons runs` shows the committed sentences) while the model runs; the run itself is claimed
     for the whole job, so no second writer (`--resume`, `--replace`, `delete`) can touch it. Everything that can be
     checked (settings, model, tokenizer, unknown tokens) is checked before the warehouse is touched."""
-    opts = options or ExtractOptions()
+    opts = resolve_pooling(model, options or ExtractOptions())
     validate_run_name(run)
     if resume and replace:
         raise UserError("--resume and --replace exclude each other; pick one")

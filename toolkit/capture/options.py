@@ -46,7 +46,7 @@ class DataSpec:
         return all(getattr(self, c) == getattr(base, c) for c in self.COLUMNS)
 
 
-POOLINGS = ("cls", "mean", "max", "last", "active")
+POOLINGS = ("auto", "cls", "mean", "max", "last", "active")
 SITES = ("residual", "ffn")
 
 
@@ -57,7 +57,7 @@ class ExtractOptions:
     penultimate layer. `pooling` active (ffn only): the share of the sentence's tokens whose activation is > 0."""
 
     layers: str = "-2"
-    pooling: str = "cls"
+    pooling: str = "auto"  # cls for an encoder, last for a decoder (resolved before anything is stored)
     site: str = "residual"
     batch_size: int = 32
     max_length: int | None = None

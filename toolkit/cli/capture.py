@@ -33,7 +33,7 @@ def site_option(help_text: str, default: str = "residual"):
 def pooling_option(help_text: str, default: str | None):
     return click.option(
         "--pooling",
-        type=click.Choice(list(POOLINGS)),
+        type=click.Choice([p for p in POOLINGS if default or p != "auto"]),  # a load names what it holds
         default=default,
         show_default=bool(default),
         help=help_text,
@@ -60,8 +60,9 @@ def allow_unk_option(what: str):
     help="hidden_states indices: 11 | 6,11 | -2 (penultimate) | all. 0 is the embedding output.",
 )
 @pooling_option(
-    "First token ([CLS]/<s>, encoders), last token (decoders), the mean or maximum over the sentence's tokens, "
-    "or (ffn) the share of tokens active (> 0). A decoder's BOS is left out of mean, max, active and n_tokens.",
+    "auto: cls for an encoder, last for a decoder. First token ([CLS]/<s>, encoders), last token (decoders), the "
+    "mean or maximum over the sentence's tokens, or (ffn) the share of tokens active (> 0). A decoder's BOS is "
+    "left out of mean, max, active and n_tokens.",
     default(ExtractOptions, "pooling"),
 )
 @site_option(SITE_HELP, default(ExtractOptions, "site"))

@@ -33,6 +33,7 @@ from toolkit.capture.extract import (
     planned_settings,
     prepare,
     progress_bar,
+    resolve_pooling,
     run_record,
     sentence_rows,
 )
@@ -195,7 +196,7 @@ def extract_shard(
     allow_unknown: bool = False,
 ) -> ShardSummary:
     """Extract shard SHARD = (K, N) of run RUN into the lake at LAKE_DIR; a no-op for chunks already committed."""
-    opts = options or ExtractOptions()
+    opts = resolve_pooling(model, options or ExtractOptions())
     validate_run_name(run)
     k, n_shards = shard
     lake = Lake(lake_dir, create=True)
