@@ -103,3 +103,74 @@ def test_decoder_refusals(tmp_path, neurons, checkpoint, sample):
         r = neurons("--db", db, "extract", model, data, "--run", expected, "--quiet")
         assert r.exit_code == 0, r.output
         assert f'"pooling": "{expected}"' in neurons("--db", db, "runs", "--json").stdout
+
+
+def test_lape_deactivation_equals_hand_hooked_nll(tmp_path, neurons, checkpoint, sample):
+    """`ablate --lape`: for the unablated model, a language's LAPE neurons and a random control, the stored mean
+    next-token NLL of every language equals one-sentence forwards with those FFN values zeroed by hand (summed NLL
+    of every predicted token over their number; the BOS is context); a control has the target's size per layer."""
+    import json
+
+    ckpt = checkpoint("llama", False)
+    data = tmp_path / "d.csv"
+    picked = sample.sample(60, seed=4)
+    picked.write_csv(data)
+    db = tmp_path / "w.duckdb"
+    base = ["--db", db, "extract", ckpt, data, "--run", "ffn", "--site", "ffn", "--pooling", "active"]
+    assert neurons(*base, "--layers", "all", "--quiet").exit_code == 0
+    r = neurons("--db", db, "ablate", "--run", "ffn", "--lape", "--top-rate", "0.3", "--controls", "1", "--json")
+    assert r.exit_code == 0, r.output
+    matrix = json.loads(r.stdout)["matrix"]
+    con = duckdb.connect(str(db), read_only=True)
+    sets = con.execute("select set_index, kind, language, layers, neurons from deactivation_sets order by 1").fetchall()
+    con.close()
+    target = next(s for s in sets if s[1] == "language")
+    control = next(s for s in sets if s[1] == "control" and s[2] == target[2])
+    assert sorted(target[3]) == sorted(control[3])  # as many neurons in each layer
+
+    model = AutoModelForCausalLM.from_pretrained(ckpt).eval()
+    tok = AutoTokenizer.from_pretrained(ckpt)
+
+    def mean_nll(layers, ids) -> dict:
+        handles = []
+        for layer in set(layers):
+            chosen = [n for k, n in zip(layers, ids) if k == layer]
+            handles.append(
+                FFN["llama"](model, layer).register_forward_hook(
+                    lambda _m, _i, out, chosen=chosen: out.index_fill(-1, torch.tensor(chosen), 0)
+                )
+            )
+        sums = {}
+        with torch.no_grad():
+            for text, language in zip(picked["text"], picked["language"]):
+                x = torch.tensor([tok(text)["input_ids"]])
+                logp = torch.log_softmax(model(x).logits[0, :-1].double(), -1)
+                nll = -logp[torch.arange(x.shape[1] - 1), x[0, 1:]]
+                s, n = sums.get(language, (0.0, 0))
+                sums[language] = (s + float(nll.sum()), n + int(nll.numel()))
+        for h in handles:
+            h.remove()
+        return {language: s / n for language, (s, n) in sums.items()}
+
+    baseline = mean_nll([], [])
+    for kind, (_, _, language, layers, ids) in (("language", target), ("control", control)):
+        expected = mean_nll(layers, ids)
+        for row in matrix:
+            if row["deactivated_language"] != language:
+                continue
+            evaluated = row["evaluated_language"]
+            assert abs(row["baseline_nll"] - baseline[evaluated]) < 1e-5
+            if kind == "language":
+                assert abs(row["nll"] - expected[evaluated]) < 1e-5
+                assert abs(row["delta"] - (expected[evaluated] - baseline[evaluated])) < 1e-5
+            else:  # one control: its delta is the control mean
+                assert abs(row["control_delta"] - (expected[evaluated] - baseline[evaluated])) < 1e-5
+        if kind == "language":  # the zeroing is felt well above the tolerance (a random tiny model: small effects)
+            assert max(abs(expected[k] - baseline[k]) for k in expected) > 1e-4
+
+    assert_one_line_error(
+        neurons("--db", db, "ablate", "--run", "ffn", "--lape", "--layer", "2"), "--lape chooses the neurons itself"
+    )
+    residual = ["--db", db, "extract", ckpt, data, "--run", "res", "--quiet"]
+    assert neurons(*residual).exit_code == 0
+    assert_one_line_error(neurons("--db", db, "ablate", "--run", "res", "--lape"), "--site ffn --pooling active")

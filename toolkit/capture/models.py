@@ -141,10 +141,14 @@ def has_classifier(config) -> bool:
     return any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
 
 
-def load_model(ref: str, device: str = "auto", dtype: str = "float32", classifier: bool | None = None) -> LoadedModel:
-    """Load tokenizer and model from a checkpoint; a sequence classifier keeps its head unless CLASSIFIER=False."""
+def load_model(
+    ref: str, device: str = "auto", dtype: str = "float32", classifier: bool | None = None, causal_lm: bool = False
+) -> LoadedModel:
+    """Load tokenizer and model from a checkpoint; a sequence classifier keeps its head unless CLASSIFIER=False;
+    CAUSAL_LM: with its language-modelling head (next-token logits), for a causal LM."""
     from transformers import (
         AutoModel,
+        AutoModelForCausalLM,
         AutoModelForSequenceClassification,
         AutoTokenizer,
     )
@@ -159,7 +163,9 @@ def load_model(ref: str, device: str = "auto", dtype: str = "float32", classifie
         raise UserError(f"unknown --dtype {dtype}; use one of {', '.join(DTYPES)}")
     with loading(ref):
         tokenizer = AutoTokenizer.from_pretrained(reference, local_files_only=local)
-        cls = AutoModelForSequenceClassification if with_head else AutoModel
+        cls = AutoModelForCausalLM if causal_lm else AutoModelForSequenceClassification if with_head else AutoModel
+        if causal_lm:
+            with_head = False
         model = cls.from_pretrained(reference, local_files_only=local)
     vocab = getattr(config, "vocab_size", None)
     if vocab and len(tokenizer) > int(vocab):

@@ -24,7 +24,19 @@ from toolkit.cli.base import (
 @click.argument("model", required=False)
 @click.argument("data", type=click.Path(path_type=Path), required=False)
 @run_option("Run whose layer, neurons and means are used.")
-@click.option("--layer", type=int, required=True, help="Ablate at hidden_states[LAYER] (the output of block LAYER).")
+@click.option(
+    "--layer",
+    type=int,
+    default=None,
+    help="Ablate at hidden_states[LAYER] (the output of block LAYER); not with --lape.",
+)
+@click.option(
+    "--lape",
+    is_flag=True,
+    help="The LAPE causal test on a decoder: zero each language's language-specific neurons (run: --site ffn "
+    "--pooling active) at every position and measure every language's next-token NLL (view deactivation_matrix).",
+)
+@click.option("--top-rate", type=float, default=0.01, show_default=True, help="--lape: LAPE's top_rate.")
 @data_options
 @click.option("--neurons", default=None, help="Target neurons, comma-separated.")
 @click.option(
@@ -70,6 +82,11 @@ def ablate(ctx: Context, model: str | None, data: Path | None, run: str, spec, a
     from toolkit.causal.ablate import rank_in_words, run_inputs
     from toolkit.store.query import render, to_json
 
+    lape, top_rate = o.pop("lape"), o.pop("top_rate")
+    if lape:
+        return _deactivate(ctx, model, data, run, spec, as_json, quiet, top_rate, o)
+    if o["layer"] is None:
+        raise click.UsageError("--layer is required (or --lape for the LAPE test)")
     options = AblateOptions(**o)
     model, dataset = run_inputs(ctx.db, run, model, data, spec)
     result = run_ablate(ctx.db, model, dataset, run, options, progress=not quiet)
@@ -112,6 +129,32 @@ def ablate(ctx: Context, model: str | None, data: Path | None, run: str, spec, a
         .select("language", "label", "baseline_recall", "target_recall", "delta_recall", "control_mean_delta_recall")
     )
     click.echo("\nLargest recall drops under the target set\n" + render(worst, "table", float_precision=3), nl=False)
+
+
+def _deactivate(
+    ctx: Context, model, data, run: str, spec, as_json: bool, quiet: bool, top_rate: float, o: dict
+) -> None:
+    from toolkit.causal.ablate import run_inputs
+    from toolkit.causal.deactivate import DeactivateOptions, deactivate
+    from toolkit.store.query import render, to_json
+
+    targeted = [k for k in ("layer", "neurons", "query", "top_variance") if o[k] is not None]
+    if targeted:
+        raise click.UsageError(f"--lape chooses the neurons itself; drop --{targeted[0].replace('_', '-')}")
+    keep = ("controls", "seed", "batch_size", "max_length", "device")
+    options = DeactivateOptions(top_rate=top_rate, **{k: o[k] for k in keep if o[k] is not None})
+    model, dataset = run_inputs(ctx.db, run, model, data, spec)
+    result = deactivate(ctx.db, model, dataset, run, options, progress=not quiet)
+    if as_json:
+        click.echo(to_json({"deactivation_id": result.deactivation_id, "matrix": result.matrix.to_dicts()}))
+        return
+    cols = ["deactivated_language", "evaluated_language", "n_neurons", "baseline_nll", "nll", "delta", "control_delta"]
+    click.echo(
+        f"deactivation {result.deactivation_id}: mean next-token NLL per evaluated language with each language's "
+        f"LAPE neurons zeroed, against the unablated model and {options.controls} random sets of the same sizes\n"
+        + render(result.matrix.select(cols), "table", float_precision=3),
+        nl=False,
+    )
 
 
 COMMANDS = [ablate]

@@ -32,6 +32,7 @@ CHARTS = [
     "classes-null",
     "layers",
     "ablation",
+    "deactivation",
 ]
 
 

@@ -16,6 +16,7 @@ import polars as pl
 
 from toolkit.defaults import CLASSES, THRESHOLD
 from toolkit.errors import UserError
+from toolkit.figures.deactivation import deactivation_chart
 from toolkit.stats.analysis import resolve
 from toolkit.store.output import atomic_file
 from toolkit.store.warehouse import Warehouse, reads
@@ -494,6 +495,7 @@ CHARTS: dict[str, tuple[Callable[[Warehouse, ChartOptions], alt.Chart], str]] = 
     "classes-null": (classes_null, "class counts against the permutation null (after `neurons significance`)"),
     "layers": (layer_sweep, "the layer sweep: class shares and mean Spearman per pair across layers"),
     "ablation": (ablation_effect, "change in macro-F1 per language under an ablation, with the control band"),
+    "deactivation": (deactivation_chart, "the LAPE causal test: change in each language's NLL (after ablate --lape)"),
 }
 
 FORMATS = (".png", ".svg", ".pdf", ".html")

@@ -20,6 +20,7 @@ import vl_convert
 from toolkit import __version__
 from toolkit.defaults import CLASSES, THRESHOLD
 from toolkit.figures.charts import ChartOptions, build, save
+from toolkit.figures.deactivation import latest_deactivation
 from toolkit.figures.export import human_names, write_table
 from toolkit.stats.analysis import caveats, resolve, top_variance_neurons
 from toolkit.stats.explorer import cards_json, neuron_cards
@@ -136,6 +137,15 @@ def _figures(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bo
                 f"Ablation {ablation_id}: change in macro-F1 against random controls",
                 "ablation_summary",
                 build(wh, "ablation", ChartOptions(run=run, ablation=ablation_id)),
+            )
+        )
+    if latest_deactivation(wh, run) is not None:
+        figs.append(
+            Figure(
+                "deactivation",
+                "LAPE deactivation: change in each language's next-token NLL",
+                "deactivation_matrix",
+                build(wh, "deactivation", o),
             )
         )
     return figs

@@ -322,6 +322,9 @@ class Warehouse:
             "select ablation_id from ablations where run_id = ?", [run_id]
         ).fetchall():
             self.delete_ablation(ablation_id)
+        deactivations = "select deactivation_id from deactivations where run_id = ?"
+        for table in ("deactivation_nll", "deactivation_sets", "deactivations"):
+            self.con.execute(f"delete from {table} where deactivation_id in ({deactivations})", [run_id])
         ids = "select analysis_id from significance where run_id = ?"
         for table in ("significance_counts", "significance_neurons", "significance_correlation", "significance_anova"):
             self.con.execute(f"delete from {table} where analysis_id in ({ids})", [run_id])
