@@ -174,3 +174,15 @@ def test_lape_deactivation_equals_hand_hooked_nll(tmp_path, neurons, checkpoint,
     residual = ["--db", db, "extract", ckpt, data, "--run", "res", "--quiet"]
     assert neurons(*residual).exit_code == 0
     assert_one_line_error(neurons("--db", db, "ablate", "--run", "res", "--lape"), "--site ffn --pooling active")
+
+
+def test_decoder_demo_runs_the_lape_study_end_to_end(tmp_path, neurons):
+    """`neurons demo --decoder` (six seconds of training here): a causal LM saved, its FFN shares extracted, the
+    deactivation stored and drawn in the report."""
+    r = neurons("demo", "--decoder", "--out", tmp_path / "d", "--seconds", "6")
+    assert r.exit_code == 0, r.output
+    assert "held-out next-token NLL per language: ar " in r.output
+    assert (tmp_path / "d" / "demo-decoder-report" / "figures" / "deactivation.png").is_file()
+    con = duckdb.connect(str(tmp_path / "d" / "demo.duckdb"), read_only=True)
+    assert con.execute("select count(distinct deactivated_language) from deactivation_matrix").fetchone()[0] >= 1
+    con.close()

@@ -374,3 +374,52 @@ def training_data(
         "eval_split": eval_split,
     }
     return TrainingData(frame, held_out, source)
+
+
+def train_language_model(
+    model: nn.Module,
+    tokenizer,
+    texts: list[str],
+    seconds: float = 60.0,
+    lr: float = 3e-3,
+    batch_size: int = 16,
+    max_length: int = 128,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[float]:
+    """Train MODEL (a causal LM) in place on next-token prediction over TEXTS for about SECONDS of wall time
+    (whole epochs, at least one); padding is neither attended to nor predicted. Returns the mean loss per epoch."""
+    import time
+
+    from toolkit.capture.tokens import pad
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr)
+    losses: list[float] = []
+    start = time.monotonic()
+    bar = tqdm(total=None, desc="train LM", unit="epoch", disable=not progress, file=sys.stderr)
+    model.train()
+    while not losses or time.monotonic() - start < seconds:
+        total, seen = 0.0, 0
+        order = rng.permutation(len(ids))
+        for b in range(0, len(ids), batch_size):
+            rows = order[b : b + batch_size]
+            batch, mask = pad([ids[int(r)] for r in rows], pad_id)
+            labels = batch.masked_fill(mask == 0, -100)
+            loss = model(input_ids=batch, attention_mask=mask, labels=labels).loss
+            if not torch.isfinite(loss):
+                raise UserError(f"training diverged (loss {loss.item()}); lower the learning rate (it is {lr:g})")
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(rows)
+            seen += len(rows)
+        losses.append(total / seen)
+        bar.update(1)
+        bar.set_postfix_str(f"loss {losses[-1]:.3f}", refresh=False)
+    bar.close()
+    model.eval()
+    return losses
