@@ -186,3 +186,92 @@ def test_decoder_demo_runs_the_lape_study_end_to_end(tmp_path, neurons):
     con = duckdb.connect(str(tmp_path / "d" / "demo.duckdb"), read_only=True)
     assert con.execute("select count(distinct deactivated_language) from deactivation_matrix").fetchone()[0] >= 1
     con.close()
+
+
+def test_steering_equals_hand_hooked_generation(tmp_path, neurons, checkpoint, sample):
+    """`neurons steer`: the steered outputs equal greedy generation with the language's LAPE neurons set by hand
+    to their mean FFN value over its tokens (BOS left out); unsteered outputs equal plain generation; each output's
+    stored language is lingua's; the summary's shares are the stored outputs' shares."""
+    import json
+
+    from lingua import IsoCode639_1, LanguageDetectorBuilder
+
+    from toolkit.capture.tinymodels import save_checkpoint
+
+    loud = AutoModelForCausalLM.from_pretrained(checkpoint("llama", False))
+    with torch.no_grad():  # a random tiny model's FFN barely moves its output: make it matter
+        for block in loud.model.layers:
+            block.mlp.down_proj.weight *= 40
+    ckpt = save_checkpoint(loud, AutoTokenizer.from_pretrained(checkpoint("llama", False)), tmp_path / "loud")
+    data = tmp_path / "d.csv"
+    sample.write_csv(data)
+    db = tmp_path / "w.duckdb"
+    extract = ["--db", db, "extract", ckpt, data, "--run", "ffn", "--site", "ffn", "--pooling", "active"]
+    assert neurons(*extract, "--layers", "all", "--quiet").exit_code == 0
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("The\nDe trein\n\nIl\n", encoding="utf-8")
+    r = neurons(
+        "--db", db, "steer", "--run", "ffn", "--language", "nl", "--prompts", prompts, "--top-rate", "0.2",
+        "--controls", "1", "--max-new-tokens", "6", "--json",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)["summary"]
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute("select condition, prompt, output, identified from steering_outputs order by all").fetchall()
+    lape = con.execute(
+        "select layer, neuron from language_specific_neurons(top_rate := 0.2) where run = 'ffn' and language = 'nl'"
+    ).fetchall()
+    con.close()
+
+    model = AutoModelForCausalLM.from_pretrained(ckpt).eval()
+    tok = AutoTokenizer.from_pretrained(ckpt)
+    sums, count, captured = {}, 0, {}
+    handles = [
+        FFN["llama"](model, k).register_forward_hook(lambda _m, _i, out, k=k, into=captured: into.__setitem__(k, out))
+        for k in (1, 2, 3)
+    ]
+    with torch.no_grad():
+        for text in sample.filter(sample["language"] == "nl")["text"]:
+            model(torch.tensor([tok(text)["input_ids"]]))
+            for k, out in captured.items():
+                sums[k] = sums.get(k, 0) + out[0, 1:].double().sum(0)  # the BOS left out
+            count += len(tok(text)["input_ids"]) - 1
+    for h in handles:
+        h.remove()
+
+    def greedy(prompt: str, chosen) -> str:
+        hs = []
+        for layer in {k for k, _ in chosen}:
+            index = torch.tensor([n for k, n in chosen if k == layer])
+            values = (sums[layer] / count)[index].float()
+
+            def fn(_m, _i, out, index=index, values=values):
+                out[..., index] = values
+                return out
+
+            hs.append(FFN["llama"](model, layer).register_forward_hook(fn))
+        ids = torch.tensor([tok(prompt)["input_ids"]])
+        with torch.no_grad():
+            new = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False,
+                                 pad_token_id=tok.pad_token_id)[0, ids.shape[1]:]  # fmt: skip
+        for h in hs:
+            h.remove()
+        return tok.decode(new, skip_special_tokens=True)
+
+    detector = LanguageDetectorBuilder.from_iso_codes_639_1(
+        *[IsoCode639_1.from_str(c) for c in ("ar", "en", "ja", "nl", "sl")]
+    ).build()
+    for condition, prompt, output, identified in rows:
+        if condition == "control":
+            continue
+        assert output == greedy(prompt, lape if condition == "steered" else [])
+        found = detector.detect_language_of(output)
+        assert identified == (found.iso_code_639_1.name.lower() if found else None)
+    assert any(greedy(p, lape) != greedy(p, []) for p in ("The", "De trein", "Il"))  # the steering is felt
+    for s in summary:
+        mine = [r for r in rows if r[0] == s["condition"]]
+        assert s["n_outputs"] == len(mine) == 3  # one control set: three outputs in each condition
+        assert s["share_in_language"] == pytest.approx(sum(r[3] == "nl" for r in mine) / len(mine))
+    assert_one_line_error(
+        neurons("--db", db, "steer", "--run", "ffn", "--language", "xx", "--prompts", prompts), "no LAPE neurons"
+    )

@@ -106,6 +106,16 @@ def language_nll(loaded: LoadedModel, ids: list[list[int]], rows_by_language: di
     return out
 
 
+def check_causal_lm(model: str) -> None:
+    """Refuse a checkpoint without a language-modelling head (next-token logits are what these tests read)."""
+    config, _ = load_config(model)
+    if not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in (config.architectures or [])):
+        raise UserError(
+            f"model {model} is not a causal LM ({', '.join(config.architectures or ['?'])}); pass the language "
+            "model the run was extracted from"
+        )
+
+
 @dataclass
 class DeactivationResult:
     deactivation_id: int
@@ -122,10 +132,7 @@ def deactivate(
     migrate(db)
     with Warehouse(db, read_only=True) as wh:
         sets = lape_sets(wh, run, o)
-    config, _ = load_config(model)
-    if not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in (config.architectures or [])):
-        raise UserError(f"model {model} is not a causal LM ({', '.join(config.architectures or ['?'])}); --lape "
-                        "measures next-token NLL, so pass the language model the run was extracted from")  # fmt: skip
+    check_causal_lm(model)
     loaded = load_model(model, o.device, causal_lm=True)
     ffn = hooks.ffn_modules(loaded.model, loaded.n_layers)
     width = hooks.ffn_width(loaded.model)

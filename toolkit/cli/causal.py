@@ -157,4 +157,45 @@ def _deactivate(
     )
 
 
-COMMANDS = [ablate]
+@click.command()
+@click.argument("model", required=False)
+@run_option("Run (--site ffn --pooling active) whose LAPE neurons steer.")
+@click.option("--language", required=True, help="The language to steer towards (as the run names it, ISO 639-1).")
+@click.option(
+    "--prompts", type=click.Path(path_type=Path), required=True, help="A UTF-8 text file, one prompt per line."
+)
+@click.option("--top-rate", type=float, default=0.01, show_default=True, help="LAPE's top_rate.")
+@click.option("--zero-others", is_flag=True, help="Also set the other languages' LAPE neurons to 0.")
+@click.option("--max-new-tokens", type=int, default=20, show_default=True)
+@click.option("--controls", type=int, default=3, show_default=True, help="Random sets of the same size per layer.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@device_option
+@json_option()
+@quiet_option
+@pass_ctx
+def steer(ctx: Context, model: str | None, run: str, prompts: Path, as_json: bool, quiet: bool, **o) -> None:
+    """Generate from each prompt with the run's LAPE neurons of --language set to their mean activation on that
+    language's sentences (MODEL: the run's causal LM), unsteered, and with random sets; identify each output's
+    language (lingua) and report the share in the language. Results: views steering_summary, steering_outputs."""
+    from toolkit.capture.options import DataSpec
+    from toolkit.causal.ablate import run_inputs
+    from toolkit.causal.steer import SteerOptions, read_prompts
+    from toolkit.causal.steer import steer as run_steer
+    from toolkit.store.query import render, to_json
+
+    options = SteerOptions(**o)
+    texts = read_prompts(prompts)
+    model, dataset = run_inputs(ctx.db, run, model, None, DataSpec())
+    result = run_steer(ctx.db, model, dataset, run, texts, options, progress=not quiet)
+    if as_json:
+        click.echo(to_json({"steer_id": result.steer_id, "summary": result.summary.to_dicts()}))
+        return
+    click.echo(
+        f"steering {result.steer_id}: share of {len(texts)} outputs identified as {options.language}\n"
+        + render(result.summary.select("condition", "n_sets", "n_outputs", "share_in_language"), float_precision=3),
+        nl=False,
+    )
+
+
+COMMANDS = [ablate, steer]

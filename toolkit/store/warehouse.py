@@ -322,6 +322,10 @@ class Warehouse:
             "select ablation_id from ablations where run_id = ?", [run_id]
         ).fetchall():
             self.delete_ablation(ablation_id)
+        self.con.execute(
+            "delete from steering_outputs where steer_id in (select steer_id from steerings where run_id = ?)", [run_id]
+        )
+        self.con.execute("delete from steerings where run_id = ?", [run_id])
         deactivations = "select deactivation_id from deactivations where run_id = ?"
         for table in ("deactivation_nll", "deactivation_sets", "deactivations"):
             self.con.execute(f"delete from {table} where deactivation_id in ({deactivations})", [run_id])
