@@ -28,6 +28,23 @@ from toolkit.store.warehouse import Warehouse
 LABELS = ["neutral", "joy", "love", "anger", "fear", "sadness"]
 
 
+def extract_shares(db: Path, checkpoint: Path, dataset, run: str) -> None:
+    """Every layer's FFN token shares of CHECKPOINT on DATASET as run RUN: what LAPE reads."""
+    ffn = extract(
+        db,
+        str(checkpoint),
+        dataset,
+        run,
+        ExtractOptions(layers="all", site="ffn", pooling="active", batch_size=32),
+        replace=True,
+        progress=False,
+    )
+    click.echo(
+        f"feed-forward activations (token shares, for LAPE): run '{run}', layers "
+        f"{', '.join(map(str, ffn.layers))} x {ffn.hidden_size} neurons"
+    )
+
+
 def run_demo(out: Path, epochs: int = 30, seed: int = 0) -> Path:
     """Build, train and extract the demo model; returns the warehouse path."""
     out.mkdir(parents=True, exist_ok=True)
@@ -78,19 +95,7 @@ def run_demo(out: Path, epochs: int = 30, seed: int = 0) -> Path:
         f"accuracy {best['accuracy'].mean():.2f} (control task {best['control_accuracy'].mean():.2f}); "
         f"{probed.seconds:.1f} s"
     )
-    ffn = extract(
-        db,
-        str(checkpoint),
-        everything,
-        "demo-ffn",
-        ExtractOptions(layers="all", site="ffn", pooling="active", batch_size=32),
-        replace=True,
-        progress=False,
-    )
-    click.echo(
-        f"feed-forward activations (token shares, for LAPE): run 'demo-ffn', layers "
-        f"{', '.join(map(str, ffn.layers))} x {ffn.hidden_size} neurons"
-    )
+    extract_shares(db, checkpoint, everything, "demo-ffn")
     test_split = read_dataset(data, id_column="id", split_column="split", splits=["test"])
     options = AblateOptions(tested.layer, top_variance=8, controls=10, seed=seed)
     ablation = ablate(db, str(checkpoint), test_split, "demo", options, progress=False)
@@ -140,18 +145,7 @@ def run_decoder_demo(out: Path, seconds: float = 60.0, seed: int = 0) -> Path:
         err=True,
     )
     db = out / "demo.duckdb"
-    ffn = extract(
-        db,
-        str(checkpoint),
-        everything,
-        "decoder-ffn",
-        ExtractOptions(layers="all", site="ffn", pooling="active", batch_size=32),
-        replace=True,
-        progress=False,
-    )
-    click.echo(
-        f"FFN token shares: run 'decoder-ffn', layers {', '.join(map(str, ffn.layers))} x {ffn.hidden_size} neurons"
-    )
+    extract_shares(db, checkpoint, everything, "decoder-ffn")
     test_split = read_dataset(data, id_column="id", split_column="split", splits=["test"])
     options = DeactivateOptions(top_rate=0.05, controls=3, seed=seed)  # 5 % of a tiny model's 1,024 neurons
     result = deactivate(db, str(checkpoint), test_split, "decoder-ffn", options, progress=False)
