@@ -147,7 +147,7 @@ def run_decoder_demo(out: Path, seconds: float = 60.0, seed: int = 0) -> Path:
     db = out / "demo.duckdb"
     extract_shares(db, checkpoint, everything, "decoder-ffn")
     test_split = read_dataset(data, id_column="id", split_column="split", splits=["test"])
-    options = DeactivateOptions(top_rate=0.05, controls=3, seed=seed)  # 5 % of a tiny model's 1,024 neurons
+    options = DeactivateOptions(top_rate=0.05, controls=3, seed=seed)  # 5 % of a tiny model's 512 FFN neurons
     result = deactivate(db, str(checkpoint), test_split, "decoder-ffn", options, progress=False)
     m = result.matrix
     own = m.filter(pl.col("deactivated_language") == pl.col("evaluated_language"))
