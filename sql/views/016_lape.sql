@@ -4,15 +4,23 @@
 -- ffn --pooling active`), whose value is the share of a sentence's tokens on which the neuron fires (> 0).
 
 -- Definition 12, Tang et al. Eq. 1: the activation probability of neuron n in language L, the share of all the
--- language's tokens on which it fires, p[L, n] = sum over the language's sentences of (active share x
--- n_tokens) / sum of n_tokens.
+-- language's tokens on which it fires. From a run of per-sentence token shares, p[L, n] = sum over the
+-- language's sentences of (active share x n_tokens) / sum of n_tokens; from a run of corpus counts
+-- (`--aggregate`, their `activation.py`), p[L, n] = fired[L, n] / n_tokens[L], as `identify.py` divides
+-- `over_zero` by `n`. n_sentences: the data rows read.
 CREATE OR REPLACE VIEW activation_probability AS
 SELECT r.name AS run, a.layer, a.language, a.neuron,
        sum(a.value * a.n_tokens) / sum(a.n_tokens) AS probability, count(*) AS n_sentences
 FROM labelled_activations AS a
 JOIN runs AS r USING (run_id)
 WHERE r.status = 'complete' AND r.pooling = 'active' AND a.n_tokens > 0
-GROUP BY r.name, a.layer, a.language, a.neuron;
+GROUP BY r.name, a.layer, a.language, a.neuron
+UNION ALL
+SELECT r.name AS run, f.layer, f.language, f.neuron, f.fired / t.n_tokens AS probability, t.n_sentences
+FROM fired_tokens AS f
+JOIN language_tokens AS t USING (run_id, language)
+JOIN runs AS r USING (run_id)
+WHERE r.status = 'complete' AND t.n_tokens > 0;
 
 -- Definition 12, Tang et al. Eq. 2: the probabilities normalised over languages, q[L, n] = p[L, n] / sum over
 -- L of p[L, n], and their entropy LAPE[n] = -sum over L of q log q (natural log; 0 log 0 = 0). A neuron that

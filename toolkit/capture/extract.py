@@ -12,12 +12,9 @@ batches and the finished run equals an uninterrupted one.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -27,49 +24,27 @@ import torch
 from tqdm import tqdm
 
 from toolkit.capture import hooks
+from toolkit.capture.aggregate import extract_aggregate
 from toolkit.capture.datasets import Dataset
-from toolkit.capture.models import (
-    LoadedModel,
-    has_classifier,
-    input_limit,
-    load_config,
-    load_model,
-    load_tokenizer,
-    parse_layers,
+from toolkit.capture.models import LoadedModel
+from toolkit.capture.options import ExtractOptions
+from toolkit.capture.preparation import (  # noqa: F401 - re-exported for library callers
+    ExtractSummary,
+    Prepared,
+    check_resume,
+    plan_chunks,
+    planned_settings,
+    pooled_mask,
+    prepare,
+    progress_bar,
+    resolve_pooling,
+    run_record,
 )
-from toolkit.capture.options import ExtractOptions  # noqa: F401 - re-exported for library callers
-from toolkit.capture.tokens import batch_plan, check_unknown, pad, tokenize, unknown_shares
+from toolkit.capture.tokens import batch_plan, pad
 from toolkit.errors import UserError
 from toolkit.store.arrow import activation_table, insert_run_rows, insert_table, neuron_table
 from toolkit.store.claims import claim
-from toolkit.store.runs import frame_counts
-from toolkit.store.runs import run_record as make_run_record
 from toolkit.store.warehouse import WRITER_LOCK_WAIT, Warehouse, check_db_path, commits, default_db, validate_run_name
-
-
-@dataclass
-class ExtractSummary:
-    run: str
-    db: Path
-    model: str
-    n_sentences: int
-    n_done_before: int
-    n_truncated: int
-    layers: list[int]
-    hidden_size: int
-    seconds: float
-    predictions: bool
-    languages: dict[str, int] = field(default_factory=dict)
-    labels: dict[str, int] = field(default_factory=dict)
-    unknown: dict[str, float] = field(default_factory=dict)  # share of unknown tokens per language
-
-    @property
-    def n_values(self) -> int:
-        return self.n_sentences * len(self.layers) * self.hidden_size
-
-    @property
-    def sentences_per_second(self) -> float:
-        return (self.n_sentences - self.n_done_before) / self.seconds if self.seconds > 0 else float("nan")
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -88,39 +63,6 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor
     values = (hidden > 0).to(torch.float32) if pooling == "active" else hidden.float()
     total = torch.where(keep, values, 0.0).sum(dim=1)
     return total / mask.sum(dim=1, keepdim=True).clamp_min(1).to(torch.float32)
-
-
-def resolve_pooling(model: str, opts: ExtractOptions) -> ExtractOptions:
-    """OPTS with pooling 'auto' made concrete from MODEL's config (no weights): cls for an encoder, the last token
-    for a decoder, its sentence representation. Runs store the concrete pooling."""
-    if opts.pooling != "auto":
-        return opts
-    config, _ = load_config(model)
-    decoder = getattr(hooks.FAMILIES.get(config.model_type), "decoder", False)
-    return replace(opts, pooling="last" if decoder else "cls")
-
-
-def check_pooling(loaded: LoadedModel, pooling: str) -> None:
-    """A decoder has no [CLS] token, and an encoder's last token is its [SEP]: both readings are refused."""
-    if loaded.decoder and pooling == "cls":
-        raise UserError(
-            f"--pooling cls: a decoder ({loaded.model_type}) has no [CLS] token; use --pooling last (its sentence "
-            "representation), mean or max"
-        )
-    if not loaded.decoder and pooling == "last":
-        raise UserError(
-            f"--pooling last: an encoder's ({loaded.model_type}) last token is its closing special token; use cls, "
-            "mean or max"
-        )
-
-
-def pooled_mask(loaded: LoadedModel, mask: torch.Tensor) -> torch.Tensor:
-    """The tokens pooled: the attention MASK less a decoder's BOS (an outlier every sentence shares)."""
-    if not loaded.skip_bos:
-        return mask
-    mask = mask.clone()
-    mask[:, 0] = 0
-    return mask
 
 
 def forward_batch(
@@ -144,96 +86,8 @@ def forward_batch(
     return pooled.cpu().numpy(), probs
 
 
-def _settings(
-    dataset: Dataset, reference: str, layers: list[int], opts: ExtractOptions, max_length: int, predictions: bool
-) -> dict:
-    """Everything that determines the stored numbers; `--resume` requires it unchanged."""
-    return {
-        "model": reference,
-        "data_file": str(dataset.path),
-        "data_sha256": dataset.sha256,
-        **dataset.options,
-        "layers": layers,
-        "site": opts.site,
-        "pooling": opts.pooling,
-        "batch_size": opts.batch_size,
-        "max_length": max_length,
-        "dtype": opts.dtype,
-        "predictions": predictions,
-    }
-
-
-def planned_settings(model: str, dataset: Dataset, opts: ExtractOptions) -> dict:
-    """The settings (`_settings`) an extraction of DATASET by MODEL with OPTS would record, from the model's config
-    and tokenizer alone (no weights): what a finished lake shard compares before it says there is nothing to do."""
-    config, reference, tokenizer = load_tokenizer(model)
-    opts = resolve_pooling(model, opts)
-    layers = parse_layers(opts.layers, int(config.num_hidden_layers), first=1 if opts.site == "ffn" else 0)
-    limit = input_limit(config, tokenizer)
-    predictions = opts.predictions and has_classifier(config)
-    return _settings(dataset, reference, layers, opts, min(opts.max_length or limit, limit), predictions)
-
-
-@dataclass
-class Prepared:
-    """A loaded model and a tokenized dataset, checked and ready to run: what every extraction target shares."""
-
-    loaded: LoadedModel
-    layers: list[int]
-    width: int  # neurons per layer
-    settings: dict  # everything that determines the stored numbers
-    token_ids: list[list[int]]
-    cut: np.ndarray  # sentences truncated at max_length
-    lengths: np.ndarray  # tokens per sentence, after truncation
-    unknown: dict[str, float]  # share of unknown tokens per language
-
-    @property
-    def want_logits(self) -> bool:
-        return self.loaded.class_names is not None
-
-
-def prepare(model: str, dataset: Dataset, opts: ExtractOptions, allow_unknown: bool) -> Prepared:
-    """Load MODEL and tokenize DATASET for it, with every check that needs no output (layers, tokenizer fit)."""
-    config, _ = load_config(model)
-    layers = parse_layers(opts.layers, int(config.num_hidden_layers), first=1 if opts.site == "ffn" else 0)
-    loaded = load_model(model, opts.device, opts.dtype, classifier=opts.predictions)
-    max_length = min(opts.max_length or loaded.max_length, loaded.max_length)
-    check_pooling(loaded, opts.pooling)
-    if opts.site == "ffn":
-        hooks.ffn_modules(loaded.model, loaded.n_layers)  # a family without a known FFN site is refused here
-    width = hooks.ffn_width(loaded.model) if opts.site == "ffn" else loaded.hidden_size
-    settings = _settings(dataset, loaded.reference, layers, opts, max_length, loaded.class_names is not None)
-    frame = dataset.frame
-    token_ids, cut = tokenize(loaded, frame["text"].to_list(), max_length)
-    unknown = unknown_shares(loaded.tokenizer, token_ids, frame["language"].to_list())
-    check_unknown(unknown, allow_unknown)
-    lengths = np.fromiter((len(x) for x in token_ids), dtype=np.int64, count=len(token_ids))
-    lengths -= int(loaded.skip_bos)  # the tokens pooled and counted (n_tokens): a decoder's BOS is not one
-    empty = np.flatnonzero(lengths < 1)
-    if empty.size:
-        raise UserError(
-            f"{empty.size} sentence(s) have no tokens for this tokenizer (first: data row {empty[0] + 1}, "
-            f"{frame['text'][int(empty[0])][:40]!r}); remove them, or use a tokenizer that reads the language"
-        )
-    return Prepared(loaded, layers, width, settings, token_ids, cut, lengths, unknown)
-
-
 Pending = list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]
 """Whole batches of one chunk: (row positions, activations [batch, layer, neuron], class probabilities)."""
-
-
-def plan_chunks(batches: list[np.ndarray], commit_every: int) -> list[list[np.ndarray]]:
-    """Whole BATCHES grouped greedily, in order, into chunks of at least COMMIT_EVERY sentences (the last may be
-    smaller): the one rule by which the warehouse and the lake cut a job into commits."""
-    groups: list[list[np.ndarray]] = [[]]
-    size = 0
-    for b in batches:
-        if size >= commit_every:
-            groups.append([])
-            size = 0
-        groups[-1].append(b)
-        size += len(b)
-    return [g for g in groups if g]
 
 
 def chunks(
@@ -287,49 +141,6 @@ def sentence_rows(prep: Prepared, frame, pending: Pending) -> pa.Table:
     return pa.table(cols)
 
 
-def progress_bar(total: int, initial: int, desc: str, progress: bool) -> tqdm:
-    """The extraction progress bar (sentences), on stderr."""
-    return tqdm(
-        total=total,
-        initial=initial,
-        unit="sent",
-        desc=desc,
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        smoothing=0.1,
-    )
-
-
-def run_record(prep: Prepared, dataset: Dataset, run: str, opts: ExtractOptions) -> dict:
-    """The `runs` row of an extraction (without run_id), status 'incomplete'."""
-    return make_run_record(
-        run,
-        "extract",
-        data_file=str(dataset.path),
-        data_sha256=dataset.sha256,
-        layers=prep.layers,
-        hidden_size=prep.width,
-        counts=frame_counts(dataset.frame),
-        settings=prep.settings,
-        site=opts.site,
-        pooling=opts.pooling,
-        model=prep.loaded.reference,
-        model_type=prep.loaded.model_type,
-        class_names=prep.loaded.class_names,
-    )
-
-
-def _check_resume(existing: dict, settings: dict) -> None:
-    stored = {"site": "residual", **json.loads(existing["settings"])}  # runs made before --site were residual
-    changed = [k for k in settings if stored.get(k) != settings[k]]
-    if changed:
-        diffs = "; ".join(f"{k}: {stored.get(k)!r} then, {settings[k]!r} now" for k in changed)
-        raise UserError(
-            f"--resume needs the settings the run was started with ({diffs}); rerun with those, or use --replace"
-        )
-
-
 def extract(
     db: str | Path | None,
     model: str,
@@ -379,11 +190,14 @@ def _extract(
         raise UserError(f"run '{run}' is already complete; nothing to resume (use --replace to redo it)")
     if existing is None and resume:
         raise UserError(f"run '{run}' does not exist in {db_path}; nothing to resume (drop --resume to start it)")
+    if opts.aggregate:
+        resumed = existing if resume else None
+        return extract_aggregate(db_path, model, dataset, run, opts, resumed, replace, progress, allow_unknown)
 
     prep = prepare(model, dataset, opts, allow_unknown)
     layers, settings = prep.layers, prep.settings
     if existing is not None and resume:
-        _check_resume(existing, settings)
+        check_resume(existing, settings)
     frame = dataset.frame
     plan = batch_plan(prep.lengths, opts.batch_size)
     sentence_ids = frame["sentence_id"].to_numpy()

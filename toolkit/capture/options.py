@@ -65,8 +65,25 @@ class ExtractOptions:
     dtype: str = "float32"
     predictions: bool = True
     commit_every: int = 1024
+    aggregate: bool = False  # per language, layer and neuron, the tokens on which it fired (LAPE's counts)
+    window: int | None = None  # --aggregate: pack each language's text into windows of this many tokens
 
     def __post_init__(self) -> None:
+        if self.aggregate:
+            if self.site != "ffn":
+                raise UserError("--aggregate counts the tokens on which FFN neurons fire: use it with --site ffn")
+            if self.pooling not in ("auto", "active"):
+                raise UserError(
+                    f"--aggregate counts fired tokens over the whole corpus; --pooling {self.pooling} does not apply "
+                    "(drop it)"
+                )
+            self.pooling = "active"
+            self.predictions = False  # no sentence is stored, so no prediction either
+        if self.window is not None:
+            if not self.aggregate:
+                raise UserError("--window packs a language's text into windows, which only --aggregate can count")
+            if self.window < 2:
+                raise UserError(f"--window must be at least 2 tokens (got {self.window})")
         if self.site not in SITES:
             raise UserError(f"unknown --site {self.site}; use residual or ffn")
         if self.pooling not in POOLINGS:

@@ -14,14 +14,15 @@ UNKNOWN_LIMIT = 0.05
 """Largest share of a language's (non-special) tokens that may be unknown before the data is refused."""
 
 
-def tokenize(loaded, texts: list[str], max_length: int) -> tuple[list[list[int]], np.ndarray]:
-    """Token ids of each text for LOADED (a `toolkit.capture.models.LoadedModel`) (special tokens added, cut at MAX_LENGTH) and which texts were cut."""
+def tokenize(loaded, texts: list[str], max_length: int, special: bool = True) -> tuple[list[list[int]], np.ndarray]:
+    """Token ids of each text for LOADED (a `toolkit.capture.models.LoadedModel`) (special tokens added unless not
+    SPECIAL, cut at MAX_LENGTH) and which texts were cut."""
     tok = loaded.tokenizer
-    ids = tok(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    ids = tok(texts, add_special_tokens=special, truncation=False, verbose=False)["input_ids"]
     cut = np.fromiter((len(x) > max_length for x in ids), dtype=bool, count=len(ids))
     if cut.any():
         where = np.flatnonzero(cut)
-        redo = tok([texts[i] for i in where], add_special_tokens=True, truncation=True, max_length=max_length)
+        redo = tok([texts[i] for i in where], add_special_tokens=special, truncation=True, max_length=max_length)
         for i, seq in zip(where, redo["input_ids"]):
             ids[i] = seq
     return ids, cut

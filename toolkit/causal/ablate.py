@@ -280,7 +280,7 @@ def _means(wh: Warehouse, run: str, layer: int, dataset: Dataset, hidden: int, s
 def plan(wh: Warehouse, model: str, dataset: Dataset, run: str, o: AblateOptions) -> Plan:
     """Check RUN, DATASET and MODEL against each other and choose the target and control sets (user SQL runs in
     the read-only warehouse's sandbox)."""
-    meta = wh.run(run).row
+    meta = wh.run(run).per_sentence("ablate (without --lape)").row
     if meta.get("site") == "ffn":
         raise UserError(
             f"run '{run}' holds feed-forward activations (--site ffn); ablation works on the hidden "

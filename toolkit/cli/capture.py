@@ -88,6 +88,20 @@ def allow_unk_option(what: str):
     show_default=True,
     help="Sentences per committed chunk (what an interruption can lose at most).",
 )
+@click.option(
+    "--aggregate",
+    is_flag=True,
+    help="With --site ffn on a decoder: store only, per language, layer and neuron, the tokens on which the neuron "
+    "fired, and each language's token count (LAPE's counts; for corpora too large to keep per sentence).",
+)
+@click.option(
+    "--window",
+    type=int,
+    default=None,
+    metavar="N",
+    help="With --aggregate: pack each language's text into N-token windows, as LAPE did (4096), instead of "
+    "running sentences one by one.",
+)
 @allow_unk_option("Extract")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run with the same settings.")
 @click.option("--replace", is_flag=True, help="Redo the run from scratch if it exists.")
@@ -131,6 +145,8 @@ def extract(ctx: Context, model: str, data: Path, run: str, spec, **o) -> None:
         dtype=o["dtype"],
         predictions=not o["no_predictions"],
         commit_every=o["commit_every"],
+        aggregate=o["aggregate"],
+        window=o["window"],
     )
     progress, allow_unk = not o["quiet"], o["allow_unk"]
     if lake is not None:

@@ -185,7 +185,7 @@ def significance(ctx: Context, run: str, layer: int | None, as_json: bool, quiet
     options = SignificanceOptions(**o)
 
     def compute(wh):
-        wh.run(run)
+        wh.run(run).per_sentence("significance")
         with progress_bar("significance", "resample", quiet, options.permutations + options.bootstraps) as bar:
             return run_significance(wh, run, layer, options, progress=bar.update)
 
@@ -301,7 +301,7 @@ def probe(
     options = ProbeOptions(comma_list(train_languages), comma_list(test_languages), top=ks, **o)
 
     def compute(wh):
-        wh.run(run)
+        wh.run(run).per_sentence("probe")
         with progress_bar("probe", "fit", quiet) as bar:
             return run_probe(wh, run, layer, options, progress=bar.update)
 

@@ -386,6 +386,7 @@ def build_report(
     """Write the report of RUN (one LAYER) into folder OUT; returns the path of index.html."""
     final = check_output_dir(out, "report")
     with Warehouse(db, read_only=True) as wh:
+        wh.run(run).per_sentence("the report (`neurons chart deactivation` draws the LAPE test's figure)")
         rl = resolve(wh, run, layer)
         meta = dict(wh.run(run).row)
         lake = wh.sql("select lake, version, n_shards from lake_runs where run_id = ?", [meta["run_id"]])

@@ -23,7 +23,7 @@ class RunLayer:
 
 def resolve(wh: Warehouse, run: str, layer: int | None) -> RunLayer:
     """Check RUN is complete and LAYER is stored in it (default: the penultimate stored layer)."""
-    return RunLayer(run, wh.run(run).layer(layer))
+    return RunLayer(run, wh.run(run).per_sentence("this statistic").layer(layer))
 
 
 def top_variance_neurons(wh: Warehouse, run: str, layer: int, k: int) -> pl.DataFrame:

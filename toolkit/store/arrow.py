@@ -4,7 +4,7 @@ loop over values, no per-row inserts)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import duckdb
 import numpy as np
@@ -51,9 +51,13 @@ def registered(con: duckdb.DuckDBPyConnection, **tables: pa.Table) -> Iterator[d
         con.register(name, table)
     try:
         yield con
-    finally:
+    except BaseException:  # an aborted transaction refuses the unregister: keep the error that aborted it
         for name in tables:
-            con.unregister(name)
+            with suppress(duckdb.Error):
+                con.unregister(name)
+        raise
+    for name in tables:
+        con.unregister(name)
 
 
 def insert_table(con: duckdb.DuckDBPyConnection, target: str, rows: pa.Table, key: str, value) -> None:

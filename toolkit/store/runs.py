@@ -71,6 +71,20 @@ class Run:
         return json.loads(self.row["settings"])
 
     @property
+    def aggregated(self) -> bool:
+        """Whether the run holds corpus counts (`extract --aggregate`) instead of per-sentence values."""
+        return bool(self.row.get("aggregated"))
+
+    def per_sentence(self, what: str) -> Run:
+        """This run, refused in one line when it holds corpus counts, which WHAT cannot read."""
+        if self.aggregated:
+            raise UserError(
+                f"run '{self.name}' holds corpus counts (extract --aggregate), not per-sentence values; {what} needs "
+                "a run extracted without --aggregate (LAPE, `ablate --lape` and `steer` read this one)"
+            )
+        return self
+
+    @property
     def stored_in(self) -> str:
         """'lake' for a run attached from a lake (its activations are read in place), else 'warehouse'."""
         return "lake" if self.row.get("source") == "lake" else "warehouse"

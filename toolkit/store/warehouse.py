@@ -336,7 +336,18 @@ class Warehouse:
         for table in ("probe_results", "probe_weights", "probe_topk_results"):
             self.con.execute(f"delete from {table} where probe_id in ({probes})", [run_id])
         lake = self.scalar("select count(*) from lake_files where run_id = ?", [run_id])
-        for table in ("significance", "probes", "activation_vectors", "layer_neurons", "sentences", "moments", "runs"):
+        for table in (
+            "significance",
+            "probes",
+            "activation_vectors",
+            "layer_neurons",
+            "sentences",
+            "moments",
+            "fired_tokens",
+            "language_tokens",
+            "aggregate_chunks",
+            "runs",
+        ):
             self.con.execute(f"delete from {table} where run_id = ?", [run_id])
         for table in ("lake_runs", "lake_files"):
             self.con.execute(f"delete from {table} where run_id = ?", [run_id])
@@ -349,10 +360,10 @@ class Warehouse:
             """
             select r.name as run,
                    case when r.status = 'complete' then 'complete'
-                        else 'incomplete (' || coalesce(d.done, 0) || '/' || r.n_sentences || ' sentences)'
+                        else 'incomplete (' || coalesce(d.done, c.done, 0) || '/' || r.n_sentences || ' sentences)'
                    end as status,
                    r.source, r.model, r.data_file, array_to_string(r.layers, ',') as layers,
-                   r.site, r.pooling,
+                   r.site, r.pooling || case when r.aggregated then ' (corpus counts)' else '' end as pooling,
                    coalesce(nullif(array_to_string(json_extract_string(r.settings, '$.splits[*]'), ','), ''), 'all') as split,
                    json_extract(r.settings, '$.max_length')::INTEGER as max_length,
                    r.n_sentences as sentences, r.n_languages as languages, r.n_labels as labels,
@@ -362,6 +373,7 @@ class Warehouse:
                    r.toolkit_version as version
             from runs as r
             left join (select run_id, count(*) as done from sentences group by run_id) as d using (run_id)
+            left join (select run_id, sum(n_sentences) as done from aggregate_chunks group by run_id) as c using (run_id)
             order by r.run_id
             """
         )
