@@ -4,6 +4,8 @@ language) equal counts made here by hand from unpadded forwards of the saved che
 
 from __future__ import annotations
 
+import shutil
+
 import duckdb
 import numpy as np
 import polars as pl
@@ -19,20 +21,29 @@ from toolkit.capture.extract import ExtractOptions, extract
 NEAR_ZERO = 1e-4  # a value this close to 0 may fall on either side between a padded batch and a lone forward
 
 
+def ffn_values(model) -> list:
+    """Each block's FFN value as LAPE counts it, written out here: act_fn(gate_proj(x)) in Llama, the activation
+    after fc1 in OPT."""
+    if model.config.model_type == "opt":
+        return [layer.activation_fn for layer in model.model.decoder.layers]
+    return [layer.mlp.act_fn for layer in model.model.layers]
+
+
 def hand_counts(model, ids_list, start: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Over every sequence of IDS_LIST run alone, from position START: per FFN layer and neuron, the tokens on which
-    act_fn(gate_proj(x)) > 0, those within NEAR_ZERO of 0, and the tokens counted."""
+    the FFN value > 0, those within NEAR_ZERO of 0, and the tokens counted."""
     captured = {}
-    mlps = [layer.mlp.act_fn for layer in model.model.layers]
+    mlps = ffn_values(model)
     hooks = [m.register_forward_hook(lambda _m, _i, out, k=k: captured.__setitem__(k, out)) for k, m in enumerate(mlps)]
-    fired = np.zeros((len(mlps), model.config.intermediate_size), np.int64)
+    width = getattr(model.config, "intermediate_size", None) or model.config.ffn_dim
+    fired = np.zeros((len(mlps), width), np.int64)
     near = np.zeros_like(fired)
     tokens = 0
     with torch.no_grad():
         for ids in ids_list:
             model(torch.tensor([ids]))
             for k in range(len(mlps)):
-                a = captured[k][0, start:].double().numpy()
+                a = captured[k].reshape(len(ids), -1)[start:].double().numpy()  # OPT flattens the tokens
                 fired[k] += (a > 0).sum(0)
                 near[k] += (np.abs(a) < NEAR_ZERO).sum(0)
             tokens += len(ids) - start
@@ -70,19 +81,21 @@ def llama(checkpoint):
     return checkpoint("llama", False)
 
 
-def test_sentence_counts_equal_hand_counts(tmp_path, neurons, llama, sample):
+@pytest.mark.parametrize("architecture", ["llama", "opt"])
+def test_sentence_counts_equal_hand_counts(tmp_path, neurons, checkpoint, sample, architecture):
+    ckpt = checkpoint(architecture, False)
     data = tmp_path / "d.csv"
     picked = sample.sample(60, seed=5)
     picked.write_csv(data)
     db = tmp_path / "w.duckdb"
     r = neurons(
-        "--db", db, "extract", llama, data, "--run", "agg", "--site", "ffn", "--aggregate", "--layers", "all",
+        "--db", db, "extract", ckpt, data, "--run", "agg", "--site", "ffn", "--aggregate", "--layers", "all",
         "--batch-size", "7", "--commit-every", "10", "--quiet",
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "fired-token counts" in r.stdout
-    model = AutoModelForCausalLM.from_pretrained(llama).eval()
-    tok = AutoTokenizer.from_pretrained(llama)
+    model = AutoModelForCausalLM.from_pretrained(ckpt).eval()
+    tok = AutoTokenizer.from_pretrained(ckpt)
     got, tokens = stored_counts(db, "agg")
     assert sorted(got) == sorted(set(picked["language"]))
     for (language,), part in picked.group_by("language"):
@@ -212,3 +225,42 @@ def test_aggregate_refusals(tmp_path, neurons, llama, checkpoint, sample):
     encoder = ("--db", db, "extract", checkpoint(), data, "--run", "x", "--site", "ffn", "--aggregate", "--quiet")
     assert_one_line_error(neurons(*encoder), "encoder", "--pooling active")
     assert not db.exists()
+
+
+@pytest.mark.parametrize("window", [None, 16])
+def test_sharded_counts_attach_to_the_one_process_counts(tmp_path, neurons, llama, sample, window):
+    """Shards of an aggregate run (rows shared out; with --window, windows cut from every text then shared out)
+    summed by attach equal one process's counts; a lost fired commit and flipped bytes are refused in one line."""
+    from toolkit.scale.shards import extract_shard
+
+    data = tmp_path / "d.csv"
+    sample.write_csv(data)
+    dataset = read_dataset(data)
+    opts = ExtractOptions(site="ffn", aggregate=True, window=window, layers="all", batch_size=8, commit_every=24)
+    one = tmp_path / "one.duckdb"
+    extract(one, str(llama), dataset, "agg", opts, progress=False)
+    lake = tmp_path / "lake"
+    for k in (2, 0, 1):
+        extract_shard(lake, str(llama), dataset, "agg", (k, 3), opts, progress=False)
+    rerun = extract_shard(lake, str(llama), dataset, "agg", (1, 3), opts, progress=False)
+    assert rerun.n_committed_before == rerun.n_chunks  # a committed shard is a no-op
+    db = tmp_path / "w.duckdb"
+    r = neurons("--db", db, "lake", "attach", lake, "--run", "agg")
+    assert r.exit_code == 0, r.output
+    (a, ta), (b, tb) = stored_counts(db, "agg"), stored_counts(one, "agg")
+    assert ta == tb
+    assert sum(int(np.abs(a[x] - b[x]).sum()) for x in b) <= 2  # other batches: a value at 0 may fall either side
+
+    lost = tmp_path / "lost"
+    shutil.copytree(lake, lost)
+    max(lost.glob("fired/_delta_log/*.json")).unlink()  # the newest fired commit is gone
+    failed = tmp_path / "no.duckdb"
+    assert_one_line_error(neurons("--db", failed, "lake", "attach", lost, "--run", "agg"), "is incomplete")
+    damaged = tmp_path / "damaged"
+    shutil.copytree(lake, damaged)
+    part = sorted(damaged.glob("fired/*/*.parquet"))[0]
+    data = bytearray(part.read_bytes())
+    data[len(data) // 3 : len(data) // 3 + 64] = bytes(64)
+    part.write_bytes(bytes(data))
+    assert_one_line_error(neurons("--db", failed, "lake", "attach", damaged, "--run", "agg"), "does not match")
+    assert not failed.exists()

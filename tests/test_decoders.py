@@ -12,15 +12,17 @@ import torch
 from conftest import assert_one_line_error
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from toolkit.capture.tinymodels import DECODERS
+from toolkit.capture.tinymodels import DECODERS, MORE_DECODERS
 
 FFN = {  # where each family's FFN value is, written out independently of the hooks table
-    "llama": lambda m, k: m.model.layers[k - 1].mlp.act_fn,
-    "qwen2": lambda m, k: m.model.layers[k - 1].mlp.act_fn,
-    "gemma": lambda m, k: m.model.layers[k - 1].mlp.act_fn,
+    **{a: lambda m, k: m.model.layers[k - 1].mlp.act_fn for a in ("llama", "mistral", "qwen2", "qwen3")},
+    **{a: lambda m, k: m.model.layers[k - 1].mlp.act_fn for a in ("gemma", "gemma2")},
     "gpt2": lambda m, k: m.transformer.h[k - 1].mlp.act,
+    "bloom": lambda m, k: m.transformer.h[k - 1].mlp.gelu_impl,
+    "opt": lambda m, k: m.model.decoder.layers[k - 1].activation_fn,
+    "gpt_neox": lambda m, k: m.gpt_neox.layers[k - 1].mlp.act,
 }
-ADDS_BOS = {"llama": True, "gemma": True, "qwen2": False, "gpt2": False}
+ADDS_BOS = {"llama": True, "gemma": True, "mistral": True, "gemma2": True, "opt": True}
 
 
 def stored(db, run: str) -> dict:
@@ -34,7 +36,7 @@ def stored(db, run: str) -> dict:
     return {(t, layer, n): (v, k) for t, layer, n, v, k in rows}
 
 
-@pytest.mark.parametrize("architecture", DECODERS)
+@pytest.mark.parametrize("architecture", DECODERS + MORE_DECODERS)
 def test_decoder_values_equal_one_sentence_forwards(tmp_path, neurons, checkpoint, sample, architecture):
     ckpt = checkpoint(architecture, False)
     data = tmp_path / "d.csv"
@@ -42,6 +44,8 @@ def test_decoder_values_equal_one_sentence_forwards(tmp_path, neurons, checkpoin
     picked.write_csv(data)
     db = tmp_path / "w.duckdb"
     runs = [("residual", p, "1,2") for p in ("last", "mean", "max")] + [("ffn", p, "all") for p in ("mean", "active")]
+    if architecture in MORE_DECODERS:  # the same code paths: one pooling per site
+        runs = [("residual", "mean", "1,2"), ("ffn", "active", "all")]
     for site, pooling, layers in runs:  # layers 1,2 of 3: the run stops above block 2 (a decoder norms its last)
         r = neurons(
             "--db", db, "extract", ckpt, data, "--run", f"{site}-{pooling}", "--site", site, "--pooling", pooling,
@@ -52,10 +56,10 @@ def test_decoder_values_equal_one_sentence_forwards(tmp_path, neurons, checkpoin
     model = AutoModelForCausalLM.from_pretrained(ckpt).eval()
     tok = AutoTokenizer.from_pretrained(ckpt)
     got = {(site, pooling): stored(db, f"{site}-{pooling}") for site, pooling, _ in runs}
-    start = int(ADDS_BOS[architecture])
+    start = int(ADDS_BOS.get(architecture, False))
     for text in picked["text"]:
         ids = tok(text)["input_ids"]
-        assert (ids[0] == tok.bos_token_id) == ADDS_BOS[architecture]
+        assert (ids[0] == tok.bos_token_id) == ADDS_BOS.get(architecture, False)
         captured = {}
         handles = [
             FFN[architecture](model, k).register_forward_hook(
@@ -74,10 +78,12 @@ def test_decoder_values_equal_one_sentence_forwards(tmp_path, neurons, checkpoin
             expected[("residual", "mean", k)] = h[start:].mean(0)
             expected[("residual", "max", k)] = h[start:].max(0)
         for k in (1, 2, 3):
-            a = captured[k][0].double().numpy()
+            a = captured[k].reshape(len(ids), -1).double().numpy()  # OPT's blocks flatten the tokens
             expected[("ffn", "mean", k)] = a[start:].mean(0)
             expected[("ffn", "active", k)] = (a[start:] > 0).mean(0)
         for (site, pooling, k), want in expected.items():
+            if (site, pooling) not in got:
+                continue
             values = got[(site, pooling)]
             have = np.array([values[(text, k, n)][0] for n in range(want.size)])
             np.testing.assert_allclose(have, want, atol=1e-4, err_msg=f"{site} {pooling} layer {k}: {text}")

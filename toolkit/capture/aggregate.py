@@ -65,10 +65,14 @@ def sentence_batches(prep: Prepared, languages: np.ndarray, batch_size: int) -> 
     return out
 
 
-def window_batches(prep: Prepared, languages: np.ndarray, window: int, batch_size: int) -> list[Batch]:
+def window_batches(
+    prep: Prepared, languages: np.ndarray, window: int, batch_size: int, shard: tuple[int, int] = (0, 1)
+) -> list[Batch]:
     """Each language's text packed into windows of WINDOW tokens (texts in data order, EOS between texts when the
-    tokenizer has one, the remainder dropped), in batches of BATCH_SIZE windows. A language with less than one
+    tokenizer has one, the remainder dropped), in batches of BATCH_SIZE windows. SHARD (K, N): the windows whose
+    position modulo N is K, so N shards count exactly the windows of one run. A language with less than one
     window of text is refused."""
+    k, n_shards = shard
     eos = prep.loaded.tokenizer.eos_token_id
     out = []
     for language in sorted(set(languages.tolist())):
@@ -81,17 +85,28 @@ def window_batches(prep: Prepared, languages: np.ndarray, window: int, batch_siz
                 f"language {language!r} has {len(text)} tokens, less than one --window of {window}; "
                 "lower --window or add text"
             )
-        windows = text[: n * window].reshape(n, window).tolist()
-        for i in range(0, n, batch_size):
-            out.append(Batch(language, windows[i : i + batch_size], len(rows) if i == 0 else 0))
+        windows = text[: n * window].reshape(n, window)[k::n_shards].tolist()  # window 0 (the rows) in shard 0
+        for i in range(0, len(windows), batch_size):
+            out.append(Batch(language, windows[i : i + batch_size], len(rows) if i == 0 and k == 0 else 0))
     return out
+
+
+def plan_batches(
+    prep: Prepared, dataset: Dataset, opts: ExtractOptions, shard: tuple[int, int] = (0, 1)
+) -> list[Batch]:
+    """The batches of an aggregate extraction of DATASET (prepared as PREP): windows with --window (SHARD's share
+    of them), else the sentences (a shard's DATASET holds its rows already)."""
+    languages = dataset.frame["language"].to_numpy().astype(str)
+    if opts.window is not None:
+        return window_batches(prep, languages, opts.window, opts.batch_size, shard)
+    return sentence_batches(prep, languages, opts.batch_size)
 
 
 def fired(captured: dict[int, torch.Tensor], layers: list[int], keep: torch.Tensor) -> torch.Tensor:
     """[len(layers), neurons] int64: over the KEEP positions ([batch, seq] bool) of a batch, how many tokens each
     FFN neuron fired on (activation > 0). One reduction per layer, on the device."""
     mask = keep.unsqueeze(-1)
-    return torch.stack([((captured[k] > 0) & mask).sum(dim=(0, 1)) for k in layers])
+    return torch.stack([((hooks.per_token(captured[k], keep) > 0) & mask).sum(dim=(0, 1)) for k in layers])
 
 
 @dataclass
@@ -201,12 +216,8 @@ def extract_aggregate(
     prep = prepare(model, dataset, opts, allow_unknown)
     if existing is not None:
         check_resume(existing, prep.settings)
-    languages = dataset.frame["language"].to_numpy().astype(str)
+    batches = plan_batches(prep, dataset, opts)
     windows = opts.window is not None
-    if windows:
-        batches = window_batches(prep, languages, opts.window, opts.batch_size)
-    else:
-        batches = sentence_batches(prep, languages, opts.batch_size)
     groups = plan_chunks(batches, opts.commit_every)
     with Warehouse(db_path) as wh:
         if existing is not None:

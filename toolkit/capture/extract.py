@@ -81,7 +81,7 @@ def forward_batch(
     out = loaded.model(input_ids=ids, attention_mask=mask, output_hidden_states=captured is None)
     source = captured if captured is not None else out.hidden_states
     tokens = pooled_mask(loaded, mask)
-    pooled = torch.stack([pool(source[k], tokens, pooling) for k in layers], dim=1)
+    pooled = torch.stack([pool(hooks.per_token(source[k], mask), tokens, pooling) for k in layers], dim=1)
     probs = torch.softmax(out.logits.float(), dim=-1).cpu().numpy() if want_logits else None
     return pooled.cpu().numpy(), probs
 

@@ -184,6 +184,12 @@ def capture(modules: Mapping[K, nn.Module]) -> Iterator[dict[K, torch.Tensor]]:
             h.remove()
 
 
+def per_token(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """A captured activation as [batch, seq, width] for the attention MASK [batch, seq]: OPT's blocks flatten the
+    tokens to [batch x seq, width] before the FFN."""
+    return values if values.dim() == 3 else values.view(mask.shape[0], mask.shape[1], -1)
+
+
 @contextmanager
 def edit(module: nn.Module, fn: Callable[[torch.Tensor], None]) -> Iterator[None]:
     """Call FN on MODULE's output tensor (the first element when a tuple) during every forward pass inside the

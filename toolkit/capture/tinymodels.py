@@ -1,6 +1,6 @@
 """Tiny models built offline: a tokenizer trained on the given texts and a small randomly initialised
-XLM-R, BERT or DistilBERT encoder, or a Llama, Qwen2, Gemma or GPT-2 causal LM, saved as ordinary Hugging Face
-checkpoints.
+XLM-R, BERT or DistilBERT encoder, or a causal LM of any decoder family `neurons` reads (Llama, Mistral, Qwen2,
+Qwen3, Gemma, Gemma 2, GPT-2, BLOOM, OPT, GPT-NeoX), saved as ordinary Hugging Face checkpoints.
 
 They make the demo and the tests run without the hub. They are illustrative only: their numbers say
 nothing about real models.
@@ -22,13 +22,17 @@ from tokenizers import (
 
 ARCHITECTURES = ("xlm-roberta", "bert", "distilbert")
 DECODERS = ("llama", "qwen2", "gemma", "gpt2")
+MORE_DECODERS = ("mistral", "qwen3", "gemma2", "bloom", "opt", "gpt_neox")
+"""The other decoder families, built as their tokenizers behave: Mistral, Gemma 2 and OPT add a BOS; Qwen3,
+BLOOM and GPT-NeoX add none (GPT-NeoX, like GPT-2, has no pad token)."""
+BOS_ADDING = ("llama", "gemma", "mistral", "gemma2", "opt")
 
 
 def train_tokenizer(texts: list[str], architecture: str = "xlm-roberta", vocab_size: int = 1200, max_length: int = 128):
     """A BPE tokenizer trained on TEXTS with the architecture's special tokens, as a transformers tokenizer."""
     from transformers import PreTrainedTokenizerFast
 
-    if architecture in DECODERS:
+    if architecture in DECODERS + MORE_DECODERS:
         return _decoder_tokenizer(texts, architecture, vocab_size, max_length)
 
     if architecture == "xlm-roberta":
@@ -74,7 +78,7 @@ def _decoder_tokenizer(texts: list[str], architecture: str, vocab_size: int, max
     from transformers import PreTrainedTokenizerFast
 
     bos, eos, unk, pad = "<s>", "</s>", "<unk>", "<pad>"
-    byte_level = architecture in ("qwen2", "gpt2")  # as theirs: transformers rebuilds a Qwen2 tokenizer byte-level
+    byte_level = architecture in ("qwen2", "qwen3", "gpt2", "bloom", "opt", "gpt_neox")  # as theirs
     tok = Tokenizer(models.BPE(unk_token=None if byte_level else unk))
     tok.normalizer = normalizers.NFC() if byte_level else normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False) if byte_level else pre_tokenizers.Metaspace()
@@ -87,13 +91,15 @@ def _decoder_tokenizer(texts: list[str], architecture: str, vocab_size: int, max
         ),
     )
     names = {"bos_token": bos, "eos_token": eos, "unk_token": unk}
-    if architecture in ("llama", "gemma"):
+    if architecture in BOS_ADDING:
         tok.post_processor = processors.TemplateProcessing(
             single=f"{bos} $A", pair=f"{bos} $A {bos} $B:1", special_tokens=[(bos, tok.token_to_id(bos))]
         )
         names["pad_token"] = pad
-    elif architecture == "qwen2":
+    elif architecture in ("qwen2", "qwen3"):
         names["pad_token"] = eos
+    elif architecture == "bloom":
+        names["pad_token"] = pad
     return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=max_length, **names)
 
 
@@ -128,6 +134,23 @@ def _decoder_config(architecture: str, tokenizer, labels, hidden: int, layers: i
             **ids,
             **head,
         )
+    if architecture == "bloom":  # ALiBi: no position embeddings
+        return AutoConfig.for_model(
+            "bloom", vocab_size=len(tokenizer), hidden_size=hidden, n_layer=layers, n_head=heads, **ids, **head
+        )
+    if architecture == "opt":
+        return AutoConfig.for_model(
+            "opt",
+            vocab_size=len(tokenizer),
+            hidden_size=hidden,
+            word_embed_proj_dim=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            ffn_dim=hidden * 2,
+            max_position_embeddings=max_length,
+            **ids,
+            **head,
+        )
     sizes = dict(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
@@ -137,8 +160,10 @@ def _decoder_config(architecture: str, tokenizer, labels, hidden: int, layers: i
         intermediate_size=hidden * 2,
         max_position_embeddings=max_length,
     )
-    if architecture == "gemma":
+    if architecture in ("gemma", "gemma2", "qwen3"):
         sizes["head_dim"] = hidden // heads
+    if architecture == "gpt_neox":
+        sizes.pop("num_key_value_heads")
     return AutoConfig.for_model(architecture, **sizes, **ids, **head)
 
 
@@ -154,7 +179,7 @@ def tiny_config(
     """A small config of ARCHITECTURE; with LABELS, a sequence classifier whose id2label is LABELS."""
     from transformers import BertConfig, DistilBertConfig, XLMRobertaConfig
 
-    if architecture in DECODERS:
+    if architecture in DECODERS + MORE_DECODERS:
         return _decoder_config(architecture, tokenizer, labels, hidden, layers, heads, max_length)
 
     head = _head(labels)
@@ -205,7 +230,7 @@ def build_model(architecture: str, tokenizer, labels: list[str] | None, seed: in
         AutoModelForSequenceClassification
         if labels
         else AutoModelForCausalLM
-        if architecture in DECODERS
+        if architecture in DECODERS + MORE_DECODERS
         else AutoModel
     )
     return cls.from_config(config).eval()

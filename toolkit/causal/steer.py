@@ -79,6 +79,7 @@ def mean_values(loaded: LoadedModel, ffn: list, texts: list[str], batch_size: in
             if loaded.skip_bos:
                 keep[:, 0] = 0
             for layer, values in captured.items():
+                values = hooks.per_token(values, keep)
                 part = torch.where(keep.bool().unsqueeze(-1), values.double(), 0.0).sum(dim=(0, 1))
                 sums[layer] = sums.get(layer, 0) + part
             count += int(keep.sum())

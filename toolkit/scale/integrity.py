@@ -32,6 +32,7 @@ from toolkit.errors import UserError
 
 KEYS = ["min.shard", "min.chunk", "min.writer"]
 DATA_TABLES = ("activations", "moments")
+COUNT_TABLES = ("fired",)  # an aggregate run's (`extract --aggregate`): its chunks' counts
 
 
 def sha256(path: Path) -> str:
@@ -123,8 +124,8 @@ def _complete(lake, run: str, layers: list[int], width: int, moments: bool) -> N
         )
 
 
-def _checksums(lake, run: str, content: bool) -> None:
-    """Every activations and moments file of RUN has its writer's checksum; with CONTENT, its bytes match it."""
+def _checksums(lake, run: str, content: bool, tables: tuple[str, ...] = DATA_TABLES) -> None:
+    """Every file of RUN in TABLES has its writer's checksum; with CONTENT, its bytes match it."""
     sums = lake.read("checksums", run)
     recorded = (
         {(r["table_name"], r["path"]): (r["size_bytes"], r["sha256"]) for r in sums.to_pylist()}
@@ -132,7 +133,7 @@ def _checksums(lake, run: str, content: bool) -> None:
         else {}
     )
     todo = []
-    for name in DATA_TABLES:
+    for name in tables:
         actions = lake.chosen(name, run)
         for path, size in zip(actions["path"].to_pylist(), actions["size_bytes"].to_pylist()):
             want = recorded.get((name, path))
@@ -173,3 +174,29 @@ def verify(lake, run: str, layers: list[int], width: int, content: bool = True, 
         _compacted(lake, name, run)
     _complete(lake, run, layers, width, moments)
     _checksums(lake, run, content)
+
+
+def verify_counts(lake, run: str, layers: list[int], width: int, content: bool = True) -> None:
+    """`verify` for an aggregate run (`extract --aggregate`): every committed chunk (its `tokens` committed) has
+    `fired` files holding, for each language it read, layers x neurons counts, one chunk each, unchanged."""
+    for name in COUNT_TABLES:
+        _compacted(lake, name, run)
+    tokens = pl.from_arrow(lake.chosen("tokens", run).select(["num_records", *KEYS[:2]]))
+    fired = pl.from_arrow(lake.chosen("fired", run).select(["num_records", *KEYS[:2]]))
+    per_chunk = [pl.col("num_records").sum().alias("n")]
+    short = (
+        tokens.group_by(KEYS[:2])
+        .agg(*per_chunk)
+        .join(fired.group_by(KEYS[:2]).agg(pl.col("num_records").sum().alias("values")), on=KEYS[:2], how="left")
+        .with_columns(pl.col("values").fill_null(0))
+        .filter(pl.col("values") != pl.col("n") * len(layers) * width)
+        .sort(KEYS[:2])
+    )
+    if short.height:
+        row = short.row(0, named=True)
+        raise UserError(
+            f"the lake's run '{run}' is incomplete: chunk {row['min.chunk']} of shard {row['min.shard']} has "
+            f"{row['values']:,} of {row['n'] * len(layers) * width:,} counts ({short.height} chunks short in all); a "
+            "fired commit was lost or removed outside neurons; extract the run again under another name"
+        )
+    _checksums(lake, run, content, COUNT_TABLES)

@@ -13,6 +13,9 @@ A lake is a folder of Delta tables:
 - `checksums`: the size and sha256 of every activations and moments file, recorded by its writer
   (`toolkit.scale.integrity`, which readers run before they trust a run's files).
 - `shards`: one row per finished shard.
+- `fired`, `tokens`: an aggregate run's (`extract --aggregate`) counts per committed chunk: per language, layer
+  and neuron the tokens on which the neuron fired, and per language the tokens read; a chunk commits `fired`,
+  its checksums, then `tokens` (its marker, as `sentences` is for the rest).
 
 A chunk is committed to `activations`, then `moments`, then `checksums`, then `sentences`, each file tagged with its shard, chunk
 and writer (one id per process); the sentences' commit carries a Delta application transaction (app id: run and
@@ -45,8 +48,14 @@ TABLES: dict[str, list[str]] = {
     "moments": ["run"],
     "checksums": ["run"],
     "shards": ["run"],
+    "fired": ["run"],
+    "tokens": ["run"],
 }
 """The lake's tables and their partition columns."""
+
+MARKERS = {"sentences": (), "tokens": (), "fired": ("tokens",), "checksums": ("sentences", "tokens")}
+"""The tables whose commit completes a chunk of each data table (none: the table itself), `sentences` for the
+rest: an aggregate run's (`extract --aggregate`) chunks commit `fired`, then `tokens`; a run has one of the two."""
 
 RECORD_SCHEMAS = {
     "runs": pa.schema(
@@ -219,8 +228,13 @@ class Lake:
         if not actions.num_rows or "min.writer" not in actions.column_names:
             return actions
         keys = ["min.shard", "min.chunk"]
+        markers = [self.actions(m, run) for m in MARKERS.get(name, ("sentences",))]
         done = (
-            pl.from_arrow(self.actions("sentences", run).select([*keys, "min.writer"])) if name != "sentences" else None
+            pl.concat(
+                [pl.from_arrow(m.select([*keys, "min.writer"])) for m in markers if "min.writer" in m.column_names]
+            )
+            if markers
+            else None
         )
         mine = pl.from_arrow(actions.select([*keys, "min.writer"]))
         pick = mine.group_by(keys).agg(pl.col("min.writer").min())

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from toolkit.capture.aggregate import count_chunks, plan_batches
 from toolkit.capture.datasets import Dataset
 from toolkit.capture.extract import (
     DATA_COLUMNS,
@@ -39,7 +40,7 @@ from toolkit.capture.extract import (
 )
 from toolkit.capture.tokens import batch_plan
 from toolkit.errors import UserError
-from toolkit.scale.integrity import DATA_TABLES, checksum_rows
+from toolkit.scale.integrity import COUNT_TABLES, DATA_TABLES, checksum_rows
 from toolkit.scale.lake import Lake, app_id, constant
 from toolkit.scale.lake import record as lake_record
 from toolkit.store.catalog import view_query
@@ -64,10 +65,16 @@ class ShardSummary:
         if self.n_committed_before == self.n_chunks:
             return f"shard {self.shard}/{self.n_shards} of run '{self.run}' is committed in {self.lake} already: nothing to do"
         again = f" ({self.n_committed_before} committed before)" if self.n_committed_before else ""
+        values = f", {self.n_values:,} values" if self.n_values else " (fired-token counts)"
         return (
             f"shard {self.shard}/{self.n_shards} of run '{self.run}' committed to {self.lake}: "
-            f"{self.n_sentences} sentences in {self.n_chunks} chunks{again}, {self.n_values:,} values, {self.seconds:.1f} s"
+            f"{self.n_sentences} sentences in {self.n_chunks} chunks{again}{values}, {self.seconds:.1f} s"
         )
+
+
+def marker_table(record: dict) -> str:
+    """The table whose commit marks a chunk of a run as done: `tokens` for corpus counts, else `sentences`."""
+    return "tokens" if json.loads(record["settings"]).get("aggregate") else "sentences"
 
 
 def shard_rows(frame: pl.DataFrame, shard: int, n_shards: int) -> pl.DataFrame:
@@ -207,7 +214,8 @@ def extract_shard(
     done = _already_committed(lake, run, k, n_shards, model, dataset, opts)
     if done is not None:  # a requeued task of a finished shard: no model to load
         return done
-    prep = prepare(model, mine, opts, allow_unknown)
+    windows = opts.window is not None  # windows are cut from every row's text, then shared out (`window_batches`)
+    prep = prepare(model, dataset if windows else mine, opts, allow_unknown)
     record = {
         "run": run,
         **{k: v for k, v in run_record(prep, dataset, run, opts).items() if k not in ("name", "status")},
@@ -220,6 +228,8 @@ def extract_shard(
     record["created_at"] = datetime.now()
     lake.append("runs", lake_record("runs", record), app, 1)
 
+    if opts.aggregate:
+        return _count_shard(lake, app, run, shard, prep, dataset if windows else mine, opts, progress)
     frame = mine.frame
     groups = plan_chunks(batch_plan(prep.lengths, opts.batch_size), opts.commit_every)
     done = lake.committed("sentences", app)  # chunks whose three commits are done; the rest are redone whole
@@ -244,6 +254,43 @@ def extract_shard(
         n_values=frame.height * len(prep.layers) * prep.width,
         seconds=time.perf_counter() - start,
     )
+
+
+def _count_shard(
+    lake: Lake, app: str, run: str, shard: tuple[int, int], prep, data: Dataset, opts: ExtractOptions, progress: bool
+) -> ShardSummary:
+    """An aggregate shard (`extract --aggregate --lake`): each chunk's counts per language, layer and neuron to
+    `fired`, their checksums, then the chunk's token counts to `tokens`, whose commit (version CHUNK of APP) marks
+    the chunk as done; attach sums the chunks."""
+    k, n_shards = shard
+    groups = plan_chunks(plan_batches(prep, data, opts, shard), opts.commit_every)
+    done = lake.committed("tokens", app)
+    writer = uuid.uuid4().hex
+    total = sum(len(b) for g in groups for b in g)
+    start = time.perf_counter()
+    bar = progress_bar(total, sum(len(b) for g in groups[:done] for b in g), f"shard {k}/{n_shards}", progress)
+    try:
+        windows = opts.window is not None
+        for c, counts in enumerate(count_chunks(prep, groups[done:], windows, bar), start=done + 1):
+            fired = counts.table(prep.layers)
+            fired = fired.append_column("run", constant(run, fired.num_rows))
+            lake.append("fired", with_key(fired, k, c, writer))
+            seal(lake, run, k, c, writer, COUNT_TABLES)
+            tokens = pa.table(
+                {
+                    "language": pa.array(list(counts.tokens), pa.string()),
+                    "n_tokens": pa.array(list(counts.tokens.values()), pa.int64()),
+                    "n_sentences": pa.array([counts.rows[x] for x in counts.tokens], pa.int64()),
+                    "n_windows": pa.array([counts.windows[x] for x in counts.tokens], pa.int64()),
+                    "run": constant(run, len(counts.tokens)),
+                }
+            )
+            lake.append("tokens", with_key(tokens, k, c, writer), app, c)
+    finally:
+        bar.close()
+    n_rows = sum(b.n_rows for g in groups for b in g)
+    finish(lake, app, run, k, n_shards, n_rows, len(groups))
+    return ShardSummary(run, lake.root, k, n_shards, n_rows, len(groups), done, 0, time.perf_counter() - start)
 
 
 def _commit_chunk(lake: Lake, app: str, writer: str, run: str, shard: int, chunk: int, prep, frame, pending) -> None:
@@ -343,7 +390,7 @@ def status(lake_dir: str | Path, run: str) -> pl.DataFrame:
     for k in started:  # a shard commits its record before any chunk: only started shards can have chunks
         missing(previous + 1, k - 1)
         previous = k
-        chunks_done = lake.committed("sentences", app_id(run, k, n_shards))
+        chunks_done = lake.committed(marker_table(records[0]), app_id(run, k, n_shards))
         f = finished.get(k, {})
         out.append(
             {

@@ -13,6 +13,7 @@ lake's run records, and tables the lake does not hold (significance) are empty.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -372,6 +373,11 @@ def spark_moments(lake_dir: str | Path, run: str, master: str | None = None, sto
     lake = Lake(lake_dir)
     if run not in lake.runs():
         raise UserError(f"no run named '{run}' in lake {lake.root} (runs: {', '.join(lake.runs()) or 'none'})")
+    if json.loads(lake.run_records(run)[0]["settings"]).get("aggregate"):
+        raise UserError(
+            f"run '{run}' holds corpus counts (extract --aggregate), not per-sentence activations; moments need a run "
+            "extracted without --aggregate (attach this one: `neurons lake attach`, then LAPE reads it)"
+        )
     if store and lake.files("moments", run).num_rows:
         raise UserError(f"run '{run}' has partial moments from its shards already; drop --store (or use --out)")
     spark = session(master)
