@@ -65,8 +65,8 @@ def test_fixed_seed_gives_identical_results(db):
     for name in ("counts", "neurons", "correlation"):  # everything drawn at random: bit for bit
         assert (
             getattr(a, name)
-            .drop("eta_squared", strict=False)
-            .equals(getattr(b, name).drop("eta_squared", strict=False))
+            .drop("eta_squared", "omega_squared", strict=False)
+            .equals(getattr(b, name).drop("eta_squared", "omega_squared", strict=False))
         ), name
     np.testing.assert_allclose(a.neurons["eta_squared"].to_numpy(), b.neurons["eta_squared"].to_numpy(), rtol=1e-12)
     # ANOVA involves no randomness; DuckDB's parallel sums may differ in the last bits between queries
@@ -92,7 +92,11 @@ def test_anova_matches_scipy(db):
             assert row["p_value"] == pytest.approx(ref.pvalue, rel=1e-6, abs=1e-300)
             allz = np.concatenate(groups)
             ss_b = sum(len(g) * (g.mean() - allz.mean()) ** 2 for g in groups)
-            assert row["eta_squared"] == pytest.approx(ss_b / ((allz - allz.mean()) ** 2).sum(), rel=1e-6)
+            ss_t = ((allz - allz.mean()) ** 2).sum()
+            ms_w = (ss_t - ss_b) / (len(allz) - len(groups))
+            assert row["eta_squared"] == pytest.approx(ss_b / ss_t, rel=1e-6)
+            omega = (ss_b - (len(groups) - 1) * ms_w) / (ss_t + ms_w)  # Hays's omega squared
+            assert row["omega_squared"] == pytest.approx(omega, rel=1e-6, abs=1e-12)
 
 
 def test_benjamini_hochberg_by_hand():
@@ -292,3 +296,48 @@ def test_many_labels_and_few_neurons(tmp_path):
     assert r.counts.height == 210 * len(TESTED_CLASSES) + 2
     assert r.counts.filter(pl.col("language").is_not_null())["neuron_class"].to_list() == ["monolingual"] * 2
     assert "agreement" not in figures and sum(k.startswith("profiles-") for k in figures) == 12
+
+
+def test_per_language_sensitivity_finds_the_one_language_that_carries_it(tmp_path, neurons):
+    """Planted: only Japanese has a label effect (neurons 5-9, joy shifted). The per-language view finds those
+    neurons in Japanese and no neuron anywhere else; the pooled headline names Japanese. Null data: the share
+    called sensitive is at most alpha, pooled and in every language."""
+    planted = syn.Planted(polyglot={}, monolingual={("joy", "ja"): {5, 6, 7, 8, 9}})
+    one = syn.make(seed=3, per_cell=40, neurons=40, shift=1.5, planted=planted)
+    null = syn.make(seed=4, per_cell=40, neurons=40, planted=syn.Planted(polyglot={}, monolingual={}))
+    db = tmp_path / "w.duckdb"
+    load_long(db, syn.write_long(tmp_path / "o.parquet", [syn.long_frame(*one, 3)]), "one")
+    load_long(db, syn.write_long(tmp_path / "n.parquet", [syn.long_frame(*null, 3)]), "null")
+    for run in ("one", "null"):
+        r = neurons("--db", db, "significance", "--run", run, "--permutations", "200", "--bootstraps", "0")
+        assert r.exit_code == 0, r.output
+    with Warehouse(db, read_only=True) as wh:
+        per = wh.sql("select run, language, neuron, q_value, sensitive from language_sensitivity")
+        counts = wh.sql("select * from language_sensitive_counts")
+        pooled = wh.sql(
+            "select run, count(*) filter (where sensitive) / count(*) as share from neuron_significance group by run"
+        )
+    found = per.filter(pl.col("sensitive") & (pl.col("run") == "one"))
+    assert set(found["language"]) == {"ja"}  # there, and nowhere else
+    assert {5, 6, 7, 8, 9} <= set(found["neuron"]) and len(set(found["neuron"]) - {5, 6, 7, 8, 9}) <= 2  # BH: FDR
+    headline = neurons("--db", db, "significance", "--run", "one", "--permutations", "50", "--bootstraps", "0")
+    assert f"ja {found.height}" in headline.output.split("Per language")[1].split("\n")[0]
+    assert counts.filter(pl.col("run") == "null")["share"].max() <= 0.05
+    assert pooled.filter(pl.col("run") == "null")["share"][0] <= 0.05
+    # on null data omega squared averages 0 (within 3 standard errors) where eta squared averages (k-1)/(N-1)
+    with Warehouse(db, read_only=True) as wh:
+        effects = wh.sql(
+            "select omega_squared, eta_squared from anova_significance where run = 'null' and language is not null"
+        )
+    omega = effects["omega_squared"].to_numpy()
+    assert abs(omega.mean()) < 3 * omega.std() / np.sqrt(omega.size)
+    assert effects["eta_squared"].mean() == pytest.approx(5 / 239, rel=0.15)  # 6 labels x 40 sentences
+    # the BH q-values of each language equal scipy's
+    for language in ("ja", "nl"):
+        rows = per.filter((pl.col("run") == "one") & (pl.col("language") == language)).sort("neuron")
+        with Warehouse(db, read_only=True) as wh:
+            p = wh.sql(
+                "select neuron, p_value from anova_significance where run = 'one' and language = ? order by neuron",
+                [language],
+            )["p_value"].to_numpy()
+        np.testing.assert_allclose(rows["q_value"].to_numpy(), stats.false_discovery_control(p), rtol=1e-9)

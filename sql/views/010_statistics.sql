@@ -139,8 +139,11 @@ FROM label_pooled AS p
 JOIN runs AS r USING (run_id);
 
 -- One-way ANOVA of z across labels per neuron (a test of Section 2.3's label sensitivity), within each
--- language and pooled over languages (language NULL): F = (SSB / (k - 1)) / (SSW / (N - k)) and
--- eta squared = SSB / (SSB + SSW), from the cells' counts, means and variances.
+-- language and pooled over languages (language NULL): F = (SSB / (k - 1)) / (SSW / (N - k)),
+-- eta squared = SSB / (SSB + SSW) and omega squared = (SSB - (k - 1) MSW) / (SSB + SSW + MSW) with
+-- MSW = SSW / (N - k) (Hays 1963; docs/definitions.md, definition 10), from the cells' counts, means and
+-- variances. eta squared is biased upwards (noise alone gives about (k - 1) / (N - 1)); omega squared is
+-- about 0 under no effect, and negative values mean none.
 CREATE OR REPLACE VIEW label_anova AS
 WITH cells AS (
     SELECT run_id, layer, language, label, neuron, n_sentences, mean_z, var_z FROM label_cells
@@ -166,7 +169,9 @@ ss AS (
 SELECT r.name AS run, ss.layer, ss.language, ss.neuron, ss.k - 1 AS df_between, ss.n - ss.k AS df_within,
        ss.ss_between, ss.ss_within,
        (ss.ss_between / nullif(ss.k - 1, 0)) / nullif(ss.ss_within / nullif(ss.n - ss.k, 0), 0) AS f,
-       ss.ss_between / nullif(ss.ss_between + ss.ss_within, 0) AS eta_squared
+       ss.ss_between / nullif(ss.ss_between + ss.ss_within, 0) AS eta_squared,
+       (ss.ss_between - (ss.k - 1) * ss.ss_within / nullif(ss.n - ss.k, 0))
+           / nullif(ss.ss_between + ss.ss_within + ss.ss_within / nullif(ss.n - ss.k, 0), 0) AS omega_squared
 FROM ss
 JOIN runs AS r USING (run_id);
 
@@ -229,14 +234,17 @@ CREATE OR REPLACE VIEW neuron_classes AS SELECT * FROM classify_neurons(0.5);
 
 -- Paper Section 4's "emotion-sensitive neurons", made principled (definition 10): neurons whose
 -- between-label variance has a permutation q-value (Benjamini-Hochberg) below the analysis' alpha AND
--- whose pooled eta squared (label_anova) reaches the analysis' min_effect (`neurons significance`). With
--- thousands of sentences a tiny effect is significant: q alone says nothing about size.
+-- whose pooled omega squared (label_anova; eta squared for analyses stored before it) reaches the analysis'
+-- min_effect (`neurons significance`). With thousands of sentences a tiny effect is significant: q alone says
+-- nothing about size.
 CREATE OR REPLACE VIEW sensitive_neurons AS
-SELECT r.name AS run, s.layer, n.neuron, n.variance, n.eta_squared, n.p_value, n.q_value
+SELECT r.name AS run, s.layer, n.neuron, n.variance, n.eta_squared, n.omega_squared, n.p_value, n.q_value
 FROM significance_neurons AS n
 JOIN significance AS s USING (analysis_id)
 JOIN runs AS r USING (run_id)
-WHERE n.q_value < s.alpha AND coalesce(n.eta_squared, 0.0) >= s.min_effect;
+WHERE n.q_value < s.alpha
+  AND coalesce(CASE s.effect_measure WHEN 'omega_squared' THEN n.omega_squared ELSE n.eta_squared END, 0.0)
+      >= s.min_effect;
 
 -- Paper Section 4 (shares of polyglot and monolingual neurons per label): neurons of each class per
 -- label and their share of the label's neurons; every class appears, with 0 where it is empty. With

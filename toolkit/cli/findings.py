@@ -167,7 +167,7 @@ def analyze(
     default=default(SignificanceOptions, "min_effect"),
     show_default=True,
     callback=effect_size,
-    help="Pooled eta squared a label-sensitive neuron needs besides q < alpha (0.01: a small effect).",
+    help="Omega squared a label-sensitive neuron needs besides q < alpha (0.01: a small effect; about 0 under noise).",
 )
 @json_option()
 @quiet_option
@@ -177,6 +177,7 @@ def significance(ctx: Context, run: str, layer: int | None, as_json: bool, quiet
     between-label variance (with Benjamini-Hochberg q-values), bootstrap intervals of Spearman's rho,
     and ANOVA across labels. Results are stored in the warehouse (views class_significance,
     neuron_significance, correlation_intervals, anova_significance, sensitive_neurons)."""
+    from toolkit.stats.analysis import carried_by
     from toolkit.stats.significance import significance as run_significance
     from toolkit.stats.significance import store
     from toolkit.store.query import render, to_json
@@ -191,7 +192,12 @@ def significance(ctx: Context, run: str, layer: int | None, as_json: bool, quiet
 
     def keep(wh, result):
         store(wh, result)
-        return wh.sensitive_counts(result.run, result.layer)
+        per_language = wh.language_sensitive_counts(result.run, result.layer)
+        return {
+            **wh.sensitive_counts(result.run, result.layer),
+            "by_language": carried_by(per_language),
+            "per_language": per_language.to_dicts(),
+        }
 
     result, counts = read_then_write(ctx.db, compute, keep)
     pooled = result.correlation.filter(result.correlation["label"].is_null())
@@ -205,6 +211,7 @@ def significance(ctx: Context, run: str, layer: int | None, as_json: bool, quiet
                     "seconds": result.seconds,
                     "q_significant_neurons": counts["q_significant"],
                     "sensitive_neurons": counts["sensitive"],
+                    "sensitive_per_language": counts["per_language"],
                     "counts": result.counts.to_dicts(),
                     "correlation": pooled.to_dicts(),
                 }
@@ -219,8 +226,9 @@ def significance(ctx: Context, run: str, layer: int | None, as_json: bool, quiet
     click.echo(
         f"\nLabel-sensitive neurons (between-label variance) of {counts['n_neurons']}: "
         f"{counts['q_significant']} with BH q < {alpha}; {counts['sensitive']} with q < {alpha} and pooled "
-        f"eta squared >= {options.min_effect} (view sensitive_neurons). The smallest p-value {permutations} "
-        f"permutations can give is {1 / (permutations + 1):.4f}."
+        f"omega squared >= {options.min_effect} (view sensitive_neurons). The smallest p-value {permutations} "
+        f"permutations can give is {1 / (permutations + 1):.4f}.\nPer language (each language's ANOVA, BH over "
+        f"its neurons, omega squared >= {options.min_effect}; view language_sensitivity): {counts['by_language']}."
     )
     click.echo(
         "\nClass counts against the permutation null (labels shuffled within language)\n"

@@ -249,13 +249,20 @@ def _significance_tables(wh: Warehouse, run: str, layer: int, threshold: float, 
         Table(
             "sensitive-neurons",
             "Label-sensitive neurons (permutation test of between-label variance: BH q < "
-            "alpha, and pooled eta squared at least min_effect)",
+            "alpha, and pooled omega squared at least min_effect)",
             "sensitive_neurons",
             wh.sql(
-                "select neuron, variance, eta_squared, p_value, q_value from sensitive_neurons "
+                "select neuron, variance, omega_squared, eta_squared, p_value, q_value from sensitive_neurons "
                 "where run = ? and layer = ? order by q_value, variance desc",
                 [run, layer],
             ),
+        ),
+        Table(
+            "language-sensitivity",
+            "Label-sensitive neurons per language (each language's ANOVA across labels: BH q < alpha over its "
+            "neurons, and omega squared at least min_effect): which languages carry the pooled count",
+            "language_sensitive_counts",
+            wh.language_sensitive_counts(run, layer),
         ),
         Table(
             "sensitive-classes",
@@ -278,7 +285,7 @@ def _significance_tables(wh: Warehouse, run: str, layer: int, threshold: float, 
             "Top 20 neurons by one-way ANOVA F across labels (pooled over languages)",
             "label_anova",
             wh.sql(
-                "select neuron, f, eta_squared, df_between, df_within, p_value from anova_significance "
+                "select neuron, f, omega_squared, eta_squared, df_between, df_within, p_value from anova_significance "
                 "where run = ? and layer = ? and language is null order by f desc nulls last limit 20",
                 [run, layer],
             ),

@@ -21,6 +21,12 @@ class RunLayer:
     layer: int
 
 
+def carried_by(counts: pl.DataFrame) -> str:
+    """'en 283, nl 3, ar 0' from per-language sensitive counts (`Warehouse.language_sensitive_counts`): the
+    languages that carry a pooled count."""
+    return ", ".join(f"{r['language']} {r['n_sensitive']}" for r in counts.iter_rows(named=True)) or "none tested"
+
+
 def resolve(wh: Warehouse, run: str, layer: int | None) -> RunLayer:
     """Check RUN is complete and LAYER is stored in it (default: the penultimate stored layer)."""
     return RunLayer(run, wh.run(run).per_sentence("this statistic").layer(layer))
@@ -138,10 +144,12 @@ def caveats(wh: Warehouse, run: str, layer: int) -> list[str]:
         setting = wh.sql(
             "select alpha, min_effect from neuron_significance where run = ? and layer = ? limit 1", [run, layer]
         ).row(0)
+        by_language = carried_by(wh.language_sensitive_counts(run, layer))
         notes.append(
             f"Label sensitivity: {c['q_significant']} of {c['n_neurons']} neurons have BH q < {setting[0]}; "
-            f"{c['sensitive']} also reach a pooled eta squared of {setting[1]} (the label-sensitive neurons). "
-            "With many sentences a tiny effect is significant, so q alone says nothing about size."
+            f"{c['sensitive']} also reach a pooled {c['effect'].replace('_', ' ')} of {setting[1]} (the "
+            f"label-sensitive neurons). Per language (each language's own test): {by_language}. With many "
+            "sentences a tiny effect is significant, so q alone says nothing about size."
         )
     noisy = wh.sql(
         "select count(*) filter (where not interpretable) as noisy, count(*) as n from crosslingual_ceiling "

@@ -191,9 +191,9 @@ class Significance:
     layer: int
     settings: dict
     counts: pl.DataFrame  # label/language, neuron_class, observed, null_mean, null_low, null_high, p_value
-    neurons: pl.DataFrame  # neuron, variance, p_value, q_value, eta_squared (pooled)
+    neurons: pl.DataFrame  # neuron, variance, p_value, q_value, eta_squared, omega_squared (pooled)
     correlation: pl.DataFrame  # label (None = mean), language_a, language_b, spearman, low, high, bias, min_cell
-    anova: pl.DataFrame  # language (None = pooled), neuron, f, eta_squared, df_between, df_within, p_value
+    anova: pl.DataFrame  # language (None = pooled), neuron, f, eta/omega squared, df_between, df_within, p_value
     seconds: float
 
 
@@ -308,14 +308,16 @@ def significance(
     correlation = correlation_intervals(layout, P_obs, rng, bootstraps, progress)
 
     anova = wh.sql(
-        "select language, neuron, f, eta_squared, df_between, df_within from label_anova "
+        "select language, neuron, f, eta_squared, omega_squared, df_between, df_within from label_anova "
         "where run = ? and layer = ? order by language nulls first, neuron",
         [rl.run, rl.layer],
     )
     f = anova["f"].cast(pl.Float64).fill_null(np.nan).to_numpy()
     dfs = [anova[c].cast(pl.Float64).to_numpy() for c in ("df_between", "df_within")]
     anova = anova.with_columns(pl.Series("p_value", stats.f.sf(f, *dfs)).fill_nan(None))
-    pooled = anova.filter(pl.col("language").is_null()).select("neuron", pl.col("eta_squared").cast(pl.Float64))
+    pooled = anova.filter(pl.col("language").is_null()).select(
+        "neuron", *(pl.col(c).cast(pl.Float64) for c in ("eta_squared", "omega_squared"))
+    )
     neurons = neurons.join(pooled, on="neuron", how="left")
     settings = {
         **asdict(o),
@@ -327,6 +329,7 @@ def significance(
 
 
 INTERVAL_METHOD = "basic"
+EFFECT_MEASURE = "omega_squared"  # what min_effect bounds (definition 10)
 
 
 def basic_interval(draws: np.ndarray, estimate: float, level: float = 0.95) -> tuple[float, float, float]:
@@ -433,6 +436,7 @@ def store(wh: Warehouse, result: Significance) -> int:
                     "interval_method",
                 )
             },
+            "effect_measure": EFFECT_MEASURE,
             "seconds": result.seconds,
             "created_at": datetime.now(),
             "toolkit_version": __version__,

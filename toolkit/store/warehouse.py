@@ -468,16 +468,24 @@ class Warehouse:
             [threshold, absolute, sensitive],
         )
 
-    def sensitive_counts(self, run: str, layer: int) -> dict[str, int]:
+    def sensitive_counts(self, run: str, layer: int) -> dict:
         """Neurons tested, those with q < alpha alone, and the label-sensitive ones (q and effect size), from
         the view `neuron_significance` of the stored analysis."""
         row = self.sql(
             "select count(*) as n_neurons, count(*) filter (where q_significant) as q_significant, "
-            "count(*) filter (where sensitive) as sensitive from neuron_significance "
-            "where run = ? and layer = ?",
+            "count(*) filter (where sensitive) as sensitive, any_value(effect_measure) as effect "
+            "from neuron_significance where run = ? and layer = ?",
             [run, layer],
         ).row(0, named=True)
-        return {k: int(v or 0) for k, v in row.items()}
+        return {k: v if k == "effect" else int(v or 0) for k, v in row.items()}
+
+    def language_sensitive_counts(self, run: str, layer: int) -> pl.DataFrame:
+        """Per language: neurons tested, label-sensitive, and their share (view `language_sensitive_counts`)."""
+        return self.sql(
+            "select language, n_tested, n_sensitive, share from language_sensitive_counts "
+            "where run = ? and layer = ? order by n_sensitive desc, language",
+            [run, layer],
+        )
 
     def monolingual_counts(
         self, run: str, layer: int, threshold: float = THRESHOLD, absolute: bool = False
