@@ -186,8 +186,8 @@ def test_reliability_is_null_for_tiny_cells(tmp_path):
 
 
 def test_sensitive_neurons_need_an_effect_size(tmp_path):
-    """With 2,000 sentences a tiny label effect is significant; it is label-sensitive only with eta squared at
-    least --min-effect. eta squared is checked against numpy."""
+    """With 2,000 sentences a tiny label effect is significant; it is label-sensitive only with omega squared at
+    least --min-effect. eta and omega squared are checked against numpy."""
     rng = np.random.default_rng(3)
     n_per, labels = 250, ["anger", "fear", "joy", "sadness"]
     lab = np.tile(np.repeat(labels, n_per), 2)
@@ -204,7 +204,7 @@ def test_sensitive_neurons_need_an_effect_size(tmp_path):
         )
         store(wh, result)
         table = wh.sql(
-            "select neuron, eta_squared, q_significant, sensitive from neuron_significance "
+            "select neuron, eta_squared, omega_squared, q_significant, sensitive from neuron_significance "
             "where run = 'effects' order by neuron"
         )
         sensitive = set(wh.sql("select neuron from sensitive_neurons where run = 'effects'")["neuron"])
@@ -212,30 +212,40 @@ def test_sensitive_neurons_need_an_effect_size(tmp_path):
     z = syn.zscore(values.astype(np.float32).astype(np.float64), lang)
     grand = z.mean(axis=0)
     ss_between = sum((lab == l).sum() * (z[lab == l].mean(axis=0) - grand) ** 2 for l in labels)
-    eta = ss_between / ((z - grand) ** 2).sum(axis=0)
+    ss_total = ((z - grand) ** 2).sum(axis=0)
+    eta = ss_between / ss_total
     np.testing.assert_allclose(table["eta_squared"].to_numpy(), eta, rtol=1e-6)
+    ms_within = (ss_total - ss_between) / (z.shape[0] - len(labels))
+    omega = (ss_between - (len(labels) - 1) * ms_within) / (ss_total + ms_within)
+    np.testing.assert_allclose(table["omega_squared"].to_numpy(), omega, rtol=1e-6, atol=1e-12)
     q_only = set(table.filter(pl.col("q_significant"))["neuron"])
     assert {0, 2} <= q_only
     assert sensitive == {2} and set(table.filter(pl.col("sensitive"))["neuron"]) == {2}
-    assert counts == {"n_neurons": 6, "q_significant": len(q_only), "sensitive": 1}
+    assert counts == {"n_neurons": 6, "q_significant": len(q_only), "sensitive": 1, "effect": "omega_squared"}
 
 
 def test_languages_at_chance_are_flagged(tmp_path, neurons, checkpoint, data_csv):
-    """evaluation.at_chance: macro-F1 within 1/k + 1.96 sqrt((1/k)(1 - 1/k)/n) (numpy here); analyze and the
-    report say so next to that language."""
+    """evaluation: accuracy against 1/k + 1.96 sqrt((1/k)(1 - 1/k)/n) (numpy here), macro-F1 against its
+    permutation null; a language whose predictions ignore the input (one label for every sentence) is at chance,
+    a perfect one is not; analyze and the report say so next to that language."""
     db = tmp_path / "w.duckdb"
     assert neurons("--db", db, "extract", checkpoint(), data_csv, "--run", "r", "--quiet").exit_code == 0
     with Warehouse(db) as wh:  # the model 'forgets' Japanese: every ja sentence predicted as one label
         wh.con.execute("update sentences set predicted_label = 'joy' where language = 'ja'")
         wh.con.execute("update sentences set predicted_label = label where language = 'nl'")
-        got = wh.sql("select language, n_sentences, macro_f1, chance_high, at_chance from evaluation order by language")
+        got = wh.sql(
+            "select language, n_sentences, accuracy, accuracy_chance_high, accuracy_at_chance, macro_f1_p, at_chance "
+            "from evaluation order by language"
+        )
         gold = wh.sql("select language, label, predicted_label from sentences order by language")
-    for language, n, f1, high, at_chance in got.iter_rows():
+    for language, n, accuracy, high, accuracy_at_chance, p, at_chance in got.iter_rows():
         k = gold.filter(pl.col("language") == language)["label"].n_unique()
         assert high == pytest.approx(1 / k + 1.959964 * np.sqrt((1 / k) * (1 - 1 / k) / n))
-        assert at_chance == (f1 <= high)
+        assert accuracy_at_chance == (accuracy <= high) and at_chance == (p > 0.05)
     flags = dict(got.select("language", "at_chance").iter_rows())
-    assert flags["ja"] and not flags["nl"]
+    p = dict(got.select("language", "macro_f1_p").iter_rows())
+    assert flags["ja"] and p["ja"] == 1.0  # a constant prediction: every permutation scores the same
+    assert not flags["nl"] and p["nl"] == pytest.approx(1 / 201)  # perfect: no permutation reaches it
     out = neurons("--db", db, "analyze", "--run", "r")
     assert out.exit_code == 0 and "at chance in ja" in out.stdout and "at chance in nl" not in out.stdout
     js = json.loads(neurons("--db", db, "analyze", "--run", "r", "--json").stdout)
@@ -262,7 +272,7 @@ def test_cli_reports_both_sensitivity_counts(tmp_path, neurons):
     )
     assert out.exit_code == 0, out.stderr
     line = next(ln for ln in out.stdout.splitlines() if "Label-sensitive" in ln)
-    assert "with BH q < 0.05" in line and "eta squared >= 0.05" in line
+    assert "with BH q < 0.05" in line and "omega squared >= 0.05" in line
     stored = json.loads(
         neurons("--db", db, "query", "select interval_method, min_effect from significance", "--json").stdout
     )

@@ -21,13 +21,15 @@ FROM prediction_rows
 WHERE ablation_id IS NULL
 GROUP BY run, language, gold, predicted;
 
--- Precision, recall and F1 per label, over the labels present in gold or predictions of that language
+-- Precision, recall and F1 per label of the prediction rows of table or view SOURCE (columns run, ablation_id,
+-- set_index, language, gold, predicted), over the labels present in gold or predictions of that language
 -- (a label never predicted has precision 0; one never gold has recall 0; F1 is 0 when both are 0).
-CREATE OR REPLACE VIEW label_scores AS
-WITH labels AS (
-    SELECT DISTINCT run, ablation_id, set_index, language, gold AS label FROM prediction_rows
+CREATE OR REPLACE MACRO label_scores_of(source) AS TABLE
+WITH rows AS (SELECT * FROM query_table(source)),
+labels AS (
+    SELECT DISTINCT run, ablation_id, set_index, language, gold AS label FROM rows
     UNION
-    SELECT DISTINCT run, ablation_id, set_index, language, predicted FROM prediction_rows
+    SELECT DISTINCT run, ablation_id, set_index, language, predicted FROM rows
 ),
 counts AS (
     SELECT l.run, l.ablation_id, l.set_index, l.language, l.label,
@@ -35,7 +37,7 @@ counts AS (
            count(*) FILTER (WHERE p.gold = l.label) AS n_gold,
            count(*) FILTER (WHERE p.predicted = l.label) AS n_predicted
     FROM labels AS l
-    JOIN prediction_rows AS p
+    JOIN rows AS p
       ON p.run = l.run AND p.language = l.language
      AND p.ablation_id IS NOT DISTINCT FROM l.ablation_id AND p.set_index IS NOT DISTINCT FROM l.set_index
     GROUP BY l.run, l.ablation_id, l.set_index, l.language, l.label
@@ -49,34 +51,79 @@ SELECT run, ablation_id, set_index, language, label, tp, n_gold, n_predicted, pr
        CASE WHEN precision + recall > 0 THEN 2 * precision * recall / (precision + recall) ELSE 0.0 END AS f1
 FROM pr;
 
--- Accuracy and macro-F1 (unweighted mean of the labels' F1) per language and prediction source.
-CREATE OR REPLACE VIEW prediction_scores AS
+CREATE OR REPLACE VIEW label_scores AS SELECT * FROM label_scores_of('prediction_rows');
+
+-- Accuracy and macro-F1 (unweighted mean of the labels' F1) per language and prediction source of SOURCE.
+CREATE OR REPLACE MACRO prediction_scores_of(source) AS TABLE
 SELECT run, ablation_id, set_index, language, sum(n_gold)::BIGINT AS n_sentences,
        sum(tp) / sum(n_gold) AS accuracy, avg(f1) AS macro_f1
-FROM label_scores
+FROM label_scores_of(source)
 GROUP BY run, ablation_id, set_index, language;
 
+CREATE OR REPLACE VIEW prediction_scores AS SELECT * FROM prediction_scores_of('prediction_rows');
+
+-- Chance for macro-F1 (docs/definitions.md, definition 13): a model that ignores its input makes predictions
+-- independent of the gold labels, whatever either's label shares. Draws 1..200: each language's gold labels
+-- permuted against its predictions (both label shares kept; the permutation of draw d orders the rows by
+-- hash(d, row), so every draw is fixed and the test is repeatable), as set_index.
+CREATE OR REPLACE VIEW permuted_predictions AS
+WITH base AS (
+    SELECT run, language, gold, predicted,
+           row_number() OVER (PARTITION BY run, language ORDER BY gold, predicted) AS i
+    FROM prediction_rows
+    WHERE ablation_id IS NULL
+),
+draws AS (
+    SELECT b.run, b.language, d.range AS draw, b.predicted,
+           row_number() OVER (PARTITION BY b.run, b.language, d.range ORDER BY hash(d.range, b.i), b.i) AS j
+    FROM base AS b
+    CROSS JOIN range(1, 201) AS d
+)
+SELECT d.run, NULL::USMALLINT AS ablation_id, d.draw::INTEGER AS set_index, d.language, g.gold, d.predicted
+FROM draws AS d
+JOIN base AS g ON g.run = d.run AND g.language = d.language AND g.i = d.j;
+
+-- The null distribution of accuracy and macro-F1 per language: one row per draw.
+CREATE OR REPLACE VIEW chance_scores AS
+SELECT run, language, set_index AS draw, accuracy, macro_f1 FROM prediction_scores_of('permuted_predictions');
+
 -- The paper's table (Section 2.1: macro-F1 0.346 / 0.433 / 0.420 / 0.439 for ar, nl, ja, sl): accuracy and
--- macro-F1 per language of the predictions stored with a run.
--- Chance (docs/definitions.md, definition 13): with k gold labels in the language, a prediction that ignores
--- the input is right with probability 1/k; chance_high is the upper end of the 95 % binomial interval of
--- that proportion over the language's n sentences (normal approximation, 1/k + 1.96 sqrt((1/k)(1 - 1/k)/n)).
--- at_chance: macro-F1 within it, so the language's neurons describe a model that has not learnt the task.
+-- macro-F1 per language of the predictions stored with a run, each with a chance test for that metric
+-- (definition 13):
+--   accuracy: with k gold labels a guess is right with probability 1/k; accuracy_chance_high is the upper end
+--     of the 95 % binomial interval of that proportion over the language's n sentences (normal approximation,
+--     1/k + 1.96 sqrt((1/k)(1 - 1/k)/n)); accuracy_at_chance: accuracy within it.
+--   macro-F1: its own null, the 200 draws of chance_scores; macro_f1_null_high is their 95th percentile and
+--     macro_f1_p = (1 + #draws >= observed) / 201; macro_f1_at_chance: p > 0.05 (chance not rejected).
+-- at_chance: macro-F1 at chance, so the language's neurons describe a model that has not learnt the task.
 CREATE OR REPLACE VIEW evaluation AS
 WITH k AS (
     SELECT run, language, count(DISTINCT gold) AS n_labels
     FROM prediction_rows
     WHERE ablation_id IS NULL
     GROUP BY run, language
+),
+observed AS (SELECT * FROM prediction_scores WHERE ablation_id IS NULL),
+null_f1 AS (
+    SELECT c.run, c.language, quantile_cont(c.macro_f1, 0.95) AS macro_f1_null_high,
+           (1 + count(*) FILTER (WHERE c.macro_f1 >= o.macro_f1 - 1e-12)) / (1 + count(*)) AS macro_f1_p
+    FROM chance_scores AS c
+    JOIN observed AS o USING (run, language)
+    GROUP BY c.run, c.language
+),
+tested AS (
+    SELECT p.run, p.language, p.n_sentences, p.accuracy, p.macro_f1, k.n_labels, 1.0 / k.n_labels AS chance,
+           1.0 / k.n_labels + 1.959964 * sqrt((1.0 / k.n_labels) * (1.0 - 1.0 / k.n_labels) / p.n_sentences)
+               AS accuracy_chance_high,
+           n.macro_f1_null_high, n.macro_f1_p
+    FROM observed AS p
+    JOIN k USING (run, language)
+    JOIN null_f1 AS n USING (run, language)
 )
-SELECT p.run, p.language, p.n_sentences, p.accuracy, p.macro_f1, k.n_labels, 1.0 / k.n_labels AS chance,
-       1.0 / k.n_labels + 1.959964 * sqrt((1.0 / k.n_labels) * (1.0 - 1.0 / k.n_labels) / p.n_sentences)
-         AS chance_high,
-       p.macro_f1 <= 1.0 / k.n_labels
-         + 1.959964 * sqrt((1.0 / k.n_labels) * (1.0 - 1.0 / k.n_labels) / p.n_sentences) AS at_chance
-FROM prediction_scores AS p
-JOIN k USING (run, language)
-WHERE p.ablation_id IS NULL;
+SELECT run, language, n_sentences, accuracy, macro_f1, n_labels, chance, accuracy_chance_high,
+       accuracy <= accuracy_chance_high AS accuracy_at_chance, macro_f1_null_high, macro_f1_p,
+       macro_f1_p > 0.05 AS macro_f1_at_chance, macro_f1_p > 0.05 AS at_chance
+FROM tested;
 
 -- Each ablation set's scores per language, and its change against the unablated baseline.
 CREATE OR REPLACE VIEW ablation_scores AS

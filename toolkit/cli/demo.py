@@ -84,7 +84,7 @@ def run_demo(out: Path, epochs: int = 30, seed: int = 0) -> Path:
     click.echo(
         f"significance: 1000 permutations, 1000 bootstraps in {tested.seconds:.1f} s; of "
         f"{counts['n_neurons']} neurons at layer {tested.layer}, {counts['q_significant']} have BH q < 0.05 "
-        f"and {counts['sensitive']} also a pooled eta squared >= 0.01 (label-sensitive)"
+        f"and {counts['sensitive']} also a pooled omega squared >= 0.01 (label-sensitive)"
     )
     with Warehouse(db) as wh:
         probed = probe(wh, "demo", tested.layer, ProbeOptions(top=(8,), controls=3, seed=seed))

@@ -74,8 +74,8 @@ def analyze(
 ) -> None:
     """The paper's findings for one run and layer: top-variance neurons, language-pair consistency,
     neuron classes per label and monolingual neurons per language. With --sweep, the layer sweep."""
+    from toolkit.stats.analysis import EVALUATION_COLUMNS, caveats, criteria_headline, layer_sweep
     from toolkit.stats.analysis import analyze as run_analyze
-    from toolkit.stats.analysis import caveats, criteria_headline, layer_sweep
     from toolkit.store.query import render, to_json
     from toolkit.store.warehouse import Warehouse
 
@@ -90,8 +90,7 @@ def analyze(
         notes = caveats(wh, f.run, f.layer)
         agreement = criteria_headline(wh, f.run, f.layer)
         accuracy = wh.sql(
-            "select language, n_sentences, accuracy, macro_f1, chance_high, at_chance from evaluation "
-            "where run = ? order by language",
+            f"select {EVALUATION_COLUMNS} from evaluation where run = ? order by language",
             [f.run],
         )
     if as_json:
@@ -118,7 +117,12 @@ def analyze(
         )
     if accuracy.height:
         sections.insert(
-            0, ("Model accuracy per language (at_chance: macro-F1 within the binomial interval of guessing)", accuracy)
+            0,
+            (
+                "Model accuracy per language, each metric against its own chance (accuracy: 95 % binomial bound "
+                "of guessing; macro-F1: permutation null, p; at_chance: macro-F1 not above chance)",
+                accuracy,
+            ),
         )
     click.echo(f"run '{f.run}', layer {f.layer}")
     for note in notes:

@@ -22,7 +22,7 @@ from toolkit.defaults import CLASSES, THRESHOLD
 from toolkit.figures.charts import ChartOptions, build, save
 from toolkit.figures.deactivation import latest_deactivation
 from toolkit.figures.export import human_names, write_table
-from toolkit.stats.analysis import caveats, resolve, top_variance_neurons
+from toolkit.stats.analysis import EVALUATION_COLUMNS, caveats, resolve, top_variance_neurons
 from toolkit.stats.explorer import cards_json, neuron_cards
 from toolkit.store.catalog import definitions
 from toolkit.store.output import atomic_dir, check_output_dir
@@ -300,11 +300,12 @@ def _causal_tables(wh: Warehouse, run: str) -> list[Table]:
         tables.append(
             Table(
                 "evaluation",
-                "Accuracy and macro-F1 per language of the model's predictions",
+                "Accuracy and macro-F1 per language of the model's predictions, each against chance for that "
+                "metric: accuracy against the 95 % binomial bound of guessing, macro-F1 against its permutation "
+                "null (gold labels permuted against the predictions, 200 draws; at chance: p > 0.05)",
                 "evaluation",
                 wh.sql(
-                    "select language, n_sentences, accuracy, macro_f1, chance_high, at_chance "
-                    "from evaluation where run = ? order by language",
+                    f"select {EVALUATION_COLUMNS} from evaluation where run = ? order by language",
                     [run],
                 ),
                 per_layer=False,

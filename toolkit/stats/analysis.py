@@ -21,6 +21,13 @@ class RunLayer:
     layer: int
 
 
+EVALUATION_COLUMNS = (
+    "language, n_sentences, accuracy, accuracy_chance_high, accuracy_at_chance, macro_f1, macro_f1_null_high, "
+    "macro_f1_p, at_chance"
+)
+"""The columns of view `evaluation` that `analyze` and the report show: each metric beside its own chance test."""
+
+
 def carried_by(counts: pl.DataFrame) -> str:
     """'en 283, nl 3, ar 0' from per-language sensitive counts (`Warehouse.language_sensitive_counts`): the
     languages that carry a pooled count."""
@@ -131,13 +138,16 @@ def caveats(wh: Warehouse, run: str, layer: int) -> list[str]:
     label x pair correlations too noisy to interpret (`crosslingual_ceiling`)."""
     notes = []
     chance = wh.sql(
-        "select language, macro_f1, chance_high from evaluation where run = ? and at_chance order by language", [run]
+        "select language, macro_f1, macro_f1_null_high, macro_f1_p from evaluation where run = ? and at_chance "
+        "order by language",
+        [run],
     )
-    for language, f1, high in chance.iter_rows():
+    for language, f1, high, p in chance.iter_rows():
         notes.append(
-            f"The model is at chance in {language}: macro-F1 {f1:.3f} is within the 95 % binomial interval "
-            f"of guessing (up to {high:.3f}), so the {language} neurons describe a model that has not learnt "
-            "the task there; read its profiles, correlations and classes with that in mind."
+            f"The model is at chance in {language}: macro-F1 {f1:.3f} does not beat predictions that ignore the "
+            f"input (permutation null: 95 % of it up to {high:.3f}, p = {p:.3f}), so the {language} neurons "
+            "describe a model that has not learnt the task there; read its profiles, correlations and classes "
+            "with that in mind."
         )
     if wh.scalar("select count(*) from neuron_significance where run = ? and layer = ?", [run, layer]):
         c = wh.sensitive_counts(run, layer)

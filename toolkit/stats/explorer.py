@@ -29,7 +29,7 @@ class Cards:
     variance: pl.DataFrame  # neuron, variance, rank
     profile: pl.DataFrame  # neuron, language, label, mean_z, n_sentences
     classes: pl.DataFrame  # neuron, label, neuron_class, language
-    significance: pl.DataFrame  # neuron, q_value, eta_squared, sensitive (empty before `neurons significance`)
+    significance: pl.DataFrame  # neuron, q_value, omega/eta squared, sensitive (empty before `neurons significance`)
     ablations: pl.DataFrame  # neuron, ablation_id, mode, positions, target_size, language, delta_macro_f1, target_rank
     sentences: pl.DataFrame  # neuron, language, rank, sentence_id, label, value, text
 
@@ -93,7 +93,8 @@ def neuron_cards(
             [threshold, absolute, *params],
         ),
         significance=wh.sql(
-            f"select neuron, q_value, eta_squared, sensitive from neuron_significance where {where} order by neuron",
+            f"select neuron, q_value, omega_squared, eta_squared, sensitive from neuron_significance where {where} "
+            "order by neuron",
             params,
         ),
         ablations=wh.sql(
@@ -125,9 +126,10 @@ def card_text(cards: Cards, neuron: int, render) -> str:
         lines.append(f"between-label variance {v['variance']:.4f}, rank {v['rank']} of {cards.n_neurons}")
     if c.significance.height:
         s = c.significance.row(0, named=True)
-        eta = "--" if s["eta_squared"] is None else f"{s['eta_squared']:.4f}"
+        effect = {k: "--" if s[k] is None else f"{s[k]:.4f}" for k in ("omega_squared", "eta_squared")}
         lines.append(
-            f"significance: q {s['q_value']:.4f}, eta squared {eta}, "
+            f"significance: q {s['q_value']:.4f}, omega squared {effect['omega_squared']} (eta squared "
+            f"{effect['eta_squared']}), "
             f"{'label-sensitive' if s['sensitive'] else 'not label-sensitive'}"
         )
     if c.profile.height:
