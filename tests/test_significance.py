@@ -12,7 +12,7 @@ from scipy import stats
 
 from toolkit.capture.load import load_long
 from toolkit.stats.analysis import layer_sweep
-from toolkit.stats.significance import SignificanceOptions, benjamini_hochberg, significance
+from toolkit.stats.significance import SignificanceOptions, benjamini_hochberg, significance, store
 from toolkit.store.warehouse import Warehouse
 
 
@@ -113,6 +113,11 @@ def test_bootstrap_intervals_contain_the_observed_on_well_powered_data(tmp_path)
     with Warehouse(db) as wh:
         r = significance(wh, "big", 1, SignificanceOptions(permutations=20, bootstraps=300, seed=0))
         view = wh.crosslingual_correlation("big", 1)
+        store(wh, r)
+        stored = wh.sql("select spearman, bias, corrected from correlation_intervals where run = 'big'")
+    # the bias-corrected estimate beside each interval: 2 rho - mean(draws), cut to [-1, 1]
+    want = np.clip(stored["spearman"].to_numpy() - stored["bias"].to_numpy(), -1, 1)
+    np.testing.assert_allclose(stored["corrected"].to_numpy(), want, rtol=1e-12)
     per_label = r.correlation.filter(pl.col("label").is_not_null())
     assert per_label.height == view.height == 36
     joined = per_label.join(

@@ -55,7 +55,7 @@ def test_correlation_intervals_cover_the_population_value(n):
     """Basic bootstrap 95 % intervals of per-label x pair Spearman cover the population Spearman between the
     two languages' population z-profiles (scipy, from the known means) in at least 90 % of cases."""
     rng = np.random.default_rng(2024 + n)
-    hits, total = 0, 0
+    hits, total, errors = 0, 0, []
     for _ in range(12):
         mu, P = population(rng)
         z, lang, lab = sample(rng, mu, n)
@@ -63,13 +63,18 @@ def test_correlation_intervals_cover_the_population_value(n):
         got = correlation_intervals(layout, profiles(layout, np.arange(len(z))[None]), rng, 200)
         per_label = got.filter(pl.col("label").is_not_null())
         assert per_label.height == len(LABELS) * 6 and (per_label["min_cell"] == n).all()
-        for label, a, b, low, high in per_label.select("label", "language_a", "language_b", "low", "high").iter_rows():
+        for label, a, b, rho, bias, low, high in per_label.select(
+            "label", "language_a", "language_b", "spearman", "bias", "low", "high"
+        ).iter_rows():
             li, ai, bi = LABELS.index(label), LANGS.index(a), LANGS.index(b)
             truth = stats.spearmanr(P[ai, li], P[bi, li]).statistic
             hits += low <= truth <= high
             total += 1
+            errors.append((abs(rho - truth), abs(np.clip(rho - bias, -1, 1) - truth)))
     assert total == 12 * 24
     assert hits / total >= 0.90, f"coverage {hits / total:.3f} at {n} sentences per cell"
+    raw, corrected = np.mean(errors, axis=0)  # view correlation_intervals' `corrected`: spearman - bias, cut
+    assert corrected < raw, f"the bias-corrected estimate is no closer to the truth ({corrected:.3f} vs {raw:.3f})"
 
 
 def test_interval_is_the_reflected_bootstrap_distribution():
@@ -291,3 +296,46 @@ def test_pair_means_use_every_label(tmp_path):
         mean = rows.filter(pl.col("label").is_null())
         assert mean["spearman"][0] == pytest.approx(rows.filter(pl.col("label").is_not_null())["spearman"].mean())
         assert mean["low"][0] <= mean["high"][0] and mean["high"][0] >= mean["spearman"][0]  # reflected upwards
+
+
+def test_constant_layers_and_agreement_by_construction_are_named(tmp_path, neurons):
+    """A layer whose every neuron is constant (layer 0 here, as an embedding layer's [CLS]) has no ranking, no
+    criteria agreement (not 1.000) and is named by analyze; one constant neuron of a live layer is not ranked.
+    On balanced cells eta squared and between-label variance agree by construction, and are flagged; on
+    unbalanced cells they are not."""
+    values, lang, lab = syn.make(
+        seed=2, per_cell=12, neurons=10, planted=syn.Planted(polyglot={"joy": {3}}, monolingual={})
+    )
+    values[:, 4] = 7.0  # one constant neuron in the live layer
+    constant = np.full_like(values, 0.25)
+    db = tmp_path / "w.duckdb"
+    frames = [syn.long_frame(values, lang, lab, 3), syn.long_frame(constant, lang, lab, 0)]
+    load_long(db, syn.write_long(tmp_path / "b.parquet", frames), "balanced")
+    keep = np.ones(len(lang), bool)
+    keep[:5] = False  # five sentences fewer in one cell
+    load_long(
+        db, syn.write_long(tmp_path / "u.parquet", [syn.long_frame(values[keep], lang[keep], lab[keep], 3)]), "uneven"
+    )
+    with Warehouse(db, read_only=True) as wh:
+        ranks = wh.sql("select run, layer, neuron, constant, rank from between_label_variance")
+        rankings = wh.sql("select run, layer, count(*) as n from criterion_rankings group by all")
+        agreement = wh.sql(
+            "select run, layer, criterion_a, criterion_b, by_construction, spearman from criteria_agreement "
+            "where k is null"
+        )
+    layer0 = ranks.filter((pl.col("run") == "balanced") & (pl.col("layer") == 0))
+    assert layer0["constant"].all() and layer0["rank"].null_count() == 10
+    live = ranks.filter((pl.col("run") == "balanced") & (pl.col("layer") == 3)).sort("neuron")
+    assert live["constant"].to_list() == [n == 4 for n in range(10)] and live["rank"].null_count() == 1
+    assert sorted(live["rank"].drop_nulls().to_list()) == list(range(1, 10))
+    assert rankings.filter(pl.col("layer") == 0).height == 0
+    assert agreement.filter(pl.col("layer") == 0).height == 0  # nothing to agree about, not 1.000
+    pair = agreement.filter((pl.col("criterion_a") == "eta_squared") & (pl.col("criterion_b") == "variance"))
+    flags = dict(pair.select("run", "by_construction").iter_rows())
+    assert flags == {"balanced": True, "uneven": False}
+    assert pair.filter(pl.col("run") == "balanced")["spearman"][0] == pytest.approx(1.0)
+    out = neurons("--db", db, "analyze", "--run", "balanced", "--layer", "0")
+    assert out.exit_code == 0, out.output
+    assert "Layer 0 is constant" in out.stdout
+    out = neurons("--db", db, "analyze", "--run", "balanced", "--layer", "3")
+    assert "1 of the 10 neurons are constant" in out.stdout and "by construction" in out.stdout

@@ -119,15 +119,19 @@ GROUP BY m.run_id, m.layer, m.label, m.neuron, m.n_sentences, m.mean_z;
 
 -- Definition 3, paper Section 2.3 ("Variance Analysis Across Labels"): per neuron, the population
 -- variance across labels of the label mean of z pooled over all languages; rank 1 = highest variance
--- (ties broken by neuron id), the "emotion neurons".
+-- (ties broken by neuron id), the "emotion neurons". A neuron constant in every language (z = 0 for every
+-- sentence, e.g. every neuron of an embedding layer's [CLS] vector) says nothing about labels: it is marked
+-- `constant` and has no rank.
 CREATE OR REPLACE VIEW between_label_variance AS
 WITH v AS (
-    SELECT run_id, layer, neuron, var_pop(mean_z) AS variance
+    SELECT run_id, layer, neuron, var_pop(mean_z) AS variance, bool_and(mean_z = 0 AND var_z = 0) AS constant
     FROM label_pooled
     GROUP BY run_id, layer, neuron
 )
-SELECT r.name AS run, v.layer, v.neuron, v.variance,
-       row_number() OVER (PARTITION BY r.name, v.layer ORDER BY v.variance DESC, v.neuron) AS rank
+SELECT r.name AS run, v.layer, v.neuron, v.variance, v.constant,
+       CASE WHEN NOT v.constant
+            THEN row_number() OVER (PARTITION BY r.name, v.layer, v.constant ORDER BY v.variance DESC, v.neuron)
+       END AS rank
 FROM v
 JOIN runs AS r USING (run_id);
 
@@ -299,8 +303,9 @@ SELECT run, layer, language, label, neuron, mean_z,
 FROM label_profiles;
 
 -- Layer sweep (paper Section 2.1 chose layer 11; this checks the choice): per run and layer, the shares
--- of polyglot and monolingual (label, neuron) pairs, the top between-label variance, and the mean over
--- language pairs of the label-averaged Spearman and cosine.
+-- of polyglot and monolingual (label, neuron) pairs, the top between-label variance, the mean over
+-- language pairs of the label-averaged Spearman and cosine, and the neurons constant in every language
+-- (n_constant; a layer of only constant neurons, such as the embedding layer's [CLS], says nothing).
 CREATE OR REPLACE MACRO summarize_layers(threshold, absolute := false) AS TABLE
 WITH classes AS (
     SELECT run, layer,
@@ -310,7 +315,9 @@ WITH classes AS (
     GROUP BY run, layer
 ),
 variance AS (
-    SELECT run, layer, max(variance) AS top_variance FROM between_label_variance GROUP BY run, layer
+    SELECT run, layer, max(variance) AS top_variance, count(*) FILTER (WHERE constant) AS n_constant
+    FROM between_label_variance
+    GROUP BY run, layer
 ),
 pairs AS (
     SELECT run, layer, avg(mean_spearman) AS mean_spearman, avg(mean_cosine) AS mean_cosine
@@ -318,7 +325,7 @@ pairs AS (
     GROUP BY run, layer
 )
 SELECT classes.run, classes.layer, classes.polyglot_share, classes.monolingual_share, variance.top_variance,
-       pairs.mean_spearman, pairs.mean_cosine
+       pairs.mean_spearman, pairs.mean_cosine, variance.n_constant
 FROM classes
 JOIN variance USING (run, layer)
 LEFT JOIN pairs USING (run, layer);

@@ -29,20 +29,24 @@ JOIN latest_probes AS p USING (probe_id);
 
 -- Definition 14: the neuron criteria of the field as rankings of one layer's neurons (rank 1 = most
 -- label-related): between-label variance (definition 3), pooled ANOVA eta squared (definition 10) and the
--- weight mass of the probe trained on every train language (NeuroX).
+-- weight mass of the probe trained on every train language (NeuroX). A neuron a criterion cannot score
+-- (constant, or eta squared undefined) is not ranked by it: a constant layer has no rankings at all.
 CREATE OR REPLACE VIEW criterion_rankings AS
-SELECT run, layer, 'variance' AS criterion, neuron, rank FROM between_label_variance
+SELECT run, layer, 'variance' AS criterion, neuron, rank FROM between_label_variance WHERE rank IS NOT NULL
 UNION ALL
 SELECT run, layer, 'eta_squared', neuron,
-       row_number() OVER (PARTITION BY run, layer ORDER BY eta_squared DESC NULLS LAST, neuron)
-FROM label_anova WHERE language IS NULL
+       row_number() OVER (PARTITION BY run, layer ORDER BY eta_squared DESC, neuron)
+FROM label_anova WHERE language IS NULL AND eta_squared IS NOT NULL
 UNION ALL
 SELECT run, layer, 'probe', neuron, rank FROM probe_rankings WHERE train_language = 'all';
 
 -- Definition 14: for each pair of criteria and k in (10, 50, 100), the Jaccard index of their top-k sets and
 -- the Spearman correlation of their full rankings (k NULL); for the language question, the Jaccard index of
 -- the neurons monolingual for at least one label (definition 6) and the LAPE language-specific neurons
--- (definition 12, default quantiles), where the run has activation probabilities.
+-- (definition 12, default quantiles), where the run has activation probabilities. by_construction: the pair
+-- (eta squared, variance) ranks neurons identically when every language x label cell of the run holds as many
+-- sentences (z has unit variance in each language, so the total sum of squares is the same for every neuron and
+-- eta squared is the between-label variance times a constant): their agreement is then no finding.
 CREATE OR REPLACE VIEW criteria_agreement AS
 WITH pairs AS (
     SELECT a.run, a.layer, a.criterion AS criterion_a, b.criterion AS criterion_b, a.rank AS rank_a, b.rank AS rank_b
@@ -59,17 +63,30 @@ agg AS MATERIALIZED (  -- one pass: the rank correlation and the top-k intersect
            ) AS jaccards
     FROM pairs
     GROUP BY run, layer, criterion_a, criterion_b
+),
+balanced AS (  -- runs whose language x label cells all hold the same number of sentences
+    SELECT r.name AS run, min(c.n) = max(c.n) AS balanced
+    FROM (SELECT run_id, language, label, count(*) AS n FROM sentences GROUP BY ALL) AS c
+    JOIN runs AS r USING (run_id)
+    GROUP BY r.name
+),
+rows AS (
+    SELECT run, layer, criterion_a, criterion_b, NULL::INTEGER AS k, NULL::DOUBLE AS jaccard, spearman FROM agg
+    UNION ALL
+    SELECT g.run, g.layer, g.criterion_a, g.criterion_b, k.k, g.jaccards[k.i], NULL
+    FROM agg AS g
+    CROSS JOIN (VALUES (10, 1), (50, 2), (100, 3)) AS k(k, i)
+    WHERE k.k <= g.n
 )
-SELECT run, layer, criterion_a, criterion_b, NULL::INTEGER AS k, NULL::DOUBLE AS jaccard, spearman FROM agg
-UNION ALL
-SELECT g.run, g.layer, g.criterion_a, g.criterion_b, k.k, g.jaccards[k.i], NULL
-FROM agg AS g
-CROSS JOIN (VALUES (10, 1), (50, 2), (100, 3)) AS k(k, i)
-WHERE k.k <= g.n
+SELECT rows.*,
+       coalesce(rows.criterion_a = 'eta_squared' AND rows.criterion_b = 'variance' AND b.balanced, false)
+           AS by_construction
+FROM rows
+LEFT JOIN balanced AS b USING (run)
 UNION ALL
 SELECT m.run, m.layer, 'lape', 'monolingual', NULL,
        count(*) FILTER (WHERE m.mono AND m.lape) / nullif(count(*) FILTER (WHERE m.mono OR m.lape), 0)::DOUBLE,
-       NULL
+       NULL, false
 FROM (
     SELECT coalesce(a.run, b.run) AS run, coalesce(a.layer, b.layer) AS layer, coalesce(a.neuron, b.neuron) AS neuron,
            a.neuron IS NOT NULL AS mono, b.neuron IS NOT NULL AS lape

@@ -225,23 +225,26 @@ def finetune(click_ctx: click.Context, base: str, data: Path, out: Path, spec, *
     """Fine-tune checkpoint BASE on DATA with cross-entropy over its labels; save a classifier checkpoint
     (with id2label and a record of how it was made, neurons-finetune.json) that `extract` and `ablate`
     accept. E.g. --train-languages en --split train --eval-split test. With --db the record is also stored
-    in that warehouse (view finetunes)."""
+    in that warehouse (view finetunes), which is created when it does not exist yet (a fine-tune comes before any
+    extraction)."""
     from toolkit.capture.finetune import finetune as run_finetune
     from toolkit.capture.finetune import store_record, training_data
     from toolkit.store.output import check_output_dir
-    from toolkit.store.warehouse import WRITER_LOCK_WAIT, Warehouse
+    from toolkit.store.warehouse import WRITER_LOCK_WAIT, Warehouse, check_db_path
 
     check_output_dir(out, "checkpoint")
     options = FinetuneOptions(
         o["head"], o["epochs"], o["lr"], o["batch_size"], o["max_length"], o["seed"], o["device"], o["allow_unk"]
     )
     db = click_ctx.find_root().params.get("db")
-    if db is not None:
-        Warehouse(db, create=False).close()  # the record's warehouse must exist (and be one) before training
+    if db is not None:  # checked before training: an existing file must be a warehouse, a new one creatable
+        check_db_path(Path(db), create=True)
+        if Path(db).exists():
+            Warehouse(db, create=False).close()
     data_in = training_data(data, spec, comma_list(o["train_languages"]), o["eval_split"])
     done = run_finetune(base, data_in.train, out, options, data_in.held_out, data_in.source, progress=not o["quiet"])
     if db is not None:
-        with Warehouse(db, create=False, lock_wait=WRITER_LOCK_WAIT) as wh:
+        with Warehouse(db, lock_wait=WRITER_LOCK_WAIT) as wh:
             finetune_id = store_record(wh, out, done.record)
         click.echo(f"record stored in {db} (finetunes, id {finetune_id})")
     r = done.result

@@ -201,10 +201,14 @@ def significance(ctx: Context, run: str, layer: int | None, as_json: bool, quiet
             **wh.sensitive_counts(result.run, result.layer),
             "by_language": carried_by(per_language),
             "per_language": per_language.to_dicts(),
+            "pairs": wh.sql(
+                "select language_a, language_b, spearman, corrected, low, high, bias, min_cell "
+                "from correlation_intervals where run = ? and layer = ? and label is null order by all",
+                [result.run, result.layer],
+            ),
         }
 
     result, counts = read_then_write(ctx.db, compute, keep)
-    pooled = result.correlation.filter(result.correlation["label"].is_null())
     if as_json:
         click.echo(
             to_json(
@@ -217,7 +221,7 @@ def significance(ctx: Context, run: str, layer: int | None, as_json: bool, quiet
                     "sensitive_neurons": counts["sensitive"],
                     "sensitive_per_language": counts["per_language"],
                     "counts": result.counts.to_dicts(),
-                    "correlation": pooled.to_dicts(),
+                    "correlation": counts["pairs"].to_dicts(),
                 }
             )
         )
@@ -240,9 +244,10 @@ def significance(ctx: Context, run: str, layer: int | None, as_json: bool, quiet
         nl=False,
     )
     click.echo(
-        "\nMean Spearman per language pair with basic bootstrap 95 % intervals (bias = bootstrap mean - "
-        "estimate; min_cell = smallest cell, coverage is nominal from about 20 sentences)\n"
-        + render(pooled.drop("label"), "table", float_precision=3),
+        "\nMean Spearman per language pair with basic bootstrap 95 % intervals (spearman: the estimate, attenuated "
+        "by noise; corrected = spearman - bias, the bias-corrected estimate the interval is built around; bias = "
+        "bootstrap mean - estimate; min_cell = smallest cell, coverage is nominal from about 20 sentences)\n"
+        + render(counts["pairs"], "table", float_precision=3),
         nl=False,
     )
 

@@ -272,10 +272,12 @@ def _significance_tables(wh: Warehouse, run: str, layer: int, threshold: float, 
         ),
         Table(
             "pair-intervals",
-            "Mean Spearman per language pair with basic bootstrap 95 % intervals",
+            "Mean Spearman per language pair with basic bootstrap 95 % intervals: spearman is the estimate from the "
+            "profiles (attenuated by their noise), corrected the bias-corrected estimate (spearman - bias) the "
+            "interval is built around; the interval may exclude spearman",
             "correlation_intervals",
             wh.sql(
-                "select language_a, language_b, spearman, low, high, bias, min_cell from correlation_intervals "
+                "select language_a, language_b, spearman, corrected, low, high, bias, min_cell from correlation_intervals "
                 "where run = ? and layer = ? and label is null order by language_a, language_b",
                 [run, layer],
             ),

@@ -99,13 +99,14 @@ def analyze(
 
 @reads
 def criteria_headline(wh: Warehouse, run: str, layer: int) -> pl.DataFrame:
-    """Per pair of neuron criteria: Jaccard of their top-10 and top-50 sets and Spearman of their rankings
-    (view `criteria_agreement`; the probe joins in after `neurons probe`)."""
+    """Per pair of neuron criteria: Jaccard of their top-10 and top-50 sets and Spearman of their rankings, and
+    whether the pair agrees by construction (view `criteria_agreement`; the probe joins in after `neurons probe`)."""
     return wh.sql(
         """select criterion_a, criterion_b, max(jaccard) filter (where k = 10) as jaccard_top10,
                   max(jaccard) filter (where k = 50) as jaccard_top50,
-                  max(spearman) filter (where k is null) as rank_spearman
-           from criteria_agreement where run = ? and layer = ? group by all order by all""",
+                  max(spearman) filter (where k is null) as rank_spearman,
+                  bool_or(by_construction) as by_construction
+           from criteria_agreement where run = ? and layer = ? group by criterion_a, criterion_b order by all""",
         [run, layer],
     )
 
@@ -160,6 +161,26 @@ def caveats(wh: Warehouse, run: str, layer: int) -> list[str]:
             f"{c['sensitive']} also reach a pooled {c['effect'].replace('_', ' ')} of {setting[1]} (the "
             f"label-sensitive neurons). Per language (each language's own test): {by_language}. With many "
             "sentences a tiny effect is significant, so q alone says nothing about size."
+        )
+    constant, n = wh.sql(
+        "select count(*) filter (where constant), count(*) from between_label_variance where run = ? and layer = ?",
+        [run, layer],
+    ).row(0)
+    if constant:
+        what = (
+            f"Layer {layer} is constant: every one of its {n} neurons has one value for all the sentences of each "
+            "language (an embedding layer's [CLS] vector is), so it says nothing about labels; its neurons are not "
+            "ranked, and the layer has no findings to read"
+            if constant == n
+            else f"{constant} of the {n} neurons are constant in every language and are not ranked"
+        )
+        notes.append(what + ".")
+    if wh.scalar(
+        "select count(*) from criteria_agreement where run = ? and layer = ? and by_construction", [run, layer]
+    ):
+        notes.append(
+            "Between-label variance and eta squared rank the neurons identically by construction here (every "
+            "language x label cell holds as many sentences), so their agreement is no finding."
         )
     noisy = wh.sql(
         "select count(*) filter (where not interpretable) as noisy, count(*) as n from crosslingual_ceiling "

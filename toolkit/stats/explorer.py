@@ -123,7 +123,8 @@ def card_text(cards: Cards, neuron: int, render) -> str:
     lines = [f"neuron {neuron}, layer {cards.layer}, run '{cards.run}'"]
     if c.variance.height:
         v = c.variance.row(0, named=True)
-        lines.append(f"between-label variance {v['variance']:.4f}, rank {v['rank']} of {cards.n_neurons}")
+        rank = f"rank {v['rank']} of {cards.n_neurons}" if v["rank"] is not None else "constant in every language"
+        lines.append(f"between-label variance {v['variance']:.4f}, {rank}")
     if c.significance.height:
         s = c.significance.row(0, named=True)
         effect = {k: "--" if s[k] is None else f"{s[k]:.4f}" for k in ("omega_squared", "eta_squared")}
