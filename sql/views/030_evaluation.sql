@@ -87,9 +87,8 @@ JOIN base AS g ON g.run = d.run AND g.language = d.language AND g.i = d.j;
 CREATE OR REPLACE VIEW chance_scores AS
 SELECT run, language, set_index AS draw, accuracy, macro_f1 FROM prediction_scores_of('permuted_predictions');
 
--- The paper's table (Section 2.1: macro-F1 0.346 / 0.433 / 0.420 / 0.439 for ar, nl, ja, sl): accuracy and
--- macro-F1 per language of the predictions stored with a run, each with a chance test for that metric
--- (definition 13):
+-- The paper's table (Section 2.1, macro-F1 per language) for a run: accuracy and macro-F1 per language of the
+-- predictions stored with the run, each with a chance test for that metric (definition 13):
 --   accuracy: with k gold labels a guess is right with probability 1/k; accuracy_chance_high is the upper end
 --     of the 95 % binomial interval of that proportion over the language's n sentences (normal approximation,
 --     1/k + 1.96 sqrt((1/k)(1 - 1/k)/n)); accuracy_at_chance: accuracy within it.
