@@ -30,6 +30,7 @@ from toolkit.capture.preparation import (
     ExtractSummary,
     Prepared,
     check_resume,
+    chunk_commits,
     plan_chunks,
     pooled_mask,
     prepare,
@@ -236,19 +237,11 @@ def extract_aggregate(
     start = time.perf_counter()
     bar = progress_bar(total, total - sum(len(b) for _, g in todo for b in g), f"aggregate {run}", progress)
     bar.unit = "window" if windows else "sent"
-    try:
-        with commits(db_path) as reopen:
-            for (c, _), counts in zip(todo, count_chunks(prep, [g for _, g in todo], windows, bar)):
-                with reopen() as wh, wh.transaction():
-                    _commit(wh, run_id, c, prep.layers, counts)
-                bar.set_postfix_str(f"saved {bar.n}/{total}", refresh=False)
-    except UserError:
-        if existing is None:
-            with Warehouse(db_path, create=False, lock_wait=WRITER_LOCK_WAIT) as wh, wh.transaction():
-                wh.delete_run(run_id)
-        raise
-    finally:
-        bar.close()
+    with chunk_commits(db_path, run_id, existing is None, bar), commits(db_path) as reopen:
+        for (c, _), counts in zip(todo, count_chunks(prep, [g for _, g in todo], windows, bar)):
+            with reopen() as wh, wh.transaction():
+                _commit(wh, run_id, c, prep.layers, counts)
+            bar.set_postfix_str(f"saved {bar.n}/{total}", refresh=False)
     with Warehouse(db_path, create=False, lock_wait=WRITER_LOCK_WAIT) as wh, wh.transaction():
         wh.con.execute(
             "update runs set status = 'complete', finished_at = ?, n_truncated = ? where run_id = ?",

@@ -32,6 +32,7 @@ from toolkit.capture.preparation import (  # noqa: F401 - re-exported for librar
     ExtractSummary,
     Prepared,
     check_resume,
+    chunk_commits,
     plan_chunks,
     planned_settings,
     pooled_mask,
@@ -217,22 +218,14 @@ def _extract(
 
     start = time.perf_counter()
     bar = progress_bar(frame.height, n_done_before, f"extract {run}", progress)
-    try:
-        groups = plan_chunks([b for _, b in todo], opts.commit_every)
-        with commits(db_path) as reopen:
-            for pending in chunks(prep, sentence_ids, groups, opts, bar):
-                with reopen() as wh, wh.transaction() as con:
-                    rows = np.concatenate([p[0] for p in pending])
-                    acts = activation_table(sentence_ids[rows], layers, np.concatenate([p[1] for p in pending]))
-                    insert_run_rows(con, run_id, sentence_rows(prep, frame, pending), acts)
-                bar.set_postfix_str(f"saved {bar.n}/{frame.height}", refresh=False)
-    except UserError:
-        if created:  # bad input found half-way: leave no trace of the run this call created
-            with Warehouse(db_path, create=False, lock_wait=WRITER_LOCK_WAIT) as wh, wh.transaction():
-                wh.delete_run(run_id)
-        raise
-    finally:
-        bar.close()
+    groups = plan_chunks([b for _, b in todo], opts.commit_every)
+    with chunk_commits(db_path, run_id, created, bar), commits(db_path) as reopen:
+        for pending in chunks(prep, sentence_ids, groups, opts, bar):
+            with reopen() as wh, wh.transaction() as con:
+                rows = np.concatenate([p[0] for p in pending])
+                acts = activation_table(sentence_ids[rows], layers, np.concatenate([p[1] for p in pending]))
+                insert_run_rows(con, run_id, sentence_rows(prep, frame, pending), acts)
+            bar.set_postfix_str(f"saved {bar.n}/{frame.height}", refresh=False)
     with Warehouse(db_path, create=False, lock_wait=WRITER_LOCK_WAIT) as wh, wh.transaction():
         wh.con.execute(
             "update runs set status = 'complete', finished_at = ?, "

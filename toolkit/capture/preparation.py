@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from toolkit.capture.tokens import check_unknown, tokenize, unknown_shares
 from toolkit.errors import UserError
 from toolkit.store.runs import frame_counts
 from toolkit.store.runs import run_record as make_run_record
+from toolkit.store.warehouse import WRITER_LOCK_WAIT, Warehouse
 
 
 @dataclass
@@ -234,3 +237,18 @@ def check_resume(existing: dict, settings: dict) -> None:
         raise UserError(
             f"--resume needs the settings the run was started with ({diffs}); rerun with those, or use --replace"
         )
+
+
+@contextmanager
+def chunk_commits(db_path: Path, run_id: int, created: bool, bar: tqdm) -> Iterator[None]:
+    """Around a job's chunk commits: bad input found half-way (a UserError) leaves no trace of a run this call
+    CREATED, and the progress BAR is closed whatever happens."""
+    try:
+        yield
+    except UserError:
+        if created:
+            with Warehouse(db_path, create=False, lock_wait=WRITER_LOCK_WAIT) as wh, wh.transaction():
+                wh.delete_run(run_id)
+        raise
+    finally:
+        bar.close()
