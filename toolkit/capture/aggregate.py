@@ -38,6 +38,7 @@ from toolkit.capture.preparation import (
     run_record,
 )
 from toolkit.capture.tokens import batch_plan, pad
+from toolkit.capture.writer import READER_WINDOW, WriteBehind
 from toolkit.errors import UserError
 from toolkit.store.arrow import insert_table, neuron_table, registered
 from toolkit.store.warehouse import WRITER_LOCK_WAIT, Warehouse, commits
@@ -238,10 +239,18 @@ def extract_aggregate(
     bar = progress_bar(total, total - sum(len(b) for _, g in todo for b in g), f"aggregate {run}", progress)
     bar.unit = "window" if windows else "sent"
     with chunk_commits(db_path, run_id, existing is None, bar), commits(db_path) as reopen:
-        for (c, _), counts in zip(todo, count_chunks(prep, [g for _, g in todo], windows, bar)):
+
+        def commit(item: tuple[int, int, ChunkCounts]) -> None:  # in the writer thread
+            chunk, size, counts = item
             with reopen() as wh, wh.transaction():
-                _commit(wh, run_id, c, prep.layers, counts)
-            bar.set_postfix_str(f"saved {bar.n}/{total}", refresh=False)
+                _commit(wh, run_id, chunk, prep.layers, counts)
+            saved[0] += size
+            bar.set_postfix_str(f"saved {saved[0]}/{total}", refresh=False)
+
+        saved = [total - sum(len(b) for _, g in todo for b in g)]
+        with WriteBehind(commit, pause=READER_WINDOW) as writer:
+            for (c, g), counts in zip(todo, count_chunks(prep, [g for _, g in todo], windows, bar)):
+                writer.put((c, sum(len(b) for b in g), counts))
     with Warehouse(db_path, create=False, lock_wait=WRITER_LOCK_WAIT) as wh, wh.transaction():
         wh.con.execute(
             "update runs set status = 'complete', finished_at = ?, n_truncated = ? where run_id = ?",

@@ -42,6 +42,7 @@ from toolkit.capture.preparation import (  # noqa: F401 - re-exported for librar
     run_record,
 )
 from toolkit.capture.tokens import batch_plan, pad
+from toolkit.capture.writer import READER_WINDOW, WriteBehind
 from toolkit.errors import UserError
 from toolkit.store.arrow import activation_table, insert_run_rows, insert_table, neuron_table
 from toolkit.store.claims import claim
@@ -220,12 +221,19 @@ def _extract(
     bar = progress_bar(frame.height, n_done_before, f"extract {run}", progress)
     groups = plan_chunks([b for _, b in todo], opts.commit_every)
     with chunk_commits(db_path, run_id, created, bar), commits(db_path) as reopen:
-        for pending in chunks(prep, sentence_ids, groups, opts, bar):
+
+        def commit(pending: Pending) -> None:  # in the writer thread, while the model computes the next chunk
+            rows = np.concatenate([p[0] for p in pending])
+            acts = activation_table(sentence_ids[rows], layers, np.concatenate([p[1] for p in pending]))
             with reopen() as wh, wh.transaction() as con:
-                rows = np.concatenate([p[0] for p in pending])
-                acts = activation_table(sentence_ids[rows], layers, np.concatenate([p[1] for p in pending]))
                 insert_run_rows(con, run_id, sentence_rows(prep, frame, pending), acts)
-            bar.set_postfix_str(f"saved {bar.n}/{frame.height}", refresh=False)
+            saved[0] += len(rows)
+            bar.set_postfix_str(f"saved {saved[0]}/{frame.height}", refresh=False)
+
+        saved = [n_done_before]
+        with WriteBehind(commit, pause=READER_WINDOW) as writer:
+            for pending in chunks(prep, sentence_ids, groups, opts, bar):
+                writer.put(pending)
     with Warehouse(db_path, create=False, lock_wait=WRITER_LOCK_WAIT) as wh, wh.transaction():
         wh.con.execute(
             "update runs set status = 'complete', finished_at = ?, "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -20,15 +21,22 @@ T = TypeVar("T")
 DEPTH = 2
 """Chunks that may wait for the writer: one being committed while one more is made."""
 
+READER_WINDOW = 0.05
+"""Seconds a warehouse writer leaves the file unlocked between two commits when the next chunk is already
+waiting: readers (`neurons runs`, `query`) retry their lock every few tens of milliseconds, and a writer that
+reopened at once would keep them out for the whole job."""
+
 _DONE = object()
 
 
 class WriteBehind(Generic[T]):
     """`with WriteBehind(commit) as w: w.put(chunk)` calls COMMIT(chunk) for every chunk, in order, in a writer
-    thread; leaving the block waits for the last commit and raises the writer's error, if any."""
+    thread; leaving the block waits for the last commit and raises the writer's error, if any. PAUSE: seconds
+    left between two commits when the next chunk is already waiting (READER_WINDOW where readers share a file)."""
 
-    def __init__(self, commit: Callable[[T], None], depth: int = DEPTH):
+    def __init__(self, commit: Callable[[T], None], depth: int = DEPTH, pause: float = 0.0):
         self._commit = commit
+        self._pause = pause  # seconds between two commits when the next is waiting (READER_WINDOW for a warehouse)
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="neurons-writer", daemon=True)
@@ -43,6 +51,8 @@ class WriteBehind(Generic[T]):
                     self._commit(item)
                 except BaseException as exc:  # handed to the job's thread, which raises it
                     self._error = exc
+                if self._pause and not self._queue.empty():
+                    time.sleep(self._pause)
 
     def put(self, item: T) -> None:
         """Queue ITEM for the writer (waits while DEPTH chunks are queued); raises the writer's error first."""

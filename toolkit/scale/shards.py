@@ -39,6 +39,7 @@ from toolkit.capture.extract import (
     sentence_rows,
 )
 from toolkit.capture.tokens import batch_plan
+from toolkit.capture.writer import WriteBehind
 from toolkit.errors import UserError
 from toolkit.scale.integrity import COUNT_TABLES, DATA_TABLES, checksum_rows
 from toolkit.scale.lake import Lake, app_id, constant
@@ -238,8 +239,9 @@ def extract_shard(
     bar = progress_bar(frame.height, sum(len(b) for g in groups[:done] for b in g), f"shard {k}/{n_shards}", progress)
     sentence_ids = frame["sentence_id"].to_numpy()
     try:
-        for c, pending in enumerate(chunks(prep, sentence_ids, groups[done:], opts, bar), start=done + 1):
-            _commit_chunk(lake, app, writer, run, k, c, prep, frame, pending)
+        with WriteBehind(lambda item: _commit_chunk(lake, app, writer, run, k, *item, prep, frame)) as behind:
+            for c, pending in enumerate(chunks(prep, sentence_ids, groups[done:], opts, bar), start=done + 1):
+                behind.put((c, pending))
     finally:
         bar.close()
     finish(lake, app, run, k, n_shards, frame.height, len(groups))
@@ -271,21 +273,9 @@ def _count_shard(
     bar = progress_bar(total, sum(len(b) for g in groups[:done] for b in g), f"shard {k}/{n_shards}", progress)
     try:
         windows = opts.window is not None
-        for c, counts in enumerate(count_chunks(prep, groups[done:], windows, bar), start=done + 1):
-            fired = counts.table(prep.layers)
-            fired = fired.append_column("run", constant(run, fired.num_rows))
-            lake.append("fired", with_key(fired, k, c, writer))
-            seal(lake, run, k, c, writer, COUNT_TABLES)
-            tokens = pa.table(
-                {
-                    "language": pa.array(list(counts.tokens), pa.string()),
-                    "n_tokens": pa.array(list(counts.tokens.values()), pa.int64()),
-                    "n_sentences": pa.array([counts.rows[x] for x in counts.tokens], pa.int64()),
-                    "n_windows": pa.array([counts.windows[x] for x in counts.tokens], pa.int64()),
-                    "run": constant(run, len(counts.tokens)),
-                }
-            )
-            lake.append("tokens", with_key(tokens, k, c, writer), app, c)
+        with WriteBehind(lambda item: _commit_counts(lake, app, writer, run, k, *item, prep.layers)) as behind:
+            for c, counts in enumerate(count_chunks(prep, groups[done:], windows, bar), start=done + 1):
+                behind.put((c, counts))
     finally:
         bar.close()
     n_rows = sum(b.n_rows for g in groups for b in g)
@@ -293,7 +283,26 @@ def _count_shard(
     return ShardSummary(run, lake.root, k, n_shards, n_rows, len(groups), done, 0, time.perf_counter() - start)
 
 
-def _commit_chunk(lake: Lake, app: str, writer: str, run: str, shard: int, chunk: int, prep, frame, pending) -> None:
+def _commit_counts(lake: Lake, app: str, writer: str, run: str, shard: int, chunk: int, counts, layers) -> None:
+    """An aggregate chunk to the lake: its counts to `fired`, their checksums, then its token counts to `tokens`,
+    whose commit (version CHUNK of APP) marks the chunk as done."""
+    fired = counts.table(layers)
+    fired = fired.append_column("run", constant(run, fired.num_rows))
+    lake.append("fired", with_key(fired, shard, chunk, writer))
+    seal(lake, run, shard, chunk, writer, COUNT_TABLES)
+    tokens = pa.table(
+        {
+            "language": pa.array(list(counts.tokens), pa.string()),
+            "n_tokens": pa.array(list(counts.tokens.values()), pa.int64()),
+            "n_sentences": pa.array([counts.rows[x] for x in counts.tokens], pa.int64()),
+            "n_windows": pa.array([counts.windows[x] for x in counts.tokens], pa.int64()),
+            "run": constant(run, len(counts.tokens)),
+        }
+    )
+    lake.append("tokens", with_key(tokens, shard, chunk, writer), app, chunk)
+
+
+def _commit_chunk(lake: Lake, app: str, writer: str, run: str, shard: int, chunk: int, pending, prep, frame) -> None:
     rows = np.concatenate([p[0] for p in pending])
     values = np.concatenate([p[1] for p in pending])
     sentences = sentence_rows(prep, frame, pending)
