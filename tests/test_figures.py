@@ -80,7 +80,8 @@ def test_every_chart_draws_every_row_at_paper_size(paper_sized):
         assert enc["x"]["field"] == "pair" and enc["y"]["field"] == "label" and enc["color"]["field"] == "value"
         assert spec["layer"][1]["encoding"]["text"]["field"] == "text"
         cells = next(iter(spec["datasets"].values()))
-        assert all(c["text"] == f"{c['value']:.2f}" for c in cells)  # annotated with the value (no intervals yet)
+        # annotated with the value (no intervals yet), never "-0.00"
+        assert all(c["text"] == f"{round(c['value'], 2) + 0.0:.2f}" and c["text"] != "-0.00" for c in cells)
         assert marks(build(wh, "label-variance", o).to_dict()) == {"area", "point"}  # top neurons named in headers
         prof = build(wh, "profiles", ChartOptions(run="paper", layer=11, label="joy")).to_dict()
         assert marks(prof) == {"rect", "text"}

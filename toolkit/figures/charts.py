@@ -17,6 +17,7 @@ import polars as pl
 from toolkit.defaults import CLASSES, THRESHOLD
 from toolkit.errors import UserError
 from toolkit.figures.deactivation import deactivation_chart
+from toolkit.figures.scales import diverging, diverging_legend
 from toolkit.stats.analysis import resolve
 from toolkit.store.output import atomic_file
 from toolkit.store.warehouse import Warehouse, reads
@@ -130,8 +131,8 @@ def crosslingual_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     df = wh.sql(
         f"""select c.label, c.language_a || '–' || c.language_b as pair, c.{o.metric} as value,
                    case when ? = 'spearman' and i.low is not null
-                        then printf('%.2f\n[%.2f, %.2f]', c.spearman, i.low, i.high)
-                        else printf('%.2f', c.{o.metric}) end as text
+                        then printf('%.2f\n[%.2f, %.2f]', round(c.spearman, 2) + 0.0, round(i.low, 2) + 0.0, round(i.high, 2) + 0.0)
+                        else printf('%.2f', round(c.{o.metric}, 2) + 0.0) end as text
             from crosslingual_correlation c
             left join correlation_intervals i using (run, layer, label, language_a, language_b)
             where c.run = ? and c.layer = ? order by c.label, pair""",
@@ -141,7 +142,7 @@ def crosslingual_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     return _pair_heatmap(
         df,
         o.metric.capitalize(),
-        alt.Scale(scheme="redblue", domain=[-1, 1], domainMid=0),
+        diverging(1.0),
         _title(f"Cross-lingual {name} of label profiles", o, layer),
     )
 
@@ -198,7 +199,7 @@ def label_profiles(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     df = wh.sql(
         """with chosen as (select distinct neuron from top_neurons
                            where run = ? and layer = ? and label = ? and rank <= ?)
-           select t.language, t.neuron, t.mean_z, t.rank <= ? as is_top, printf('%.1f', t.mean_z) as text
+           select t.language, t.neuron, t.mean_z, t.rank <= ? as is_top, printf('%.1f', round(t.mean_z, 1) + 0.0) as text
            from top_neurons t join chosen using (neuron)
            where t.run = ? and t.layer = ? and t.label = ? order by t.language, t.neuron""",
         [o.run, layer, label, o.top, o.top, o.run, layer, label],
@@ -212,7 +213,8 @@ def label_profiles(wh: Warehouse, o: ChartOptions) -> alt.Chart:
         color=alt.Color(
             "mean_z:Q",
             title="mean z",
-            scale=alt.Scale(scheme="redblue", domain=[-extent, extent], domainMid=0, reverse=True),
+            scale=diverging(extent),
+            legend=diverging_legend(extent),
         ),
         tooltip=["language", "neuron", alt.Tooltip("mean_z:Q", format=".3f"), "is_top"],
     )

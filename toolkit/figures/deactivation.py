@@ -8,6 +8,7 @@ import json
 import altair as alt
 
 from toolkit.errors import UserError
+from toolkit.figures.scales import diverging, diverging_legend
 from toolkit.store.warehouse import Warehouse
 
 
@@ -42,7 +43,8 @@ def deactivation_chart(wh: Warehouse, o) -> alt.Chart:
         color=alt.Color(
             "delta:Q",
             title="change in NLL",
-            scale=alt.Scale(scheme="redblue", domain=[-extent, extent], domainMid=0, reverse=True),
+            scale=diverging(extent),
+            legend=diverging_legend(extent, ".3g"),
         ),
         tooltip=["deactivated_language", "evaluated_language", "n_neurons", "baseline_nll", "nll", "delta",
                  "control_delta"],
