@@ -26,21 +26,20 @@ GROUP BY run, language, gold, predicted;
 -- (a label never predicted has precision 0; one never gold has recall 0; F1 is 0 when both are 0).
 CREATE OR REPLACE MACRO label_scores_of(source) AS TABLE
 WITH rows AS (SELECT * FROM query_table(source)),
-labels AS (
-    SELECT DISTINCT run, ablation_id, set_index, language, gold AS label FROM rows
-    UNION
-    SELECT DISTINCT run, ablation_id, set_index, language, predicted FROM rows
-),
-counts AS (
-    SELECT l.run, l.ablation_id, l.set_index, l.language, l.label,
-           count(*) FILTER (WHERE p.gold = l.label AND p.predicted = l.label) AS tp,
-           count(*) FILTER (WHERE p.gold = l.label) AS n_gold,
-           count(*) FILTER (WHERE p.predicted = l.label) AS n_predicted
-    FROM labels AS l
-    JOIN rows AS p
-      ON p.run = l.run AND p.language = l.language
-     AND p.ablation_id IS NOT DISTINCT FROM l.ablation_id AND p.set_index IS NOT DISTINCT FROM l.set_index
-    GROUP BY l.run, l.ablation_id, l.set_index, l.language, l.label
+counts AS (  -- one pass over the rows per side: true positives and gold counts by gold label, predictions by label
+    SELECT run, ablation_id, set_index, language, label, sum(tp) AS tp, sum(n_gold) AS n_gold,
+           sum(n_predicted) AS n_predicted
+    FROM (
+        SELECT run, ablation_id, set_index, language, gold AS label,
+               count(*) FILTER (WHERE gold = predicted) AS tp, count(*) AS n_gold, 0 AS n_predicted
+        FROM rows
+        GROUP BY run, ablation_id, set_index, language, gold
+        UNION ALL
+        SELECT run, ablation_id, set_index, language, predicted, 0, 0, count(*)
+        FROM rows
+        GROUP BY run, ablation_id, set_index, language, predicted
+    )
+    GROUP BY run, ablation_id, set_index, language, label
 ),
 pr AS (
     SELECT *, CASE WHEN n_predicted > 0 THEN tp / n_predicted ELSE 0.0 END AS precision,

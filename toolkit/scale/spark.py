@@ -244,6 +244,8 @@ def register_lake(spark, lake, runs: list[str] | None = None, parts: bool = True
     activations, moments = [], []
     for name, run_id in ids.items():
         record = lake.run_records(name)[0]
+        if json.loads(record["settings"]).get("aggregate"):  # corpus counts: no activations to register
+            continue
         verify(lake, name, list(record["layers"]), int(record["hidden_size"]), content=False, moments=parts)
         files = lake.files("activations", name)["path"].to_pylist()
         if files:
