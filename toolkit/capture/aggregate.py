@@ -161,13 +161,12 @@ def count_chunks(prep: Prepared, groups: list[list[Batch]], windows: bool, bar) 
             counts = ChunkCounts({}, {}, {}, {})
             for batch in group:
                 ids, mask = pad(batch.sequences, pad_id)
-                ids, mask = ids.to(loaded.device), mask.to(loaded.device)
-                loaded.model(input_ids=ids, attention_mask=mask)
-                keep = (mask if windows else pooled_mask(loaded, mask)).bool()
-                n = fired(captured, layers, keep)
+                keep = (mask if windows else pooled_mask(loaded, mask)).bool()  # on the host: no device sync
                 lang = batch.language
-                totals[lang] = totals[lang] + n if lang in totals else n
                 counts.tokens[lang] = counts.tokens.get(lang, 0) + int(keep.sum())
+                loaded.model(input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device))
+                n = fired(captured, layers, keep.to(loaded.device))  # one reduction per layer; read once a chunk
+                totals[lang] = totals[lang] + n if lang in totals else n
                 counts.rows[lang] = counts.rows.get(lang, 0) + batch.n_rows
                 counts.windows[lang] = counts.windows.get(lang, 0) + (len(batch) if windows else 0)
                 bar.update(len(batch))
