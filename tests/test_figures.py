@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -322,3 +323,22 @@ def test_explorer_opens_a_card_from_the_address(tmp_path, paper_sized):
     assert best in card
     other = render_in_chromium(index, tmp_path, "neuron=4:1")
     assert "covers layer 11, not layer 4" in other
+
+
+def test_report_redacts_paths_on_request(tmp_path, paper_sized, neurons):
+    """--redact-paths: the page and the summary name the data by its file name only, never its folders; without
+    it, the whole path is shown."""
+    import duckdb
+
+    con = duckdb.connect(str(paper_sized), read_only=True)
+    data_file = con.execute("select data_file from runs where name = 'paper'").fetchone()[0]
+    con.close()
+    folder = str(Path(data_file).parent)
+    for flag, expect_folder in (("--redact-paths", False), (None, True)):
+        out = tmp_path / f"rep-{bool(flag)}"
+        args = ["--db", paper_sized, "report", "--run", "paper", "--out", out] + ([flag] if flag else [])
+        assert neurons(*args).exit_code == 0
+        for name in ("index.html", "summary.md"):
+            text = (out / name).read_text()
+            assert Path(data_file).name in text
+            assert (folder in text) == expect_folder, (name, flag)

@@ -91,13 +91,20 @@ def chart(ctx: Context, name: str, out: Path, ablation_id: int | None, labels: s
 @threshold_option("Threshold of the neuron classes.")
 @abs_option()
 @out_option("Output folder.", folder=True)
+@click.option(
+    "--redact-paths",
+    is_flag=True,
+    help="Show the model, data and lake by their last path component only (for a report you share).",
+)
 @pass_ctx
-def report(ctx: Context, run: str, layer: int | None, threshold: float, absolute: bool, out: Path) -> None:
+def report(
+    ctx: Context, run: str, layer: int | None, threshold: float, absolute: bool, out: Path, redact_paths: bool
+) -> None:
     """Write a self-contained HTML report (works offline) with every chart, the key tables and the
     definitions, plus PNG/SVG charts, CSV/LaTeX tables and a Markdown summary."""
     from toolkit.figures.report import build_report
 
-    click.echo(f"wrote {build_report(ctx.db, run, out, layer, threshold, absolute)}")
+    click.echo(f"wrote {build_report(ctx.db, run, out, layer, threshold, absolute, redact_paths)}")
 
 
 @click.command()

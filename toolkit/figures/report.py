@@ -376,13 +376,19 @@ class Contents:
 
     run: str
     layer: int
-    meta: dict  # the run's row, with `source` saying where its activations are read from
+    meta: dict  # the run's row, with `lake` and `lake_version` for a run attached from a lake
     figures: list[Figure]
     tables: list[Table]
     notes: list[str]  # caveats: what these results can claim
     explorer: dict  # every neuron's card, for the explorer
     threshold: float
     absolute: bool
+    redact_paths: bool = False  # model, data and lake shown by their last path component only
+
+    def shown(self, path: str) -> str:
+        """PATH as the page shows it: whole, or (redact_paths) its last component, so a shared report does not
+        reveal the author's folders."""
+        return Path(path.rstrip("/")).name or path if self.redact_paths else path
 
     def definition(self, view: str) -> str:
         """The quoted definition of VIEW (its comment in sql/views) as an HTML paragraph."""
@@ -391,9 +397,16 @@ class Contents:
 
 
 def build_report(
-    db, run: str, out: str | Path, layer: int | None = None, threshold: float = THRESHOLD, absolute: bool = False
+    db,
+    run: str,
+    out: str | Path,
+    layer: int | None = None,
+    threshold: float = THRESHOLD,
+    absolute: bool = False,
+    redact_paths: bool = False,
 ) -> Path:
-    """Write the report of RUN (one LAYER) into folder OUT; returns the path of index.html."""
+    """Write the report of RUN (one LAYER) into folder OUT; returns the path of index.html. REDACT_PATHS: the
+    model, data and lake appear by their last path component only."""
     final = check_output_dir(out, "report")
     with Warehouse(db, read_only=True) as wh:
         wh.run(run).per_sentence("the report (`neurons chart deactivation` draws the LAPE test's figure)")
@@ -402,7 +415,8 @@ def build_report(
         lake = wh.sql("select lake, version, n_shards from lake_runs where run_id = ?", [meta["run_id"]])
         if lake.height:  # where an attached run's activations are read from
             row = lake.row(0, named=True)
-            meta["source"] = f"lake {row['lake']} (Delta version {row['version']}, {row['n_shards']} shards)"
+            meta["lake"] = row["lake"]
+            meta["lake_version"] = f"(Delta version {row['version']}, {row['n_shards']} shards)"
         c = Contents(
             run=rl.run,
             layer=rl.layer,
@@ -413,6 +427,7 @@ def build_report(
             explorer=cards_json(neuron_cards(wh, rl.run, rl.layer, None, EXPLORER_SENTENCES, threshold, absolute)),
             threshold=threshold,
             absolute=absolute,
+            redact_paths=redact_paths,
         )
     with atomic_dir(final, "report") as out:
         _write_files(out, c)
@@ -445,10 +460,10 @@ def _info(c: Contents) -> pl.DataFrame:
     info = {
         "run": c.run,
         "layer": c.layer,
-        "model": meta["model"] or "(imported)",
-        "data": meta["data_file"],
+        "model": c.shown(meta["model"]) if meta["model"] else "(imported)",
+        "data": c.shown(meta["data_file"]),
         "pooling": meta["pooling"] or "-",
-        "stored in": meta["source"] if meta["source"].startswith("lake") else "warehouse",
+        "stored in": f"lake {c.shown(meta['lake'])} {meta['lake_version']}" if meta.get("lake") else "warehouse",
         "sentences": meta["n_sentences"],
         "languages": meta["n_languages"],
         "labels": meta["n_labels"],
