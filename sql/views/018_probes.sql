@@ -64,8 +64,9 @@ agg AS MATERIALIZED (  -- one pass: the rank correlation and the top-k intersect
     FROM pairs
     GROUP BY run, layer, criterion_a, criterion_b
 ),
-balanced AS (  -- runs whose language x label cells all hold the same number of sentences
-    SELECT r.name AS run, min(c.n) = max(c.n) AS balanced
+balanced AS (  -- runs whose language x label cells all exist and hold the same number of sentences
+    SELECT r.name AS run,
+           min(c.n) = max(c.n) AND count(*) = count(DISTINCT c.language) * count(DISTINCT c.label) AS balanced
     FROM (SELECT run_id, language, label, count(*) AS n FROM sentences GROUP BY ALL) AS c
     JOIN runs AS r USING (run_id)
     GROUP BY r.name
