@@ -261,13 +261,13 @@ def test_unknown_tokens_are_reported_and_refused(db, neurons, checkpoint, tmp_pa
 def test_unknown_share_matches_a_direct_count(checkpoint, sample):
     from transformers import AutoTokenizer
 
-    from toolkit.capture.tokens import unknown_shares
+    from toolkit.capture.tokens import tokenization, unknown_shares
 
     tok = AutoTokenizer.from_pretrained(checkpoint())
     texts = sample["text"].to_list()[:20] + ["ΩΩΩ ЖЖЖ"] * 3
     langs = sample["language"].to_list()[:20] + ["xx"] * 3
     ids = tok(texts)["input_ids"]
-    got = unknown_shares(tok, ids, langs)
+    got = unknown_shares(tokenization(tok, texts, ids, np.zeros(len(ids), bool), langs))
     special = set(tok.all_special_ids) - {tok.unk_token_id}
     for lang in set(langs):
         seqs = [s for s, l in zip(ids, langs) if l == lang]
@@ -668,11 +668,11 @@ def test_a_storage_failure_is_one_line_not_an_internal_error(db, neurons, tmp_pa
 
 
 def test_a_real_full_disk_is_one_line_and_keeps_the_warehouse(tmp_path, checkpoint, sample, neurons):
-    """On a 3 MB file system (tmpfs; skipped where this process may not mount one): an extraction, a load and a
+    """On a 4 MB file system (tmpfs; skipped where this process may not mount one): an extraction, a load and a
     delete that run out of space end in one line each, and the warehouse still opens with what it had."""
     small = tmp_path / "small"
     small.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(small)]).returncode:
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)]).returncode:
         pytest.skip("cannot mount a small file system here")
     try:
         db = small / "w.duckdb"

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import duckdb
 import numpy as np
 import polars as pl
 import pytest
@@ -198,6 +199,17 @@ def test_delete_a_run(tmp_path, neurons, checkpoint, data_csv):
         ).stdout
     )[0]
     assert counts == {"runs": 1, "a": 1, "s": 0, "m": 1, "p": 0}
+    with duckdb.connect(str(db), read_only=True) as con:  # no table keeps a row of the deleted run
+        tables = [
+            t
+            for (t,) in con.execute(
+                "select table_name from duckdb_columns() join duckdb_tables() using (table_name) "
+                "where column_name = 'run_id'"
+            ).fetchall()
+        ]
+        orphan = "select count(*) from {} where run_id not in (select run_id from runs)"
+        kept = {t: con.execute(orphan.format(t)).fetchone()[0] for t in tables}
+    assert "tokenization" in tables and not any(kept.values()), kept
     assert_one_line_error(neurons("--db", db, "delete", "--run", "drop", "--yes"), "no run named 'drop'")
 
 

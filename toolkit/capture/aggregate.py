@@ -200,6 +200,7 @@ def _create(wh: Warehouse, run: str, replace: bool, prep: Prepared, dataset: Dat
     zeros = ChunkCounts({lang: np.zeros((len(prep.layers), prep.width), np.int64) for lang in languages}, {}, {}, {})
     with wh.new_run(run, replace) as (con, run_id):
         wh.insert_run({"run_id": run_id, **run_record(prep, dataset, run, opts), "aggregated": True})
+        wh.insert_tokenization(run_id, prep.tokenization)
         insert_table(con, "layer_neurons", neuron_table(prep.layers, prep.width), "run_id", run_id)
         insert_table(con, "fired_tokens", zeros.table(prep.layers), "run_id", run_id)
         tokens = pa.table({"language": pa.array(languages, pa.string())})
@@ -255,6 +256,7 @@ def extract_aggregate(
             "update runs set status = 'complete', finished_at = ?, n_truncated = ? where run_id = ?",
             [datetime.now(), int(prep.cut.sum()), run_id],
         )
+        fitness = wh.tokenizer_fitness(run)
     frame = dataset.frame
     return ExtractSummary(
         run=run,
@@ -270,6 +272,7 @@ def extract_aggregate(
         languages=dict(frame["language"].value_counts(sort=True).iter_rows()),
         labels={},
         unknown=prep.unknown,
+        fitness=fitness,
         aggregated=True,
         n_windows=sum(len(b) for b in batches) if windows else 0,
         n_chunks_before=len(groups) - len(todo),

@@ -212,6 +212,7 @@ def _extract(
             done = set()
             with wh.new_run(run, replace) as (con, run_id):  # checked again: another process may have made it
                 wh.insert_run({"run_id": run_id, **run_record(prep, dataset, run, opts)})
+                wh.insert_tokenization(run_id, prep.tokenization)
                 insert_table(con, "layer_neurons", neuron_table(layers, prep.width), "run_id", run_id)
     created = not (existing is not None and resume)
     todo = [(i, b) for i, b in enumerate(plan) if not done.issuperset(sentence_ids[b].tolist())]
@@ -241,6 +242,7 @@ def _extract(
             [datetime.now(), run_id, run_id],
         )
         wh.materialize(run_id)
+        fitness = wh.tokenizer_fitness(run)
     seconds = time.perf_counter() - start
     return ExtractSummary(
         run=run,
@@ -256,6 +258,7 @@ def _extract(
         languages=dict(frame["language"].value_counts(sort=True).iter_rows()),
         labels=dict(frame["label"].value_counts(sort=True).iter_rows()),
         unknown=prep.unknown,
+        fitness=fitness,
     )
 
 

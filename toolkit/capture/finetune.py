@@ -219,7 +219,7 @@ def finetune(
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from toolkit.capture.models import load_config, loading, pick_device, quiet_transformers
-    from toolkit.capture.tokens import check_unknown, unknown_shares
+    from toolkit.capture.tokens import check_unknown, tokenization, unknown_shares
     from toolkit.store.evaluation import score
     from toolkit.store.output import atomic_dir, check_output_dir
 
@@ -252,7 +252,9 @@ def finetune(
             ignore_mismatched_sizes=True,
         )
     ids = tokenizer(texts, truncation=True, max_length=o.max_length)["input_ids"]
-    check_unknown(unknown_shares(tokenizer, ids, train["language"].to_list()), o.allow_unknown)
+    cut = np.zeros(len(ids), dtype=bool)  # only the unknown share is read here
+    counts = tokenization(tokenizer, texts, ids, cut, train["language"].to_list())
+    check_unknown(unknown_shares(counts), o.allow_unknown)
 
     def evaluate(predict) -> list[dict]:
         predicted = predict(held_out["text"].to_list())

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import torch
 from tqdm import tqdm
 
@@ -29,7 +30,7 @@ from toolkit.capture.models import (
     parse_layers,
 )
 from toolkit.capture.options import ExtractOptions
-from toolkit.capture.tokens import check_unknown, tokenize, unknown_shares
+from toolkit.capture.tokens import check_unknown, tokenization, tokenize, unknown_shares
 from toolkit.errors import UserError
 from toolkit.store.runs import frame_counts
 from toolkit.store.runs import run_record as make_run_record
@@ -51,6 +52,7 @@ class ExtractSummary:
     languages: dict[str, int] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)
     unknown: dict[str, float] = field(default_factory=dict)  # share of unknown tokens per language
+    fitness: pl.DataFrame | None = None  # the run's `tokenizer_fitness` rows (Warehouse.tokenizer_fitness)
     aggregated: bool = False  # --aggregate: corpus counts, nothing per sentence
     n_windows: int = 0  # --window: windows run
     n_chunks_before: int = 0  # --aggregate --resume: chunks committed before
@@ -146,6 +148,7 @@ class Prepared:
     cut: np.ndarray  # sentences truncated at max_length
     lengths: np.ndarray  # tokens per sentence, after truncation
     unknown: dict[str, float]  # share of unknown tokens per language
+    tokenization: pl.DataFrame  # per language: the counts fertility is computed from (`tokenization` table)
 
     @property
     def want_logits(self) -> bool:
@@ -169,7 +172,8 @@ def prepare(model: str, dataset: Dataset, opts: ExtractOptions, allow_unknown: b
         raise UserError(f"--window {opts.window} is longer than the model's input limit ({loaded.max_length} tokens)")
     texts = frame["text"].to_list()
     token_ids, cut = tokenize(loaded, texts, sys.maxsize if windows else max_length, special=not windows)
-    unknown = unknown_shares(loaded.tokenizer, token_ids, frame["language"].to_list())
+    counts = tokenization(loaded.tokenizer, texts, token_ids, cut, frame["language"].to_list())
+    unknown = unknown_shares(counts)
     check_unknown(unknown, allow_unknown)
     lengths = np.fromiter((len(x) for x in token_ids), dtype=np.int64, count=len(token_ids))
     lengths -= int(loaded.skip_bos and not windows)  # the tokens pooled and counted: a decoder's BOS is not one
@@ -179,7 +183,7 @@ def prepare(model: str, dataset: Dataset, opts: ExtractOptions, allow_unknown: b
             f"{empty.size} sentence(s) have no tokens for this tokenizer (first: data row {empty[0] + 1}, "
             f"{frame['text'][int(empty[0])][:40]!r}); remove them, or use a tokenizer that reads the language"
         )
-    return Prepared(loaded, layers, width, settings, token_ids, cut, lengths, unknown)
+    return Prepared(loaded, layers, width, settings, token_ids, cut, lengths, unknown, counts)
 
 
 def plan_chunks(batches: list[np.ndarray], commit_every: int) -> list[list[np.ndarray]]:

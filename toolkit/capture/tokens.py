@@ -6,6 +6,7 @@ from __future__ import annotations
 from itertools import chain
 
 import numpy as np
+import polars as pl
 import torch
 
 from toolkit.errors import UserError
@@ -45,20 +46,56 @@ def pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]
     return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
-def unknown_shares(tokenizer, token_ids: list[list[int]], languages: list[str]) -> dict[str, float]:
-    """Per language, the share of its non-special tokens that the tokenizer maps to the unknown token."""
+UNSPACED = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\p{Tibetan}"
+"""Scripts written without spaces between words: each of their characters counts as a word."""
+WORDS = rf"[{UNSPACED}]|[\w--[{UNSPACED}]]+|[^\w\s]"
+"""A word (docs/definitions.md, definition 18): a run of letters and digits, one punctuation mark, or one character
+of a script written without spaces, so that fertility compares languages alike whatever their pre-tokenizer."""
+
+
+def tokenization(tokenizer, texts: list[str], token_ids: list[list[int]], cut: np.ndarray, languages: list[str]):
+    """Per language, what fertility and the unknown share are computed from (the `tokenization` table, without
+    run_id): texts, non-special tokens and unknown tokens of every text; words, non-special tokens, non-space
+    characters and characters of unspaced scripts of the texts that were not cut at max length."""
     unk = getattr(tokenizer, "unk_token_id", None)
-    if unk is None or not token_ids:
-        return {}
     lengths = np.fromiter((len(x) for x in token_ids), dtype=np.int64, count=len(token_ids))
     flat = np.fromiter(chain.from_iterable(token_ids), dtype=np.int64, count=int(lengths.sum()))
     owner = np.repeat(np.arange(len(token_ids)), lengths)
-    special = np.isin(flat, [i for i in tokenizer.all_special_ids if i != unk])
-    names, codes = np.unique(np.asarray(languages, dtype=object).astype(str), return_inverse=True)
-    lang = codes[owner]
-    total = np.bincount(lang[~special], minlength=len(names))
-    unknown = np.bincount(lang[flat == unk], minlength=len(names))
-    return {str(n): float(u / t) if t else 0.0 for n, u, t in zip(names, unknown, total)}
+    plain = ~np.isin(flat, [i for i in tokenizer.all_special_ids if i != unk])
+    tokens = np.bincount(owner[plain], minlength=len(token_ids))
+    unknown = np.bincount(owner[flat == unk], minlength=len(token_ids)) if unk is not None else None
+    whole = pl.col("cut").not_()
+    per_text = {"language": languages, "text": texts, "tokens": tokens, "unknown": unknown, "cut": cut}
+    return (
+        pl.DataFrame(per_text, schema_overrides={"unknown": pl.Int64, "language": pl.String}, strict=False)
+        .with_columns(
+            words=pl.col("text").str.count_matches(WORDS),
+            chars=pl.col("text").str.count_matches(r"\S"),
+            unspaced=pl.col("text").str.count_matches(rf"[{UNSPACED}]"),
+        )
+        .group_by("language")
+        .agg(
+            n_texts=pl.len(),
+            n_tokens=pl.col("tokens").sum(),
+            n_unknown=pl.col("unknown").sum() if unknown is not None else pl.lit(None, pl.Int64),
+            n_whole=whole.sum(),
+            n_words=pl.col("words").filter(whole).sum(),
+            n_word_tokens=pl.col("tokens").filter(whole).sum(),
+            n_chars=pl.col("chars").filter(whole).sum(),
+            n_unspaced=pl.col("unspaced").filter(whole).sum(),
+        )
+        .sort("language")
+    )
+
+
+def unknown_shares(counts: pl.DataFrame) -> dict[str, float]:
+    """Per language, the share of its non-special tokens that the tokenizer maps to the unknown token, from the
+    COUNTS of `tokenization` (empty when the tokenizer has no unknown token)."""
+    return {
+        r["language"]: r["n_unknown"] / r["n_tokens"] if r["n_tokens"] else 0.0
+        for r in counts.iter_rows(named=True)
+        if r["n_unknown"] is not None
+    }
 
 
 def check_unknown(shares: dict[str, float], allow: bool, limit: float = UNKNOWN_LIMIT) -> None:

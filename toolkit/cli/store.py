@@ -18,6 +18,7 @@ RUNS_THEN = (
     "pooling",
     "languages",
     "labels",
+    "tokenizer",
     "created",
     "truncated",
     "model",

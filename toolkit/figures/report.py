@@ -167,6 +167,27 @@ def _tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: boo
     if _has_significance(wh, run, layer):
         tables += _significance_tables(wh, run, layer, threshold, absolute)
     tables += _causal_tables(wh, run)
+    fitness = wh.tokenizer_fitness(run)
+    if fitness.height:
+        tables.append(
+            Table(
+                "tokenizer",
+                f"Tokenizer fitness per language: the share of unknown tokens, and fertility (tokens per word of the "
+                f"texts not cut) against the best-served language's; underserved above {fitness['limit'][0]:g} times it",
+                "tokenizer_fitness",
+                fitness.select(
+                    "language",
+                    "n_texts",
+                    "unknown_share",
+                    "fertility",
+                    "fertility_ratio",
+                    "tokens_per_char",
+                    "unspaced",
+                    "underserved",
+                ),
+                per_layer=False,
+            )
+        )
     if len(wh.run(run).layers) > 1:
         from toolkit.stats.analysis import layer_sweep
 

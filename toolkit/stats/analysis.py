@@ -135,7 +135,7 @@ def layer_sweep(wh: Warehouse, run: str, threshold: float = THRESHOLD, absolute:
 @reads
 def caveats(wh: Warehouse, run: str, layer: int) -> list[str]:
     """What the run's figures can and cannot claim, in sentences: languages whose model is at chance (view
-    `evaluation`), label-sensitive neurons by q alone and by q plus effect size (`neuron_significance`), and
+    `evaluation`), languages the tokenizer serves poorly (`tokenizer_fitness`), label-sensitive neurons by q alone and by q plus effect size (`neuron_significance`), and
     label x pair correlations too noisy to interpret (`crosslingual_ceiling`)."""
     notes = []
     chance = wh.sql(
@@ -149,6 +149,17 @@ def caveats(wh: Warehouse, run: str, layer: int) -> list[str]:
             f"input (permutation null: 95 % of it up to {high:.3f}, p = {p:.3f}), so the {language} neurons "
             "describe a model that has not learnt the task there; read its profiles, correlations and classes "
             "with that in mind."
+        )
+    fitness = wh.tokenizer_fitness(run)
+    poor = fitness.filter("underserved")
+    if poor.height:
+        best = fitness.filter(pl.col("language") == pl.col("reference_language")).row(0, named=True)
+        each = ", ".join(f"{r['language']} {r['fertility_ratio']:.2f}x" for r in poor.iter_rows(named=True))
+        notes.append(
+            f"The tokenizer serves {', '.join(poor['language'])} poorly: per word they get over {best['limit']:g} "
+            f"times the tokens {best['language']} gets ({best['fertility']:.2f} tokens per word; {each}; view "
+            "tokenizer_fitness). A model reads such a language in small pieces, so a neuron that separates its labels "
+            "may be reading spelling, and a difference from the other languages may come from the tokenizer."
         )
     if wh.scalar("select count(*) from neuron_significance where run = ? and layer = ?", [run, layer]):
         c = wh.sensitive_counts(run, layer)

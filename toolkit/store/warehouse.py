@@ -346,6 +346,7 @@ class Warehouse:
             "fired_tokens",
             "language_tokens",
             "aggregate_chunks",
+            "tokenization",
             "runs",
         ):
             self.con.execute(f"delete from {table} where run_id = ?", [run_id])
@@ -368,12 +369,19 @@ class Warehouse:
                    json_extract(r.settings, '$.max_length')::INTEGER as max_length,
                    r.n_sentences as sentences, r.n_languages as languages, r.n_labels as labels,
                    r.hidden_size as neurons, r.n_truncated as truncated,
+                   coalesce(f.poor || ' underserved', case when f.n > 0 then 'fits every language' end) as tokenizer,
                    strftime(r.created_at, '%Y-%m-%d %H:%M:%S') as created,
                    strftime(r.materialized_at, '%Y-%m-%d %H:%M:%S') as statistics_cached,
                    r.toolkit_version as version
             from runs as r
             left join (select run_id, count(*) as done from sentences group by run_id) as d using (run_id)
             left join (select run_id, sum(n_sentences) as done from aggregate_chunks group by run_id) as c using (run_id)
+            left join (
+                select run, count(*) as n,
+                       string_agg(printf('%s %.2fx', language, fertility_ratio), ', ' order by fertility_ratio desc)
+                           filter (where underserved) as poor
+                from tokenizer_fitness group by run
+            ) as f on f.run = r.name
             order by r.run_id
             """
         )
@@ -396,6 +404,19 @@ class Warehouse:
         cols = list(run)
         self.con.execute(
             f"insert into runs ({', '.join(cols)}) values ({', '.join('?' for _ in cols)})", [run[c] for c in cols]
+        )
+
+    def insert_tokenization(self, run_id: int, counts: pl.DataFrame) -> None:
+        """Insert the per-language tokenization COUNTS of a run (`toolkit.capture.tokens.tokenization`; call inside
+        the transaction that inserts the run)."""
+        rows = counts.select(pl.lit(run_id).alias("run_id"), pl.all()).to_arrow()  # noqa: F841 (read by DuckDB)
+        self.con.execute("insert into tokenization by name select * from rows")
+
+    def tokenizer_fitness(self, run: str) -> pl.DataFrame:
+        """Per language of RUN, the unknown share and fertility (`tokenizer_fitness`, definition 18), with the
+        fertility limit as a column; empty for a run with no tokenization record."""
+        return self.sql(
+            "select *, fertility_limit() as limit from tokenizer_fitness where run = ? order by language", [run]
         )
 
     def check_new_run(self, name: str, replace: bool) -> dict | None:
