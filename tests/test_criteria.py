@@ -263,6 +263,8 @@ def test_planted_neurons_top_every_criterion(planted, neurons):
         assert polyglot <= top, (criterion, sorted(top))
     assert agreement.height == 3 and agreement["jaccard"].min() >= 0.5
     assert topk["accuracy"][0] > topk["control_max"][0]  # the top-8 neurons beat random 8-sets
+    assert topk["p_value"][0] == pytest.approx(1 / 3)  # none of the 2 random sets scores as well
+    assert topk["informative"][0]  # and the probe on every neuron beats the majority label by more than chance
     assert (scores["selectivity"] > 0.2).all()
     with Warehouse(db, read_only=True) as wh:
         a = wh.sql(
@@ -277,3 +279,79 @@ def test_planted_neurons_top_every_criterion(planted, neurons):
         ).item()
     rho = stats.spearmanr(a["rank"], b["rank"]).statistic
     assert wh_rho == pytest.approx(rho)
+
+
+@pytest.fixture(scope="module")
+def noise(tmp_path_factory):
+    """A run with no label signal at all and more neurons than training sentences per label: the regime where a
+    probe's weights fit noise."""
+    values, lang, lab = syn.make(seed=5, per_cell=8, neurons=96, planted=syn.Planted(polyglot={}, monolingual={}))
+    tmp = tmp_path_factory.mktemp("noise")
+    db = tmp / "w.duckdb"
+    load_long(db, syn.write_long(tmp / "n.parquet", [syn.long_frame(values, lang, lab, 11)]), "n")
+    return db, lang, lab
+
+
+def test_a_probe_that_learnt_nothing_says_its_ranking_is_noise(noise, neurons):
+    db, lang, lab = noise
+    r = neurons("--db", db, "probe", "--run", "n", "--top", "10", "--controls", "4", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    assert "Note: the probe on all 96 neurons" in r.stdout and "ranking may be noise" in r.stdout
+    with Warehouse(db, read_only=True) as wh:
+        topk = wh.sql("select * from probe_topk where run = 'n'").row(0, named=True)
+        scores = wh.sql("select * from probe_scores where run = 'n'")
+    from toolkit.stats.probe import held_out_split
+
+    held = held_out_split(pl.DataFrame({"language": lang, "label": lab}), 0)
+    names, counts = np.unique(lab[~held], return_counts=True)
+    majority = names[np.argmax(counts)]
+    assert topk["majority_accuracy"] == pytest.approx(np.mean(lab[held] == majority))
+    assert topk["n_test"] == held.sum() and not topk["informative"]
+    r = neurons("--db", db, "analyze", "--run", "n")
+    assert r.exit_code == 0 and "The stored probe does not beat always answering the most frequent label" in r.stdout
+    for row in scores.filter(pl.col("train_language") == "all").iter_rows(named=True):
+        test = (lang == row["test_language"]) & held
+        assert row["majority_accuracy"] == pytest.approx(np.mean(lab[test] == majority))
+
+
+def test_informative_is_wrong_at_most_five_percent_of_null_probes(tmp_path):
+    """200 probes on data with no signal (the toolkit's own fit on random z, 4 labels): the view calls at most
+    5 % of them informative (within sampling error); a probe on a planted signal is called informative."""
+    from toolkit.stats.probe import ProbeOptions, fit, majority_accuracy
+    from toolkit.store.runs import run_record
+
+    rng = np.random.default_rng(11)
+    rows = []
+    for i in range(201):
+        n, p = 200, 12
+        z = rng.standard_normal((n, p))
+        y = rng.choice(np.array(list("abcd")), n, p=[0.4, 0.3, 0.2, 0.1])
+        if i == 200:  # the one planted probe
+            z[:, 0] += 2.0 * (y == "a")
+        train = np.arange(n) < 150
+        full = np.mean(fit(z[train], y[train], ProbeOptions()).predict(z[~train]) == y[~train])
+        rows.append((i, 1, 0.0, 0, full, majority_accuracy(y[train], y[~train]), int((~train).sum())))
+    with Warehouse(tmp_path / "w.duckdb") as wh, wh.transaction() as con:
+        record = run_record(
+            "sim",
+            "load",
+            data_file="-",
+            data_sha256="-",
+            layers=[0],
+            hidden_size=12,
+            counts=(200, 1, 4),
+            settings={},
+            complete=True,
+        )
+        wh.insert_run({"run_id": 0, **record})
+        for i, *_ in rows:  # one probe per layer: the views show the latest probe of each run and layer
+            con.execute("insert into probes values (?, 0, ?, '{}', 0, now(), 'test')", [i, i])
+        con.executemany(
+            "insert into probe_topk_results (probe_id, k, accuracy, n_controls, full_accuracy, majority_accuracy, "
+            "n_test) values (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        flags = wh.sql("select probe_id, informative from probe_topk order by probe_id")["informative"].to_numpy()
+    null_rate = flags[:200].mean()
+    assert null_rate <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 200), null_rate
+    assert flags[200]

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 import synthetic as syn
@@ -65,7 +66,7 @@ def test_every_chart_draws_every_row_at_paper_size(paper_sized):
             "and label = 'sadness' and rank <= 5"
         ).item()
         expected = {
-            "label-variance": 6 * 768,
+            "label-variance": 6 * 10,  # each label's 10 most variable neurons
             "correlation": 6 * 6,
             "profiles": 4 * tops,  # every language's value for the union of the languages' top 5 neurons
             "classes": 6 * 4,
@@ -83,7 +84,8 @@ def test_every_chart_draws_every_row_at_paper_size(paper_sized):
         cells = next(iter(spec["datasets"].values()))
         # annotated with the value (no intervals yet), never "-0.00"
         assert all(c["text"] == f"{round(c['value'], 2) + 0.0:.2f}" and c["text"] != "-0.00" for c in cells)
-        assert marks(build(wh, "label-variance", o).to_dict()) == {"area", "point"}  # top neurons named in headers
+        fig1 = build(wh, "label-variance", o).to_dict()
+        assert marks(fig1) == {"rect", "rule", "circle"}  # the band of all neurons, the line at 1, the top neurons
         prof = build(wh, "profiles", ChartOptions(run="paper", layer=11, label="joy")).to_dict()
         assert marks(prof) == {"rect", "text"}
         color = prof["layer"][0]["encoding"]["color"]
@@ -100,8 +102,17 @@ def test_every_chart_draws_every_row_at_paper_size(paper_sized):
                 .to_dict()["datasets"]
                 .popitem()[1]
             )
-            == 2 * 768
+            == 2 * 10
         )
+    # Figure 1's neurons and band are each label's own, computed here from the z-scores
+    values, lang, lab = syn.make(seed=4, per_cell=8, neurons=768)
+    expected = syn.label_variance(syn.zscore(values, lang), lab)
+    drawn = pl.DataFrame(next(iter(fig1["datasets"].values())))
+    for label, v in expected.items():
+        mine = drawn.filter(pl.col("label") == label).sort("rank")
+        assert mine["neuron"].to_list() == np.lexsort((np.arange(v.size), -v))[:10].tolist()
+        assert mine["variance"].to_numpy() == pytest.approx(np.sort(v)[::-1][:10], rel=1e-5)
+        assert (mine["low"][0], mine["high"][0]) == pytest.approx(tuple(np.quantile(v, [0.05, 0.95])), rel=1e-5)
 
 
 def test_chart_values_come_from_the_views(paper_sized):
@@ -260,9 +271,12 @@ def test_report_renders_in_a_real_browser(tmp_path, paper_sized):
 
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Chromium is not installed on this machine")
 def test_report_with_undefined_correlations_renders(tmp_path):
-    """A language whose neurons are all constant has z = 0 everywhere: its correlations are undefined (NaN)."""
+    """A language whose neurons are all constant has z = 0 everywhere: its correlations are undefined (NaN). The
+    labels are the data's own text, with slashes, dots and spaces: no file leaves the report's folder and every
+    chart still renders."""
     assert CHROMIUM, "CI must install Chromium (see .ci/run)"
-    values, lang, lab = syn.make(seed=5, per_cell=5, neurons=40)
+    odd = ("../up", "a/b.c", "x y", "joy")
+    values, lang, lab = syn.make(seed=5, per_cell=5, neurons=40, labels=odd)
     values[lang == "ar"] = 1.0
     db = tmp_path / "w.duckdb"
     load_long(db, syn.write_long(tmp_path / "c.parquet", [syn.long_frame(values, lang, lab, 2)]), "flat")
@@ -271,6 +285,9 @@ def test_report_with_undefined_correlations_renders(tmp_path):
     dom = render_in_chromium(build_report(db, "flat", tmp_path / "rep"), tmp_path)
     assert re.search(r'data-rendered="(\d+)"', dom).group(1) == re.search(r'data-charts="(\d+)"', dom).group(1)
     assert "data-failed" not in dom
+    assert not (tmp_path / "up").exists()
+    files = [p.relative_to(tmp_path / "rep" / "figures") for p in (tmp_path / "rep" / "figures").rglob("*")]
+    assert all(len(f.parts) == 1 for f in files) and len({f.stem for f in files if f.stem.startswith("profiles")}) == 4
 
 
 def render_in_chromium(index, tmp_path, fragment: str = "") -> str:

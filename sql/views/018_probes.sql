@@ -8,10 +8,11 @@ JOIN runs AS r USING (run_id)
 WHERE p.probe_id = (SELECT max(q.probe_id) FROM probes AS q WHERE q.run_id = p.run_id AND q.layer = p.layer);
 
 -- Cross-lingual transfer of a neuron-level probe: accuracy and macro-F1 per train x test language, and its
--- selectivity (accuracy minus the control task's accuracy, Hewitt & Liang 2019).
+-- selectivity (accuracy minus the control task's accuracy, Hewitt & Liang 2019), beside the accuracy of always
+-- answering the most frequent training label (majority_accuracy): a probe below it has learnt nothing there.
 CREATE OR REPLACE VIEW probe_scores AS
 SELECT p.run, p.layer, p.probe_id, s.train_language, s.test_language, s.n_sentences, s.accuracy, s.macro_f1,
-       s.control_accuracy, s.accuracy - s.control_accuracy AS selectivity
+       s.control_accuracy, s.accuracy - s.control_accuracy AS selectivity, s.majority_accuracy
 FROM probe_results AS s
 JOIN latest_probes AS p USING (probe_id);
 
@@ -21,9 +22,18 @@ SELECT p.run, p.layer, p.probe_id, w.train_language, w.neuron, w.weight_mass, w.
 FROM probe_weights AS w
 JOIN latest_probes AS p USING (probe_id);
 
--- Accuracy of a probe on the top-k neurons only, beside random k-sets (mean, min, max).
+-- Accuracy of a probe on the top-k neurons only, beside random k-sets (mean, min, max) and its permutation
+-- p-value among them, (1 + #random sets scoring at least as well) / (1 + #random sets). informative: the probe on
+-- every neuron beats always answering the most frequent training label on the same n_test held-out sentences by
+-- more than chance allows, full_accuracy > m + 1.645 sqrt(m (1 - m) / n_test) (one-sided 95 %, normal
+-- approximation as definition 13's accuracy bound; no predictor that ignores its input beats m on average). When it
+-- does not, the probe may have fit noise (too many neurons for the sentences, too weak a penalty): its weight
+-- ranking is then noise, and its top-k sets score like random ones, below their mean about half the time.
 CREATE OR REPLACE VIEW probe_topk AS
-SELECT p.run, p.layer, p.probe_id, t.k, t.accuracy, t.control_mean, t.control_min, t.control_max, t.n_controls
+SELECT p.run, p.layer, p.probe_id, t.k, t.accuracy, t.control_mean, t.control_min, t.control_max, t.n_controls,
+       (1 + t.controls_at_least) / (1 + t.n_controls) AS p_value, t.full_accuracy, t.majority_accuracy, t.n_test,
+       t.full_accuracy > t.majority_accuracy + 1.645 * sqrt(t.majority_accuracy * (1 - t.majority_accuracy) / t.n_test)
+           AS informative
 FROM probe_topk_results AS t
 JOIN latest_probes AS p USING (probe_id);
 

@@ -309,7 +309,7 @@ def probe(
     from toolkit.stats.probe import probe as run_probe
     from toolkit.stats.probe import store
     from toolkit.store.query import render, to_json
-    from toolkit.store.warehouse import read_then_write
+    from toolkit.store.warehouse import Warehouse, read_then_write
 
     try:
         ks = tuple(int(x) for x in top.split(",") if x.strip())
@@ -323,6 +323,15 @@ def probe(
             return run_probe(wh, run, layer, options, progress=bar.update)
 
     result, probe_id = read_then_write(ctx.db, compute, store)
+    with Warehouse(ctx.db, read_only=True) as wh:  # as the views define them (selectivity, p-value, informative)
+        scores = wh.sql(
+            "select * exclude (run, layer, probe_id) from probe_scores where probe_id = ? "
+            "order by train_language, test_language",
+            [probe_id],
+        )
+        topk = wh.sql(
+            "select * exclude (run, layer, probe_id) from probe_topk where probe_id = ? order by k", [probe_id]
+        )
     if as_json:
         click.echo(
             to_json(
@@ -330,25 +339,45 @@ def probe(
                     "probe_id": probe_id,
                     "run": result.run,
                     "layer": result.layer,
-                    "scores": result.scores.to_dicts(),
-                    "topk": result.topk.to_dicts(),
+                    "scores": scores.to_dicts(),
+                    "topk": topk.to_dicts(),
                 }
             )
         )
         return
     click.echo(f"probe {probe_id}: run '{result.run}', layer {result.layer} ({result.seconds:.1f} s)")
-    scores = result.scores.with_columns((pl.col("accuracy") - pl.col("control_accuracy")).alias("selectivity"))
     click.echo(
         "\nAccuracy and macro-F1 per train x test language (held-out sentences; selectivity = accuracy - "
-        "control task)\n" + render(scores, "table", float_precision=3),
+        "control task; majority = always the most frequent training label)\n"
+        + render(scores, "table", float_precision=3),
         nl=False,
     )
-    if result.topk.height:
+    if topk.height:
         click.echo(
-            "\nProbes on the top-k neurons (by weight mass) against random k-sets\n"
-            + render(result.topk, "table", float_precision=3),
+            "\nProbes on the top-k neurons (by weight mass) against random k-sets (p_value: share of random sets "
+            "scoring at least as well)\n"
+            + render(
+                topk.drop("full_accuracy", "majority_accuracy", "n_test", "informative"), "table", float_precision=3
+            ),
             nl=False,
         )
+        click.echo(probe_note(topk.row(0, named=True), len(result.weights.filter(pl.col("train_language") == "all"))))
+
+
+def probe_note(row: dict, n_neurons: int) -> str:
+    """One sentence on whether the all-language probe learnt anything, and so whether its ranking means anything."""
+    full, majority = row["full_accuracy"], row["majority_accuracy"]
+    if row["informative"]:
+        return (
+            f"The probe on all {n_neurons} neurons scores {full:.3f} on these held-out sentences, above always "
+            f"answering the most frequent label ({majority:.3f}) by more than chance: its ranking is evidence."
+        )
+    return (
+        f"Note: the probe on all {n_neurons} neurons scores {full:.3f} on these held-out sentences, not above always "
+        f"answering the most frequent label ({majority:.3f}) by more than chance: it may have fit noise, so its weight "
+        "ranking may be noise, and its top-k sets score like random ones (above or below them by chance). Raise "
+        "--l1/--l2, give it more sentences, or read the other criteria."
+    )
 
 
 @click.command()

@@ -28,6 +28,7 @@ CLASS_COLORS = {"polyglot": "#1b9e77", "shared": "#7570b3", "monolingual": "#d95
 FONT = "Liberation Sans, Helvetica, Arial, sans-serif"
 PNG_LIMIT = 1_000_000  # bytes; a larger PNG is drawn again at 1x
 WIDTH = 900
+FIGURE1_NEURONS = 10  # neurons drawn per label in Figure 1
 """Width of a figure's plotting area in px: the report's column is about 1,000 px wide."""
 
 
@@ -81,7 +82,9 @@ def _labels(wh: Warehouse, run: str, layer: int) -> list[str]:
 
 
 def label_variance(wh: Warehouse, o: ChartOptions) -> alt.Chart:
-    """Figure 1: the variance of z of every neuron within each chosen label; each label's top neurons marked."""
+    """Figure 1: per chosen label, the neurons whose z varies most within it (dots, the paper's statistic), against
+    where every neuron of the layer lies (band: the middle 90 %) and 1, the variance of z over all of a
+    language's sentences, which a label that says nothing about a neuron leaves it near (dashed)."""
     layer = resolve(wh, o.run, o.layer).layer
     labels = o.labels or _labels(wh, o.run, layer)
     unknown = sorted(set(labels) - set(_labels(wh, o.run, layer)))
@@ -92,33 +95,49 @@ def label_variance(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     df = wh.sql(
         """with v as (
                select label, neuron, variance,
-                      row_number() over (partition by label order by variance desc, neuron) as rank
+                      row_number() over (partition by label order by variance desc, neuron) as rank,
+                      quantile_cont(variance, 0.05) over (partition by label) as low,
+                      quantile_cont(variance, 0.95) over (partition by label) as high,
+                      count(*) over (partition by label) as n_neurons
                from label_variance where run = ? and layer = ? and list_contains(?, label))
-           select v.label, v.neuron, v.variance, v.rank <= ? as is_top,
-                  v.label || '   top: ' || t.tops as panel
-           from v join (select label, string_agg(neuron::varchar, ', ' order by rank) as tops
-                        from v where rank <= ? group by label) as t using (label)
-           order by v.label, v.neuron""",
-        [o.run, layer, labels, o.top, o.top],
+           select label, neuron, variance, rank, low, high, n_neurons from v where rank <= ?
+           order by label, rank""",
+        [o.run, layer, labels, FIGURE1_NEURONS],
     )
-    base = alt.Chart(df).encode(
-        x=alt.X("neuron:Q", title="neuron", scale=alt.Scale(nice=False)), y=alt.Y("variance:Q", title="variance of z")
+    x = alt.X("variance:Q", title="variance of z within the label", scale=alt.Scale(zero=False, nice=True))
+    band = (
+        alt.Chart()
+        .transform_filter("datum.rank == 1")
+        .mark_rect(color="#d9d9d9", opacity=0.6)
+        .encode(x="low:Q", x2="high:Q")
     )
-    bars = base.mark_area(color="#6b9bc9", interpolate="step")
-    tops = base.transform_filter("datum.is_top").mark_point(color="#d62728", filled=True, size=30)
+    one = alt.Chart().mark_rule(color="#444444", strokeDash=[4, 3]).encode(x=alt.datum(1))
+    dots = (
+        alt.Chart()
+        .mark_circle(color="#2f6fab", size=60, opacity=1)
+        .encode(
+            x=x,
+            y=alt.Y("neuron:N", sort=alt.EncodingSortField("rank"), title="neuron", axis=alt.Axis(labelFontSize=11)),
+            tooltip=["label", "neuron", alt.Tooltip("variance:Q", format=".3f"), "rank"],
+        )
+    )
+    n = int(df["n_neurons"].max()) if df.height else 0
     return (
-        alt.layer(bars, tops)
-        .properties(width=WIDTH, height=90)
+        alt.layer(band, one, dots, data=df)
+        .properties(width=180, height=16 * FIGURE1_NEURONS)
         .facet(
-            row=alt.Row(
-                "panel:N",
-                title=None,
-                header=alt.Header(
-                    labelAngle=0, labelAlign="left", labelAnchor="start", labelOrient="top", labelFontSize=12
-                ),
+            facet=alt.Facet("label:N", title=None, header=alt.Header(labelFontSize=13, labelFontWeight="bold")),
+            columns=4,
+        )
+        .resolve_scale(y="independent")
+        .properties(
+            title=_title(
+                f"The {FIGURE1_NEURONS} neurons whose z varies most within each label (dots); grey band: the middle "
+                f"90 % of all {n} neurons; dashed: 1, the variance over all sentences",
+                o,
+                layer,
             )
         )
-        .properties(title=_title(f"Variance of each neuron's z within a label (red: the top {o.top})", o, layer))
     )
 
 
@@ -486,7 +505,7 @@ def criteria_agreement(wh: Warehouse, o: ChartOptions) -> alt.Chart:
 
 
 CHARTS: dict[str, tuple[Callable[[Warehouse, ChartOptions], alt.Chart], str]] = {
-    "label-variance": (label_variance, "Figure 1: variance of z within each label, every neuron"),
+    "label-variance": (label_variance, "Figure 1: the neurons whose z varies most within each label"),
     "correlation": (crosslingual_heatmap, "Figure 2: cross-lingual Spearman (or --metric cosine) heatmap"),
     "agreement": (criteria_agreement, "Jaccard of the criteria's top-k neuron sets, Spearman of their rankings"),
     "ceiling": (ceiling_heatmap, "noise ceiling and disattenuated Spearman per label and pair"),

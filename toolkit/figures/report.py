@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -22,6 +23,7 @@ from toolkit.defaults import CLASSES, THRESHOLD
 from toolkit.figures.charts import ChartOptions, build, save
 from toolkit.figures.deactivation import latest_deactivation
 from toolkit.figures.export import human_names, write_table
+from toolkit.figures.report_sections import Table, method_tables
 from toolkit.stats.analysis import EVALUATION_COLUMNS, caveats, resolve, top_variance_neurons
 from toolkit.stats.explorer import cards_json, neuron_cards
 from toolkit.store.catalog import definitions
@@ -42,13 +44,12 @@ class Figure:
     chart: alt.Chart
 
 
-@dataclass
-class Table:
-    key: str
-    title: str
-    view: str
-    frame: pl.DataFrame
-    per_layer: bool = True  # False: the table does not depend on the layer (model accuracy, ablations)
+def file_key(kind: str, label: str, i: int) -> str:
+    """A figure's key, used in file names and element ids: KIND and LABEL reduced to ASCII letters, digits, _ and
+    - (a label is the data's own text: slashes or dots must never leave the output folder or break a selector),
+    with the label's position I where that reduction changed it, so that two labels never share a key."""
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", label).strip("_")[:40]
+    return f"{kind}-{safe}" if safe == label else f"{kind}-{i}-{safe}".rstrip("-")
 
 
 PROFILE_FIGURES = 12
@@ -87,10 +88,10 @@ def _figures(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bo
             build(wh, "correlation", ChartOptions(**{**o.__dict__, "metric": "cosine"})),
         ),
     ]
-    for label in labels:
+    for i, label in enumerate(labels, start=1):
         figs.append(
             Figure(
-                f"profiles-{label}",
+                file_key("profiles", label, i),
                 f"Figure 3. Mean z of the top neurons for {label}",
                 "top_neurons",
                 build(wh, "profiles", ChartOptions(**{**o.__dict__, "label": label})),
@@ -167,27 +168,7 @@ def _tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: boo
     if _has_significance(wh, run, layer):
         tables += _significance_tables(wh, run, layer, threshold, absolute)
     tables += _causal_tables(wh, run)
-    fitness = wh.tokenizer_fitness(run)
-    if fitness.height:
-        tables.append(
-            Table(
-                "tokenizer",
-                f"Tokenizer fitness per language: the share of unknown tokens, and fertility (tokens per word of the "
-                f"texts not cut) against the best-served language's; underserved above {fitness['limit'][0]:g} times it",
-                "tokenizer_fitness",
-                fitness.select(
-                    "language",
-                    "n_texts",
-                    "unknown_share",
-                    "fertility",
-                    "fertility_ratio",
-                    "tokens_per_char",
-                    "unspaced",
-                    "underserved",
-                ),
-                per_layer=False,
-            )
-        )
+    tables += method_tables(wh, run, layer)
     if len(wh.run(run).layers) > 1:
         from toolkit.stats.analysis import layer_sweep
 

@@ -135,7 +135,8 @@ def layer_sweep(wh: Warehouse, run: str, threshold: float = THRESHOLD, absolute:
 @reads
 def caveats(wh: Warehouse, run: str, layer: int) -> list[str]:
     """What the run's figures can and cannot claim, in sentences: languages whose model is at chance (view
-    `evaluation`), languages the tokenizer serves poorly (`tokenizer_fitness`), label-sensitive neurons by q alone and by q plus effect size (`neuron_significance`), and
+    `evaluation`), languages the tokenizer serves poorly (`tokenizer_fitness`), a probe that learnt nothing
+    (`probe_topk`), label-sensitive neurons by q alone and by q plus effect size (`neuron_significance`), and
     label x pair correlations too noisy to interpret (`crosslingual_ceiling`)."""
     notes = []
     chance = wh.sql(
@@ -192,6 +193,18 @@ def caveats(wh: Warehouse, run: str, layer: int) -> list[str]:
         notes.append(
             "Between-label variance and eta squared rank the neurons identically by construction here (every "
             "language x label cell holds as many sentences), so their agreement is no finding."
+        )
+    probe = wh.sql(
+        "select full_accuracy, majority_accuracy from probe_topk where run = ? and layer = ? and not informative "
+        "limit 1",
+        [run, layer],
+    )
+    if probe.height:
+        full, majority = probe.row(0)
+        notes.append(
+            f"The stored probe does not beat always answering the most frequent label by more than chance ({full:.3f} "
+            f"against {majority:.3f} on its held-out sentences): its weight ranking may be noise, so its top-k test "
+            "and its agreement with the other criteria say nothing (view probe_topk)."
         )
     noisy = wh.sql(
         "select count(*) filter (where not interpretable) as noisy, count(*) as n from crosslingual_ceiling "

@@ -40,9 +40,9 @@ class ProbeResult:
     run: str
     layer: int
     options: ProbeOptions
-    scores: pl.DataFrame  # train_language, test_language, n_sentences, accuracy, macro_f1, control_accuracy
+    scores: pl.DataFrame  # train/test language, n_sentences, accuracy, macro_f1, control_accuracy, majority_accuracy
     weights: pl.DataFrame  # train_language, neuron, weight_mass, rank
-    topk: pl.DataFrame  # k, accuracy, control_mean, control_min, control_max, n_controls
+    topk: pl.DataFrame  # k, accuracy, control_mean/min/max, n_controls, controls_at_least, full/majority_accuracy
     seconds: float
     notes: list[str] = field(default_factory=list)
 
@@ -89,6 +89,13 @@ def held_out_split(sentences: pl.DataFrame, seed: int) -> np.ndarray:
     return held
 
 
+def majority_accuracy(train_labels: np.ndarray, test_labels: np.ndarray) -> float:
+    """Accuracy on TEST_LABELS of always answering the most frequent of TRAIN_LABELS (ties: the first in sorted
+    order): what a probe that learnt nothing from the neurons scores."""
+    names, counts = np.unique(train_labels, return_counts=True)
+    return float(np.mean(test_labels == names[np.argmax(counts)]))
+
+
 def weight_mass(model, n_neurons: int) -> np.ndarray:
     """Per neuron, the sum over classes of |w| (a binary probe has one weight row)."""
     return np.abs(model.coef_).sum(axis=0) if model.coef_.shape[1] == n_neurons else np.zeros(n_neurons)
@@ -105,7 +112,8 @@ def _topk(
     progress,
 ) -> pl.DataFrame:
     """Probes on the top-k neurons of the all-languages probe's ranking against probes on random k-sets: k,
-    accuracy, control_mean, control_min, control_max, n_controls (no rows when there is nothing to test on)."""
+    accuracy, control_mean, control_min, control_max, n_controls, controls_at_least (no rows when there is nothing
+    to test on)."""
     topk_rows = []
     if all_test.any():
         ranking = weights.filter(pl.col("train_language") == "all").sort("rank")["neuron"].to_numpy()
@@ -119,18 +127,19 @@ def _topk(
                 m = fit(z[all_train][:, cols], labels[all_train], o)
                 return float(np.mean(m.predict(z[all_test][:, cols]) == labels[all_test]))
 
-            top = np.array([column[int(n)] for n in ranking[:k]])
+            top = accuracy(np.array([column[int(n)] for n in ranking[:k]]))
             controls = [accuracy(np.sort(pick.choice(len(neurons), size=k, replace=False))) for _ in range(o.controls)]
             topk_rows.append(
                 (
                     k,
-                    accuracy(top),
+                    top,
                     *(
                         (float(np.mean(controls)), float(np.min(controls)), float(np.max(controls)))
                         if controls
                         else (None,) * 3
                     ),
                     o.controls,
+                    int(np.sum(np.asarray(controls) >= top)),
                 )
             )
             if progress:
@@ -144,6 +153,7 @@ def _topk(
             "control_min": pl.Float64,
             "control_max": pl.Float64,
             "n_controls": pl.Int64,
+            "controls_at_least": pl.Int64,
         },
         orient="row",
     )
@@ -205,7 +215,10 @@ def probe(
             predicted = model.predict(z[test])
             s = score([language] * int(test.sum()), labels[test].tolist(), predicted.tolist()).row(0, named=True)
             control_accuracy = float(np.mean(control_model.predict(z[test]) == control[test]))
-            score_rows.append((name, language, s["n_sentences"], s["accuracy"], s["macro_f1"], control_accuracy))
+            majority = majority_accuracy(labels[rows], labels[test])
+            score_rows.append(
+                (name, language, s["n_sentences"], s["accuracy"], s["macro_f1"], control_accuracy, majority)
+            )
         if progress:
             progress(1)
     scores = pl.DataFrame(
@@ -217,6 +230,7 @@ def probe(
             "accuracy": pl.Float64,
             "macro_f1": pl.Float64,
             "control_accuracy": pl.Float64,
+            "majority_accuracy": pl.Float64,
         },
         orient="row",
     )
@@ -226,6 +240,13 @@ def probe(
     if all_model is None:  # no probe on every training language: nothing whose ranking to test
         all_test = np.zeros_like(all_test)
     topk = _topk(z, labels, neurons, weights, all_train, all_test, o, progress)
+    if topk.height:  # what says whether the ranking means anything: the full probe against the majority label
+        full = float(np.mean(all_model.predict(z[all_test]) == labels[all_test]))
+        topk = topk.with_columns(
+            full_accuracy=pl.lit(full),
+            majority_accuracy=pl.lit(majority_accuracy(labels[all_train], labels[all_test])),
+            n_test=pl.lit(int(all_test.sum())),
+        )
     return ProbeResult(rl.run, rl.layer, o, scores, weights, topk, time.perf_counter() - start)
 
 
