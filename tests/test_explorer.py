@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import polars as pl
 import pytest
 import synthetic as syn
 from conftest import assert_one_line_error
@@ -27,7 +28,7 @@ def test_top_sentences_are_the_extremes_per_language(db):
     path, values, lang, texts = db
     with Warehouse(path, read_only=True) as wh:
         got = wh.sql(
-            "select neuron, language, rank, sentence_id, value from top_sentences where run = 'e' and layer = 7"
+            "select neuron, language, rank, sentence_id, value, z from top_sentences where run = 'e' and layer = 7"
         )
     assert got.height == values.size  # every sentence once per neuron, with a positive or negative rank
     for neuron in (3, 20, 33):
@@ -40,6 +41,10 @@ def test_top_sentences_are_the_extremes_per_language(db):
             assert [ranked[k] for k in (1, 2, 3)] == order[:3].tolist()
             low = rows[np.lexsort((rows, col))]
             assert [ranked[k] for k in (-1, -2)] == low[:2].tolist()
+            # z in the sentence's language (population sd), the scale of the card's profiles
+            z = (col.astype(np.float64) - col.mean(dtype=np.float64)) / col.std(dtype=np.float64)
+            by_id = dict(zip(mine["sentence_id"].to_list(), mine["z"].to_list()))
+            assert [by_id[int(r)] for r in rows] == pytest.approx(z, abs=1e-5)
 
 
 def test_neuron_card_in_the_terminal(db, neurons):
@@ -80,3 +85,13 @@ def test_library_calls_take_a_path_or_an_open_warehouse(db):
         assert_frame_equal(a.profile, b.profile)
         assert_frame_equal(a.sentences, b.sentences)
         assert_frame_equal(export_query(wh, "label_profiles", "e"), export_query(path, "label_profiles", "e"))
+
+
+def test_a_long_sentence_is_cut_with_an_ellipsis():
+    from toolkit.stats.explorer import TEXT_WIDTH, shortened
+
+    texts = ["a" * TEXT_WIDTH, "b" * (TEXT_WIDTH + 1), "ü" * (TEXT_WIDTH + 5)]
+    got = pl.DataFrame({"text": texts}).select(shortened("text"))["text"].to_list()
+    assert got[0] == texts[0]
+    assert got[1] == "b" * (TEXT_WIDTH - 1) + "…" and got[2] == "ü" * (TEXT_WIDTH - 1) + "…"
+    assert all(len(t) <= TEXT_WIDTH for t in got)

@@ -245,7 +245,9 @@ def test_significance_in_charts_and_report(db, neurons, tmp_path):
     assert r.exit_code == 0, r.stderr
     with Warehouse(path, read_only=True) as wh:
         null = build(wh, "classes-null", ChartOptions(run="planted", layer=11)).to_dict()
-        assert len(next(iter(null["datasets"].values()))) == 6 * 3
+        rows = pl.DataFrame(next(iter(null["datasets"].values())))
+        assert rows.height == 6 * 3 + 4  # per label and class, and the monolingual neurons of each language
+        assert set(rows.filter(pl.col("panel") == "monolingual, per language")["row"]) == set(syn.LANGS)
         heat = build(wh, "correlation", ChartOptions(run="planted", layer=11)).to_dict()
         cells = next(iter(heat["datasets"].values()))
         assert len(cells) == 36 and all("[" in c["text"] for c in cells)  # intervals shown beside rho

@@ -331,22 +331,26 @@ def variance_ranking(wh: Warehouse, o: ChartOptions) -> alt.Chart:
 
 
 def classes_null(wh: Warehouse, o: ChartOptions) -> alt.Chart:
-    """Observed class counts per label against their permutation null (mean and 95 % interval)."""
+    """Observed class counts per label against their permutation null (mean and 95 % interval), and the
+    monolingual neurons of each language (over all labels) against theirs, in a panel of its own."""
     layer = resolve(wh, o.run, o.layer).layer
     df = wh.sql(
-        "select label, neuron_class, observed, null_mean, null_low, null_high, p_value from class_significance "
-        "where run = ? and layer = ? and label is not null order by label, neuron_class",
+        "select coalesce(label, language) as row, case when label is null then 'monolingual, per language' "
+        "else neuron_class end as panel, label, language, neuron_class, observed, null_mean, null_low, null_high, "
+        "p_value from class_significance where run = ? and layer = ? order by label nulls last, language, neuron_class",
         [o.run, layer],
     )
     if not df.height:
         raise UserError(f"no significance results for run '{o.run}', layer {layer}; run `neurons significance` first")
     order = [c for c in CLASSES if c != "inactive"]
-    base = alt.Chart(df).encode(y=alt.Y("label:N", title=None))
-    band = base.mark_rule(strokeWidth=6, opacity=0.35, color="#888888").encode(
+    panels = [*order, "monolingual, per language"]
+    base = alt.Chart().encode(y=alt.Y("row:N", title=None, sort=None))
+    # round caps keep a null interval of zero width visible as a grey dot under the observed count
+    band = base.mark_rule(strokeWidth=12, strokeCap="round", opacity=0.8, color="#c4c4c4").encode(
         x=alt.X("null_low:Q", title="neurons"), x2="null_high:Q"
     )
-    null_mean = base.mark_tick(color="#555555", thickness=1, size=14).encode(x="null_mean:Q")
-    observed = base.mark_point(filled=True, size=60).encode(
+    null_mean = base.mark_tick(color="#333333", thickness=2, size=16).encode(x="null_mean:Q")
+    observed = base.mark_point(filled=True, size=70, opacity=1).encode(
         x="observed:Q",
         color=alt.Color(
             "neuron_class:N",
@@ -357,18 +361,31 @@ def classes_null(wh: Warehouse, o: ChartOptions) -> alt.Chart:
         ),
         tooltip=[
             "label",
+            "language",
             "neuron_class",
             "observed",
             alt.Tooltip("null_mean:Q", format=".1f"),
+            alt.Tooltip("null_low:Q", format=".1f"),
+            alt.Tooltip("null_high:Q", format=".1f"),
             alt.Tooltip("p_value:Q", format=".4f"),
         ],
     )
     return (
         alt.layer(band, null_mean, observed, data=df)
-        .properties(width=250, height=alt.Step(22))
-        .facet(column=alt.Column("neuron_class:N", title=None, sort=order))
+        .properties(width=200, height=alt.Step(22))
+        .facet(
+            column=alt.Column(
+                "panel:N", title=None, sort=panels, header=alt.Header(labelFontSize=13, labelFontWeight="bold")
+            )
+        )
+        .resolve_scale(y="independent", x="independent")
         .properties(
-            title=_title("Class counts against chance (grey: permutation null, 95 % interval and mean)", o, layer)
+            title=_title(
+                "Class counts against chance (dot: observed; grey bar: the permutation null's 95 % interval, "
+                "dark tick: its mean)",
+                o,
+                layer,
+            )
         )
     )
 

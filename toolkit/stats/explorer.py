@@ -31,7 +31,7 @@ class Cards:
     classes: pl.DataFrame  # neuron, label, neuron_class, language
     significance: pl.DataFrame  # neuron, q_value, omega/eta squared, sensitive (empty before `neurons significance`)
     ablations: pl.DataFrame  # neuron, ablation_id, mode, positions, target_size, language, delta_macro_f1, target_rank
-    sentences: pl.DataFrame  # neuron, language, rank, sentence_id, label, value, text
+    sentences: pl.DataFrame  # neuron, language, rank, sentence_id, label, z, value (raw), text
 
     def one(self, neuron: int) -> Cards:
         """The frames of one neuron."""
@@ -110,10 +110,25 @@ def neuron_cards(
             [wanted, rl.run, rl.layer],
         ),
         sentences=wh.sql(
-            f"select neuron, language, rank, sentence_id, label, value, text from top_sentences where {where} "
+            f"select neuron, language, rank, sentence_id, label, z, value, text from top_sentences where {where} "
             "and abs(rank) <= ? order by neuron, language, rank < 0, abs(rank)",
             [*params, sentences],
         ),
+    )
+
+
+TEXT_WIDTH = 70
+"""Characters of a sentence shown in a plain-text card; a longer one ends in an ellipsis."""
+
+
+def shortened(column: str) -> pl.Expr:
+    """COLUMN cut to TEXT_WIDTH characters, with an ellipsis where it was cut."""
+    text = pl.col(column)
+    return (
+        pl.when(text.str.len_chars() > TEXT_WIDTH)
+        .then(text.str.slice(0, TEXT_WIDTH - 1) + "…")
+        .otherwise(text)
+        .alias(column)
     )
 
 
@@ -145,7 +160,7 @@ def card_text(cards: Cards, neuron: int, render) -> str:
         lines += ["", "sentences that activate it most (rank 1, 2, ...) and least (rank -1, -2, ...) per language"]
         lines.append(
             render(
-                c.sentences.select("language", "rank", "label", "value", pl.col("text").str.slice(0, 70)),
+                c.sentences.select("language", "rank", "label", "z", pl.col("value").alias("raw"), shortened("text")),
                 "table",
                 float_precision=3,
             ).rstrip()
@@ -174,7 +189,7 @@ def cards_json(cards: Cards) -> dict:
                 list(r)
                 for r in by["sentences"]
                 .get(neuron, empty)
-                .select("language", "rank", "sentence_id", "label", "value")
+                .select("language", "rank", "sentence_id", "label", "z", "value")
                 .iter_rows()
             ],
         }

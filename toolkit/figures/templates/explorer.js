@@ -56,10 +56,12 @@
         return tr;
       })));
     }
-    card.appendChild(el('p', 'Sentences that activate it most (rank 1, 2, ...) and least (rank -1, -2, ...) per language:'));
-    var st = table(['language', 'rank', 'label', 'activation', 'sentence'], d.sentences.map(function (r) {
+    card.appendChild(el('p', 'Sentences that activate it most (rank 1, 2, ...) and least (rank -1, -2, ...) per language, with their z in the language (the profile’s scale; the raw activation on hover):'));
+    var st = table(['language', 'rank', 'label', 'z', 'sentence'], d.sentences.map(function (r) {
       var tr = el('tr');
-      [r[0], r[1], r[3], num(r[4], 3)].forEach(function (v) { tr.appendChild(el('td', v)); });
+      [r[0], r[1], r[3]].forEach(function (v) { tr.appendChild(el('td', v)); });
+      var zc = el('td', num(r[4], 2), 'cell');
+      zc.style.background = shade(r[4]); zc.title = 'raw activation ' + num(r[5], 4); tr.appendChild(zc);
       tr.appendChild(el('td', ex.texts[String(r[2])], 'text')); return tr;
     }));
     st.className = 'sentences'; card.appendChild(st);
