@@ -84,6 +84,16 @@ def test_every_chart_draws_every_row_at_paper_size(paper_sized):
         cells = next(iter(spec["datasets"].values()))
         # annotated with the value (no intervals yet), never "-0.00"
         assert all(c["text"] == f"{round(c['value'], 2) + 0.0:.2f}" and c["text"] != "-0.00" for c in cells)
+        ceiling = build(wh, "ceiling", o).to_dict()
+        missing = wh.scalar(
+            "select count(*) filter (where ceiling is null) from crosslingual_ceiling where run = 'paper' and layer = 11"
+        )
+        said = " ".join(ceiling["title"]["subtitle"])
+        assert (f"n/a ({missing} of 36 cells)" in said) == bool(missing)
+        cells = next(iter(ceiling["datasets"].values()))
+        assert sum(c["text"] == "n/a" for c in cells) == missing and all(
+            "†" not in c["text"] or float(c["text"].split("ρ* ")[1][:-1]) > 1 for c in cells
+        )
         fig1 = build(wh, "label-variance", o).to_dict()
         assert marks(fig1) == {"rect", "rule", "circle"}  # the band of all neurons, the line at 1, the top neurons
         prof = build(wh, "profiles", ChartOptions(run="paper", layer=11, label="joy")).to_dict()

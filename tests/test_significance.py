@@ -248,6 +248,15 @@ def test_significance_in_charts_and_report(db, neurons, tmp_path):
         rows = pl.DataFrame(next(iter(null["datasets"].values())))
         assert rows.height == 6 * 3 + 4  # per label and class, and the monolingual neurons of each language
         assert set(rows.filter(pl.col("panel") == "monolingual, per language")["row"]) == set(syn.LANGS)
+        sens = pl.DataFrame(
+            next(iter(build(wh, "sensitivity", ChartOptions(run="planted", layer=11)).to_dict()["datasets"].values()))
+        )
+        per_language = wh.language_sensitive_counts("planted", 11)
+        assert sens["group"].to_list() == ["pooled", *per_language["language"].to_list()]
+        assert sens["n_sensitive"].to_list() == [
+            wh.sensitive_counts("planted", 11)["sensitive"],
+            *per_language["n_sensitive"].to_list(),
+        ]
         heat = build(wh, "correlation", ChartOptions(run="planted", layer=11)).to_dict()
         cells = next(iter(heat["datasets"].values()))
         assert len(cells) == 36 and all("[" in c["text"] for c in cells)  # intervals shown beside rho
@@ -256,7 +265,7 @@ def test_significance_in_charts_and_report(db, neurons, tmp_path):
     rep = tmp_path / "rep"
     assert neurons("--db", path, "report", "--run", "planted", "--layer", "11", "--out", rep).exit_code == 0
     page = (rep / "index.html").read_text()
-    for key in ("classes-null", "layers"):
+    for key in ("classes-null", "sensitivity", "layers"):
         assert f"id='chart-{key}'" in page and (rep / "figures" / f"{key}.png").exists()
     for key in ("class-significance", "sensitive-neurons", "sensitive-classes", "pair-intervals", "anova", "layers"):
         assert (rep / "tables" / f"{key}.tex").exists(), key

@@ -30,6 +30,7 @@ CHARTS = [
     "monolingual",
     "variance-ranking",
     "classes-null",
+    "sensitivity",
     "layers",
     "ablation",
     "deactivation",
@@ -63,7 +64,7 @@ def chart(ctx: Context, name: str, out: Path, ablation_id: int | None, labels: s
     """Draw one figure from the statistics views.
 
     \b
-    label-variance    Figure 1: variance of z within each label, every neuron
+    label-variance    Figure 1: the neurons whose z varies most within each label, against all
     correlation       Figure 2: cross-lingual Spearman (or cosine) heatmap
     ceiling           beside Figure 2: noise ceiling and disattenuated Spearman
     agreement         neuron criteria (variance, eta squared, probe): Jaccard of top-k sets
@@ -72,6 +73,7 @@ def chart(ctx: Context, name: str, out: Path, ablation_id: int | None, labels: s
     monolingual       monolingual neurons per language
     variance-ranking  between-label variance in rank order
     classes-null      class counts against the permutation null (after `neurons significance`)
+    sensitivity       label-sensitive neurons per language beside the pooled count (after significance)
     layers            class shares and mean Spearman per pair across layers
     ablation          change in macro-F1 per language under an ablation (--ablation ID, default: latest)
     """

@@ -168,24 +168,38 @@ def crosslingual_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
 
 def ceiling_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     """Beside Figure 2: the noise ceiling sqrt(r_a r_b) of each label x pair's Spearman (definition 9), with
-    the disattenuated rho below it; pairs whose reliabilities fall under 0.3 are marked as uninterpretable."""
+    the disattenuated rho below it; pairs whose reliabilities fall under 0.3 are marked as uninterpretable. The
+    subtitle says, from the run, how many cells have no ceiling and how many rho* exceed 1, and what each means."""
     layer = resolve(wh, o.run, o.layer).layer
     df = wh.sql(
         """select label, language_a || '–' || language_b as pair, ceiling as value,
                   case when ceiling is null then 'n/a'
                        else printf('%.2f
 %s', ceiling,
-                                   case when interpretable then printf('ρ* %.2f', disattenuated) else 'too noisy' end)
-                  end as text
+                                   case when not interpretable then 'too noisy'
+                                        when disattenuated > 1 then printf('ρ* %.2f†', disattenuated)
+                                        else printf('ρ* %.2f', disattenuated) end)
+                  end as text,
+                  ceiling is null as missing, interpretable and disattenuated > 1 as above_one
            from crosslingual_ceiling where run = ? and layer = ? order by label, pair""",
         [o.run, layer],
     )
-    return _pair_heatmap(
-        df,
-        "ceiling",
-        alt.Scale(scheme="greens", domain=[0, 1]),
-        _title("Noise ceiling sqrt(r_a r_b) of each Spearman (ρ* = rho / ceiling)", o, layer),
+    notes = [f"run {o.run}, layer {layer}"]
+    missing, above = int(df["missing"].sum()), int(df["above_one"].sum())
+    if missing:
+        notes.append(
+            f"n/a ({missing} of {df.height} cells): a profile's split-half reliability is 0 or below, so its "
+            "Spearman is noise at this number of sentences"
+        )
+    if above:
+        notes.append(
+            f"†: rho* above 1 ({above} cells): the reliabilities, estimated from half the sentences, came out low "
+            "by chance; read as consistent as the noise allows"
+        )
+    title = alt.TitleParams(
+        "Noise ceiling sqrt(r_a r_b) of each Spearman (ρ* = rho / ceiling)", subtitle=notes, subtitleColor="#666666"
     )
+    return _pair_heatmap(df.drop("missing", "above_one"), "ceiling", alt.Scale(scheme="greens", domain=[0, 1]), title)
 
 
 def _pair_heatmap(df: pl.DataFrame, value_title: str, scale: alt.Scale, title) -> alt.Chart:
@@ -299,6 +313,42 @@ def monolingual_counts(wh: Warehouse, o: ChartOptions) -> alt.Chart:
         width=max(60 * df.height, 200),
         height=200,
         title=_title(f"Monolingual neurons per language ({'|P|' if o.absolute else 'P'} > {o.threshold})", o, layer),
+    )
+
+
+def sensitivity_by_language(wh: Warehouse, o: ChartOptions) -> alt.Chart:
+    """Label-sensitive neurons in each language's own test beside the pooled count (definition 10): which
+    languages carry the pooled headline."""
+    layer = resolve(wh, o.run, o.layer).layer
+    counts = wh.language_sensitive_counts(o.run, layer)
+    if not counts.height:
+        raise UserError(f"no significance results for run '{o.run}', layer {layer}; run `neurons significance` first")
+    pooled = wh.sensitive_counts(o.run, layer)
+    df = pl.concat(
+        [
+            pl.DataFrame(
+                {"group": ["pooled"], "n_sensitive": [pooled["sensitive"]], "n_tested": [pooled["n_neurons"]]}
+            ),
+            counts.select(pl.col("language").alias("group"), "n_sensitive", "n_tested"),
+        ],
+        how="vertical_relaxed",
+    ).with_columns(kind=pl.when(pl.col("group") == "pooled").then(pl.lit("pooled")).otherwise(pl.lit("language")))
+    base = alt.Chart(df).encode(
+        x=alt.X("group:N", title=None, sort=df["group"].to_list(), axis=alt.Axis(labelAngle=0, labelFontSize=12)),
+        y=alt.Y("n_sensitive:Q", title="label-sensitive neurons", axis=alt.Axis(tickMinStep=1, format="d")),
+        tooltip=["group", "n_sensitive", "n_tested"],
+    )
+    bars = base.mark_bar().encode(
+        color=alt.Color(
+            "kind:N", scale=alt.Scale(domain=["pooled", "language"], range=["#555555", "#6b9bc9"]), legend=None
+        )
+    )
+    return alt.layer(bars, base.mark_text(dy=-7, fontSize=11).encode(text="n_sensitive:Q")).properties(
+        width=max(70 * df.height, 220),
+        height=200,
+        title=_title(
+            "Label-sensitive neurons: pooled over languages (grey) and in each language's own test (blue)", o, layer
+        ),
     )
 
 
@@ -530,6 +580,7 @@ CHARTS: dict[str, tuple[Callable[[Warehouse, ChartOptions], alt.Chart], str]] = 
     "classes": (class_distribution, "neuron classes per label, stacked"),
     "monolingual": (monolingual_counts, "monolingual neurons per language"),
     "variance-ranking": (variance_ranking, "between-label variance, neurons in rank order"),
+    "sensitivity": (sensitivity_by_language, "label-sensitive neurons per language beside the pooled count"),
     "classes-null": (classes_null, "class counts against the permutation null (after `neurons significance`)"),
     "layers": (layer_sweep, "the layer sweep: class shares and mean Spearman per pair across layers"),
     "ablation": (ablation_effect, "change in macro-F1 per language under an ablation, with the control band"),

@@ -107,7 +107,13 @@ def _figures(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bo
                     "Neuron classes against chance (permutation null)",
                     "class_significance",
                     build(wh, "classes-null", o),
-                )
+                ),
+                Figure(
+                    "sensitivity",
+                    "Label-sensitive neurons per language beside the pooled count",
+                    "language_sensitive_counts",
+                    build(wh, "sensitivity", o),
+                ),
             ]
             if tested
             else []
