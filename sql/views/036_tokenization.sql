@@ -1,3 +1,6 @@
+-- Definition 18's limit on a language's fertility ratio (see tokenizer_fitness).
+CREATE OR REPLACE MACRO fertility_limit() AS 1.5;
+
 -- Tokenizer fitness per language (docs/definitions.md, definition 18; the paper reads XLM-R's tokenizer as
 -- serving its four languages alike, which a run cannot assume for any model). Unknown tokens catch a tokenizer
 -- that cannot spell a script; fertility, the non-special tokens per word of the texts not cut at max length,
@@ -6,8 +9,6 @@
 -- A language is underserved when its fertility exceeds fertility_limit() times the run's best-served
 -- language's: the lowest fertility among the languages written with spaces (the scripts where a word is a
 -- word), or among all languages when none is.
-CREATE OR REPLACE MACRO fertility_limit() AS 1.5;
-
 CREATE OR REPLACE VIEW tokenizer_fitness AS
 WITH measured AS (
     SELECT r.name AS run, t.language, t.n_texts, t.n_whole,

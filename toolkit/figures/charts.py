@@ -8,23 +8,23 @@ an `alt.Chart`; every row the view returns is drawn (Altair's row limit is lifte
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import altair as alt
 import polars as pl
 
-from toolkit.defaults import CLASSES, THRESHOLD
+from toolkit.defaults import CLASSES
 from toolkit.errors import UserError
+from toolkit.figures.chance import classes_null, sensitivity_by_language
 from toolkit.figures.deactivation import deactivation_chart
-from toolkit.figures.scales import diverging, diverging_legend
+from toolkit.figures.options import ChartOptions
+from toolkit.figures.scales import CLASS_COLORS, chart_title, diverging, diverging_legend
 from toolkit.stats.analysis import resolve
 from toolkit.store.output import atomic_file
 from toolkit.store.warehouse import Warehouse, reads
 
 alt.data_transformers.disable_max_rows()
 
-CLASS_COLORS = {"polyglot": "#1b9e77", "shared": "#7570b3", "monolingual": "#d95f02", "inactive": "#bdbdbd"}
 FONT = "Liberation Sans, Helvetica, Arial, sans-serif"
 PNG_LIMIT = 1_000_000  # bytes; a larger PNG is drawn again at 1x
 WIDTH = 900
@@ -56,23 +56,6 @@ def theme() -> dict:
 
 
 alt.theme.register("neurons", enable=True)(theme)
-
-
-@dataclass
-class ChartOptions:
-    run: str
-    layer: int | None = None
-    label: str | None = None  # Figure 3: the label whose profiles are drawn
-    labels: list[str] | None = None  # Figure 1: labels to draw (default: all)
-    metric: str = "spearman"  # Figure 2: spearman or cosine
-    top: int = 5  # neurons marked as top per panel
-    threshold: float = THRESHOLD  # neuron classes
-    absolute: bool = False
-    ablation: int | None = None  # ablation chart: which ablation (default: the run's latest)
-
-
-def _title(text: str, o: ChartOptions, layer: int) -> alt.TitleParams:
-    return alt.TitleParams(text, subtitle=f"run {o.run}, layer {layer}", subtitleColor="#666666")
 
 
 def _labels(wh: Warehouse, run: str, layer: int) -> list[str]:
@@ -131,7 +114,7 @@ def label_variance(wh: Warehouse, o: ChartOptions) -> alt.Chart:
         )
         .resolve_scale(y="independent")
         .properties(
-            title=_title(
+            title=chart_title(
                 f"The {FIGURE1_NEURONS} neurons whose z varies most within each label (dots); grey band: the middle "
                 f"90 % of all {n} neurons; dashed: 1, the variance over all sentences",
                 o,
@@ -162,7 +145,7 @@ def crosslingual_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
         df,
         o.metric.capitalize(),
         diverging(1.0),
-        _title(f"Cross-lingual {name} of label profiles", o, layer),
+        chart_title(f"Cross-lingual {name} of label profiles", o, layer),
     )
 
 
@@ -260,7 +243,7 @@ def label_profiles(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     return alt.layer(cells, outline, text).properties(
         width=min(max(30 * n, 300), WIDTH + 100),
         height=alt.Step(26),
-        title=_title(
+        title=chart_title(
             f"Mean z of the top {o.top} neurons (|mean z|) per language for {label}; outlined: that "
             "language's own top neurons",
             o,
@@ -294,7 +277,7 @@ def class_distribution(wh: Warehouse, o: ChartOptions) -> alt.Chart:
         .properties(
             width=WIDTH - 200,
             height=alt.Step(24),
-            title=_title(f"Neuron classes per label ({rule} > {o.threshold})", o, layer),
+            title=chart_title(f"Neuron classes per label ({rule} > {o.threshold})", o, layer),
         )
     )
 
@@ -312,42 +295,8 @@ def monolingual_counts(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     ).properties(
         width=max(60 * df.height, 200),
         height=200,
-        title=_title(f"Monolingual neurons per language ({'|P|' if o.absolute else 'P'} > {o.threshold})", o, layer),
-    )
-
-
-def sensitivity_by_language(wh: Warehouse, o: ChartOptions) -> alt.Chart:
-    """Label-sensitive neurons in each language's own test beside the pooled count (definition 10): which
-    languages carry the pooled headline."""
-    layer = resolve(wh, o.run, o.layer).layer
-    counts = wh.language_sensitive_counts(o.run, layer)
-    if not counts.height:
-        raise UserError(f"no significance results for run '{o.run}', layer {layer}; run `neurons significance` first")
-    pooled = wh.sensitive_counts(o.run, layer)
-    df = pl.concat(
-        [
-            pl.DataFrame(
-                {"group": ["pooled"], "n_sensitive": [pooled["sensitive"]], "n_tested": [pooled["n_neurons"]]}
-            ),
-            counts.select(pl.col("language").alias("group"), "n_sensitive", "n_tested"),
-        ],
-        how="vertical_relaxed",
-    ).with_columns(kind=pl.when(pl.col("group") == "pooled").then(pl.lit("pooled")).otherwise(pl.lit("language")))
-    base = alt.Chart(df).encode(
-        x=alt.X("group:N", title=None, sort=df["group"].to_list(), axis=alt.Axis(labelAngle=0, labelFontSize=12)),
-        y=alt.Y("n_sensitive:Q", title="label-sensitive neurons", axis=alt.Axis(tickMinStep=1, format="d")),
-        tooltip=["group", "n_sensitive", "n_tested"],
-    )
-    bars = base.mark_bar().encode(
-        color=alt.Color(
-            "kind:N", scale=alt.Scale(domain=["pooled", "language"], range=["#555555", "#6b9bc9"]), legend=None
-        )
-    )
-    return alt.layer(bars, base.mark_text(dy=-7, fontSize=11).encode(text="n_sensitive:Q")).properties(
-        width=max(70 * df.height, 220),
-        height=200,
-        title=_title(
-            "Label-sensitive neurons: pooled over languages (grey) and in each language's own test (blue)", o, layer
+        title=chart_title(
+            f"Monolingual neurons per language ({'|P|' if o.absolute else 'P'} > {o.threshold})", o, layer
         ),
     )
 
@@ -377,66 +326,6 @@ def variance_ranking(wh: Warehouse, o: ChartOptions) -> alt.Chart:
             subtitle=[f"run {o.run}, layer {layer}", f"top {o.top} (red): neurons {tops}"],
             subtitleColor="#666666",
         ),
-    )
-
-
-def classes_null(wh: Warehouse, o: ChartOptions) -> alt.Chart:
-    """Observed class counts per label against their permutation null (mean and 95 % interval), and the
-    monolingual neurons of each language (over all labels) against theirs, in a panel of its own."""
-    layer = resolve(wh, o.run, o.layer).layer
-    df = wh.sql(
-        "select coalesce(label, language) as row, case when label is null then 'monolingual, per language' "
-        "else neuron_class end as panel, label, language, neuron_class, observed, null_mean, null_low, null_high, "
-        "p_value from class_significance where run = ? and layer = ? order by label nulls last, language, neuron_class",
-        [o.run, layer],
-    )
-    if not df.height:
-        raise UserError(f"no significance results for run '{o.run}', layer {layer}; run `neurons significance` first")
-    order = [c for c in CLASSES if c != "inactive"]
-    panels = [*order, "monolingual, per language"]
-    base = alt.Chart().encode(y=alt.Y("row:N", title=None, sort=None))
-    # round caps keep a null interval of zero width visible as a grey dot under the observed count
-    band = base.mark_rule(strokeWidth=12, strokeCap="round", opacity=0.8, color="#c4c4c4").encode(
-        x=alt.X("null_low:Q", title="neurons"), x2="null_high:Q"
-    )
-    null_mean = base.mark_tick(color="#333333", thickness=2, size=16).encode(x="null_mean:Q")
-    observed = base.mark_point(filled=True, size=70, opacity=1).encode(
-        x="observed:Q",
-        color=alt.Color(
-            "neuron_class:N",
-            title="class",
-            sort=order,
-            legend=None,
-            scale=alt.Scale(domain=order, range=[CLASS_COLORS[c] for c in order]),
-        ),
-        tooltip=[
-            "label",
-            "language",
-            "neuron_class",
-            "observed",
-            alt.Tooltip("null_mean:Q", format=".1f"),
-            alt.Tooltip("null_low:Q", format=".1f"),
-            alt.Tooltip("null_high:Q", format=".1f"),
-            alt.Tooltip("p_value:Q", format=".4f"),
-        ],
-    )
-    return (
-        alt.layer(band, null_mean, observed, data=df)
-        .properties(width=200, height=alt.Step(22))
-        .facet(
-            column=alt.Column(
-                "panel:N", title=None, sort=panels, header=alt.Header(labelFontSize=13, labelFontWeight="bold")
-            )
-        )
-        .resolve_scale(y="independent", x="independent")
-        .properties(
-            title=_title(
-                "Class counts against chance (dot: observed; grey bar: the permutation null's 95 % interval, "
-                "dark tick: its mean)",
-                o,
-                layer,
-            )
-        )
     )
 
 
@@ -565,7 +454,7 @@ def criteria_agreement(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     return alt.layer(cells, text).properties(
         width=alt.Step(90),
         height=alt.Step(34),
-        title=_title(
+        title=chart_title(
             "Agreement of neuron criteria: Jaccard of their top-k sets (ρ: Spearman of the rankings)", o, layer
         ),
     )

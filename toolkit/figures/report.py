@@ -348,19 +348,24 @@ def _wide(counts: pl.DataFrame) -> pl.DataFrame:
     return counts.pivot(on="neuron_class", index="label", values="n_neurons").select("label", *CLASSES)
 
 
+WARNINGS = {"underserved", "at_chance", "accuracy_at_chance", "macro_f1_at_chance", "constant", "by_construction"}
+"""Boolean columns whose true value is a warning to the reader: shown in red. Other booleans are plain yes/no."""
+
+
 def _html_table(df: pl.DataFrame, precision: int = 3) -> str:
-    """DF as an HTML table: human column names, numbers right-aligned at PRECISION decimals, undefined as --."""
+    """DF as an HTML table: human column names, numbers right-aligned at PRECISION decimals, undefined as --, a
+    warning flag (WARNINGS) in red."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in human_names(df.columns))
     rows = []
     for row in df.iter_rows():
         cells = []
-        for v in row:
+        for name, v in zip(df.columns, row):
             if isinstance(v, float) and math.isfinite(v):
                 cells.append(f'<td class="num">{v:.{precision}f}</td>')
             elif isinstance(v, float) or v is None:
                 cells.append(f'<td class="num">{NULL_MARK}</td>')
             elif isinstance(v, bool):
-                cells.append(f"<td{' class=flag' if v else ''}>{'yes' if v else 'no'}</td>")
+                cells.append(f"<td{' class=flag' if v and name in WARNINGS else ''}>{'yes' if v else 'no'}</td>")
             elif isinstance(v, int):
                 cells.append(f'<td class="num">{v}</td>')
             else:

@@ -1,9 +1,17 @@
-"""The one colour scale for signed values in every figure (and the explorer's cards): red above 0, blue below,
-white at 0, symmetric so that equal sizes look alike."""
+"""What every figure shares: the one colour scale for signed values (and the explorer's cards: red above 0, blue
+below, white at 0, symmetric so that equal sizes look alike), the neuron classes' colours, and the title with the
+run and layer under it."""
 
 from __future__ import annotations
 
 import altair as alt
+
+CLASS_COLORS = {"polyglot": "#1b9e77", "shared": "#7570b3", "monolingual": "#d95f02", "inactive": "#bdbdbd"}
+
+
+def chart_title(text: str, o, layer: int) -> alt.TitleParams:
+    """TEXT with the run (O.run) and LAYER under it."""
+    return alt.TitleParams(text, subtitle=f"run {o.run}, layer {layer}", subtitleColor="#666666")
 
 
 def diverging(extent: float) -> alt.Scale:

@@ -61,8 +61,12 @@
       var tr = el('tr');
       [r[0], r[1], r[3]].forEach(function (v) { tr.appendChild(el('td', v)); });
       var zc = el('td', num(r[4], 2), 'cell');
-      zc.style.background = shade(r[4]); zc.title = 'raw activation ' + num(r[5], 4); tr.appendChild(zc);
-      tr.appendChild(el('td', ex.texts[String(r[2])], 'text')); return tr;
+      // a sentence's z lies further out than a label mean's: the same diverging scale, saturating at |z| = 3
+      zc.style.background = shade(r[4] === null ? null : r[4] / 3); zc.title = 'raw activation ' + num(r[5], 4);
+      tr.appendChild(zc);
+      var text = el('td', ex.texts[String(r[2])], 'text');
+      text.dir = 'auto';  // right-to-left scripts read in their own direction
+      tr.appendChild(text); return tr;
     }));
     st.className = 'sentences'; card.appendChild(st);
   }
