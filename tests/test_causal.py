@@ -295,8 +295,13 @@ def test_finetune_linear_head_reloads_as_a_standard_checkpoint(tmp_path, checkpo
     neurons("finetune", base, data, "--out", again, *recipe)
     other = AutoModelForSequenceClassification.from_pretrained(again)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
-    # extract and everything else accept it
+    # extract and everything else accept it; the report says how the model was fine-tuned (its saved record)
     assert neurons("--db", tmp_path / "w.duckdb", "extract", out, data, "--run", "ft", "--quiet").exit_code == 0
+    assert neurons("--db", tmp_path / "w.duckdb", "report", "--run", "ft", "--out", tmp_path / "rep").exit_code == 0
+    record = json.loads((out / "neurons-finetune.json").read_text())
+    told = dict(pl.read_csv(tmp_path / "rep" / "tables" / "finetune.csv").iter_rows())
+    assert told["base model"] == record["base_model"] and told["epochs, learning rate, batch size"] == "25, 0.002, 16"
+    assert told["trained on"] == f"{train.height} sentences in {', '.join(sorted(set(train['language'])))}"
 
 
 def test_folded_linear_head_equals_the_linear_map(checkpoint):

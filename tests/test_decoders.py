@@ -6,6 +6,7 @@ BOS that the tokenizer adds is left out of mean, max, active and n_tokens."""
 from __future__ import annotations
 
 import duckdb
+import polars as pl
 import numpy as np
 import pytest
 import torch
@@ -191,7 +192,14 @@ def test_decoder_demo_runs_the_lape_study_end_to_end(tmp_path, neurons):
     assert (tmp_path / "d" / "demo-decoder-report" / "figures" / "deactivation.png").is_file()
     con = duckdb.connect(str(tmp_path / "d" / "demo.duckdb"), read_only=True)
     assert con.execute("select count(distinct deactivated_language) from deactivation_matrix").fetchone()[0] >= 1
+    counts = con.execute(
+        "select layer, language, count(*) from language_specific_neurons() where run = 'decoder-ffn' group by all"
+    ).fetchall()
     con.close()
+    # the report's LAPE table: language-specific neurons per layer (rows) and language (columns), as the view has them
+    table = pl.read_csv(tmp_path / "d" / "demo-decoder-report" / "tables" / "lape.csv")
+    shown = {(r["layer"], lang): r[lang] for r in table.to_dicts() for lang in table.columns if lang != "layer"}
+    assert {k: v for k, v in shown.items() if v} == {(layer, lang): n for layer, lang, n in counts}
 
 
 def test_steering_equals_hand_hooked_generation(tmp_path, neurons, checkpoint, sample):
