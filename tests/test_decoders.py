@@ -6,8 +6,8 @@ BOS that the tokenizer adds is left out of mean, max, active and n_tokens."""
 from __future__ import annotations
 
 import duckdb
-import polars as pl
 import numpy as np
+import polars as pl
 import pytest
 import torch
 from conftest import assert_one_line_error
