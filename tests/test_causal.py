@@ -477,3 +477,43 @@ def test_macro_f1_chance_test_holds_its_level_on_null_data_and_finds_real_signal
     assert float((~signal["at_chance"]).mean()) >= 0.9
     accuracy_bound = 1 / 4 + 1.959964 * np.sqrt(0.25 * 0.75 / 100)
     assert null["accuracy_chance_high"].to_numpy() == pytest.approx(accuracy_bound)
+
+
+@pytest.mark.parametrize("architecture", ["xlm-roberta", "bert", "distilbert", "llama", "opt", "gemma2"])
+def test_replaying_the_lower_blocks_gives_the_full_passes_logits(checkpoint, sample, architecture, tmp_path):
+    """The blocks below the ablated layer run once per batch (toolkit.causal.replay): under every set, zero or
+    mean, at [CLS] or every position, at every layer, the logits equal a full forward pass bit for bit, and
+    ablate's predictions with reuse equal those without."""
+    from toolkit.causal.ablate import predict_sets, prepare
+    from toolkit.causal.replay import Replay, lower_modules
+
+    loaded = load_model(str(checkpoint(architecture, True)), "cpu")
+    texts = sample["text"].to_list()[:12]
+    enc = loaded.tokenizer(texts, padding=True, return_tensors="pt")
+    rng = np.random.default_rng(0)
+    for layer in range(loaded.n_layers + 1):
+        module = layer_module(loaded.model, loaded.n_layers, layer)
+        replay = Replay(lower_modules(loaded.model, loaded.n_layers, layer))
+        with torch.inference_mode():
+            with replay.recording():
+                plain = loaded.model(**enc).logits
+            for positions in ("cls", "all"):
+                chosen = sorted(rng.choice(loaded.hidden_size, 5, replace=False).tolist())
+                value = {"current": torch.tensor(rng.normal(size=5), dtype=torch.float32)}
+                with ablated(module, chosen, positions, value):
+                    full = loaded.model(**enc).logits
+                    with replay.replaying():
+                        fast = loaded.model(**enc).logits
+                assert torch.equal(fast, full), (layer, positions)
+                assert not torch.equal(full, plain) or layer == loaded.n_layers  # the edit mattered
+            with replay.replaying():
+                assert torch.equal(loaded.model(**enc).logits, plain)  # and it left no trace in the record
+    sample.head(40).write_csv(tmp_path / "d.csv")
+    prep = prepare(loaded, read_dataset(tmp_path / "d.csv"), 8, None)
+    sets = [[], [1, 4, 9], [0, 2], [5]]
+    means = [None, None, None, None]
+    module = layer_module(loaded.model, loaded.n_layers, 1)
+    replay = Replay(lower_modules(loaded.model, loaded.n_layers, 1))
+    with_reuse = predict_sets(loaded, prep, module, sets, "all", means, replay=replay)
+    without = predict_sets(loaded, prep, module, sets, "all", means)
+    assert all(np.array_equal(a, b) for a, b in zip(with_reuse, without))

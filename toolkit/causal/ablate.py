@@ -31,6 +31,7 @@ from toolkit.capture.models import LoadedModel, load_model
 from toolkit.capture.options import DataSpec
 from toolkit.capture.tokens import batch_plan, pad, tokenize
 from toolkit.causal.options import AblateOptions  # noqa: F401 - re-exported for library callers
+from toolkit.causal.replay import Replay, lower_modules
 from toolkit.errors import UserError
 from toolkit.stats.analysis import top_variance_neurons
 from toolkit.store.arrow import insert_table
@@ -87,19 +88,39 @@ def predict(
     bar=None,
 ) -> np.ndarray:
     """Predicted class ids of every sentence, with NEURONS ablated at MODULE (nothing when NEURONS is None)."""
+    return predict_sets(loaded, prep, module, [neurons or []], positions, [means], bar, replay=None)[0]
+
+
+def predict_sets(
+    loaded: LoadedModel,
+    prep: Prepared,
+    module: nn.Module | None,
+    sets: list[list[int]],
+    positions: str,
+    means: list[dict[str, torch.Tensor] | None],
+    bar=None,
+    replay: Replay | None = None,
+) -> list[np.ndarray]:
+    """Predicted class ids of every sentence under each of SETS ablated at MODULE (MEANS: per set, the values
+    per language for mean ablation, or None for zero). Batch by batch: with REPLAY, the first set's pass
+    records the blocks below the layer and every other set's pass replays them (the first set must be the
+    empty one, whose pass is the plain model's)."""
     pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
-    out = np.empty(len(prep.token_ids), dtype=np.int64)
-    values = {"current": torch.zeros(len(neurons or []))}
-    context = ablated(module, neurons, positions, values) if neurons is not None else nullcontext()
-    with torch.inference_mode(), context:
+    out = [np.empty(len(prep.token_ids), dtype=np.int64) for _ in sets]
+    values = {"current": torch.zeros(0)}
+    with torch.inference_mode():
         for rows, language in zip(prep.batches, prep.batch_language):
-            if means is not None:
-                values["current"] = means[language]
             ids, mask = pad([prep.token_ids[r] for r in rows], pad_id)
-            logits = loaded.model(input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device)).logits
-            out[rows] = logits.argmax(-1).cpu().numpy()
-            if bar is not None:
-                bar.update(len(rows))
+            ids, mask = ids.to(loaded.device), mask.to(loaded.device)
+            for k, (chosen, chosen_means) in enumerate(zip(sets, means)):
+                values["current"] = chosen_means[language] if chosen_means is not None else torch.zeros(len(chosen))
+                stage = nullcontext() if replay is None else replay.recording() if k == 0 else replay.replaying()
+                edit = ablated(module, chosen, positions, values) if chosen else nullcontext()
+                with stage, edit:
+                    logits = loaded.model(input_ids=ids, attention_mask=mask).logits
+                out[k][rows] = logits.argmax(-1).cpu().numpy()
+                if bar is not None:
+                    bar.update(len(rows))
     return out
 
 
@@ -367,10 +388,10 @@ def ablate(db, model: str, dataset: Dataset, run: str, options: AblateOptions, p
     module = hooks.hidden_state_module(p.loaded.model, p.loaded.n_layers, o.layer)
     total = len(p.sets) * dataset.n_sentences
     bar = tqdm(total=total, unit="sent", desc="ablate", disable=not progress, file=sys.stderr)
-    predictions = []
-    for _, chosen in p.sets:
-        chosen_means = {lang: m[chosen] for lang, m in p.means.items()} if p.means is not None else None
-        predictions.append(predict(p.loaded, prep, module, chosen, o.positions, chosen_means, bar))
+    chosen = [c for _, c in p.sets]  # the baseline (no neuron) first: its pass records the blocks below
+    means = [{lang: m[c] for lang, m in p.means.items()} if p.means is not None else None for c in chosen]
+    replay = Replay(lower_modules(p.loaded.model, p.loaded.n_layers, o.layer)) if o.reuse else None
+    predictions = predict_sets(p.loaded, prep, module, chosen, o.positions, means, bar, replay)
     bar.close()
     with Warehouse(db, create=False, lock_wait=WRITER_LOCK_WAIT) as wh:
         ablation_id = _store(wh, run, dataset, o, p, predictions)

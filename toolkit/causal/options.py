@@ -26,6 +26,7 @@ class AblateOptions:
     max_length: int | None = None
     device: str = "auto"
     data_override: bool = False  # accept data whose sentences differ from the run's
+    reuse: bool = True  # run the blocks below the layer once per batch for every set (toolkit.causal.replay)
 
     def __post_init__(self) -> None:
         if self.mode not in ("zero", "mean") or self.mean_scope not in ("language", "pooled"):
