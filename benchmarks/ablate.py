@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 import polars as pl
 import torch
+from _bare import length_sorted_forward
 
 from toolkit.capture.datasets import read_dataset, sample_path
 from toolkit.capture.extract import ExtractOptions, extract
@@ -31,17 +32,9 @@ def bare(ckpt: Path, texts: list[str], batch_size: int) -> float:
     """Seconds of one length-sorted batched forward of the classifier, predictions kept."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(ckpt)
     model = AutoModelForSequenceClassification.from_pretrained(ckpt).eval()
-    lengths = [len(x) for x in tok(texts)["input_ids"]]
-    order = sorted(range(len(texts)), key=lambda i: -lengths[i])
-    start = time.perf_counter()
-    kept = []
-    with torch.inference_mode():
-        for i in range(0, len(order), batch_size):
-            batch = tok([texts[j] for j in order[i : i + batch_size]], padding=True, return_tensors="pt")
-            kept.append(model(**batch).logits.argmax(-1).numpy())
-    return time.perf_counter() - start
+    step = lambda batch: model(**batch).logits.argmax(-1).numpy()  # noqa: E731
+    return length_sorted_forward(AutoTokenizer.from_pretrained(ckpt), texts, batch_size, step)
 
 
 def main() -> None:

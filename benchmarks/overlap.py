@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import polars as pl
 import torch
+from _bare import length_sorted_forward
 
 import toolkit.capture.extract as extraction
 from toolkit.capture.datasets import read_dataset, sample_path
@@ -46,18 +46,12 @@ def bare(ckpt: Path, texts: list[str], batch_size: int) -> float:
     """Seconds of a length-sorted batched forward keeping every layer's first-token vectors as numpy."""
     from transformers import AutoModel, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(ckpt)
     model = AutoModel.from_pretrained(ckpt).eval()
-    lengths = [len(x) for x in tok(texts)["input_ids"]]
-    order = sorted(range(len(texts)), key=lambda i: -lengths[i])
-    start = time.perf_counter()
-    kept = []
-    with torch.inference_mode():
-        for i in range(0, len(order), batch_size):
-            batch = tok([texts[j] for j in order[i : i + batch_size]], padding=True, return_tensors="pt")
-            out = model(**batch, output_hidden_states=True)
-            kept.append(torch.stack([h[:, 0] for h in out.hidden_states], dim=1).numpy())
-    return time.perf_counter() - start
+
+    def step(batch: dict):
+        return torch.stack([h[:, 0] for h in model(**batch, output_hidden_states=True).hidden_states], dim=1).numpy()
+
+    return length_sorted_forward(AutoTokenizer.from_pretrained(ckpt), texts, batch_size, step)
 
 
 def main() -> None:
