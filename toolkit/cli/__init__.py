@@ -54,6 +54,7 @@ SHORT_HELP = {
     "upgrade": "Migrate a warehouse made by an older version.",
     "neuron": "One neuron's card: profile, classes, significance, sentences.",
     "probe": "Linear probes: transfer across languages, neuron rankings, top-k.",
+    "compare": "Compare two runs: CKA between layers, how each neuron changed.",
     "lake": "Sharded runs in a Delta Lake: status, attach.",
     "spark": "The statistics on Spark over a lake: moments, sql.",
 }

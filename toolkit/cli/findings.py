@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 import polars as pl
@@ -420,4 +421,87 @@ def neuron(
         click.echo(card_text(cards, neuron, render), nl=False)
 
 
-COMMANDS = [analyze, significance, probe, neuron]
+@click.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@threshold_option("Activity threshold on mean z for the neuron classes compared.")
+@abs_option("Classify on |mean z|.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also draw the CKA heatmaps into this file (.png, .svg, .pdf or .html).",
+)
+@json_option()
+@quiet_option
+@pass_ctx
+def compare(
+    ctx: Context, run_a: str, run_b: str, threshold: float, absolute: bool, out: Path | None, as_json: bool, quiet: bool
+) -> None:
+    """Compare two runs on the sentences both hold (matched by the data's id, else by text): linear CKA, plain
+    and debiased, between every pair of their layers; and for two runs of one architecture (base against
+    fine-tuned), how each neuron changed: the correlation of its label profiles, its variance rank, its classes.
+    Stored (view run_comparison, macro neuron_changes)."""
+    from toolkit.stats.compare import compare as run_compare
+    from toolkit.stats.compare import shared_sentences, store
+    from toolkit.store.query import render, to_json
+    from toolkit.store.warehouse import Warehouse, read_then_write
+
+    if out is not None:
+        from toolkit.figures.charts import FORMATS
+
+        if out.suffix.lower() not in FORMATS:
+            raise UserError(f"--out {out}: use one of {', '.join(FORMATS)}")
+
+    def compute(wh):
+        layers = wh.run(run_a).per_sentence("compare").layers
+        wh.run(run_b).per_sentence("compare")
+        shared = shared_sentences(wh, run_a, run_b)  # refusals before the progress bar
+        with progress_bar("compare", "layer", quiet, len(layers)) as bar:
+            return run_compare(wh, run_a, run_b, progress=bar.update, shared=shared)
+
+    result, comparison_id = read_then_write(ctx.db, compute, store)
+    with Warehouse(ctx.db, read_only=True) as wh:
+        changes = wh.sql(
+            "select layer, count(*) as neurons, median(profile_correlation) as median_profile_correlation, "
+            "count(*) filter (where n_class_changes > 0) as class_changed, "
+            "count(*) filter (where abs(rank_change) > 0.1 * (select count(*) from between_label_variance v "
+            "where v.run = ? and v.layer = c.layer)) as rank_moved_10pct "
+            "from neuron_changes(?, ?, threshold := ?, absolute := ?) as c group by layer order by layer",
+            [run_a, run_a, run_b, threshold, absolute],
+        )
+        if out is not None:
+            from toolkit.figures.charts import save
+            from toolkit.figures.comparison import cka_heatmaps
+
+            save(cka_heatmaps(wh, run_a, run_b), out)
+    if as_json:
+        record = {"comparison_id": comparison_id, "run_a": run_a, "run_b": run_b, "matched_by": result.matched_by}
+        record |= {"n_shared": result.n_shared, "cka": result.cka.to_dicts(), "neurons": changes.to_dicts()}
+        click.echo(to_json(record))
+        return
+    click.echo(
+        f"comparison {comparison_id}: '{run_a}' against '{run_b}' on {result.n_shared} shared sentences (matched "
+        f"by {result.matched_by}; {result.seconds:.1f} s)"
+    )
+    for column, what in (
+        ("cka_debiased", "debiased (about 0 for unrelated representations)"),
+        ("cka", "plain (biased upwards when neurons are many for the sentences)"),
+    ):
+        wide = result.cka.pivot(on="layer_b", index="layer_a", values=column).rename(
+            lambda c: f"{run_b} {c}" if c != "layer_a" else f"{run_a} layer"
+        )
+        click.echo(f"\nLinear CKA, {what}\n" + render(wide, "table", float_precision=3), nl=False)
+    if changes.height:
+        click.echo(
+            "\nNeurons of the same layer and index in both runs: median correlation of their label profiles, "
+            "neurons whose class changed for a label, and neurons whose variance rank moved by over 10 % of the "
+            "layer (per neuron: select * from neuron_changes('A', 'B'))\n"
+            + render(changes, "table", float_precision=3),
+            nl=False,
+        )
+    if out is not None:
+        click.echo(f"wrote {out}")
+
+
+COMMANDS = [analyze, significance, probe, neuron, compare]

@@ -326,6 +326,9 @@ class Warehouse:
             "delete from steering_outputs where steer_id in (select steer_id from steerings where run_id = ?)", [run_id]
         )
         self.con.execute("delete from steerings where run_id = ?", [run_id])
+        compared = "select comparison_id from comparisons where run_a = ? or run_b = ?"
+        self.con.execute(f"delete from comparison_cka where comparison_id in ({compared})", [run_id, run_id])
+        self.con.execute("delete from comparisons where run_a = ? or run_b = ?", [run_id, run_id])
         deactivations = "select deactivation_id from deactivations where run_id = ?"
         for table in ("deactivation_nll", "deactivation_sets", "deactivations"):
             self.con.execute(f"delete from {table} where deactivation_id in ({deactivations})", [run_id])
