@@ -24,7 +24,7 @@ class Table:
 
 def method_tables(wh: Warehouse, run: str, layer: int) -> list[Table]:
     """Every table of this module that the run has data for."""
-    return [*_tokenizer(wh, run), *_finetune(wh, run), *_probe(wh, run, layer), *_lape(wh, run)]
+    return [*_tokenizer(wh, run), *_finetune(wh, run), *_probe(wh, run, layer), *_lape(wh, run), *_compared(wh, run)]
 
 
 def _tokenizer(wh: Warehouse, run: str) -> list[Table]:
@@ -154,3 +154,25 @@ def _lape(wh: Warehouse, run: str) -> list[Table]:
         "model-wide cuts; a neuron specific to two languages counts in both)"
     )
     return [Table("lape", title, "language_specific_neurons", wide, per_layer=False)]
+
+
+def _compared(wh: Warehouse, run: str) -> list[Table]:
+    """Per stored comparison that involves RUN (`neurons compare`), its debiased CKA between layers."""
+    pairs = wh.sql(
+        "select distinct run_a, run_b, n_shared from run_comparison where run_a = ? or run_b = ? order by all",
+        [run, run],
+    )
+    tables = []
+    for i, (a, b, n) in enumerate(pairs.iter_rows(), start=1):
+        cka = wh.sql(
+            "select layer_a, layer_b, cka_debiased from run_comparison where run_a = ? and run_b = ? order by all",
+            [a, b],
+        )
+        wide = cka.pivot(on="layer_b", index="layer_a", values="cka_debiased")
+        wide = wide.rename({c: f"{b} layer {c}" if c != "layer_a" else f"{a} layer" for c in wide.columns})
+        title = (
+            f"Compared with {b if a == run else a}: debiased linear CKA between the layers of {a} (rows) and {b} "
+            f"(columns) on {n} shared sentences (about 0 for unrelated representations; plain CKA in the view)"
+        )
+        tables.append(Table(f"compared-{i}", title, "run_comparison", wide, per_layer=False))
+    return tables
