@@ -438,7 +438,7 @@ def neuron(
 def compare(
     ctx: Context, run_a: str, run_b: str, threshold: float, absolute: bool, out: Path | None, as_json: bool, quiet: bool
 ) -> None:
-    """Compare two runs on the sentences both hold (matched by the data's id, else by text): linear CKA, plain
+    """Compare two runs on the sentences both hold (matched by text, else by the data's id): linear CKA, plain
     and debiased, between every pair of their layers; and for two runs of one architecture (base against
     fine-tuned), how each neuron changed: the correlation of its label profiles, its variance rank, its classes.
     Stored (view run_comparison, macro neuron_changes)."""
