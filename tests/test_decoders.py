@@ -5,6 +5,8 @@ BOS that the tokenizer adds is left out of mean, max, active and n_tokens."""
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import numpy as np
 import polars as pl
@@ -289,3 +291,39 @@ def test_steering_equals_hand_hooked_generation(tmp_path, neurons, checkpoint, s
     assert_one_line_error(
         neurons("--db", db, "steer", "--run", "ffn", "--language", "xx", "--prompts", prompts), "no LAPE neurons"
     )
+
+
+WRITE = {  # where each family's FFN output projection keeps neuron n's write vector, written out independently
+    "llama": lambda m, layer, n: m.model.layers[layer - 1].mlp.down_proj.weight[:, n],
+    "gpt2": lambda m, layer, n: m.transformer.h[layer - 1].mlp.c_proj.weight[n, :],  # Conv1D: (in, out)
+    "opt": lambda m, layer, n: m.model.decoder.layers[layer - 1].fc2.weight[:, n],
+}
+
+
+@pytest.mark.parametrize("architecture", sorted(WRITE))
+def test_logit_effects_are_the_unembedding_of_the_neurons_write(tmp_path, neurons, checkpoint, sample, architecture):
+    """`neuron N --logits`: the tokens promoted and suppressed most are the extremes of W_U . W_down[:, n],
+    computed here from the saved weights (GPT-2's Conv1D stores the projection transposed)."""
+    ckpt = checkpoint(architecture, False)
+    data = tmp_path / "d.csv"
+    sample.write_csv(data)
+    db = tmp_path / "w.duckdb"
+    extract = ["--db", db, "extract", ckpt, data, "--run", "ffn", "--site", "ffn", "--pooling", "active", "--quiet"]
+    assert neurons(*extract).exit_code == 0
+    model = AutoModelForCausalLM.from_pretrained(ckpt).eval()
+    r = neurons("--db", db, "neuron", "5", "--run", "ffn", "--layer", "2", "--logits", "--json")
+    assert r.exit_code == 0, r.stderr
+    got = pl.DataFrame(json.loads(r.stdout)["logit_effects"])
+    with torch.no_grad():
+        effect = (model.get_output_embeddings().weight @ WRITE[architecture](model, 2, 5)).numpy()
+    order = np.argsort(-effect, kind="stable")
+    promotes = got.filter(pl.col("direction") == "promotes").sort("rank")
+    suppresses = got.filter(pl.col("direction") == "suppresses").sort("rank")
+    np.testing.assert_allclose(promotes["effect"].to_numpy(), effect[order[:10]], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(suppresses["effect"].to_numpy(), effect[order[::-1][:10]], rtol=1e-5, atol=1e-6)
+    assert set(promotes["token_id"][:3]) <= set(order[:5].tolist())  # ties aside, the same tokens
+    text = neurons("--db", db, "neuron", "5", "--run", "ffn", "--layer", "2", "--logits")
+    assert "tokens it writes towards" in text.stdout and "promotes" in text.stdout
+    residual = neurons("--db", db, "extract", ckpt, data, "--run", "res", "--quiet")
+    assert residual.exit_code == 0
+    assert_one_line_error(neurons("--db", db, "neuron", "5", "--run", "res", "--logits"), "--site ffn")

@@ -40,12 +40,20 @@ class Family:
     ffn_width: str | Callable[[object], int]
     head: tuple[str, str] | None = None
     decoder: bool = False  # a causal LM: no [CLS]; its last hidden state is normed (see `truncated`)
+    down: str | None = None  # from one block, the FFN's output projection, whose column n is neuron n's write
 
 
 _BERT_LIKE = dict(blocks="encoder.layer", embeddings="embeddings", ffn="intermediate", ffn_width="intermediate_size")
 _ROBERTA_HEAD = ("classifier.dense", "classifier.out_proj")
 
-_GATED = dict(blocks="layers", embeddings="embed_tokens", ffn="mlp.act_fn", ffn_width="intermediate_size", decoder=True)
+_GATED = dict(
+    blocks="layers",
+    embeddings="embed_tokens",
+    ffn="mlp.act_fn",
+    ffn_width="intermediate_size",
+    decoder=True,
+    down="mlp.down_proj",
+)
 
 
 def _four_times(config) -> int:
@@ -62,17 +70,30 @@ FAMILIES: dict[str, Family] = {
         blocks="transformer.layer", embeddings="embeddings", ffn="ffn.activation", ffn_width="hidden_dim"
     ),
     **{name: Family(**_GATED) for name in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2")},
-    "gpt2": Family(blocks="h", embeddings="wte", ffn="mlp.act", ffn_width=_four_times, decoder=True),
-    "bloom": Family(blocks="h", embeddings="word_embeddings", ffn="mlp.gelu_impl", ffn_width=_four_times, decoder=True),
+    "gpt2": Family(blocks="h", embeddings="wte", ffn="mlp.act", ffn_width=_four_times, decoder=True, down="mlp.c_proj"),
+    "bloom": Family(
+        blocks="h",
+        embeddings="word_embeddings",
+        ffn="mlp.gelu_impl",
+        ffn_width=_four_times,
+        decoder=True,
+        down="mlp.dense_4h_to_h",
+    ),
     "opt": Family(
         blocks="decoder.layers",
         embeddings="decoder.embed_tokens",
         ffn="activation_fn",
         ffn_width="ffn_dim",
         decoder=True,
+        down="fc2",
     ),
     "gpt_neox": Family(
-        blocks="layers", embeddings="embed_in", ffn="mlp.act", ffn_width="intermediate_size", decoder=True
+        blocks="layers",
+        embeddings="embed_in",
+        ffn="mlp.act",
+        ffn_width="intermediate_size",
+        decoder=True,
+        down="mlp.dense_4h_to_h",
     ),
 }
 
@@ -142,6 +163,28 @@ def ffn_modules(model: nn.Module, n_layers: int) -> list[nn.Module]:
             f"{', '.join(sorted(FAMILIES))}); use --site residual"
         )
     return found
+
+
+def ffn_write(model: nn.Module, n_layers: int, layer: int, neuron: int) -> torch.Tensor:
+    """The vector FFN neuron NEURON of FFN layer LAYER (1-based, as runs store them) adds to the residual stream
+    per unit of its value: column NEURON of the block's output projection, found by applying that projection to
+    the unit vector minus its bias (so nn.Linear and GPT-2's transposed Conv1D read alike)."""
+    fam = family(model)
+    down = _get(block_list(model, n_layers)[2][layer - 1], fam.down) if fam is not None and fam.down else None
+    if not isinstance(down, nn.Module):
+        raise UserError(
+            f"cannot find the FFN output projection of this {getattr(model.config, 'model_type', '?')} model "
+            f"(decoder families: {', '.join(sorted(k for k, f in FAMILIES.items() if f.down))})"
+        )
+    width = ffn_width(model)
+    if not 0 <= neuron < width:
+        raise UserError(f"FFN layer {layer} has neurons 0-{width - 1}, not {neuron}")
+    param = next(down.parameters())
+    unit = torch.zeros(2, width, dtype=param.dtype, device=param.device)
+    unit[0, neuron] = 1.0
+    with torch.inference_mode():
+        out = down(unit)
+    return (out[0] - out[1]).float()
 
 
 def ffn_width(model: nn.Module) -> int:
