@@ -149,3 +149,14 @@ def test_a_constant_representation_has_no_cka():
     x = rng.normal(size=(50, 8))
     constant = np.tile(rng.normal(size=(1, 16)) * 100, (50, 1)).astype(np.float32).astype(np.float64)
     assert all(np.isnan(v) for v in cka(x, constant)) and all(np.isnan(v) for v in cka(constant, constant))
+
+
+def test_a_large_offset_does_not_cancel_the_variation_it_carries():
+    """A layer whose vectors sit at 1000 and vary by 0.004 (as a model's near-constant [CLS]) still has its CKA."""
+    rng = np.random.default_rng(3)
+    x = 1000 + 0.004 * rng.normal(size=(200, 64))
+    y = (x - 1000)[:, :10] @ rng.normal(size=(10, 32)) * 250 + rng.normal(size=(200, 32))
+    plain, debiased = cka(x, y)
+    xc = x - x.mean(axis=0)
+    assert plain == pytest.approx(reference_cka(xc, y, False), rel=1e-9)
+    assert debiased == pytest.approx(reference_cka(xc, y, True), rel=1e-6)

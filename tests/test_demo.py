@@ -67,6 +67,12 @@ def test_demo_end_to_end(demo, neurons):
     assert tested == [{"permutations": 1000, "bootstraps": 1000, "layer": 3}]
     summary = json.loads(neurons("--db", db, "query", "select * from ablation_summary", "--json").stdout)
     assert len(summary) == 5 and all(r["n_sentences"] == 12 and r["n_controls"] == 10 for r in summary)
+    compared = json.loads(
+        neurons("--db", db, "query", "select * from run_comparison where run_a = 'demo'", "--json").stdout
+    )
+    assert len(compared) == 5 * 5 and {r["run_b"] for r in compared} == {"demo-init"}  # against its initialisation
+    assert all(r["n_shared"] == 210 and r["matched_by"] == "text" for r in compared)
+    assert (out / "demo-report" / "tables" / "compared-1.csv").exists()
 
 
 def test_readme_sql_examples_run_on_the_demo(demo, neurons):
@@ -85,4 +91,4 @@ def test_demo_reruns_replace_the_run(demo, tmp_path, neurons):
     shutil.copytree(demo[0], tmp_path, dirs_exist_ok=True)  # a folder the demo has run in already
     assert neurons("demo", "--out", tmp_path, "--epochs", "2").exit_code == 0
     runs = json.loads(neurons("--db", tmp_path / "demo.duckdb", "runs", "--json").stdout)
-    assert [r["run"] for r in runs] == ["demo", "demo-ffn"]
+    assert [r["run"] for r in runs] == ["demo", "demo-init", "demo-ffn"]

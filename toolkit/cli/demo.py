@@ -2,8 +2,8 @@
 
 It trains a tokenizer on the sample, builds a tiny XLM-R-architecture classifier, fine-tunes it on the
 sample's train split, saves it as an ordinary checkpoint, and extracts every layer of it into
-`warehouse/demo.duckdb`, tests its penultimate layer against chance, ablates its top-variance neurons
-against random controls, and writes the report. The model is tiny and illustrative: its numbers say nothing about XLM-R.
+`warehouse/demo.duckdb`, tests its penultimate layer against chance, compares every layer with the model's
+untrained initialisation, ablates its top-variance neurons against random controls, and writes the report. The model is tiny and illustrative: its numbers say nothing about XLM-R.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from toolkit.capture.tinymodels import build_model, save_checkpoint, train_token
 from toolkit.causal.ablate import AblateOptions, ablate, rank_in_words
 from toolkit.figures.report import build_report
 from toolkit.figures.report_text import extraction_summary
+from toolkit.stats.compare import compare
+from toolkit.stats.compare import store as compare_store
 from toolkit.stats.probe import ProbeOptions, probe
 from toolkit.stats.probe import store as probe_store
 from toolkit.stats.significance import SignificanceOptions, significance, store
@@ -55,6 +57,7 @@ def run_demo(out: Path, epochs: int = 30, seed: int = 0) -> Path:
 
     tokenizer = train_tokenizer(everything.frame["text"].to_list(), "xlm-roberta", vocab_size=2000)
     model = build_model("xlm-roberta", tokenizer, LABELS, seed=seed, hidden=64, layers=4, heads=4)
+    initial = save_checkpoint(model, tokenizer, out / "demo-init")  # before training: what the model started from
     result = train_classifier(
         model,
         tokenizer,
@@ -95,6 +98,18 @@ def run_demo(out: Path, epochs: int = 30, seed: int = 0) -> Path:
         f"accuracy {best['accuracy'].mean():.2f} (control task {best['control_accuracy'].mean():.2f}); "
         f"{probed.seconds:.1f} s"
     )
+    extract(db, str(initial), everything, "demo-init", ExtractOptions(layers="all"), replace=True, progress=False)
+    with Warehouse(db) as wh:
+        compared = compare(wh, "demo", "demo-init")
+        compare_store(wh, compared)
+    same = compared.cka.filter(pl.col("layer_a") == pl.col("layer_b")).sort("layer_a")
+    per_layer = ", ".join(
+        f"{r['layer_a']}: {'n/a' if r['cka_debiased'] is None else format(r['cka_debiased'], '.2f')}"
+        for r in same.iter_rows(named=True)
+    )
+    click.echo(
+        f"compare: debiased CKA of each layer with the untrained initialisation's (run 'demo-init'): {per_layer}"
+    )
     extract_shares(db, checkpoint, everything, "demo-ffn")
     test_split = read_dataset(data, id_column="id", split_column="split", splits=["test"])
     options = AblateOptions(tested.layer, top_variance=8, controls=10, seed=seed)
@@ -114,6 +129,7 @@ This model is tiny (4 layers x 64 neurons, trained for seconds) and only illustr
 Next, query the warehouse (`source .venv/bin/activate` puts `neurons` on your PATH):
   neurons --db {db} runs
   neurons --db {db} analyze --run demo
+  neurons --db {db} compare demo demo-init
   neurons --db {db} query "select * from evaluation"
   neurons --db {db} query "select * from ablation_summary"
   neurons --db {db} query "select language, label, count(*) as n from sentences group by all order by all"

@@ -12,6 +12,8 @@ n x n Gram matrix is ever formed and memory grows with sentences x neurons:
 - debiased CKA: the same ratio of unbiased HSIC estimates (Song et al. 2012; Nguyen et al. 2021 use it for
   CKA), HSIC_1(K, L) = [tr(K~L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2/(n-2) 1'K~L~1] / (n(n-3)) with K = XX',
   L = YY' and K~, L~ their off-diagonal parts, every term a sum over sentences or a product of d x d blocks.
+  Both estimators are invariant to shifting X or Y, so the columns are centred first (in float64), which keeps
+  a large common offset (a near-constant layer) from cancelling the variation it carries.
 
 Which neurons changed is SQL over the two runs' statistics (view `neuron_changes`).
 """
@@ -89,71 +91,61 @@ def layer_matrix(wh: Warehouse, run: str, layer: int, sentence_ids: np.ndarray) 
 
 @dataclass(frozen=True)
 class Moments:
-    """What both CKA estimators need of one representation X [n, d], in float64: column sums, d x d product,
-    per-sentence squared norms, and (for the debiased estimate) each sentence's row sum of the off-diagonal Gram,
-    (K~1)_i = x_i . sum_j x_j - |x_i|^2."""
+    """What both CKA estimators need of one representation X [n, d], in float64, with X's columns centred first
+    (both estimators are invariant to a shift of X, and centring avoids cancelling large offsets): the column
+    means, the d x d product Xc'Xc and each sentence's squared norm |xc_i|^2. For centred X the off-diagonal
+    Gram's row sums are (K~1)_i = -|xc_i|^2 and 1'K~1 = -sum_i |xc_i|^2."""
 
     n: int
-    total: np.ndarray  # X'1
-    gram: np.ndarray  # X'X
-    norms: np.ndarray  # |x_i|^2
-    row_sums: np.ndarray  # (K~1)_i
+    mean: np.ndarray
+    gram: np.ndarray  # Xc'Xc
+    norms: np.ndarray  # |xc_i|^2
+    constant: bool  # every sentence has the same vector (to 1e-9 of the values' size): CKA is undefined (NaN)
 
-    @property
-    def constant(self) -> bool:
-        """Whether every sentence has (to rounding) the same vector: an embedding layer's [CLS] has. CKA compares
-        variation, so it is undefined (NaN) there rather than a ratio of rounding errors."""
-        spread = float(np.trace(self.gram)) - float(self.total @ self.total) / self.n  # trace of Xc'Xc
-        return spread <= 1e-9 * max(float(np.trace(self.gram)), np.finfo(float).tiny)
+
+def _blocks(x: np.ndarray, mean: np.ndarray):
+    for start in range(0, x.shape[0], CHUNK):
+        yield start, x[start : start + CHUNK].astype(np.float64) - mean
 
 
 def moments(x: np.ndarray) -> Moments:
-    total = x.sum(axis=0, dtype=np.float64)
+    mean = x.sum(axis=0, dtype=np.float64) / x.shape[0]
     gram = np.zeros((x.shape[1], x.shape[1]))
     norms = np.empty(x.shape[0])
-    row_sums = np.empty(x.shape[0])
-    for start in range(0, x.shape[0], CHUNK):
-        block = x[start : start + CHUNK].astype(np.float64)
+    deviation = 0.0
+    for start, block in _blocks(x, mean):
         gram += block.T @ block
-        norms[start : start + CHUNK] = np.einsum("ij,ij->i", block, block)
-        row_sums[start : start + CHUNK] = block @ total - norms[start : start + CHUNK]
-    return Moments(x.shape[0], total, gram, norms, row_sums)
+        norms[start : start + len(block)] = np.einsum("ij,ij->i", block, block)
+        deviation = max(deviation, float(np.abs(block).max(initial=0.0)))
+    size = float(np.abs(x).max(initial=0.0))
+    return Moments(x.shape[0], mean, gram, norms, deviation <= 1e-9 * size)
 
 
-def cross(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """X'Y in float64, block by block over sentences."""
+def cross(x: np.ndarray, y: np.ndarray, mx: Moments, my: Moments) -> np.ndarray:
+    """Xc'Yc in float64, block by block over sentences."""
     out = np.zeros((x.shape[1], y.shape[1]))
-    for start in range(0, x.shape[0], CHUNK):
-        out += x[start : start + CHUNK].astype(np.float64).T @ y[start : start + CHUNK].astype(np.float64)
+    for (_, bx), (_, by) in zip(_blocks(x, mx.mean), _blocks(y, my.mean)):
+        out += bx.T @ by
     return out
 
 
-def _frobenius_sq_centred(xy: np.ndarray, sx: np.ndarray, sy: np.ndarray, n: int) -> float:
-    """||Xc'Yc||_F^2 from X'Y and the column sums: Xc'Yc = X'Y - sx sy' / n."""
-    return float(np.sum((xy - np.outer(sx, sy) / n) ** 2))
-
-
 def _hsic_unbiased(xy: np.ndarray, mx: Moments, my: Moments) -> float:
-    """Song et al.'s unbiased HSIC of the linear kernels of X and Y (times n(n-3), which cancels in CKA)."""
+    """Song et al.'s unbiased HSIC of the linear kernels of centred X and Y (times n(n-3), which cancels in CKA):
+    tr(K~L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2/(n-2) 1'K~L~1, with tr(K~L~) = |Xc'Yc|_F^2 - sum_i K_ii L_ii."""
     n = mx.n
-    trace = float(np.sum(xy**2)) - float(mx.norms @ my.norms)  # tr(K~L~) = |X'Y|_F^2 - sum_i K_ii L_ii
-    sum_k = float(mx.total @ mx.total) - float(mx.norms.sum())  # 1'K~1
-    sum_l = float(my.total @ my.total) - float(my.norms.sum())
-    return trace + sum_k * sum_l / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * float(mx.row_sums @ my.row_sums)
+    trace = float(np.sum(xy**2)) - float(mx.norms @ my.norms)
+    sum_k, sum_l = -float(mx.norms.sum()), -float(my.norms.sum())
+    return trace + sum_k * sum_l / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * float(mx.norms @ my.norms)
 
 
 def cka(x: np.ndarray, y: np.ndarray, mx: Moments | None = None, my: Moments | None = None) -> tuple[float, float]:
     """(plain, debiased) linear CKA of X [n, d1] and Y [n, d2] (rows: the same sentences); NaN where either
-    representation is constant (`Moments.constant`)."""
+    representation is constant."""
     mx, my = mx or moments(x), my or moments(y)
     if mx.constant or my.constant:
         return float("nan"), float("nan")
-    n = x.shape[0]
-    xy = cross(x, y)
-    plain_xy = _frobenius_sq_centred(xy, mx.total, my.total, n)
-    plain_xx = _frobenius_sq_centred(mx.gram, mx.total, mx.total, n)
-    plain_yy = _frobenius_sq_centred(my.gram, my.total, my.total, n)
-    plain = plain_xy / np.sqrt(plain_xx * plain_yy) if plain_xx > 0 and plain_yy > 0 else float("nan")
+    xy = cross(x, y, mx, my)
+    plain = float(np.sum(xy**2)) / np.sqrt(float(np.sum(mx.gram**2)) * float(np.sum(my.gram**2)))
     hxx, hyy = _hsic_unbiased(mx.gram, mx, mx), _hsic_unbiased(my.gram, my, my)
     debiased = _hsic_unbiased(xy, mx, my) / np.sqrt(hxx * hyy) if hxx > 0 and hyy > 0 else float("nan")
     return float(plain), float(debiased)
