@@ -432,7 +432,7 @@ def neuron(
                 f"--logits reads FFN neurons; run '{run}' holds the residual stream (extract with --site ffn)"
             )
         from toolkit.capture.models import load_model
-        from toolkit.stats.logit_effects import logit_effects
+        from toolkit.causal.logit_effects import logit_effects
 
         effects = logit_effects(load_model(model or found.model, "cpu", causal_lm=True), cards.layer, neuron)
     if as_json:
