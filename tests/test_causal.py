@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -302,6 +303,14 @@ def test_finetune_linear_head_reloads_as_a_standard_checkpoint(tmp_path, checkpo
     told = dict(pl.read_csv(tmp_path / "rep" / "tables" / "finetune.csv").iter_rows())
     assert told["base model"] == record["base_model"] and told["epochs, learning rate, batch size"] == "25, 0.002, 16"
     assert told["trained on"] == f"{train.height} sentences in {', '.join(sorted(set(train['language'])))}"
+    shared = tmp_path / "shared"  # --redact-paths: the record's paths by file name only
+    assert (
+        neurons("--db", tmp_path / "w.duckdb", "report", "--run", "ft", "--out", shared, "--redact-paths").exit_code
+        == 0
+    )
+    redacted = dict(pl.read_csv(shared / "tables" / "finetune.csv").iter_rows())
+    assert redacted["base model"] == Path(record["base_model"]).name and redacted["data"] == "data.csv"
+    assert str(tmp_path) not in (shared / "index.html").read_text()
 
 
 def test_folded_linear_head_equals_the_linear_map(checkpoint):

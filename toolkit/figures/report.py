@@ -23,7 +23,7 @@ from toolkit.defaults import CLASSES, THRESHOLD
 from toolkit.figures.charts import ChartOptions, build, save
 from toolkit.figures.deactivation import latest_deactivation
 from toolkit.figures.export import human_names, write_table
-from toolkit.figures.report_sections import Table, method_tables
+from toolkit.figures.report_sections import Table, method_tables, shown_path
 from toolkit.stats.analysis import EVALUATION_COLUMNS, caveats, resolve, top_variance_neurons
 from toolkit.stats.explorer import cards_json, neuron_cards
 from toolkit.store.catalog import definitions
@@ -168,13 +168,13 @@ def _has_significance(wh: Warehouse, run: str, layer: int) -> bool:
     return bool(wh.scalar("select count(*) from class_significance where run = ? and layer = ?", [run, layer]))
 
 
-def _tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bool) -> list[Table]:
+def _tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bool, redact: bool) -> list[Table]:
     """Every table of the report: the findings, then (when stored) significance, accuracy, ablations and the sweep."""
     tables = _finding_tables(wh, run, layer, threshold, absolute)
     if _has_significance(wh, run, layer):
         tables += _significance_tables(wh, run, layer, threshold, absolute)
     tables += _causal_tables(wh, run)
-    tables += method_tables(wh, run, layer)
+    tables += method_tables(wh, run, layer, redact)
     if len(wh.run(run).layers) > 1:
         from toolkit.stats.analysis import layer_sweep
 
@@ -401,7 +401,7 @@ class Contents:
     def shown(self, path: str) -> str:
         """PATH as the page shows it: whole, or (redact_paths) its last component, so a shared report does not
         reveal the author's folders."""
-        return Path(path.rstrip("/")).name or path if self.redact_paths else path
+        return shown_path(path, self.redact_paths)
 
     def definition(self, view: str) -> str:
         """The quoted definition of VIEW (its comment in sql/views) as an HTML paragraph."""
@@ -435,7 +435,7 @@ def build_report(
             layer=rl.layer,
             meta=meta,
             figures=_figures(wh, rl.run, rl.layer, threshold, absolute),
-            tables=_tables(wh, rl.run, rl.layer, threshold, absolute),
+            tables=_tables(wh, rl.run, rl.layer, threshold, absolute, redact_paths),
             notes=caveats(wh, rl.run, rl.layer),
             explorer=cards_json(neuron_cards(wh, rl.run, rl.layer, None, EXPLORER_SENTENCES, threshold, absolute)),
             threshold=threshold,

@@ -22,9 +22,21 @@ class Table:
     per_layer: bool = True  # False: the table does not depend on the layer (model accuracy, ablations)
 
 
-def method_tables(wh: Warehouse, run: str, layer: int) -> list[Table]:
-    """Every table of this module that the run has data for."""
-    return [*_tokenizer(wh, run), *_finetune(wh, run), *_probe(wh, run, layer), *_lape(wh, run), *_compared(wh, run)]
+def shown_path(path: str, redact: bool) -> str:
+    """PATH as a report shows it: whole, or (REDACT) its last component, so a shared report does not reveal the
+    author's folders."""
+    return Path(path.rstrip("/")).name or path if redact else path
+
+
+def method_tables(wh: Warehouse, run: str, layer: int, redact: bool = False) -> list[Table]:
+    """Every table of this module that the run has data for (REDACT: paths by their last component)."""
+    return [
+        *_tokenizer(wh, run),
+        *_finetune(wh, run, redact),
+        *_probe(wh, run, layer),
+        *_lape(wh, run),
+        *_compared(wh, run),
+    ]
 
 
 def _tokenizer(wh: Warehouse, run: str) -> list[Table]:
@@ -61,7 +73,7 @@ def finetune_record(wh: Warehouse, model: str | None) -> dict | None:
         return None
 
 
-def _finetune(wh: Warehouse, run: str) -> list[Table]:
+def _finetune(wh: Warehouse, run: str, redact: bool) -> list[Table]:
     record = finetune_record(wh, wh.run(run).model)
     if record is None:
         return []
@@ -71,7 +83,7 @@ def _finetune(wh: Warehouse, run: str) -> list[Table]:
         f"{s['language']} {s['macro_f1']:.3f}" for s in last.get("scores") or [] if s.get("macro_f1") is not None
     )
     rows = [
-        ("base model", record.get("base_model")),
+        ("base model", shown_path(str(record.get("base_model", "")), redact)),
         ("trained on", f"{record.get('n_train')} sentences in {', '.join(record.get('train_languages', []))}"),
         ("labels", ", ".join(record.get("labels", []))),
         ("head", record.get("head")),
@@ -83,7 +95,7 @@ def _finetune(wh: Warehouse, run: str) -> list[Table]:
             f"held-out macro-F1 after the last epoch ({record.get('n_held_out', 0)} sentences)",
             scores or "none held out",
         ),
-        ("data", (record.get("data") or {}).get("data_file")),
+        ("data", shown_path(str((record.get("data") or {}).get("data_file") or ""), redact)),
     ]
     frame = pl.DataFrame(
         {"setting": [k for k, _ in rows], "value": ["" if v is None else str(v) for _, v in rows]}, strict=False
