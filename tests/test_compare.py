@@ -136,6 +136,12 @@ def test_neuron_changes_equal_numpy(pair, neurons):
     assert fifteen["rank_b"] == 1, fifteen
     assert any(c.startswith("joy: ") and c.endswith("-> polyglot") for c in fifteen["class_changes"]), fifteen
     assert changes.row(7, named=True)["profile_correlation"] < 0.5  # neuron 7 was replaced by noise
+    with Warehouse(db, read_only=True) as wh:
+        summary = wh.sql("select * from neuron_change_summary('a', 'b') where layer = 2").row(0, named=True)
+    assert summary["median_profile_correlation"] == pytest.approx(np.median(changes["profile_correlation"].to_numpy()))
+    assert summary["class_changed"] == int((changes["n_class_changes"] > 0).sum())
+    moved = np.abs(changes["rank_change"].to_numpy()) > 0.1 * changes.height
+    assert summary["rank_moved_10pct"] == int(moved.sum()) and summary["neurons"] == changes.height
 
 
 def test_compare_bad_input(pair, neurons):

@@ -49,3 +49,17 @@ SELECT run_a AS run_a, run_b AS run_b, layer, neuron, p.profile_correlation, p.n
 FROM profiles AS p
 JOIN ranks AS r USING (layer, neuron)
 LEFT JOIN classes AS c USING (layer, neuron);
+
+-- Definition 19, per layer: neuron_changes summed up for `neurons compare` and the report. The neurons of the
+-- layer, the median correlation of their label profiles, those whose class changed for at least one label, and
+-- those whose variance rank moved by more than a tenth of the layer's ranked neurons.
+CREATE OR REPLACE MACRO neuron_change_summary(run_a, run_b, threshold := 0.5, absolute := false) AS TABLE
+WITH c AS (
+    SELECT *, count(rank_a) OVER (PARTITION BY layer) AS ranked
+    FROM neuron_changes(run_a, run_b, threshold := threshold, absolute := absolute)
+)
+SELECT layer, count(*) AS neurons, median(profile_correlation) AS median_profile_correlation,
+       count(*) FILTER (WHERE n_class_changes > 0) AS class_changed,
+       count(*) FILTER (WHERE abs(rank_change) > 0.1 * ranked) AS rank_moved_10pct
+FROM c
+GROUP BY layer;

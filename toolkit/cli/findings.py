@@ -492,12 +492,8 @@ def compare(
     result, comparison_id = read_then_write(ctx.db, compute, store)
     with Warehouse(ctx.db, read_only=True) as wh:
         changes = wh.sql(
-            "select layer, count(*) as neurons, median(profile_correlation) as median_profile_correlation, "
-            "count(*) filter (where n_class_changes > 0) as class_changed, "
-            "count(*) filter (where abs(rank_change) > 0.1 * (select count(*) from between_label_variance v "
-            "where v.run = ? and v.layer = c.layer)) as rank_moved_10pct "
-            "from neuron_changes(?, ?, threshold := ?, absolute := ?) as c group by layer order by layer",
-            [run_a, run_a, run_b, threshold, absolute],
+            "select * from neuron_change_summary(?, ?, threshold := ?, absolute := ?) order by layer",
+            [run_a, run_b, threshold, absolute],
         )
         if out is not None:
             from toolkit.figures.charts import save
