@@ -65,13 +65,17 @@ class Replay:
 
             return forward
 
+        own = [m.__dict__.get("forward") for m in self.modules]  # a wrapper already set on the instance (accelerate)
         for i, m in enumerate(self.modules):
             m.forward = answer(i)  # an instance attribute: nn.Module.__call__ runs it, hooks included
         try:
             yield
         finally:
-            for m in self.modules:
-                del m.forward
+            for m, previous in zip(self.modules, own):
+                if previous is None:
+                    del m.forward
+                else:
+                    m.forward = previous
 
 
 def _copy(output):
