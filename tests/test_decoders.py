@@ -324,6 +324,13 @@ def test_logit_effects_are_the_unembedding_of_the_neurons_write(tmp_path, neuron
     assert set(promotes["token_id"][:3]) <= set(order[:5].tolist())  # ties aside, the same tokens
     text = neurons("--db", db, "neuron", "5", "--run", "ffn", "--layer", "2", "--logits")
     assert "tokens it writes towards" in text.stdout and "promotes" in text.stdout
+    stored = neurons("--db", db, "tokens", "--run", "ffn", "--layer", "2", "--sentences", "1")  # for the report
+    assert stored.exit_code == 0 and "logit effects of every neuron" in stored.stdout, stored.stderr
+    card = json.loads(neurons("--db", db, "neuron", "5", "--run", "ffn", "--layer", "2", "--json").stdout)
+    kept = pl.DataFrame(card["neurons"]["5"]["logit_effects"], schema=["direction", "token", "effect"], orient="row")
+    np.testing.assert_allclose(
+        kept.filter(pl.col("direction") == "promotes")["effect"].to_numpy(), effect[order[:10]], rtol=1e-5, atol=1e-6
+    )
     residual = neurons("--db", db, "extract", ckpt, data, "--run", "res", "--quiet")
     assert residual.exit_code == 0
     assert_one_line_error(neurons("--db", db, "neuron", "5", "--run", "res", "--logits"), "--site ffn")

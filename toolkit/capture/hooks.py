@@ -165,10 +165,10 @@ def ffn_modules(model: nn.Module, n_layers: int) -> list[nn.Module]:
     return found
 
 
-def ffn_write(model: nn.Module, n_layers: int, layer: int, neuron: int) -> torch.Tensor:
-    """The vector FFN neuron NEURON of FFN layer LAYER (1-based, as runs store them) adds to the residual stream
-    per unit of its value: column NEURON of the block's output projection, found by applying that projection to
-    the unit vector minus its bias (so nn.Linear and GPT-2's transposed Conv1D read alike)."""
+def ffn_writes(model: nn.Module, n_layers: int, layer: int, neurons: list[int]) -> torch.Tensor:
+    """[len(NEURONS), hidden]: the vector each FFN neuron of FFN layer LAYER (1-based, as runs store them) adds to
+    the residual stream per unit of its value: its column of the block's output projection, found by applying
+    that projection to the unit vectors minus its bias (so nn.Linear and GPT-2's transposed Conv1D read alike)."""
     fam = family(model)
     down = _get(block_list(model, n_layers)[2][layer - 1], fam.down) if fam is not None and fam.down else None
     if not isinstance(down, nn.Module):
@@ -177,14 +177,15 @@ def ffn_write(model: nn.Module, n_layers: int, layer: int, neuron: int) -> torch
             f"(decoder families: {', '.join(sorted(k for k, f in FAMILIES.items() if f.down))})"
         )
     width = ffn_width(model)
-    if not 0 <= neuron < width:
-        raise UserError(f"FFN layer {layer} has neurons 0-{width - 1}, not {neuron}")
+    bad = [n for n in neurons if not 0 <= n < width]
+    if bad:
+        raise UserError(f"FFN layer {layer} has neurons 0-{width - 1}, not {bad[0]}")
     param = next(down.parameters())
-    unit = torch.zeros(2, width, dtype=param.dtype, device=param.device)
-    unit[0, neuron] = 1.0
+    unit = torch.zeros(len(neurons) + 1, width, dtype=param.dtype, device=param.device)
+    unit[torch.arange(len(neurons)), torch.tensor(neurons, dtype=torch.long)] = 1.0
     with torch.inference_mode():
         out = down(unit)
-    return (out[0] - out[1]).float()
+    return (out[:-1] - out[-1]).float()
 
 
 def ffn_width(model: nn.Module) -> int:

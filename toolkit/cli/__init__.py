@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from toolkit import __version__
-from toolkit.cli import capture, causal, figures, findings, scale, store
+from toolkit.cli import capture, causal, explorer, figures, findings, scale, store
 from toolkit.cli.base import Context, OneLineGroup
 from toolkit.store.warehouse import default_db
 
@@ -32,7 +32,7 @@ def cli(ctx: click.Context, db: Path | None) -> None:
     ctx.obj = Context(db or default_db())
 
 
-for _module in (capture, store, findings, figures, causal, scale):
+for _module in (capture, store, findings, explorer, figures, causal, scale):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 
@@ -52,7 +52,8 @@ SHORT_HELP = {
     "steer": "Steer a decoder's output language with its LAPE neurons.",
     "demo": "Run the whole workflow on the bundled sample with a tiny model.",
     "upgrade": "Migrate a warehouse made by an older version.",
-    "neuron": "One neuron's card: profile, classes, significance, sentences.",
+    "neuron": "One neuron's card: profile, classes, density, neighbours, sentences, tokens.",
+    "tokens": "Store token values of a layer's neurons for the report's explorer.",
     "probe": "Linear probes: transfer across languages, neuron rankings, top-k.",
     "compare": "Compare two runs: CKA between layers, how each neuron changed.",
     "lake": "Sharded runs in a Delta Lake: status, attach.",

@@ -1,4 +1,4 @@
-"""Commands that compute the study's findings from a run: analyze, significance, probe, neuron."""
+"""Commands that compute the study's findings from a run: analyze, significance, probe, compare."""
 
 from __future__ import annotations
 
@@ -382,75 +382,6 @@ def probe_note(row: dict, n_neurons: int) -> str:
 
 
 @click.command()
-@click.argument("neuron", type=int)
-@run_option("Run to look in.")
-@layer_option()
-@click.option(
-    "--sentences",
-    type=int,
-    default=5,
-    show_default=True,
-    callback=at_least(0),
-    help="Most and least activating sentences shown per language.",
-)
-@threshold_option("Threshold of the neuron classes.")
-@abs_option()
-@click.option(
-    "--logits",
-    is_flag=True,
-    help="For a decoder's FFN run: the tokens the neuron promotes and suppresses (W_U . W_down[:, n]); loads the model.",
-)
-@click.option("--model", default=None, help="--logits: the checkpoint, when not where the run was made from.")
-@json_option("JSON instead of text.")
-@pass_ctx
-def neuron(
-    ctx: Context,
-    neuron: int,
-    run: str,
-    layer: int | None,
-    sentences: int,
-    threshold: float,
-    absolute: bool,
-    logits: bool,
-    model: str | None,
-    as_json: bool,
-) -> None:
-    """One neuron's card: its label x language profile, class per label, variance rank, significance,
-    ablations that held it, and the sentences that activate it most and least in each language; with --logits,
-    the tokens a decoder's FFN neuron writes towards."""
-    from toolkit.stats.explorer import card_text, cards_json, neuron_cards
-    from toolkit.store.query import render, to_json
-    from toolkit.store.warehouse import Warehouse
-
-    with Warehouse(ctx.db, read_only=True) as wh:
-        cards = neuron_cards(wh, run, layer, [neuron], sentences, threshold, absolute)
-        found = wh.run(run)
-    effects = None
-    if logits:
-        if found.site != "ffn":
-            raise UserError(
-                f"--logits reads FFN neurons; run '{run}' holds the residual stream (extract with --site ffn)"
-            )
-        from toolkit.capture.models import load_model
-        from toolkit.causal.logit_effects import logit_effects
-
-        effects = logit_effects(load_model(model or found.model, "cpu", causal_lm=True), cards.layer, neuron)
-    if as_json:
-        record = cards_json(cards)
-        if effects is not None:
-            record["logit_effects"] = effects.to_dicts()
-        click.echo(to_json(record))
-        return
-    click.echo(card_text(cards, neuron, render), nl=False)
-    if effects is not None:
-        click.echo(
-            "\ntokens it writes towards: W_U . W_down[:, n], the direct path before the final norm (definition 20)\n"
-            + render(effects.drop("token_id"), "table", float_precision=3),
-            nl=False,
-        )
-
-
-@click.command()
 @click.argument("run_a")
 @click.argument("run_b")
 @threshold_option("Activity threshold on mean z for the neuron classes compared.")
@@ -529,4 +460,4 @@ def compare(
         click.echo(f"wrote {out}")
 
 
-COMMANDS = [analyze, significance, probe, neuron, compare]
+COMMANDS = [analyze, significance, probe, compare]

@@ -16,6 +16,8 @@ import polars as pl
 from toolkit.defaults import THRESHOLD
 from toolkit.errors import UserError
 from toolkit.stats.analysis import resolve
+from toolkit.stats.highlight import segments
+from toolkit.stats.neighbours import neighbours
 from toolkit.store.warehouse import Warehouse, reads
 
 
@@ -32,6 +34,12 @@ class Cards:
     significance: pl.DataFrame  # neuron, q_value, omega/eta squared, sensitive (empty before `neurons significance`)
     ablations: pl.DataFrame  # neuron, ablation_id, mode, positions, target_size, language, delta_macro_f1, target_rank
     sentences: pl.DataFrame  # neuron, language, rank, sentence_id, label, z, value (raw), text
+    density: pl.DataFrame  # neuron, language, n_sentences, density (definition 22)
+    histogram: pl.DataFrame  # neuron, language, bin, lo, hi, n (definition 22)
+    neighbours: pl.DataFrame  # neuron, by, rank, other, r (definition 23)
+    token_values: pl.DataFrame  # neuron, sentence_id, vector: stored by `neurons tokens` (definition 21)
+    sentence_tokens: pl.DataFrame  # sentence_id, tokens, starts, ends, special, pooled
+    logit_effects: pl.DataFrame  # neuron, direction, rank, token_id, token, effect: stored (definition 20)
 
     def one(self, neuron: int) -> Cards:
         """The frames of one neuron."""
@@ -40,11 +48,28 @@ class Cards:
             self.run,
             self.layer,
             self.n_neurons,
-            *(
-                getattr(self, f).filter(keep)
-                for f in ("variance", "profile", "classes", "significance", "ablations", "sentences")
-            ),
+            sentence_tokens=self.sentence_tokens,
+            **{f: getattr(self, f).filter(keep) for f in PER_NEURON},
         )
+
+
+PER_NEURON = (
+    "variance",
+    "profile",
+    "classes",
+    "significance",
+    "ablations",
+    "sentences",
+    "density",
+    "histogram",
+    "neighbours",
+    "token_values",
+    "logit_effects",
+)
+"""The frames of Cards with one row set per neuron."""
+
+BINS = 20
+"""Bins of a card's histogram."""
 
 
 @reads
@@ -114,6 +139,27 @@ def neuron_cards(
             "and abs(rank) <= ? order by neuron, language, rank < 0, abs(rank)",
             [*params, sentences],
         ),
+        density=wh.sql("select * from neuron_density(?, ?, ?) order by neuron, language", params),
+        histogram=wh.sql(
+            "select * from neuron_histogram(?, ?, ?, bins := ?) order by neuron, language, bin", [*params, BINS]
+        ),
+        neighbours=neighbours(wh, rl.run, rl.layer, wanted),
+        token_values=wh.sql(
+            "select v.neuron, v.sentence_id, v.vector from token_values v join runs r using (run_id) "
+            "where r.name = ? and v.layer = ? and list_contains(?, v.neuron) order by v.neuron, v.sentence_id",
+            params,
+        ),
+        sentence_tokens=wh.sql(
+            "select t.sentence_id, t.tokens, t.starts, t.ends, t.special, t.pooled from sentence_tokens t "
+            "join runs r using (run_id) where r.name = ? order by t.sentence_id",
+            [rl.run],
+        ),
+        logit_effects=wh.sql(
+            "select e.neuron, e.direction, e.rank, e.token_id, e.token, e.effect from logit_effects e "
+            "join runs r using (run_id) where r.name = ? and e.layer = ? and list_contains(?, e.neuron) "
+            "order by e.neuron, e.direction, e.rank",
+            params,
+        ),
     )
 
 
@@ -156,6 +202,13 @@ def card_text(cards: Cards, neuron: int, render) -> str:
     if c.ablations.height:
         lines += ["", "ablations whose target set holds this neuron (change in macro-F1; rank 1 = largest drop)"]
         lines.append(render(c.ablations.drop("neuron"), "table", float_precision=3).rstrip())
+    lines += density_lines(c) + neighbour_lines(c)
+    if c.logit_effects.height:
+        lines += [
+            "",
+            "tokens it writes towards: W_U . W_down[:, n], the direct path before the final norm (definition 20)",
+        ]
+        lines.append(render(c.logit_effects.drop("neuron", "token_id"), "table", float_precision=3).rstrip())
     if c.sentences.height:
         lines += ["", "sentences that activate it most (rank 1, 2, ...) and least (rank -1, -2, ...) per language"]
         lines.append(
@@ -168,36 +221,90 @@ def card_text(cards: Cards, neuron: int, render) -> str:
     return "\n".join(lines) + "\n"
 
 
+SPARK = "▁▂▃▄▅▆▇█"
+"""Bar heights of a text histogram."""
+
+
+def density_lines(c: Cards) -> list[str]:
+    """Per language: the share of sentences above 0 (definition 22) and the histogram as one line of bars."""
+    if not c.histogram.height:
+        return []
+    lo, hi = c.histogram["lo"][0], c.histogram["hi"][0]
+    lines = [
+        "",
+        f"density (share of sentences whose pooled value is above 0) and histogram of its pooled values "
+        f"({BINS} bins from {lo:.3g} to {hi:.3g}; definition 22)",
+    ]
+    density = dict(c.density.select("language", "density").iter_rows())
+    for (language,), g in c.histogram.group_by("language", maintain_order=True):
+        counts = [0] * BINS
+        for b, n in g.select("bin", "n").iter_rows():
+            counts[b] = n
+        top = max(counts)
+        bars = "".join(" " if n == 0 else SPARK[min(len(SPARK) - 1, n * len(SPARK) // (top + 1))] for n in counts)
+        lines.append(f"  {language:<8} {density.get(language, 0.0):>6.1%}  |{bars}|")
+    return lines
+
+
+def neighbour_lines(c: Cards) -> list[str]:
+    """Its ten nearest neurons by |r| across sentences and across label profiles (definition 23)."""
+    if not c.neighbours.height:
+        return []
+    lines = ["", "nearest neurons of the layer by |r| (definition 23): neuron (r)"]
+    for by, what in (("sentences", "z across sentences"), ("profiles", "label profiles")):
+        g = c.neighbours.filter(pl.col("by") == by)
+        if g.height:
+            lines.append(f"  {what:<20} " + ", ".join(f"{o} ({r:+.2f})" for o, r in g.select("other", "r").iter_rows()))
+    return lines
+
+
 def cards_json(cards: Cards) -> dict:
     """Every card as plain data for the report's explorer: per neuron its numbers, with sentence texts once."""
-    by = {
-        name: {k[0]: g.drop("neuron") for k, g in getattr(cards, name).group_by("neuron")}
-        for name in ("profile", "classes", "significance", "ablations", "sentences")
-    }
-    empty = pl.DataFrame()
+    by = {name: {k[0]: g.drop("neuron") for k, g in getattr(cards, name).group_by("neuron")} for name in PER_NEURON}
+
+    def part(name: str, neuron: int) -> pl.DataFrame:
+        return by[name].get(neuron, getattr(cards, name).clear())
+
     out = {}
     for neuron, variance, rank in cards.variance.iter_rows():
-        profile = by["profile"].get(neuron, empty)
+        profile = part("profile", neuron)
         out[str(neuron)] = {
             "variance": variance,
             "rank": rank,
             "profile": [list(r) for r in profile.select("label", "language", "mean_z").iter_rows()],
-            "classes": [list(r) for r in by["classes"].get(neuron, empty).iter_rows()],
-            "significance": next(iter(by["significance"].get(neuron, empty).to_dicts()), None),
-            "ablations": by["ablations"].get(neuron, empty).to_dicts(),
+            "classes": [list(r) for r in part("classes", neuron).iter_rows()],
+            "significance": next(iter(part("significance", neuron).to_dicts()), None),
+            "ablations": part("ablations", neuron).to_dicts(),
             "sentences": [
                 list(r)
-                for r in by["sentences"]
-                .get(neuron, empty)
+                for r in part("sentences", neuron)
                 .select("language", "rank", "sentence_id", "label", "z", "value")
                 .iter_rows()
             ],
+            "density": [list(r) for r in part("density", neuron).select("language", "density").iter_rows()],
+            "histogram": [list(r) for r in part("histogram", neuron).select("language", "bin", "n").iter_rows()],
+            "range": next(iter(part("histogram", neuron).select("lo", "hi").head(1).rows()), None),
+            "neighbours": [list(r) for r in part("neighbours", neuron).select("by", "other", "r").iter_rows()],
+            "token_values": {
+                str(sid): [round(float(x), 4) for x in vec]
+                for sid, vec in part("token_values", neuron).select("sentence_id", "vector").iter_rows()
+            },
+            "logit_effects": [
+                list(r) for r in part("logit_effects", neuron).select("direction", "token", "effect").iter_rows()
+            ],
         }
     texts = dict(cards.sentences.select("sentence_id", "text").unique("sentence_id").iter_rows())
+    tokens = {
+        str(sid): {"segments": segments(texts.get(sid) or "", tok, a, b, sp), "special": sp}
+        for sid, tok, a, b, sp, _ in cards.sentence_tokens.iter_rows()
+        if sid in texts
+    }
     return {
         "run": cards.run,
         "layer": cards.layer,
         "n_neurons": cards.n_neurons,
+        "bins": BINS,
         "neurons": out,
         "texts": {str(k): v for k, v in texts.items()},
+        "tokens": tokens,
     }

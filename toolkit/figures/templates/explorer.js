@@ -56,7 +56,46 @@
         return tr;
       })));
     }
-    card.appendChild(el('p', 'Sentences that activate it most (rank 1, 2, ...) and least (rank -1, -2, ...) per language, with their z in the language (the profile’s scale; the raw activation on hover):'));
+    if (d.histogram.length) {
+      var dens = {}; d.density.forEach(function (r) { dens[r[0]] = r[1]; });
+      var hist = {};
+      d.histogram.forEach(function (r) {
+        if (!hist[r[0]]) { hist[r[0]] = []; for (var b = 0; b < ex.bins; b++) hist[r[0]].push(0); }
+        hist[r[0]][r[1]] = r[2];
+      });
+      card.appendChild(el('p', 'Density (share of sentences whose pooled value is above 0) and the histogram of its pooled values per language, ' + ex.bins + ' bins from ' + num(d.range[0], 3) + ' to ' + num(d.range[1], 3) + ':'));
+      card.appendChild(table(['language', 'density', 'histogram'], Object.keys(hist).sort().map(function (g) {
+        var tr = el('tr'); tr.appendChild(el('td', g)); tr.appendChild(el('td', (100 * (dens[g] || 0)).toFixed(1) + ' %'));
+        tr.appendChild(histogram(hist[g])); return tr;
+      })));
+    }
+    if (d.neighbours.length) {
+      card.appendChild(el('p', 'Nearest neurons of the layer by |r| (correlation of z across sentences; of label profiles):'));
+      var nb = el('div', null, 'neighbours');
+      [['sentences', 'across sentences'], ['profiles', 'label profiles']].forEach(function (w) {
+        var line = el('div'); line.appendChild(el('span', w[1] + ': ', 'by'));
+        d.neighbours.filter(function (r) { return r[0] === w[0]; }).forEach(function (r) {
+          var a = el('a', r[1] + ' (' + (r[2] >= 0 ? '+' : '') + num(r[2], 2) + ')'); a.href = '#neuron=' + ex.layer + ':' + r[1];
+          line.appendChild(a); line.appendChild(document.createTextNode(' '));
+        });
+        nb.appendChild(line);
+      });
+      card.appendChild(nb);
+    }
+    if (d.logit_effects.length) {
+      card.appendChild(el('p', 'Tokens it writes towards (W_U · W_down[:, n], the direct path before the final norm):'));
+      var pro = d.logit_effects.filter(function (r) { return r[0] === 'promotes'; }), sup = d.logit_effects.filter(function (r) { return r[0] === 'suppresses'; });
+      card.appendChild(table(['promotes', 'logit', 'suppresses', 'logit'], pro.map(function (p, i) {
+        var tr = el('tr'), q = sup[i] || ['', '', null];
+        [p[1], num(p[2], 3), q[1], num(q[2], 3)].forEach(function (v) { tr.appendChild(el('td', v)); }); return tr;
+      })));
+    }
+    var tv = d.token_values || {}, scale = 0;
+    Object.keys(tv).forEach(function (sid) {
+      var sp = (ex.tokens[sid] || {}).special || [];
+      tv[sid].forEach(function (v, i) { if (!sp[i]) scale = Math.max(scale, Math.abs(v)); });
+    });
+    card.appendChild(el('p', 'Sentences that activate it most (rank 1, 2, ...) and least (rank -1, -2, ...) per language, with their z in the language (the profile’s scale; the raw activation on hover)' + (Object.keys(tv).length ? '. Where the model was rerun (`neurons tokens`), each token is coloured by the neuron’s value on it (full colour at |value| ' + num(scale, 2) + ', the value on hover), the largest boxed:' : ':')));
     var st = table(['language', 'rank', 'label', 'z', 'sentence'], d.sentences.map(function (r) {
       var tr = el('tr');
       [r[0], r[1], r[3]].forEach(function (v) { tr.appendChild(el('td', v)); });
@@ -64,11 +103,36 @@
       // a sentence's z lies further out than a label mean's: the same diverging scale, saturating at |z| = 3
       zc.style.background = shade(r[4] === null ? null : r[4] / 3); zc.title = 'raw activation ' + num(r[5], 4);
       tr.appendChild(zc);
-      var text = el('td', ex.texts[String(r[2])], 'text');
+      var sid = String(r[2]), text = el('td', tv[sid] && ex.tokens[sid] ? null : ex.texts[sid], 'text');
+      if (tv[sid] && ex.tokens[sid]) highlight(text, ex.tokens[sid], tv[sid], scale);
       text.dir = 'auto';  // right-to-left scripts read in their own direction
       tr.appendChild(text); return tr;
     }));
     st.className = 'sentences'; card.appendChild(st);
+  }
+  function histogram(counts) {  // one language's bars, as tall as its own fullest bin
+    var td = el('td'), ns = 'http://www.w3.org/2000/svg', svg = document.createElementNS(ns, 'svg');
+    var w = 6, h = 28, top = Math.max.apply(null, counts.concat([1]));
+    svg.setAttribute('width', ex.bins * w); svg.setAttribute('height', h);
+    for (var b = 0; b < ex.bins; b++) {
+      var n = counts[b], r = document.createElementNS(ns, 'rect'), bh = Math.round((h - 2) * n / top);
+      r.setAttribute('x', b * w); r.setAttribute('y', h - bh); r.setAttribute('width', w - 1); r.setAttribute('height', bh);
+      r.setAttribute('fill', '#4c78a8');
+      var t = document.createElementNS(ns, 'title'); t.textContent = n + ' sentences'; r.appendChild(t);
+      svg.appendChild(r);
+    }
+    svg.setAttribute('class', 'hist'); td.appendChild(svg); return td;
+  }
+  function highlight(cell, tokens, values, scale) {  // the sentence's pieces, each on its token's value
+    var best = null;
+    values.forEach(function (v, i) { if (!tokens.special[i] && (best === null || v > values[best])) best = i; });
+    tokens.segments.forEach(function (p) {
+      if (p[1] === null) { cell.appendChild(document.createTextNode(p[0])); return; }
+      var span = el('span', p[0], tokens.special[p[1]] ? 'tok special' : (p[1] === best ? 'tok best' : 'tok'));
+      var v = values[p[1]];
+      span.style.background = shade(scale > 0 ? v / scale : 0); span.title = 'value ' + num(v, 3);
+      cell.appendChild(span);
+    });
   }
   function fromHash() {
     var m = location.hash.match(/neuron=(?:(\d+):)?(\d+)/);
