@@ -14,6 +14,7 @@ import click
 import polars as pl
 
 from toolkit.capture.datasets import read_dataset, sample_path
+from toolkit.capture.evidence import store_tokens
 from toolkit.capture.extract import ExtractOptions, extract
 from toolkit.capture.finetune import train_classifier
 from toolkit.capture.tinymodels import build_model, save_checkpoint, train_tokenizer
@@ -44,6 +45,35 @@ def extract_shares(db: Path, checkpoint: Path, dataset, run: str) -> None:
     click.echo(
         f"feed-forward activations (token shares, for LAPE): run '{run}', layers "
         f"{', '.join(map(str, ffn.layers))} x {ffn.hidden_size} neurons"
+    )
+
+
+def top_neuron(db: Path, run: str, layer: int) -> int:
+    """The neuron of largest between-label variance of RUN's LAYER."""
+    with Warehouse(db, read_only=True) as wh:
+        return int(
+            wh.scalar(
+                "select neuron from between_label_variance where run = ? and layer = ? and rank = 1", [run, layer]
+            )
+        )
+
+
+def token_summary(db: Path, run: str, layer: int | None) -> None:
+    """Store token values for the report's explorer and name, for the top-variance neuron, the word piece that
+    drives it most in each language's most activating sentence."""
+    stored = store_tokens(db, run, layer)
+    with Warehouse(db, read_only=True) as wh:
+        neuron = top_neuron(db, run, stored.layer)
+        peaks = wh.sql(
+            """select e.language, e.token from token_evidence e
+               join top_sentences t using (run, layer, neuron, sentence_id)
+               where e.run = ? and e.layer = ? and e.neuron = ? and e.is_max and t.rank = 1 order by e.language""",
+            [run, stored.layer, neuron],
+        )
+    click.echo(
+        f"tokens: {stored.n_values:,} token values stored for the explorer ({stored.n_sentences} sentences rerun, "
+        f"{stored.seconds:.1f} s); neuron {neuron}'s largest token in each language's top sentence: "
+        + ", ".join(f"{lang} {tok!r}" for lang, tok in peaks.iter_rows())
     )
 
 
@@ -120,6 +150,7 @@ def run_demo(out: Path, epochs: int = 30, seed: int = 0) -> Path:
         f"split: mean change in macro-F1 {drop:+.3f} (random sets of 8: "
         f"{ablation.summary['control_mean_delta_macro_f1'].mean():+.3f}); {rank_in_words(ablation.summary)}"
     )
+    token_summary(db, "demo", tested.layer)
     report = build_report(db, "demo", out / "demo-report")
     click.echo(f"""
 report: {report.resolve()}
@@ -130,6 +161,7 @@ Next, query the warehouse (`source .venv/bin/activate` puts `neurons` on your PA
   neurons --db {db} runs
   neurons --db {db} analyze --run demo
   neurons --db {db} compare demo demo-init
+  neurons --db {db} neuron {top_neuron(db, "demo", tested.layer)} --run demo --tokens
   neurons --db {db} query "select * from evaluation"
   neurons --db {db} query "select * from ablation_summary"
   neurons --db {db} query "select language, label, count(*) as n from sentences group by all order by all"
@@ -177,6 +209,7 @@ def run_decoder_demo(out: Path, seconds: float = 60.0, seed: int = 0) -> Path:
         f"LAPE deactivation {result.deactivation_id} (top_rate 0.05) on the test split, change in each language's "
         f"NLL when its own neurons are zeroed: {per_language}; every cell in view deactivation_matrix"
     )
+    token_summary(db, "decoder-ffn", None)
     report = build_report(db, "decoder-ffn", out / "demo-decoder-report")
     click.echo(f"""
 report: {report.resolve()}

@@ -95,8 +95,8 @@ def neuron(
     text = None if as_json else card_text(cards, neuron, render)
     try:
         if logits:
-            from toolkit.capture.token_values import run_model
             from toolkit.capture.logit_effects import logit_effects
+            from toolkit.capture.token_values import run_model
 
             effects = logit_effects(run_model(found, model, "cpu", causal_lm=True), cards.layer, [neuron])
             if as_json:

@@ -25,14 +25,16 @@ def segments(
     pos = 0
     offsets = any(a is not None for a in starts)
     for i, (tok, a, b, sp) in enumerate(zip(tokens, starts, ends, special)):
-        if a is None or b is None:
-            out.append(((" " if out and not sp else "") + (tok if sp or not offsets else ""), i))
+        gap = bool(out) and (sp or out[-1][1] is not None and special[out[-1][1]])  # a space beside a special token
+        if a is None or b is None or sp:
+            out.append((" " if gap or (out and not offsets) else "", None))
+            out.append((tok if sp or not offsets else "", i))
             continue
         a = max(a, pos)
         piece = text[a:b]
         lead = len(piece) - len(piece.lstrip())  # a piece that carries its leading space (SentencePiece's ▁)
-        if a + lead > pos:
-            out.append((text[pos : a + lead], None))
+        between = text[pos : a + lead]
+        out.append((" " if gap and not between else between, None))
         out.append((piece[lead:], i))
         pos = max(pos, b)
     if offsets and pos < len(text):
