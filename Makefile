@@ -18,10 +18,10 @@ $(VENV)/.installed: pyproject.toml
 	# setuptools warns about every editable install of a package with a mapped folder (toolkit.sql -> sql/)
 	if $(BIN)/python -m pip install --quiet --disable-pip-version-check uv; then \
 	  $(BIN)/uv pip install --python $(BIN)/python --quiet $(FIND_LINKS) "$(TORCH)" && \
-	  PYTHONWARNINGS=ignore $(BIN)/uv pip install --python $(BIN)/python --quiet $(FIND_LINKS) -e '.[test,spark,steer]'; \
+	  PYTHONWARNINGS=ignore $(BIN)/uv pip install --python $(BIN)/python --quiet $(FIND_LINKS) -e '.[test,spark,steer,large]'; \
 	else \
 	  $(BIN)/python -m pip install --quiet "$(TORCH)" && \
-	  PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e '.[test,spark,steer]'; \
+	  PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e '.[test,spark,steer,large]'; \
 	fi
 	touch $@
 

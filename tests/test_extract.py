@@ -183,3 +183,24 @@ def test_id_column_may_be_the_text_column(data_csv):
     """Sentences identified by their own text (unique in the data) read as any other id column."""
     data = read_dataset(data_csv, id_column="text")
     assert data.frame["source_id"].to_list() == data.frame["text"].to_list()
+
+
+@pytest.mark.parametrize("architecture", ["xlm-roberta", "llama"])
+def test_device_map_auto_stores_what_one_device_stores(tmp_path, checkpoint, data_csv, architecture):
+    """`--device-map auto` (accelerate places the blocks; here every one on the CPU) stores the values a plain
+    extraction stores, for every layer, an encoder's predictions and a decoder's mean over its tokens; an unknown
+    placement is refused before anything is loaded."""
+    from toolkit.errors import UserError
+
+    ckpt = checkpoint(architecture, architecture != "llama")
+    dataset = read_dataset(data_csv)
+    pooling = "mean" if architecture == "llama" else "cls"
+    for run, device_map in (("plain", None), ("mapped", "auto")):
+        opts = ExtractOptions(layers="all", pooling=pooling, device="cpu", device_map=device_map, batch_size=7)
+        extract(tmp_path / "w.duckdb", str(ckpt), dataset, run, opts, progress=False)
+    plain, plain_s = stored(tmp_path / "w.duckdb", "plain")
+    mapped, mapped_s = stored(tmp_path / "w.duckdb", "mapped")
+    np.testing.assert_allclose(mapped["value"].to_numpy(), plain["value"].to_numpy(), atol=1e-6)
+    assert mapped_s["predicted_label"].to_list() == plain_s["predicted_label"].to_list()
+    with pytest.raises(UserError, match="unknown --device-map"):
+        ExtractOptions(device_map="everywhere")

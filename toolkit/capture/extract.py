@@ -75,17 +75,43 @@ def forward_batch(
     pooling: str,
     want_logits: bool,
     captured: dict[int, torch.Tensor] | None = None,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Pooled activations [batch, len(layers), hidden] as float32, and class probabilities if wanted. With
-    CAPTURED (filled by `hooks.capture` during the forward pass) the FFN activations are pooled instead of
-    the hidden states."""
-    ids, mask = ids.to(loaded.device), mask.to(loaded.device)
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Pooled activations [batch, len(layers), hidden] as float32 and class probabilities if wanted, both still on
+    the model's device (no synchronisation here). With CAPTURED (filled by `hooks.capture` during the forward
+    pass) the FFN activations are pooled instead of the hidden states."""
+    ids, mask = ids.to(loaded.device, non_blocking=True), mask.to(loaded.device, non_blocking=True)
     out = loaded.model(input_ids=ids, attention_mask=mask, output_hidden_states=captured is None)
     source = captured if captured is not None else out.hidden_states
     tokens = pooled_mask(loaded, mask)
-    pooled = torch.stack([pool(hooks.per_token(source[k], mask), tokens, pooling) for k in layers], dim=1)
-    probs = torch.softmax(out.logits.float(), dim=-1).cpu().numpy() if want_logits else None
-    return pooled.cpu().numpy(), probs
+    pooled = torch.stack(  # with --device-map the layers may live on several devices: pooled where each is
+        [pool(hooks.per_token(source[k], mask), tokens.to(source[k].device), pooling).to(ids.device) for k in layers],
+        dim=1,
+    )
+    probs = torch.softmax(out.logits.float(), dim=-1).to(ids.device) if want_logits else None
+    return pooled, probs
+
+
+class HostCopies:
+    """Device-to-host copies of one chunk's batches without a synchronisation per batch: on a GPU each batch's
+    result is copied into pinned host memory asynchronously, and `numpy` waits once, when the chunk is whole, so
+    the device keeps computing while results travel. On a CPU the tensors are already host memory."""
+
+    def __init__(self, device: torch.device):
+        self._device = device
+        self._async = device.type == "cuda"
+
+    def add(self, t: torch.Tensor | None) -> torch.Tensor | None:
+        if t is None or not self._async:
+            return t
+        host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+        host.copy_(t, non_blocking=True)
+        return host
+
+    def numpy(self, tensors: list[torch.Tensor | None]) -> list[np.ndarray | None]:
+        """TENSORS (from `add`) as numpy arrays, after one wait for every copy queued so far."""
+        if self._async:
+            torch.cuda.current_stream(self._device).synchronize()
+        return [None if t is None else t.numpy() for t in tensors]
 
 
 Pending = list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]
@@ -106,14 +132,18 @@ def chunks(
         ffn = hooks.ffn_modules(loaded.model, loaded.n_layers)
         capture = hooks.capture({k: ffn[k - 1] for k in layers})
     with torch.inference_mode(), hooks.truncated(loaded.model, loaded.n_layers, block_keep), capture as captured:
+        copies = HostCopies(loaded.device)
         for group in groups:
-            pending: Pending = []
+            made = []
             for rows in group:
                 ids, mask = pad([prep.token_ids[r] for r in rows], pad_id)
                 values, probs = forward_batch(loaded, ids, mask, layers, opts.pooling, prep.want_logits, captured)
-                _check_finite(values, sentence_ids, rows, layers, opts.dtype)
-                pending.append((rows, values, probs))
+                made.append((rows, copies.add(values), copies.add(probs)))
                 bar.update(len(rows))
+            flat = copies.numpy([t for _, v, p in made for t in (v, p)])  # one wait per chunk
+            pending: Pending = [(rows, flat[2 * i], flat[2 * i + 1]) for i, (rows, _, _) in enumerate(made)]
+            for rows, values, _ in pending:
+                _check_finite(values, sentence_ids, rows, layers, opts.dtype)
             yield pending
 
 
@@ -259,6 +289,9 @@ def _extract(
         labels=dict(frame["label"].value_counts(sort=True).iter_rows()),
         unknown=prep.unknown,
         fitness=fitness,
+        writer_wait=writer.waited,
+        commit_seconds=writer.committing,
+        n_commits=writer.n_commits,
     )
 
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from toolkit.capture import hooks
+from toolkit.capture.options import DEVICE_MAPS
 from toolkit.errors import UserError, first_line
 
 WEIGHT_FILES = (
@@ -142,10 +143,17 @@ def has_classifier(config) -> bool:
 
 
 def load_model(
-    ref: str, device: str = "auto", dtype: str = "float32", classifier: bool | None = None, causal_lm: bool = False
+    ref: str,
+    device: str = "auto",
+    dtype: str = "float32",
+    classifier: bool | None = None,
+    causal_lm: bool = False,
+    device_map: str | None = None,
 ) -> LoadedModel:
     """Load tokenizer and model from a checkpoint; a sequence classifier keeps its head unless CLASSIFIER=False;
-    CAUSAL_LM: with its language-modelling head (next-token logits), for a causal LM."""
+    CAUSAL_LM: with its language-modelling head (next-token logits), for a causal LM. DEVICE_MAP ('auto', ...):
+    accelerate spreads the blocks over every GPU (then CPU memory) as they fit, loading them in DTYPE straight
+    away, for a checkpoint larger than one device; inputs go to the device of the embeddings."""
     from transformers import (
         AutoModel,
         AutoModelForCausalLM,
@@ -166,14 +174,23 @@ def load_model(
         cls = AutoModelForCausalLM if causal_lm else AutoModelForSequenceClassification if with_head else AutoModel
         if causal_lm:
             with_head = False
-        model = cls.from_pretrained(reference, local_files_only=local)
+        if device_map is not None:
+            model = cls.from_pretrained(
+                reference, local_files_only=local, device_map=_device_map(device_map), **_dtype_argument(dtype)
+            )
+        else:
+            model = cls.from_pretrained(reference, local_files_only=local)
     vocab = getattr(config, "vocab_size", None)
     if vocab and len(tokenizer) > int(vocab):
         raise UserError(
             f"model {ref}: its tokenizer has {len(tokenizer)} tokens but the model's embeddings hold "
             f"{vocab}; the tokenizer belongs to another model"
         )
-    model = model.to(device=dev, dtype=DTYPES[dtype]).eval()
+    if device_map is None:
+        model = model.to(device=dev, dtype=DTYPES[dtype]).eval()
+    else:
+        model = model.eval()
+        dev = model.get_input_embeddings().weight.device  # where the inputs go; the blocks move them on
     n_layers = int(config.num_hidden_layers)
     decoder = hooks.is_decoder(model)
     if decoder and with_head and model.config.pad_token_id is None:
@@ -196,6 +213,26 @@ def load_model(
         decoder=decoder,
         skip_bos=decoder and adds_bos,
     )
+
+
+def _dtype_argument(dtype: str) -> dict:
+    """from_pretrained's dtype keyword: `dtype` from transformers 4.56 on, `torch_dtype` before."""
+    import transformers
+    from packaging.version import Version
+
+    key = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
+    return {key: DTYPES[dtype]}
+
+
+def _device_map(name: str) -> str:
+    """NAME checked, with accelerate present (it places the blocks)."""
+    if name not in DEVICE_MAPS:
+        raise UserError(f"unknown --device-map {name}; use one of {', '.join(DEVICE_MAPS)}")
+    try:
+        import accelerate  # noqa: F401
+    except ImportError:
+        raise UserError("--device-map needs accelerate: pip install 'accelerate>=1.0,<2'") from None
+    return name
 
 
 def input_limit(config, tokenizer) -> int:

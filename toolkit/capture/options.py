@@ -47,6 +47,8 @@ class DataSpec:
 
 
 POOLINGS = ("auto", "cls", "mean", "max", "last", "active")
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+"""accelerate's placements of a model too large for one device (`--device-map`)."""
 SITES = ("residual", "ffn")
 
 
@@ -65,6 +67,7 @@ class ExtractOptions:
     dtype: str = "float32"
     predictions: bool = True
     commit_every: int = 1024
+    device_map: str | None = None  # accelerate's placement ('auto') of a model larger than one device
     aggregate: bool = False  # per language, layer and neuron, the tokens on which it fired (LAPE's counts)
     window: int | None = None  # --aggregate: pack each language's text into windows of this many tokens
 
@@ -84,6 +87,8 @@ class ExtractOptions:
                 raise UserError("--window packs a language's text into windows, which only --aggregate can count")
             if self.window < 2:
                 raise UserError(f"--window must be at least 2 tokens (got {self.window})")
+        if self.device_map is not None and self.device_map not in DEVICE_MAPS:
+            raise UserError(f"unknown --device-map {self.device_map}; use one of {', '.join(DEVICE_MAPS)}")
         if self.site not in SITES:
             raise UserError(f"unknown --site {self.site}; use residual or ffn")
         if self.pooling not in POOLINGS:

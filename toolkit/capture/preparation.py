@@ -56,6 +56,9 @@ class ExtractSummary:
     aggregated: bool = False  # --aggregate: corpus counts, nothing per sentence
     n_windows: int = 0  # --window: windows run
     n_chunks_before: int = 0  # --aggregate --resume: chunks committed before
+    writer_wait: float = 0.0  # seconds the model waited for the writer (a full queue of chunks)
+    commit_seconds: float = 0.0  # seconds the writer spent committing, alongside the model
+    n_commits: int = 0
 
     @property
     def n_values(self) -> int:
@@ -159,7 +162,7 @@ def prepare(model: str, dataset: Dataset, opts: ExtractOptions, allow_unknown: b
     """Load MODEL and tokenize DATASET for it, with every check that needs no output (layers, tokenizer fit)."""
     config, _ = load_config(model)
     layers = parse_layers(opts.layers, int(config.num_hidden_layers), first=1 if opts.site == "ffn" else 0)
-    loaded = load_model(model, opts.device, opts.dtype, classifier=opts.predictions)
+    loaded = load_model(model, opts.device, opts.dtype, classifier=opts.predictions, device_map=opts.device_map)
     max_length = min(opts.max_length or loaded.max_length, loaded.max_length)
     check_pooling(loaded, opts.pooling, opts.aggregate)
     if opts.site == "ffn":

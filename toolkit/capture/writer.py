@@ -40,6 +40,9 @@ class WriteBehind(Generic[T]):
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="neurons-writer", daemon=True)
+        self.waited = 0.0  # seconds the job's thread (the model) was held back by a full queue
+        self.committing = 0.0  # seconds the writer spent in commits
+        self.n_commits = 0
 
     def _run(self) -> None:
         while True:
@@ -47,22 +50,29 @@ class WriteBehind(Generic[T]):
             if item is _DONE:
                 return
             if self._error is None:  # after a failure the rest is drained, not committed
+                start = time.perf_counter()
                 try:
                     self._commit(item)
                 except BaseException as exc:  # handed to the job's thread, which raises it
                     self._error = exc
+                self.committing += time.perf_counter() - start
+                self.n_commits += 1
                 if self._pause and not self._queue.empty():
                     time.sleep(self._pause)
 
     def put(self, item: T) -> None:
         """Queue ITEM for the writer (waits while DEPTH chunks are queued); raises the writer's error first."""
-        while True:
-            self._raise()
-            try:
-                self._queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        start = time.perf_counter()
+        try:
+            while True:
+                self._raise()
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+        finally:
+            self.waited += time.perf_counter() - start
 
     def _raise(self) -> None:
         if self._error is not None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from toolkit.capture.options import POOLINGS, ExtractOptions, FinetuneOptions
+from toolkit.capture.options import DEVICE_MAPS, POOLINGS, ExtractOptions, FinetuneOptions
 from toolkit.cli.base import (
     SEED,
     Context,
@@ -69,6 +69,13 @@ def allow_unk_option(what: str):
 @click.option("--batch-size", type=int, default=default(ExtractOptions, "batch_size"), show_default=True)
 @click.option("--max-length", type=int, default=None, help="Truncate longer inputs (default: the model's limit).")
 @device_option
+@click.option(
+    "--device-map",
+    type=click.Choice(DEVICE_MAPS),
+    default=None,
+    help="For a checkpoint larger than one GPU: accelerate spreads its blocks over every GPU (then CPU memory); "
+    "--device is then not used. Needs accelerate (the 'large' extra).",
+)
 @click.option(
     "--dtype",
     type=click.Choice(["float32", "float16", "bfloat16"]),
@@ -142,6 +149,7 @@ def extract(ctx: Context, model: str, data: Path, run: str, spec, **o) -> None:
         batch_size=o["batch_size"],
         max_length=o["max_length"],
         device=o["device"],
+        device_map=o["device_map"],
         dtype=o["dtype"],
         predictions=not o["no_predictions"],
         commit_every=o["commit_every"],
