@@ -28,18 +28,21 @@ from toolkit.capture.extract import ExtractOptions, extract
 from toolkit.store.warehouse import Warehouse
 
 
-def bare(ckpt: Path, texts: list[str]) -> float:
-    """Seconds to load the checkpoint and run TEXTS through it in one padded batch, in a new process."""
+def bare(ckpt: Path, texts: list[str]) -> tuple[float, float]:
+    """Seconds to load the checkpoint and run TEXTS through it in one padded batch, in a new process: counting
+    the imports of torch and transformers (as a command does), and from after them (as a library call does)."""
     code = f"""
 import time; t = time.perf_counter()
 import torch
 from transformers import AutoModel, AutoTokenizer
+u = time.perf_counter()
 tok = AutoTokenizer.from_pretrained({str(ckpt)!r}); model = AutoModel.from_pretrained({str(ckpt)!r}).eval()
 with torch.inference_mode():
     model(**tok({texts!r}, padding=True, return_tensors="pt"), output_hidden_states=True)
-print(time.perf_counter() - t)
+print(time.perf_counter() - t, time.perf_counter() - u)
 """
-    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0]), float(out[1])
 
 
 def main() -> None:
@@ -68,23 +71,28 @@ def main() -> None:
         start = time.perf_counter()
         subprocess.run([*command, "--tokens"], capture_output=True, check=True)
         tokens_card = time.perf_counter() - start
-        baseline = bare(ckpt, card_texts)
+        baseline, _ = bare(ckpt, card_texts)
         stored = store_tokens(db, "base", 11)
         with Warehouse(db, read_only=True) as wh:
             every = wh.sql("select distinct text from sentences s join token_values v using (run_id, sentence_id)")
-        baseline_all = bare(ckpt, every["text"].to_list())
+        _, baseline_all = bare(ckpt, every["text"].to_list())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; XLM-R-base-sized encoder, layer 11")
     print(f"{'path':68s} {'s':>7s} {'x bare':>7s}")
     rows = (
         ("neurons neuron N (the card without tokens, a new process)", card, None),
         (f"neurons neuron N --tokens (a new process; {len(card_texts)} top sentences + 5 bins)", tokens_card, baseline),
-        (f"bare: load the model and one forward of the card's {len(card_texts)} top sentences", baseline, baseline),
+        (f"bare: import, load the model, one forward of the card's {len(card_texts)} sentences", baseline, baseline),
         (
-            f"neurons tokens: {stored.n_neurons} neurons, {stored.n_sentences} sentences, {stored.n_values:,} values",
+            f"neurons tokens (library call): {stored.n_neurons} neurons, {stored.n_sentences} sentences, "
+            f"{stored.n_values:,} values",
             stored.seconds,
             baseline_all,
         ),
-        (f"bare: load the model and one forward of those {stored.n_sentences} sentences", baseline_all, baseline_all),
+        (
+            f"bare: load the model, one forward of those {stored.n_sentences} sentences (imports done)",
+            baseline_all,
+            baseline_all,
+        ),
     )
     for name, seconds, base in rows:
         ratio = f"{seconds / base:7.2f}" if base else f"{'':>7s}"
