@@ -7,7 +7,7 @@ weights). The bare baseline tokenizes, sorts by length, pads each batch, runs th
 does that and writes every value to the warehouse (and runs the classification head for the predictions).
 Needs a CUDA device (without one it says so and exits).
 
-    python benchmarks/gpu.py [--sentences 20000] [--batch-size 256] [--layers 11] [--big-commit 16384]
+    python benchmarks/gpu.py [--sentences 20000] [--batch-size 256] [--layers 11] [--device cpu: a dry run]
 """
 
 from __future__ import annotations
@@ -33,23 +33,33 @@ from toolkit.capture.extract import ExtractOptions, extract  # noqa: E402
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def bare(ckpt: Path, texts: list[str], batch_size: int, layer: int, dtype: str) -> float:
-    """Seconds of a sorted, padded, batched forward on CUDA, [CLS] of LAYER to the host as float32."""
+def bare(ckpt: Path, texts: list[str], batch_size: int, layer: int, dtype: str, device: str = "cuda") -> float:
+    """Seconds of a sorted, padded, batched forward on DEVICE, [CLS] of LAYER to the host as float32."""
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(ckpt)
-    model = AutoModelForSequenceClassification.from_pretrained(ckpt, dtype=DTYPES[dtype]).to("cuda").eval()
-    torch.cuda.synchronize()
+    model = AutoModelForSequenceClassification.from_pretrained(ckpt, dtype=DTYPES[dtype]).to(device).eval()
+    sync()
     start = time.perf_counter()
     ids = tok(texts, truncation=True, max_length=512)["input_ids"]
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     with torch.inference_mode():
         for i in range(0, len(order), batch_size):
             batch = tok.pad({"input_ids": [ids[j] for j in order[i : i + batch_size]]}, return_tensors="pt")
-            out = model(**{k: v.to("cuda") for k, v in batch.items()}, output_hidden_states=True)
+            out = model(**{k: v.to(device) for k, v in batch.items()}, output_hidden_states=True)
             out.hidden_states[layer][:, 0, :].float().cpu().numpy()
-    torch.cuda.synchronize()
+    sync()
     return time.perf_counter() - start
+
+
+CASES = (  # (label, dtype, site, pooling, into the lake)
+    ("residual float32", "float32", "residual", "auto", False),
+    ("residual bfloat16", "bfloat16", "residual", "auto", False),
+    ("ffn active bfloat16", "bfloat16", "ffn", "active", False),
+    ("residual bfloat16, lake shard", "bfloat16", "residual", "auto", True),
+)
+"""What is measured, each at the defaults (no --commit-every): the issue's three sites and a lake shard."""
 
 
 def main() -> None:
@@ -57,12 +67,15 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=20000)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--layers", type=int, default=11)
-    ap.add_argument("--big-commit", type=int, default=16384, help="a larger --commit-every, measured too (bfloat16)")
+    ap.add_argument("--device", default="cuda", help="cpu: a dry run of the script on a machine without a GPU")
     args = ap.parse_args()
-    if not torch.cuda.is_available():
-        print("no CUDA device here: this benchmark measures GPU extraction (skipped)")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("no CUDA device here: this benchmark measures GPU extraction (skipped; --device cpu for a dry run)")
         return
-    print(f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}")
+    gpu = args.device == "cuda"
+    print(f"{torch.cuda.get_device_name(0) if gpu else 'CPU (dry run)'}, torch {torch.__version__}")
+    from toolkit.scale.shards import extract_shard
+
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         sample = pl.read_csv(sample_path())
@@ -71,28 +84,41 @@ def main() -> None:
         pl.concat([sample] * (args.sentences // sample.height + 1)).head(args.sentences).write_csv(data)
         texts = pl.read_csv(data)["text"].to_list()
         for dtype in DTYPES:  # the CUDA context, and each dtype's kernels chosen, before anything is timed
-            bare(ckpt, texts[: args.batch_size * 8], args.batch_size, args.layers, dtype)
-        print(f"{args.sentences} sentences, batch {args.batch_size}, layer {args.layers} (768 neurons)")
-        print(f"{'dtype':32s} {'bare sent/s':>12s} {'neurons sent/s':>15s} {'neurons/bare':>13s} {'peak GPU MB':>12s}")
-        runs = [(dtype, 1024) for dtype in DTYPES] + [("bfloat16", args.big_commit)]
-        bare_s = {dtype: bare(ckpt, texts, args.batch_size, args.layers, dtype) for dtype in DTYPES}
-        for dtype, commit_every in runs:
-            torch.cuda.reset_peak_memory_stats()
+            bare(ckpt, texts[: args.batch_size * 8], args.batch_size, args.layers, dtype, args.device)
+        print(f"{args.sentences} sentences, batch {args.batch_size}, layer {args.layers}, every other setting default")
+        head = f"{'case':32s} {'bare sent/s':>12s} {'neurons sent/s':>15s} {'x bare':>7s} {'model waits':>12s}"
+        print(head + f" {'peak GPU MB':>12s}")
+        bare_s = {dtype: bare(ckpt, texts, args.batch_size, args.layers, dtype, args.device) for dtype in DTYPES}
+        for label, dtype, site, pooling, lake in CASES:
+            if gpu:
+                torch.cuda.reset_peak_memory_stats()
             opts = ExtractOptions(
                 layers=str(args.layers),
                 batch_size=args.batch_size,
-                device="cuda",
+                device=args.device,
                 dtype=dtype,
-                commit_every=commit_every,
+                site=site,
+                pooling=pooling,
             )
             start = time.perf_counter()
-            extract(work / f"{dtype}-{commit_every}.duckdb", str(ckpt), read_dataset(data), dtype, opts, progress=False)
+            if lake:
+                s = extract_shard(work / "lake", str(ckpt), read_dataset(data), "bench", (0, 1), opts, progress=False)
+            else:
+                s = extract(
+                    work / f"{label}.duckdb".replace(" ", "-"),
+                    str(ckpt),
+                    read_dataset(data),
+                    "bench",
+                    opts,
+                    progress=False,
+                )
             ours = time.perf_counter() - start
-            peak = torch.cuda.max_memory_allocated() / 1e6
+            peak = torch.cuda.max_memory_allocated() / 1e6 if gpu else float("nan")
+            waits = getattr(s, "writer_wait", float("nan")) / ours
             n = args.sentences
-            label = f"{dtype}, commit every {commit_every}"
             print(
-                f"{label:32s} {n / bare_s[dtype]:12,.0f} {n / ours:15,.0f} {bare_s[dtype] / ours:13.2f} {peak:12,.0f}"
+                f"{label:32s} {n / bare_s[dtype]:12,.0f} {n / ours:15,.0f} {bare_s[dtype] / ours:7.2f} {waits:12.1%}"
+                f" {peak:12,.0f}"
             )
 
 
