@@ -94,7 +94,15 @@ class Stored:
     seconds: float
 
 
-def store_tokens(db, run: str, layer: int | None, top: int = STORED_TOP, model: str | None = None) -> Stored:
+def store_tokens(
+    db,
+    run: str,
+    layer: int | None,
+    top: int = STORED_TOP,
+    model: str | None = None,
+    device: str = "auto",
+    device_map: str | None = None,
+) -> Stored:
     """Store the token values of every neuron of RUN's LAYER on its TOP sentences per language (tables
     `sentence_tokens`, `token_values`; view `token_evidence`), and for a decoder's FFN run the tokens each neuron
     writes towards (`logit_effects`, definition 20), replacing what the run and layer held; the report's explorer
@@ -108,7 +116,7 @@ def store_tokens(db, run: str, layer: int | None, top: int = STORED_TOP, model: 
         )["neuron"].to_list()
         wanted = evidence_sentences(wh, run, layer, neurons, top)
     lm_head = found.site == "ffn" and language_model(model or found.model)
-    loaded = run_model(found, model, causal_lm=lm_head)
+    loaded = run_model(found, model, device, causal_lm=lm_head, device_map=device_map)
     tokens = read_tokens(loaded, found, layer, wanted)
     effects = None
     if lm_head:

@@ -56,15 +56,18 @@ def language_model(ref: str | None) -> bool:
     return any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in names)
 
 
-def run_model(run: Run, model: str | None = None, device: str = "auto", causal_lm: bool = False) -> LoadedModel:
+def run_model(
+    run: Run, model: str | None = None, device: str = "auto", causal_lm: bool = False, device_map: str | None = None
+) -> LoadedModel:
     """The model RUN was extracted from (or MODEL, a copy of it elsewhere), loaded as the run loaded it (its
-    dtype), with its language-modelling head when CAUSAL_LM; a run without a model, or whose model is not there
-    any more, is refused in one line."""
+    dtype), with its language-modelling head when CAUSAL_LM, on DEVICE or spread by DEVICE_MAP; a run without a
+    model, or whose model is not there any more, is refused in one line."""
     ref = model or run.model
     if not ref:
         raise UserError(f"run '{run.name}' records no model (imported from a table?); pass --model CHECKPOINT")
     try:
-        return load_model(ref, device, run.settings.get("dtype", "float32"), classifier=False, causal_lm=causal_lm)
+        dtype = run.settings.get("dtype", "float32")
+        return load_model(ref, device, dtype, classifier=False, causal_lm=causal_lm, device_map=device_map)
     except UserError as exc:
         if model:
             raise
@@ -136,7 +139,7 @@ def token_values(
             ids, mask = ids.to(loaded.device), mask.to(loaded.device)
             result = loaded.model(input_ids=ids, attention_mask=mask, output_hidden_states=site != "ffn")
             values = (hooks.per_token(captured[layer], mask) if site == "ffn" else result.hidden_states[layer]).float()
-            keep = pooled_mask(loaded, mask)
+            keep = pooled_mask(loaded, mask).to(values.device)  # with a device map the layer may live elsewhere
             pooled = pool(values, keep, pooling).cpu().numpy()
             values, keep = values.cpu().numpy(), keep.cpu().numpy().astype(bool)
             for b, r in enumerate(rows):

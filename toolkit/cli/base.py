@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from toolkit.capture.options import DataSpec
+from toolkit.capture.options import DEVICE_MAPS, DataSpec
 from toolkit.defaults import THRESHOLD
 from toolkit.errors import UserError, first_line, storage_failure
 
@@ -189,6 +189,17 @@ def abs_option(help_text: str = "Classify on |mean z|."):
 
 def device_option(fn):
     return click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)(fn)
+
+
+def device_map_option(fn):
+    """--device-map: accelerate's placement of a checkpoint larger than one GPU."""
+    return click.option(
+        "--device-map",
+        type=click.Choice(DEVICE_MAPS),
+        default=None,
+        help="For a checkpoint larger than one GPU: accelerate spreads its blocks over every GPU (then CPU memory); "
+        "--device is then not used. Needs accelerate (the 'large' extra).",
+    )(fn)
 
 
 def format_options(fn):

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
-from toolkit.capture.options import DEVICE_MAPS, POOLINGS, ExtractOptions, FinetuneOptions
+from toolkit.capture.options import POOLINGS, ExtractOptions, FinetuneOptions
 from toolkit.cli.base import (
     SEED,
     Context,
     comma_list,
     data_options,
     default,
+    device_map_option,
     device_option,
     out_option,
     pass_ctx,
@@ -69,13 +70,7 @@ def allow_unk_option(what: str):
 @click.option("--batch-size", type=int, default=default(ExtractOptions, "batch_size"), show_default=True)
 @click.option("--max-length", type=int, default=None, help="Truncate longer inputs (default: the model's limit).")
 @device_option
-@click.option(
-    "--device-map",
-    type=click.Choice(DEVICE_MAPS),
-    default=None,
-    help="For a checkpoint larger than one GPU: accelerate spreads its blocks over every GPU (then CPU memory); "
-    "--device is then not used. Needs accelerate (the 'large' extra).",
-)
+@device_map_option
 @click.option(
     "--dtype",
     type=click.Choice(["float32", "float16", "bfloat16"]),

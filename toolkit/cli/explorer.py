@@ -11,6 +11,8 @@ from toolkit.cli.base import (
     Context,
     abs_option,
     at_least,
+    device_map_option,
+    device_option,
     json_option,
     layer_option,
     pass_ctx,
@@ -54,6 +56,8 @@ from toolkit.errors import UserError
     help="--tokens: equal-count bins of the neuron's values per language, one example sentence each (0: none).",
 )
 @click.option("--model", default=None, help="--tokens/--logits: the checkpoint, when not where the run was made from.")
+@device_option
+@device_map_option
 @json_option("JSON instead of text.")
 @pass_ctx
 def neuron(
@@ -68,6 +72,8 @@ def neuron(
     tokens: bool,
     bins: int,
     model: str | None,
+    device: str,
+    device_map: str | None,
     as_json: bool,
 ) -> None:
     """One neuron's card: its label x language profile, class per label, variance rank, significance, density
@@ -98,7 +104,7 @@ def neuron(
             from toolkit.capture.logit_effects import logit_effects
             from toolkit.capture.token_values import run_model
 
-            effects = logit_effects(run_model(found, model, "cpu", causal_lm=True), cards.layer, [neuron])
+            effects = logit_effects(run_model(found, model, device, True, device_map), cards.layer, [neuron])
             if as_json:
                 record["logit_effects"] = effects.drop("neuron").to_dicts()
             else:
@@ -111,7 +117,8 @@ def neuron(
             from toolkit.capture.token_values import run_model
             from toolkit.stats.highlight import evidence_rows, evidence_text
 
-            rows = evidence_rows(wanted, read_tokens(run_model(found, model), found, cards.layer, wanted), neuron)
+            loaded = run_model(found, model, device, device_map=device_map)
+            rows = evidence_rows(wanted, read_tokens(loaded, found, cards.layer, wanted), neuron)
             if as_json:
                 record["tokens"] = rows
             else:
@@ -138,14 +145,18 @@ def neuron(
     help="Top sentences per language and neuron whose token values are stored.",
 )
 @click.option("--model", default=None, help="The checkpoint, when not where the run was made from.")
+@device_option
+@device_map_option
 @pass_ctx
-def tokens(ctx: Context, run: str, layer: int | None, sentences: int, model: str | None) -> None:
+def tokens(
+    ctx: Context, run: str, layer: int | None, sentences: int, model: str | None, device: str, device_map: str | None
+) -> None:
     """Store token values for every neuron of a layer (its top sentences per language, the run's model rerun),
     and for a decoder's FFN run the tokens each neuron writes towards, so `neurons report` shows highlighted
     tokens in its explorer without the model."""
     from toolkit.capture.evidence import store_tokens
 
-    s = store_tokens(ctx.db, run, layer, sentences, model)
+    s = store_tokens(ctx.db, run, layer, sentences, model, device, device_map)
     effects = "; logit effects of every neuron" if s.logit_effects else ""
     click.echo(
         f"stored {s.n_values:,} token values of {s.n_neurons} neurons at layer {s.layer} of run '{s.run}' "
