@@ -184,6 +184,7 @@ def test_delete_a_run(tmp_path, neurons, checkpoint, data_csv):
     )
     probed = neurons("--db", db, "probe", "--run", "drop", "--top", "3", "--controls", "1", "--quiet")
     assert probed.exit_code == 0, probed.stderr
+    assert neurons("--db", db, "tokens", "--run", "drop", "--sentences", "1").exit_code == 0
     assert neurons("--db", db, "delete", "--run", "drop", input="n\n").exit_code != 0  # asked, declined
     assert neurons("--db", db, "delete", "--run", "drop", "--yes").exit_code == 0
     counts = json.loads(
@@ -209,7 +210,7 @@ def test_delete_a_run(tmp_path, neurons, checkpoint, data_csv):
         ]
         orphan = "select count(*) from {} where run_id not in (select run_id from runs)"
         kept = {t: con.execute(orphan.format(t)).fetchone()[0] for t in tables}
-    assert "tokenization" in tables and not any(kept.values()), kept
+    assert {"tokenization", "token_values", "sentence_tokens"} <= set(tables) and not any(kept.values()), kept
     assert_one_line_error(neurons("--db", db, "delete", "--run", "drop", "--yes"), "no run named 'drop'")
 
 

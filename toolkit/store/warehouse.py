@@ -350,6 +350,9 @@ class Warehouse:
             "language_tokens",
             "aggregate_chunks",
             "tokenization",
+            "sentence_tokens",
+            "token_values",
+            "logit_effects",
             "runs",
         ):
             self.con.execute(f"delete from {table} where run_id = ?", [run_id])
