@@ -21,6 +21,10 @@ from toolkit.store.warehouse import Warehouse, reads
 K = 10
 """Neighbours kept per neuron and reading."""
 
+MAX_SENTENCES = 20_000
+"""Sentences the correlation across sentences reads at most: a run with more (a lake of millions) uses the
+MAX_SENTENCES of smallest hash of their id, the same ones on every call, so a card stays seconds and megabytes."""
+
 SCHEMA = {"neuron": pl.Int64, "by": pl.String, "rank": pl.Int64, "other": pl.Int64, "r": pl.Float64}
 
 
@@ -60,7 +64,12 @@ def _top(ids: np.ndarray, matrix: np.ndarray, wanted: list[int], by: str, k: int
 def neighbours(wh: Warehouse, run: str, layer: int, neurons: list[int], k: int = K) -> pl.DataFrame:
     """For each of NEURONS of RUN's LAYER, its K nearest neurons of the layer by |r| across sentences (by =
     'sentences') and across label profiles ('profiles'): neuron, by, rank, other, r."""
-    z = wh.sql("select sentence_id, neuron, z from zscores where run = ? and layer = ?", [run, layer])
+    z = wh.sql(
+        """select sentence_id, neuron, z from zscores where run = ? and layer = ? and sentence_id in (
+               select sentence_id from sentences s join runs r using (run_id) where r.name = ?
+               order by hash(sentence_id), sentence_id limit ?)""",
+        [run, layer, run, MAX_SENTENCES],
+    )
     profiles = wh.sql(
         "select language, label, neuron, mean_z from label_profiles where run = ? and layer = ?", [run, layer]
     )
