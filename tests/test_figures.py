@@ -34,6 +34,19 @@ def paper_sized(tmp_path_factory):
     return db
 
 
+@pytest.fixture(scope="module")
+def paper_report(tmp_path_factory, paper_sized) -> Path:
+    """`neurons report` of the paper-sized run, made once for the tests that read it (a report takes ~20 s)."""
+    from click.testing import CliRunner
+
+    from toolkit.cli import cli
+
+    out = tmp_path_factory.mktemp("paper-report") / "rep"
+    r = CliRunner().invoke(cli, ["--db", str(paper_sized), "report", "--run", "paper", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
 def rows_drawn(chart) -> int:
     """Rows of the largest inline dataset of a chart spec."""
     spec = chart.to_dict()
@@ -231,10 +244,8 @@ def test_export_round_trips(tmp_path, paper_sized, neurons):
     )
 
 
-def test_report_files(tmp_path, paper_sized, neurons):
-    r = neurons("--db", paper_sized, "report", "--run", "paper", "--out", tmp_path / "rep")
-    assert r.exit_code == 0, r.stderr
-    rep = tmp_path / "rep"
+def test_report_files(paper_report):
+    rep = paper_report
     page = (rep / "index.html").read_text()
     assert "http://" not in page.replace("http://www.w3.org", "") and "https://cdn" not in page
     for key in (
@@ -258,10 +269,10 @@ def test_report_files(tmp_path, paper_sized, neurons):
 
 
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Chromium is not installed on this machine")
-def test_report_renders_in_a_real_browser(tmp_path, paper_sized):
+def test_report_renders_in_a_real_browser(tmp_path, paper_report):
     """Headless Chromium loads the page from disk: every chart renders an SVG and no JavaScript error is logged."""
     assert CHROMIUM, "CI must install Chromium (see .ci/run)"
-    index = build_report(paper_sized, "paper", tmp_path / "rep")
+    index = paper_report / "index.html"
     dom = render_in_chromium(index, tmp_path)
     n_charts = int(re.search(r'data-charts="(\d+)"', dom).group(1))
     assert n_charts == 14  # Figures 1, 2 (+ ceiling, cosine), 3 for 6 labels, classes, monolingual, ranking, agreement
@@ -273,7 +284,7 @@ def test_report_renders_in_a_real_browser(tmp_path, paper_sized):
     toc = dom.split('<nav id="toc">', 1)[1].split("</nav>", 1)[0]
     for anchor in re.findall(r'href="#([\w-]+)"', toc):
         assert f'id="{anchor}"' in dom, anchor
-    assert all(p.stat().st_size < 1_000_000 for p in (tmp_path / "rep" / "figures").glob("*.png"))
+    assert all(p.stat().st_size < 1_000_000 for p in (paper_report / "figures").glob("*.png"))
     for key in re.findall(r"id=\"chart-([\w-]+)\"", dom):
         block = dom.split(f'id="chart-{key}"', 1)[1].split("</div>", 1)[0]
         assert "<svg" in block and ("<path" in block or "<rect" in block), key
@@ -324,10 +335,10 @@ def render_in_chromium(index, tmp_path, fragment: str = "") -> str:
 
 
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Chromium is not installed on this machine")
-def test_explorer_opens_a_card_from_the_address(tmp_path, paper_sized):
+def test_explorer_opens_a_card_from_the_address(tmp_path, paper_sized, paper_report):
     """index.html#neuron=11:N opens neuron N's card with its rank, profile and sentences from the warehouse."""
     assert CHROMIUM, "CI must install Chromium (see .ci/run)"
-    index = build_report(paper_sized, "paper", tmp_path / "rep")
+    index = paper_report / "index.html"
     with Warehouse(paper_sized, read_only=True) as wh:
         rank = wh.sql("select neuron, rank from between_label_variance where run = 'paper' and layer = 11 and rank = 3")
         neuron = int(rank["neuron"][0])
@@ -352,7 +363,7 @@ def test_explorer_opens_a_card_from_the_address(tmp_path, paper_sized):
     assert "covers layer 11, not layer 4" in other
 
 
-def test_report_redacts_paths_on_request(tmp_path, paper_sized, neurons):
+def test_report_redacts_paths_on_request(tmp_path, paper_sized, paper_report, neurons):
     """--redact-paths: the page and the summary name the data by its file name only, never its folders; without
     it, the whole path is shown."""
     import duckdb
@@ -361,10 +372,10 @@ def test_report_redacts_paths_on_request(tmp_path, paper_sized, neurons):
     data_file = con.execute("select data_file from runs where name = 'paper'").fetchone()[0]
     con.close()
     folder = str(Path(data_file).parent)
-    for flag, expect_folder in (("--redact-paths", False), (None, True)):
-        out = tmp_path / f"rep-{bool(flag)}"
-        args = ["--db", paper_sized, "report", "--run", "paper", "--out", out] + ([flag] if flag else [])
-        assert neurons(*args).exit_code == 0
+    redacted = tmp_path / "rep-redacted"
+    assert neurons("--db", paper_sized, "report", "--run", "paper", "--out", redacted, "--redact-paths").exit_code == 0
+    for out, expect_folder in ((redacted, False), (paper_report, True)):
+        flag = "--redact-paths" if not expect_folder else None
         for name in ("index.html", "summary.md"):
             text = (out / name).read_text()
             assert Path(data_file).name in text
