@@ -62,12 +62,15 @@ def evidence_sentences(
     return frame.sort("neuron", "language", "kind", "rank", descending=[False, False, True, False])
 
 
-def read_tokens(loaded: LoadedModel, run: Run, layer: int, wanted: pl.DataFrame) -> dict[int, SentenceTokens]:
-    """Token values of every (neuron, sentence) of WANTED (`evidence_sentences`), each sentence run once; a
-    pooled value that does not reproduce the stored one refuses the checkpoint in one line."""
+def read_tokens(
+    loaded: LoadedModel, run: Run, layer: int, wanted: pl.DataFrame, progress: bool = False
+) -> dict[int, SentenceTokens]:
+    """Token values of every (neuron, sentence) of WANTED (`evidence_sentences`), each sentence run once (a
+    progress bar with PROGRESS); a pooled value that does not reproduce the stored one refuses the checkpoint in
+    one line."""
     by_sentence = wanted.group_by("sentence_id", maintain_order=True).agg(pl.col("text").first(), pl.col("neuron"))
     asked = {int(s): (t, sorted(set(n))) for s, t, n in by_sentence.iter_rows()}
-    got = {t.sentence_id: t for t in token_values(loaded, run, layer, asked)}
+    got = {t.sentence_id: t for t in token_values(loaded, run, layer, asked, progress=progress)}
     pooled = {(sid, n): float(v) for sid, t in got.items() for n, v in zip(t.neurons, t.pooled)}
     again = np.array([pooled[(int(s), int(n))] for s, n in wanted.select("sentence_id", "neuron").iter_rows()])
     stored = wanted["value"].to_numpy()
@@ -102,6 +105,7 @@ def store_tokens(
     model: str | None = None,
     device: str = "auto",
     device_map: str | None = None,
+    progress: bool = False,
 ) -> Stored:
     """Store the token values of every neuron of RUN's LAYER on its TOP sentences per language (tables
     `sentence_tokens`, `token_values`; view `token_evidence`), and for a decoder's FFN run the tokens each neuron
@@ -117,7 +121,7 @@ def store_tokens(
         wanted = evidence_sentences(wh, run, layer, neurons, top)
     lm_head = found.site == "ffn" and language_model(model or found.model)
     loaded = run_model(found, model, device, causal_lm=lm_head, device_map=device_map)
-    tokens = read_tokens(loaded, found, layer, wanted)
+    tokens = read_tokens(loaded, found, layer, wanted, progress)
     effects = None
     if lm_head:
         from toolkit.capture.logit_effects import logit_effects

@@ -20,7 +20,7 @@ import torch
 from toolkit.capture import hooks
 from toolkit.capture.extract import pool
 from toolkit.capture.models import LoadedModel, load_config, load_model
-from toolkit.capture.preparation import pooled_mask
+from toolkit.capture.preparation import pooled_mask, progress_bar
 from toolkit.capture.tokens import batch_plan, pad, tokenize
 from toolkit.errors import UserError
 from toolkit.store.runs import Run
@@ -106,9 +106,11 @@ def token_values(
     layer: int,
     sentences: dict[int, tuple[str, list[int]]],
     batch_size: int = BATCH,
+    progress: bool = False,
 ) -> list[SentenceTokens]:
     """For each sentence id of SENTENCES (text, neurons wanted), every token's value of those neurons at LAYER of
-    RUN's site, and the values pooled again with RUN's pooling; in the order of SENTENCES."""
+    RUN's site, and the values pooled again with RUN's pooling; in the order of SENTENCES (a progress bar on
+    stderr with PROGRESS)."""
     if run.aggregated:
         raise UserError(f"run '{run.name}' holds corpus counts, not sentences; token values need a per-sentence run")
     settings = run.settings
@@ -133,7 +135,8 @@ def token_values(
     special = set(loaded.tokenizer.all_special_ids) - {getattr(loaded.tokenizer, "unk_token_id", None)}  # <unk> is text
     out: dict[int, SentenceTokens] = {}
     truncated = hooks.truncated(loaded.model, loaded.n_layers, layer)
-    with torch.inference_mode(), truncated, capture as captured:
+    bar = progress_bar(len(ids_order), 0, f"tokens {run.name}", progress)
+    with torch.inference_mode(), truncated, capture as captured, bar:
         for rows in batch_plan(lengths, batch_size):
             ids, mask = pad([token_ids[r] for r in rows], pad_id)
             ids, mask = ids.to(loaded.device), mask.to(loaded.device)
@@ -157,6 +160,7 @@ def token_values(
                     values=values[b, :n][:, neurons].T.astype(np.float32),
                     pooled=pooled[b, neurons].astype(np.float32),
                 )
+            bar.update(len(rows))
     return [out[i] for i in ids_order]
 
 

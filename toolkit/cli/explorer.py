@@ -16,6 +16,7 @@ from toolkit.cli.base import (
     json_option,
     layer_option,
     pass_ctx,
+    quiet_option,
     run_option,
     threshold_option,
 )
@@ -147,16 +148,24 @@ def neuron(
 @click.option("--model", default=None, help="The checkpoint, when not where the run was made from.")
 @device_option
 @device_map_option
+@quiet_option
 @pass_ctx
 def tokens(
-    ctx: Context, run: str, layer: int | None, sentences: int, model: str | None, device: str, device_map: str | None
+    ctx: Context,
+    run: str,
+    layer: int | None,
+    sentences: int,
+    model: str | None,
+    device: str,
+    device_map: str | None,
+    quiet: bool,
 ) -> None:
     """Store token values for every neuron of a layer (its top sentences per language, the run's model rerun),
     and for a decoder's FFN run the tokens each neuron writes towards, so `neurons report` shows highlighted
     tokens in its explorer without the model."""
     from toolkit.capture.evidence import store_tokens
 
-    s = store_tokens(ctx.db, run, layer, sentences, model, device, device_map)
+    s = store_tokens(ctx.db, run, layer, sentences, model, device, device_map, progress=not quiet)
     effects = "; logit effects of every neuron" if s.logit_effects else ""
     click.echo(
         f"stored {s.n_values:,} token values of {s.n_neurons} neurons at layer {s.layer} of run '{s.run}' "
