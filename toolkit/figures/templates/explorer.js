@@ -63,10 +63,10 @@
         if (!hist[r[0]]) { hist[r[0]] = []; for (var b = 0; b < ex.bins; b++) hist[r[0]].push(0); }
         hist[r[0]][r[1]] = r[2];
       });
-      card.appendChild(el('p', 'Density (share of sentences whose pooled value is above 0) and the histogram of its pooled values per language, ' + ex.bins + ' bins from ' + num(d.range[0], 3) + ' to ' + num(d.range[1], 3) + ':'));
+      card.appendChild(el('p', 'Density (share of sentences whose pooled value is above 0) and the histogram of its pooled values per language, ' + ex.bins + ' bins from ' + num(d.range[0], 3) + ' to ' + num(d.range[1], 3) + ' (the red line marks 0):'));
       card.appendChild(table(['language', 'density', 'histogram'], Object.keys(hist).sort().map(function (g) {
         var tr = el('tr'); tr.appendChild(el('td', g)); tr.appendChild(el('td', (100 * (dens[g] || 0)).toFixed(1) + ' %'));
-        tr.appendChild(histogram(hist[g])); return tr;
+        tr.appendChild(histogram(hist[g], d.range)); return tr;
       })));
     }
     if (d.neighbours.length) {
@@ -95,7 +95,7 @@
       var sp = (ex.tokens[sid] || {}).special || [];
       tv[sid].forEach(function (v, i) { if (!sp[i]) scale = Math.max(scale, Math.abs(v)); });
     });
-    card.appendChild(el('p', 'Sentences that activate it most (rank 1, 2, ...) and least (rank -1, -2, ...) per language, with their z in the language (the profile’s scale; the raw activation on hover)' + (Object.keys(tv).length ? '. Where the model was rerun (`neurons tokens`), each token is coloured by the neuron’s value on it (full colour at |value| ' + num(scale, 2) + ', the value on hover), the largest boxed:' : ':')));
+    card.appendChild(el('p', 'Sentences that activate it most (rank 1, 2, ...) and least (rank -1, -2, ...) per language, with their z in the language (the profile’s scale; the raw activation on hover)' + (Object.keys(tv).length ? '. Where the model was rerun (the command neurons tokens), each token is coloured by the neuron’s value on it (full colour at |value| ' + num(scale, 2) + ', the value on hover), the largest boxed:' : ':')));
     var st = table(['language', 'rank', 'label', 'z', 'sentence'], d.sentences.map(function (r) {
       var tr = el('tr');
       [r[0], r[1], r[3]].forEach(function (v) { tr.appendChild(el('td', v)); });
@@ -110,7 +110,7 @@
     }));
     st.className = 'sentences'; card.appendChild(st);
   }
-  function histogram(counts) {  // one language's bars, as tall as its own fullest bin
+  function histogram(counts, range) {  // one language's bars, as tall as its own fullest bin; a line at 0
     var td = el('td'), ns = 'http://www.w3.org/2000/svg', svg = document.createElementNS(ns, 'svg');
     var w = 6, h = 28, top = Math.max.apply(null, counts.concat([1]));
     svg.setAttribute('width', ex.bins * w); svg.setAttribute('height', h);
@@ -120,6 +120,13 @@
       r.setAttribute('fill', '#4c78a8');
       var t = document.createElementNS(ns, 'title'); t.textContent = n + ' sentences'; r.appendChild(t);
       svg.appendChild(r);
+    }
+    if (range && range[0] < 0 && range[1] > 0) {  // where 0 falls: the density counts what lies right of it
+      var zero = document.createElementNS(ns, 'line'), x = ex.bins * w * (0 - range[0]) / (range[1] - range[0]);
+      zero.setAttribute('x1', x); zero.setAttribute('x2', x); zero.setAttribute('y1', 0); zero.setAttribute('y2', h);
+      zero.setAttribute('stroke', '#d62728'); zero.setAttribute('stroke-width', 1.5);
+      var zt = document.createElementNS(ns, 'title'); zt.textContent = 'value 0'; zero.appendChild(zt);
+      svg.appendChild(zero);
     }
     svg.setAttribute('class', 'hist'); td.appendChild(svg); return td;
   }
