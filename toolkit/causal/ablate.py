@@ -108,6 +108,7 @@ def predict_sets(
     pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
     out = [np.empty(len(prep.token_ids), dtype=np.int64) for _ in sets]
     values = {"current": torch.zeros(0)}
+    made = []  # (set, rows, predicted ids still on the device): read back once, after the last batch
     with torch.inference_mode():
         for rows, language in zip(prep.batches, prep.batch_language):
             ids, mask = pad([prep.token_ids[r] for r in rows], pad_id)
@@ -118,9 +119,11 @@ def predict_sets(
                 edit = ablated(module, chosen, positions, values) if chosen else nullcontext()
                 with stage, edit:
                     logits = loaded.model(input_ids=ids, attention_mask=mask).logits
-                out[k][rows] = logits.argmax(-1).cpu().numpy()
+                made.append((k, rows, logits.argmax(-1)))
                 if bar is not None:
                     bar.update(len(rows))
+        for k, rows, predicted in made:  # the first waits for the device, the rest are copies
+            out[k][rows] = predicted.cpu().numpy()
     return out
 
 
