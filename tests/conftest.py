@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-# The suite runs in one worker per core (pytest-xdist): one thread each for torch and every process it starts,
-# so that workers do not oversubscribe the cores (set before torch is imported).
+# The suite runs in six workers (pytest-xdist), most of them often waiting on a subprocess: one thread each for
+# torch and every process it starts, so that the workers do not oversubscribe the cores (set before torch is imported).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import polars as pl  # noqa: E402
