@@ -198,7 +198,9 @@ def test_stored_tokens_reach_the_report_and_a_moved_model_is_one_line(tmp_path, 
             p.add_(0.05)
     model.save_pretrained(other)
     assert_one_line_error(
-        neurons("--db", db, "tokens", "--run", "r", "--model", other, "--quiet"), "does not reproduce run 'r'", "--model"
+        neurons("--db", db, "tokens", "--run", "r", "--model", other, "--quiet"),
+        "does not reproduce run 'r'",
+        "--model",
     )
     with Warehouse(db, read_only=True) as wh:  # the refused store left what was there
         assert wh.scalar("select count(distinct neuron) from token_values") == 32
