@@ -143,11 +143,16 @@ def token_values(
             result = loaded.model(input_ids=ids, attention_mask=mask, output_hidden_states=site != "ffn")
             values = (hooks.per_token(captured[layer], mask) if site == "ffn" else result.hidden_states[layer]).float()
             keep = pooled_mask(loaded, mask).to(values.device)  # with a device map the layer may live elsewhere
-            pooled = pool(values, keep, pooling).cpu().numpy()
-            values, keep = values.cpu().numpy(), keep.cpu().numpy().astype(bool)
+            # only the neurons this batch's sentences want leave the device (not a 7B model's 11,008 per token)
+            wanted = sorted({n for r in rows for n in sentences[ids_order[r]][1]})
+            column = {n: j for j, n in enumerate(wanted)}
+            index = torch.tensor(wanted, dtype=torch.long, device=values.device)
+            pooled = pool(values.index_select(-1, index), keep, pooling).cpu().numpy()
+            values, keep = values.index_select(-1, index).cpu().numpy(), keep.cpu().numpy().astype(bool)
             for b, r in enumerate(rows):
                 sid, n = ids_order[r], int(lengths[r])
                 neurons = list(sentences[sid][1])
+                cols = [column[k] for k in neurons]
                 where = spans[r] or [None] * n
                 out[sid] = SentenceTokens(
                     sentence_id=sid,
@@ -157,8 +162,8 @@ def token_values(
                     special=[i in special for i in token_ids[r]],
                     pooled_tokens=_read(keep[b, :n], pooling),
                     neurons=neurons,
-                    values=values[b, :n][:, neurons].T.astype(np.float32),
-                    pooled=pooled[b, neurons].astype(np.float32),
+                    values=values[b, :n][:, cols].T.astype(np.float32),
+                    pooled=pooled[b, cols].astype(np.float32),
                 )
             bar.update(len(rows))
     return [out[i] for i in ids_order]
