@@ -185,6 +185,8 @@ def test_stored_tokens_reach_the_report_and_a_moved_model_is_one_line(tmp_path, 
     data = json.loads(html.split("id='explorer-data'>", 1)[1].split("</script>", 1)[0])
     card = data["neurons"]["3"]
     assert card["token_values"] and all(k in data["tokens"] for k in card["token_values"])
+    for row in (x for x in live["tokens"] if x["kind"] == "top" and str(x["sentence_id"]) in card["token_best"]):
+        assert card["token_best"][str(row["sentence_id"])] == row["max_position"]  # the box the explorer draws
 
     shutil.rmtree(moved)
     gone = neurons("--db", db, "neuron", 3, "--run", "r", "--tokens")

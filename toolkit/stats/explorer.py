@@ -37,7 +37,7 @@ class Cards:
     density: pl.DataFrame  # neuron, language, n_sentences, density (definition 22)
     histogram: pl.DataFrame  # neuron, language, bin, lo, hi, n (definition 22)
     neighbours: pl.DataFrame  # neuron, by, rank, other, r (definition 23)
-    token_values: pl.DataFrame  # neuron, sentence_id, vector: stored by `neurons tokens` (definition 21)
+    token_values: pl.DataFrame  # neuron, sentence_id, vector, best (view token_evidence's is_max; definition 21)
     sentence_tokens: pl.DataFrame  # sentence_id, tokens, starts, ends, special, pooled
     logit_effects: pl.DataFrame  # neuron, direction, rank, token_id, token, effect: stored (definition 20)
 
@@ -145,7 +145,9 @@ def neuron_cards(
         ),
         neighbours=neighbours(wh, rl.run, rl.layer, wanted),
         token_values=wh.sql(
-            "select v.neuron, v.sentence_id, v.vector from token_values v join runs r using (run_id) "
+            "select v.neuron, v.sentence_id, v.vector, e.position as best from token_values v join runs r using (run_id) "
+            "left join token_evidence e on e.run = r.name and e.layer = v.layer and e.neuron = v.neuron "
+            "and e.sentence_id = v.sentence_id and e.is_max "
             "where r.name = ? and v.layer = ? and list_contains(?, v.neuron) order by v.neuron, v.sentence_id",
             params,
         ),
@@ -289,6 +291,9 @@ def cards_json(cards: Cards) -> dict:
                 str(sid): [round(float(x), 4) for x in vec]
                 for sid, vec in part("token_values", neuron).select("sentence_id", "vector").iter_rows()
             },
+            "token_best": dict(
+                part("token_values", neuron).select(pl.col("sentence_id").cast(pl.String), "best").iter_rows()
+            ),
             "logit_effects": [
                 list(r) for r in part("logit_effects", neuron).select("direction", "token", "effect").iter_rows()
             ],

@@ -104,7 +104,7 @@
       zc.style.background = shade(r[4] === null ? null : r[4] / 3); zc.title = 'raw activation ' + num(r[5], 4);
       tr.appendChild(zc);
       var sid = String(r[2]), text = el('td', tv[sid] && ex.tokens[sid] ? null : ex.texts[sid], 'text');
-      if (tv[sid] && ex.tokens[sid]) highlight(text, ex.tokens[sid], tv[sid], scale);
+      if (tv[sid] && ex.tokens[sid]) highlight(text, ex.tokens[sid], tv[sid], d.token_best[sid], scale);
       text.dir = 'auto';  // right-to-left scripts read in their own direction
       tr.appendChild(text); return tr;
     }));
@@ -130,9 +130,7 @@
     }
     svg.setAttribute('class', 'hist'); td.appendChild(svg); return td;
   }
-  function highlight(cell, tokens, values, scale) {  // the sentence's pieces, each on its token's value
-    var best = null;
-    values.forEach(function (v, i) { if (!tokens.special[i] && (best === null || v > values[best])) best = i; });
+  function highlight(cell, tokens, values, best, scale) {  // the pieces on their values; BEST: view token_evidence's is_max
     tokens.segments.forEach(function (p) {
       if (p[1] === null) { cell.appendChild(document.createTextNode(p[0])); return; }
       var span = el('span', p[0], tokens.special[p[1]] ? 'tok special' : (p[1] === best ? 'tok best' : 'tok'));
