@@ -186,9 +186,9 @@ def test_lape_deactivation_equals_hand_hooked_nll(tmp_path, neurons, checkpoint,
 
 
 def test_decoder_demo_runs_the_lape_study_end_to_end(tmp_path, neurons):
-    """`neurons demo --decoder` (six seconds of training here): a causal LM saved, its FFN shares extracted, the
+    """`neurons demo --decoder` (six epochs of training here): a causal LM saved, its FFN shares extracted, the
     deactivation stored and drawn in the report."""
-    r = neurons("demo", "--decoder", "--out", tmp_path / "d", "--seconds", "6")
+    r = neurons("demo", "--decoder", "--out", tmp_path / "d", "--epochs", "6")
     assert r.exit_code == 0, r.output
     assert "held-out next-token NLL per language: ar " in r.output
     assert (tmp_path / "d" / "demo-decoder-report" / "figures" / "deactivation.png").is_file()

@@ -23,3 +23,7 @@ CLASSES = ("polyglot", "shared", "monolingual", "inactive")
 
 TESTED_CLASSES = CLASSES[:3]
 """The classes whose counts are tested against the permutation null (inactive is the remainder)."""
+
+FINETUNE_RECORD = "neurons-finetune.json"
+"""The record `neurons finetune` saves in every checkpoint: how it was made, and how it scored epoch by epoch (the
+report reads it)."""

@@ -29,6 +29,7 @@ from toolkit.capture.options import (
     DataSpec,
     FinetuneOptions,  # noqa: F401 - re-exported for library callers
 )
+from toolkit.defaults import FINETUNE_RECORD
 from toolkit.errors import UserError
 from toolkit.store.query import json_value
 
@@ -190,14 +191,10 @@ def fold_linear_head(head: LinearHead) -> nn.Module:
     return model
 
 
-RECORD = "neurons-finetune.json"
-"""The record saved in every fine-tuned checkpoint: how it was made, and how it scored epoch by epoch."""
-
-
 @dataclass
 class Finetuned:
     result: TrainResult
-    record: dict  # what RECORD holds
+    record: dict  # what FINETUNE_RECORD holds
 
 
 def finetune(
@@ -295,7 +292,9 @@ def finetune(
     with atomic_dir(out, "checkpoint") as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / RECORD).write_text(json.dumps(json_value(record), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        (tmp / FINETUNE_RECORD).write_text(
+            json.dumps(json_value(record), indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
     return Finetuned(result, record)
 
 
@@ -382,17 +381,16 @@ def train_language_model(
     model: nn.Module,
     tokenizer,
     texts: list[str],
-    seconds: float = 60.0,
+    epochs: int = 30,
     lr: float = 3e-3,
     batch_size: int = 16,
     max_length: int = 128,
     seed: int = 0,
     progress: bool = True,
 ) -> list[float]:
-    """Train MODEL (a causal LM) in place on next-token prediction over TEXTS for about SECONDS of wall time
-    (whole epochs, at least one); padding is neither attended to nor predicted. Returns the mean loss per epoch."""
-    import time
-
+    """Train MODEL (a causal LM) in place on next-token prediction over TEXTS for EPOCHS epochs (a count, not a
+    time: the same model on every machine); padding is neither attended to nor predicted. Returns the mean loss
+    per epoch."""
     from toolkit.capture.tokens import pad
 
     torch.manual_seed(seed)
@@ -401,10 +399,9 @@ def train_language_model(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr)
     losses: list[float] = []
-    start = time.monotonic()
-    bar = tqdm(total=None, desc="train LM", unit="epoch", disable=not progress, file=sys.stderr)
+    bar = tqdm(total=epochs, desc="train LM", unit="epoch", disable=not progress, file=sys.stderr)
     model.train()
-    while not losses or time.monotonic() - start < seconds:
+    for _ in range(epochs):
         total, seen = 0.0, 0
         order = rng.permutation(len(ids))
         for b in range(0, len(ids), batch_size):

@@ -271,22 +271,25 @@ def finetune(click_ctx: click.Context, base: str, data: Path, out: Path, spec, *
     default=Path("warehouse"),
     show_default=True,
 )
-@click.option("--epochs", type=int, default=30, show_default=True, help="Training epochs of the tiny classifier.")
+@click.option(
+    "--epochs",
+    type=click.IntRange(1, 1000),
+    default=30,
+    show_default=True,
+    help="Training epochs of the tiny model (classifier or, with --decoder, language model).",
+)
 @click.option(
     "--decoder",
     is_flag=True,
-    help="Instead: train a tiny Llama-architecture LM for about a minute and run the LAPE study end to end.",
+    help="Instead: train a tiny Llama-architecture LM and run the LAPE study end to end.",
 )
-@click.option(
-    "--seconds", type=click.FloatRange(1, 3600), default=60.0, show_default=True, help="--decoder: training time."
-)
-def demo(out: Path, epochs: int, decoder: bool, seconds: float) -> None:
+def demo(out: Path, epochs: int, decoder: bool) -> None:
     """Train a tiny XLM-R classifier on the bundled sample and extract it (illustrative only); with --decoder,
     a tiny causal LM and the LAPE study."""
     from toolkit.cli.demo import run_decoder_demo, run_demo
 
     if decoder:
-        run_decoder_demo(out, seconds=seconds)
+        run_decoder_demo(out, epochs=epochs)
     else:
         run_demo(out, epochs=epochs)
 

@@ -172,8 +172,8 @@ fine-tuned on emotion data, at the paper's layer 11:
     return db
 
 
-def run_decoder_demo(out: Path, seconds: float = 60.0, seed: int = 0) -> Path:
-    """The LAPE study end to end on a decoder: a tiny Llama-architecture causal LM trained for about SECONDS on
+def run_decoder_demo(out: Path, epochs: int = 30, seed: int = 0) -> Path:
+    """The LAPE study end to end on a decoder: a tiny Llama-architecture causal LM trained for EPOCHS epochs on
     the sample's five scripts, its FFN token shares, LAPE's language-specific neurons, the deactivation test on
     the test split, and the report. Returns the warehouse path."""
     from toolkit.capture.finetune import train_language_model
@@ -185,7 +185,7 @@ def run_decoder_demo(out: Path, seconds: float = 60.0, seed: int = 0) -> Path:
     train = everything.frame.filter(everything.frame["split"] == "train")["text"].to_list()
     tokenizer = train_tokenizer(everything.frame["text"].to_list(), "llama", vocab_size=2000)
     model = build_model("llama", tokenizer, None, seed=seed, hidden=64, layers=4, heads=4)
-    losses = train_language_model(model, tokenizer, train, seconds=seconds, seed=seed)
+    losses = train_language_model(model, tokenizer, train, epochs=epochs, seed=seed)
     checkpoint = save_checkpoint(model, tokenizer, out / "demo-decoder")
     click.echo(
         f"tiny Llama-architecture LM trained for {len(losses)} epochs on {len(train)} sentences: next-token loss "
@@ -213,7 +213,7 @@ def run_decoder_demo(out: Path, seconds: float = 60.0, seed: int = 0) -> Path:
     report = build_report(db, "decoder-ffn", out / "demo-decoder-report")
     click.echo(f"""
 report: {report.resolve()}
-This model is tiny and trained for a minute: it illustrates the workflow, not what LLMs do. The same on a real
+This model is tiny and trained for seconds: it illustrates the workflow, not what LLMs do. The same on a real
 causal LM (a directory saved with save_pretrained) and a few thousand sentences per language:
   neurons extract path/to/llama data.csv --run llama-ffn --site ffn --pooling active --layers all
   neurons ablate path/to/llama data.csv --run llama-ffn --lape

@@ -5,6 +5,7 @@ Markdown summary beside it. The page inlines Vega's JavaScript and its data: it 
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
@@ -20,7 +21,7 @@ import vl_convert
 
 from toolkit import __version__
 from toolkit.defaults import CLASSES, THRESHOLD
-from toolkit.figures.charts import ChartOptions, build, save
+from toolkit.figures.charts import ChartOptions, build, images
 from toolkit.figures.deactivation import latest_deactivation
 from toolkit.figures.export import human_names, write_table
 from toolkit.figures.report_sections import Table, method_tables, shown_path
@@ -42,6 +43,11 @@ class Figure:
     title: str
     view: str  # the view it reads, whose definition the page quotes
     chart: alt.Chart
+
+    @functools.cached_property
+    def spec(self) -> dict:
+        """The chart's Vega-Lite specification, validated once for the files and the page."""
+        return self.chart.to_dict()
 
 
 def file_key(kind: str, label: str, i: int) -> str:
@@ -374,6 +380,13 @@ def _html_table(df: pl.DataFrame, precision: int = 3) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+@functools.cache
+def _vega_bundle() -> str:
+    """Vega, Vega-Lite and vega-embed as one script, inlined so the page works offline (built once a process:
+    it takes vl-convert over a second)."""
+    return vl_convert.javascript_bundle()
+
+
 def _json_for_script(obj) -> str:
     return json.dumps(json_value(obj), ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
 
@@ -455,8 +468,9 @@ def _write_files(out: Path, c: Contents) -> None:
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     for f in c.figures:
-        save(f.chart, out / "figures" / f"{f.key}.png")
-        save(f.chart, out / "figures" / f"{f.key}.svg")
+        svg, png = images(f.spec)  # drawn once for both files
+        (out / "figures" / f"{f.key}.svg").write_text(svg, encoding="utf-8")
+        (out / "figures" / f"{f.key}.png").write_bytes(png)
     for t in c.tables:
         write_table(t.frame, out / "tables" / f"{t.key}.csv")
         write_table(
@@ -558,11 +572,11 @@ def _page(c: Contents, info: pl.DataFrame) -> str:
         "<code>sql/views/</code>, stored in the warehouse file (the full list: <code>docs/definitions.md</code>); "
         "z-scores come from <code>zscores</code>:</p>" + c.definition("zscores") + c.definition("label_profiles")
     )
-    specs = {f.key: f.chart.to_dict() for f in c.figures}
+    specs = {f.key: f.spec for f in c.figures}
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>neurons report: {html.escape(c.run)}, layer {c.layer}</title><style>{template('report.css')}</style>"
-        f"<script>{vl_convert.javascript_bundle()}</script></head>"
+        f"<script>{_vega_bundle()}</script></head>"
         f"<body data-charts='{len(c.figures)}' data-rendered='0'>"
         + "\n".join(parts)
         + f"<script type='application/json' id='specs'>{_json_for_script(specs)}</script>"

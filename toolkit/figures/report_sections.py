@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
+from toolkit.defaults import FINETUNE_RECORD
 from toolkit.store.warehouse import Warehouse
 
 
@@ -55,8 +56,6 @@ def _tokenizer(wh: Warehouse, run: str) -> list[Table]:
 def finetune_record(wh: Warehouse, model: str | None) -> dict | None:
     """How MODEL was fine-tuned: its latest record in the warehouse (`neurons finetune --db`), else the record saved
     in the checkpoint folder (neurons-finetune.json); None for a model this toolkit did not fine-tune."""
-    from toolkit.capture.finetune import RECORD
-
     if not model:
         return None
     folder = Path(model).expanduser()
@@ -66,7 +65,7 @@ def finetune_record(wh: Warehouse, model: str | None) -> dict | None:
     )
     if stored.height:
         return json.loads(stored["record"][0])
-    saved = folder / RECORD
+    saved = folder / FINETUNE_RECORD
     try:
         return json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else None
     except (OSError, ValueError):
