@@ -16,6 +16,8 @@ from conftest import neurons_command
 from toolkit.capture.datasets import read_dataset
 from toolkit.capture.extract import ExtractOptions, extract
 
+SETTINGS = ("--layers", "1,3", "--batch-size", "8", "--commit-every", "16")
+
 
 def start(db: Path, ckpt: Path, data: Path, *extra: str) -> subprocess.Popen:
     cmd = neurons_command(
@@ -25,12 +27,7 @@ def start(db: Path, ckpt: Path, data: Path, *extra: str) -> subprocess.Popen:
         data,
         "--run",
         "big",
-        "--layers",
-        "1,3",
-        "--batch-size",
-        "8",
-        "--commit-every",
-        "16",
+        *SETTINGS,
         *extra,
     )
     return subprocess.Popen(
@@ -97,10 +94,9 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path, checkpoint, bi
 
     assert f"incomplete ({saved}/1050 sentences)" in neurons("--db", db, "runs").stdout
 
-    again = start(db, ckpt, big_csv, "--resume")
-    out, err = again.communicate(timeout=300)
-    assert again.returncode == 0, err
-    assert f"{saved} were already saved" in out
+    again = neurons("--db", db, "extract", ckpt, big_csv, "--run", "big", *SETTINGS, "--resume", "--quiet")
+    assert again.exit_code == 0, again.stderr
+    assert f"{saved} were already saved" in again.stdout
 
     reference = tmp_path / "ref.duckdb"
     extract(
