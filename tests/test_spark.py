@@ -29,11 +29,18 @@ CALLS = {  # calls of each table macro besides the views that call it at the pap
 }
 
 
+JIT_LIGHT = "-XX:TieredStopAtLevel=1 -XX:CICompilerCount=1 -XX:+UseSerialGC"
+"""The test JVM's settings: its queries are many and each runs for a second or two on tiny data, so the optimising
+compiler (C2) and parallel garbage collection cost more CPU than they save; with these, a quarter less."""
+
+
 @pytest.fixture(scope="module")
 def spark():
     from toolkit.scale.spark import session
 
-    s = session("local[2]")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("JAVA_TOOL_OPTIONS", JIT_LIGHT)  # read by the JVM that the session starts
+        s = session("local[2]")
     yield s
     s.stop()
 
