@@ -460,7 +460,7 @@ def test_odd_values_are_refused(db, neurons, checkpoint, tmp_path, name, content
 def test_readers_succeed_while_an_extraction_runs(tmp_path, checkpoint, sample, neurons):
     """`runs` and `query` (here in this process, as another user's shell would) succeed while an extraction of a
     few thousand sentences runs in another process, and `runs` shows its committed sentences growing."""
-    big = pl.concat([sample] * 10)  # 2,100 sentences
+    big = pl.concat([sample] * 20)  # 4,200 sentences: the job must outlast the readers' first checks
     data = tmp_path / "big.csv"
     big.write_csv(data)
     db = tmp_path / "w.duckdb"
@@ -512,11 +512,11 @@ def test_readers_succeed_while_an_extraction_runs(tmp_path, checkpoint, sample, 
             job.kill()
     assert job.returncode == 0, err
     assert len(progress) >= 2, "no reader got in while the extraction ran"
-    assert progress == sorted(progress) and progress[-1] > progress[0] and progress[-1] <= 2100
+    assert progress == sorted(progress) and progress[-1] > progress[0] and progress[-1] <= 4200
     counts = neurons(
         "--db", db, "query", "select count(*) as n, count(distinct sentence_id) as d from sentences", "--csv"
     )
-    assert counts.stdout.splitlines()[1] == "2100,2100"  # every sentence once: no second writer got in
+    assert counts.stdout.splitlines()[1] == "4200,4200"  # every sentence once: no second writer got in
     # the claim ends with the job (kill -9 included: the kernel releases it): the run can be deleted now
     assert neurons("--db", db, "delete", "--run", "long", "--yes").exit_code == 0
 
