@@ -108,9 +108,9 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's own order is kept
 
 
+_niced: list[int] = []  # this worker's niceness, once it has taken it
+
+
 def pytest_runtest_setup(item):
     if item.path.name != "test_spark.py" and os.environ.get("PYTEST_XDIST_WORKER") and not _niced:
         _niced.append(os.nice(BEHIND_SPARK))
-
-
-_niced: list[int] = []

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import altair as alt
 import numpy as np
 import polars as pl
 import pytest
@@ -161,6 +162,23 @@ def test_chart_files(tmp_path, paper_sized, neurons, suffix):
         assert "vegaEmbed" in text and "cdn.jsdelivr" not in text  # inlined, works offline
     else:
         assert head.lstrip().startswith(MAGIC[suffix]) or (suffix == ".svg" and b"<svg" in out.read_bytes()[:500])
+
+
+def test_png_is_the_svg_rasterised_as_vl_convert_draws_it(paper_sized, monkeypatch):
+    """`images` draws a chart once (SVG) and rasterises that SVG: the PNG equals vl-convert's own PNG of the spec at
+    1.5x, and a PNG over PNG_LIMIT is drawn at 1x instead."""
+    import vl_convert
+
+    from toolkit.figures import charts
+
+    with Warehouse(paper_sized, read_only=True) as wh:
+        spec = build(wh, "classes", ChartOptions(run="paper")).to_dict()
+    version = "_".join(alt.SCHEMA_VERSION.split(".")[:2])
+    svg, png = charts.images(spec)
+    assert svg.lstrip().startswith("<svg")
+    assert png == vl_convert.vegalite_to_png(spec, vl_version=version, scale=1.5)
+    monkeypatch.setattr(charts, "PNG_LIMIT", len(png) - 1)
+    assert charts.images(spec)[1] == vl_convert.vegalite_to_png(spec, vl_version=version, scale=1.0)
 
 
 def test_chart_bad_input(tmp_path, paper_sized, neurons):
