@@ -162,8 +162,10 @@ def test_spark_moments_equal_duckdb(spark, lake_and_db, tmp_path, neurons):
         ).pl()
         assert_same(normalised(df, {}), normalised(in_duckdb, {}), f"moments of {run}")
     con.close()
-    # the session's statistics are made again over each registration: they now see the one run registered last
-    assert pl.from_arrow(spark.sql("select distinct run from language_stats").toArrow())["run"].to_list() == ["planted"]
+    # the session's statistics are made again over each registration (the moments read the one run registered last),
+    # and those the last command did not need are gone rather than reading the lake as it was registered before
+    assert pl.from_arrow(spark.sql("select distinct run_id from moments_source").toArrow())["run_id"].to_list() == [1]
+    assert not spark.catalog.tableExists("language_stats") and not spark.catalog.functionExists("classify_neurons")
     assert_one_line_error(neurons("spark", "moments", lake, "--run", "demo", "--store"), "partial moments")
     assert_one_line_error(neurons("spark", "moments", lake, "--run", "nope", "--out", out), "no run named 'nope'")
 

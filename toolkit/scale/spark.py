@@ -13,6 +13,7 @@ lake's run records, and tables the lake does not hold (significance) are empty.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -84,7 +85,8 @@ def _parameter(text: str) -> tuple[str, str, str | None]:
     return name, ("INT" if re.fullmatch(r"-?\d+", default) else "DOUBLE"), default
 
 
-def definitions() -> list[Definition]:
+@functools.cache
+def definitions() -> tuple[Definition, ...]:
     """The statistics of `sql/views/010_statistics.sql` in file order (later ones use earlier ones)."""
     out = []
     for s in catalog.statements(SPARK_VIEWS_FILE):
@@ -95,7 +97,7 @@ def definitions() -> list[Definition]:
             out.append(Definition("view", s.name, to_spark(s.body), []))
         else:
             raise ValueError(f"not a view or table macro: {s.text[:80]}")
-    return out
+    return tuple(out)
 
 
 def create(spark, definition: Definition) -> None:
@@ -284,13 +286,33 @@ def register_lake(spark, lake, runs: list[str] | None = None, parts: bool = True
     return ids
 
 
-def define_statistics(spark) -> None:
-    """Every view and table macro of the statistics file, in order; `moments` is the merged moments (computed
-    once, when first used). The views keep the analyzed plans of the sources they were made over (a third less
-    work for Spark than views kept as SQL text, resolved again at each use), so they are made again after every
-    `register_lake`: a session that attaches another lake (a library user's) never reads the one before."""
+def tables_read(query: str) -> set[str]:
+    """The names QUERY (Spark SQL) reads from: tables, views and table functions, lower case."""
+    tree = sqlglot.parse_one(query, read="spark")
+    return {t.name.lower() for t in tree.find_all(exp.Table)} | {f.name.lower() for f in tree.find_all(exp.Anonymous)}
+
+
+def needed(names: set[str]) -> set[str]:
+    """NAMES with every statistic they read, directly or through others (`moments` is `moments_source`'s cache)."""
+    wanted = {n.lower() for n in names}
+    for d in reversed(definitions()):  # a definition reads only the ones before it: one pass from the last
+        if d.name in wanted or (d.name == "moments_source" and "moments" in wanted):
+            wanted |= tables_read(d.query) | {d.name}
+    return wanted
+
+
+def define_statistics(spark, names: set[str] | None = None) -> None:
+    """The views and table macros of the statistics file, in order: all of them, or those NAMES read (see
+    `needed`); `moments` is the merged moments (computed once, when first used). The views keep the analyzed plans
+    of the sources they were made over (a third less work for Spark than views kept as SQL text, resolved again at
+    each use), so they are made again after every `register_lake`, and those not made are dropped: a session that
+    attaches another lake (a library user's) never reads the one before."""
     spark.catalog.clearCache()  # the cached moments of sources that are being replaced
+    wanted = needed(names) if names is not None else None
     for d in definitions():
+        if wanted is not None and d.name not in wanted:  # gone, rather than left reading the sources before
+            spark.sql(f"DROP {'VIEW' if d.kind == 'view' else 'TEMPORARY FUNCTION'} IF EXISTS {d.name}")
+            continue
         create(spark, d)
         if d.name == "moments_source":
             spark.table("moments_source").createOrReplaceTempView("moments")
@@ -340,7 +362,7 @@ def run_query(lake_dir: str | Path, query: str, master: str | None = None, diale
     def job() -> pa.Table:
         spark = session(master)
         register_lake(spark, lake)
-        define_statistics(spark)
+        define_statistics(spark, tables_read(text))  # only what the query reads: a query of `runs` starts at once
         try:
             return spark.sql(text).toArrow()
         except Exception as exc:
@@ -383,7 +405,7 @@ def spark_moments(lake_dir: str | Path, run: str, master: str | None = None, sto
         raise UserError(f"run '{run}' has partial moments from its shards already; drop --store (or use --out)")
     spark = session(master)
     run_id = register_lake(spark, lake, [run], parts=False)[run]
-    define_statistics(spark)
+    define_statistics(spark, {"moment_parts", "moments_source"})
     if store:
         parts = spark.sql(f"SELECT * FROM moment_parts WHERE run_id = {run_id} AND label IS NOT NULL")
         parts = parts.toArrow().drop_columns(["run_id"])  # the cell parts, as a shard stores them
