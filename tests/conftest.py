@@ -73,6 +73,21 @@ def neurons():
     return invoke
 
 
+def assert_report_figures_valid(db: Path, run: str) -> set[str]:
+    """Every figure the report of RUN draws is valid Vega-Lite (the report writes its specs unvalidated, so this is
+    where they are checked); returns the views the figures read."""
+    from toolkit.defaults import THRESHOLD
+    from toolkit.figures.report import _figures
+    from toolkit.stats.analysis import resolve
+    from toolkit.store.warehouse import Warehouse
+
+    with Warehouse(db, read_only=True) as wh:
+        figures = _figures(wh, run, resolve(wh, run, None).layer, THRESHOLD, False)
+    for f in figures:
+        f.chart.to_dict()  # validates against the schema: raises on a spec outside it
+    return {f.view for f in figures}
+
+
 def assert_one_line_error(result, *fragments: str) -> None:
     """A non-zero exit with exactly one line on stderr that contains every FRAGMENT, and no traceback."""
     assert result.exit_code != 0, result.output

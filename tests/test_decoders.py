@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, assert_report_figures_valid
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from toolkit.capture.tinymodels import DECODERS, MORE_DECODERS
@@ -192,6 +192,7 @@ def test_decoder_demo_runs_the_lape_study_end_to_end(tmp_path, neurons):
     assert r.exit_code == 0, r.output
     assert "held-out next-token NLL per language: ar " in r.output
     assert (tmp_path / "d" / "demo-decoder-report" / "figures" / "deactivation.png").is_file()
+    assert "deactivation_matrix" in assert_report_figures_valid(tmp_path / "d" / "demo.duckdb", "decoder-ffn")
     con = duckdb.connect(str(tmp_path / "d" / "demo.duckdb"), read_only=True)
     assert con.execute("select count(distinct deactivated_language) from deactivation_matrix").fetchone()[0] >= 1
     counts = con.execute(

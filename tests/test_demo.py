@@ -8,6 +8,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import assert_report_figures_valid
 
 from toolkit.cli.demo import LABELS, sample_path
 
@@ -73,6 +74,14 @@ def test_demo_end_to_end(demo, neurons):
     assert len(compared) == 5 * 5 and {r["run_b"] for r in compared} == {"demo-init"}  # against its initialisation
     assert all(r["n_shared"] == 210 and r["matched_by"] == "text" for r in compared)
     assert (out / "demo-report" / "tables" / "compared-1.csv").exists()
+
+
+def test_every_figure_of_the_demo_report_is_valid_vega_lite(demo):
+    out, _ = demo
+    drawn = assert_report_figures_valid(out / "demo.duckdb", "demo")
+    # every kind of figure an encoder's run can have: significance, agreement, the layer sweep and an ablation
+    assert {"class_significance", "language_sensitive_counts", "criteria_agreement", "summarize_layers"} <= drawn
+    assert "ablation_summary" in drawn
 
 
 def test_readme_sql_examples_run_on_the_demo(demo, neurons):

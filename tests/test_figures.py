@@ -400,3 +400,25 @@ def test_report_redacts_paths_on_request(tmp_path, paper_sized, paper_report, ne
             text = (out / name).read_text()
             assert Path(data_file).name in text
             assert (str(Path(data_file).parent) in text) == expect_folder, (name, expect_folder)
+
+
+def test_vega_bundle_is_built_once_per_version_and_an_unwritable_cache_costs_only_time(tmp_path, monkeypatch):
+    """The page's Vega script is built by vl-convert once and then read from the cache folder (in another process
+    too); where the cache cannot be written, the script is still returned, built each time."""
+    import vl_convert
+
+    from toolkit.figures import vega
+
+    builds = []
+    monkeypatch.setattr(vl_convert, "javascript_bundle", lambda: builds.append(1) or "/* vega */")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    vega.bundle.cache_clear()
+    assert vega.bundle() == "/* vega */" and len(builds) == 1
+    vega.bundle.cache_clear()  # as a new process
+    assert vega.bundle() == "/* vega */" and len(builds) == 1
+    assert [p.name for p in (tmp_path / "cache" / "neurons").iterdir()] == [f"vega-bundle-{vl_convert.__version__}.js"]
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))  # a file where the folder would be
+    vega.bundle.cache_clear()
+    assert vega.bundle() == "/* vega */" and len(builds) == 2
+    vega.bundle.cache_clear()

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import altair as alt
 import polars as pl
-import vl_convert
 
 from toolkit import __version__
 from toolkit.defaults import CLASSES, THRESHOLD
+from toolkit.figures import vega
 from toolkit.figures.charts import ChartOptions, build, images
 from toolkit.figures.deactivation import latest_deactivation
 from toolkit.figures.export import human_names, write_table
@@ -46,8 +46,9 @@ class Figure:
 
     @functools.cached_property
     def spec(self) -> dict:
-        """The chart's Vega-Lite specification, validated once for the files and the page."""
-        return self.chart.to_dict()
+        """The chart's Vega-Lite specification, for the files and the page (unvalidated: a tenth of a report's time;
+        tests validate every chart a report draws)."""
+        return self.chart.to_dict(validate=False)
 
 
 def file_key(kind: str, label: str, i: int) -> str:
@@ -380,13 +381,6 @@ def _html_table(df: pl.DataFrame, precision: int = 3) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-@functools.cache
-def _vega_bundle() -> str:
-    """Vega, Vega-Lite and vega-embed as one script, inlined so the page works offline (built once a process:
-    it takes vl-convert over a second)."""
-    return vl_convert.javascript_bundle()
-
-
 def _json_for_script(obj) -> str:
     return json.dumps(json_value(obj), ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
 
@@ -576,7 +570,7 @@ def _page(c: Contents, info: pl.DataFrame) -> str:
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>neurons report: {html.escape(c.run)}, layer {c.layer}</title><style>{template('report.css')}</style>"
-        f"<script>{_vega_bundle()}</script></head>"
+        f"<script>{vega.bundle()}</script></head>"
         f"<body data-charts='{len(c.figures)}' data-rendered='0'>"
         + "\n".join(parts)
         + f"<script type='application/json' id='specs'>{_json_for_script(specs)}</script>"
