@@ -69,8 +69,19 @@ def big_csv(tmp_path, sample) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, checkpoint, sample) -> pl.DataFrame:
+    """The big run extracted in one go, in one commit: what every resumed run must equal."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    data, reference = folder / "big.csv", folder / "ref.duckdb"
+    pl.concat([sample] * 5).write_csv(data)
+    opts = ExtractOptions(layers="1,3", batch_size=8, commit_every=1050)
+    extract(reference, str(checkpoint("xlm-roberta", True)), read_dataset(data), "big", opts, progress=False)
+    return rows(reference, "big")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
-def test_resume_after_interruption_equals_uninterrupted(tmp_path, checkpoint, big_csv, neurons, sig):
+def test_resume_after_interruption_equals_uninterrupted(tmp_path, checkpoint, big_csv, neurons, sig, uninterrupted):
     ckpt = checkpoint("xlm-roberta", True)
     db = tmp_path / "w.duckdb"
     proc = start(db, ckpt, big_csv)
@@ -98,15 +109,6 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path, checkpoint, bi
     assert again.exit_code == 0, again.stderr
     assert f"{saved} were already saved" in again.stdout
 
-    reference = tmp_path / "ref.duckdb"
-    extract(
-        reference,
-        str(ckpt),
-        read_dataset(big_csv),
-        "big",
-        ExtractOptions(layers="1,3", batch_size=8, commit_every=1050),
-        progress=False,
-    )
-    resumed, whole = rows(db, "big"), rows(reference, "big")
+    resumed, whole = rows(db, "big"), uninterrupted
     assert resumed.height == whole.height == 1050 * 2 * 32
     assert resumed.equals(whole)  # identical, not merely close
