@@ -27,7 +27,9 @@ def bundle() -> str:
     """The script that draws every chart of a page, offline."""
     path = cache_dir() / f"vega-bundle-{vl_convert.__version__}.js"
     try:
-        return path.read_text(encoding="utf-8")
+        cached = path.read_text(encoding="utf-8")
+        if cached.strip():  # written whole (atomically) or not at all; an emptied file is built again
+            return cached
     except (OSError, UnicodeDecodeError):
         pass
     script = vl_convert.javascript_bundle()
