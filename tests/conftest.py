@@ -124,17 +124,21 @@ def pytest_configure(config):
     (with the caches this writes, a fresh clone's suite takes about 40 CPU-seconds less)."""
     if os.environ.get("PYTEST_XDIST_WORKER") or not getattr(config.option, "numprocesses", None):
         return
+    import contextlib
     import importlib
     import pkgutil
 
     import toolkit
     from toolkit.capture.tinymodels import ARCHITECTURES, DECODERS, MORE_DECODERS
 
-    for module in pkgutil.walk_packages(toolkit.__path__, "toolkit."):
-        if not module.name.endswith("__main__"):
-            importlib.import_module(module.name)
-    for architecture in (a.replace("-", "_") for a in ARCHITECTURES + DECODERS + MORE_DECODERS):
-        importlib.import_module(f"transformers.models.{architecture}.modeling_{architecture}")
+    names = [m.name for m in pkgutil.walk_packages(toolkit.__path__, "toolkit.") if not m.name.endswith("__main__")]
+    names += [
+        f"transformers.models.{a}.modeling_{a}"
+        for a in (x.replace("-", "_") for x in ARCHITECTURES + DECODERS + MORE_DECODERS)
+    ]
+    for name in names:
+        with contextlib.suppress(ImportError):  # an optional extra not installed: its tests say so themselves
+            importlib.import_module(name)
 
 
 def pytest_collection_modifyitems(items):
