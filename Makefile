@@ -12,16 +12,22 @@ venv: $(VENV)/.installed
 # uv resolves and installs the environment in about a minute where pip takes two and a half; pip is the fallback.
 # uv does not read pip's configuration, so the folder pip finds local wheels in (the CPU torch) is passed on.
 FIND_LINKS := $(addprefix --find-links ,$(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)))
+# uv first installs from its cache alone (--offline): pyspark comes only as a 456 MB source archive, and an index
+# that answers every revalidation with a changed archive makes uv download and build it again (30 s of 45) although
+# the built wheel is in the cache. Where the cache lacks a package the offline attempt fails at once, changing
+# nothing, and the same install runs online.
+UV := $(BIN)/uv pip install --python $(BIN)/python --quiet $(FIND_LINKS)
+EXTRAS := -e '.[test,spark,steer,large]'
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# setuptools warns about every editable install of a package with a mapped folder (toolkit.sql -> sql/)
 	if $(BIN)/python -m pip install --quiet --disable-pip-version-check uv; then \
-	  $(BIN)/uv pip install --python $(BIN)/python --quiet $(FIND_LINKS) "$(TORCH)" && \
-	  PYTHONWARNINGS=ignore $(BIN)/uv pip install --python $(BIN)/python --quiet $(FIND_LINKS) -e '.[test,spark,steer,large]'; \
+	  { $(UV) --offline "$(TORCH)" 2>/dev/null || $(UV) "$(TORCH)"; } && \
+	  { PYTHONWARNINGS=ignore $(UV) --offline $(EXTRAS) 2>/dev/null || PYTHONWARNINGS=ignore $(UV) $(EXTRAS); }; \
 	else \
 	  $(BIN)/python -m pip install --quiet "$(TORCH)" && \
-	  PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e '.[test,spark,steer,large]'; \
+	  PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet $(EXTRAS); \
 	fi
 	touch $@
 

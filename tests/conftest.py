@@ -17,17 +17,20 @@ from click.testing import CliRunner  # noqa: E402
 
 from toolkit.capture.tinymodels import build_model, save_checkpoint, train_tokenizer  # noqa: E402
 from toolkit.cli import cli  # noqa: E402
-from toolkit.cli.demo import LABELS, sample_path  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def sample() -> pl.DataFrame:
+    from toolkit.cli.demo import sample_path  # imports torch: not at the top, which the controller reads too
+
     return pl.read_csv(sample_path())
 
 
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory, sample):
     """checkpoint(architecture, classifier=True) -> directory of a tiny saved model (cached per session)."""
+    from toolkit.cli.demo import LABELS
+
     cache: dict[tuple[str, bool], Path] = {}
 
     def make(architecture: str = "xlm-roberta", classifier: bool = True) -> Path:
@@ -121,23 +124,37 @@ after the rest; at a lower priority for the others (their subprocesses inherit i
 def pytest_configure(config):
     """In the controller of a parallel run, import once every module the workers will: a fresh venv has no bytecode
     caches, and six workers starting at once would each compile torch's, transformers' and the toolkit's sources
-    (with the caches this writes, a fresh clone's suite takes about 40 CPU-seconds less)."""
+    (with the caches this writes, a fresh clone's suite takes about 40 CPU-seconds less). The work is split in two
+    processes, one per core: a helper imports torch, the tiny models' transformers classes and the toolkit's modules
+    that import torch, while the controller imports the rest (scipy, scikit-learn, altair, DuckDB, ...)."""
     if os.environ.get("PYTEST_XDIST_WORKER") or not getattr(config.option, "numprocesses", None):
         return
-    import contextlib
-    import importlib
     import pkgutil
+    import subprocess
 
     import toolkit
     from toolkit.capture.tinymodels import ARCHITECTURES, DECODERS, MORE_DECODERS
 
-    names = [m.name for m in pkgutil.walk_packages(toolkit.__path__, "toolkit.") if not m.name.endswith("__main__")]
-    names += [
-        f"transformers.models.{a}.modeling_{a}"
-        for a in (x.replace("-", "_") for x in ARCHITECTURES + DECODERS + MORE_DECODERS)
-    ]
+    modules = [m.name for m in pkgutil.walk_packages(toolkit.__path__, "toolkit.") if not m.name.endswith("__main__")]
+    with_torch = ("toolkit.capture.", "toolkit.causal.", "toolkit.cli.")  # the CLI's modules reach torch too
+    helper = ["torch", "transformers"]
+    helper += [f"transformers.models.{a}.modeling_{a}" for a in (x.replace("-", "_") for x in ARCHITECTURES + DECODERS)]
+    helper += [m for m in modules if m.startswith(with_torch)]
+    helper += [f"transformers.models.{a}.modeling_{a}" for a in MORE_DECODERS]
+    rest = ["scipy.stats", "sklearn.linear_model", "altair", "polars", "duckdb", "pyarrow.dataset", "deltalake"]
+    rest += [m for m in modules if not m.startswith(with_torch)]
+    with subprocess.Popen([sys.executable, __file__, *helper]):  # runs _import_each(helper); waited for on leaving
+        _import_each(rest)
+
+
+def _import_each(names: list[str]) -> None:
+    """Imports each module of NAMES; one that an optional extra not installed lacks is passed over (its tests say so
+    themselves)."""
+    import contextlib
+    import importlib
+
     for name in names:
-        with contextlib.suppress(ImportError):  # an optional extra not installed: its tests say so themselves
+        with contextlib.suppress(ImportError):
             importlib.import_module(name)
 
 
@@ -152,3 +169,7 @@ _niced: list[int] = []  # this worker's niceness, once it has taken it
 def pytest_runtest_setup(item):
     if item.path.name != "test_spark.py" and os.environ.get("PYTEST_XDIST_WORKER") and not _niced:
         _niced.append(os.nice(BEHIND_SPARK))
+
+
+if __name__ == "__main__":  # the controller's helper process (pytest_configure)
+    _import_each(sys.argv[1:])
