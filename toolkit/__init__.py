@@ -1,4 +1,4 @@
-"""neurons: neuron-level analysis of text encoders across languages, on a DuckDB warehouse.
+"""neurons: neuron-level analysis of language models (encoders and decoders) across languages, on a DuckDB warehouse.
 
 Library entry point: `toolkit.open(db)` returns a `Warehouse`; `toolkit.capture.extract`, `toolkit.capture.load`
 and friends are the calls behind every CLI command.

@@ -24,10 +24,10 @@ from toolkit.store.warehouse import default_db
 @click.version_option(__version__, prog_name="neurons")
 @click.pass_context
 def cli(ctx: click.Context, db: Path | None) -> None:
-    """Neuron-level analysis of text encoders across languages.
+    """Neuron-level analysis of language models across languages.
 
-    Extract activations of a fine-tuned encoder into a DuckDB warehouse, then query them with SQL.
-    Start with `neurons demo`.
+    Extract activations of a fine-tuned encoder or a decoder LM into a DuckDB warehouse, then query them with SQL.
+    Start with `neurons demo` (`neurons demo --decoder` for the LAPE study on a decoder).
     """
     ctx.obj = Context(db or default_db())
 
