@@ -29,7 +29,7 @@ LAYERS = "1,3"
 WIDTH = 32  # the tiny checkpoint's hidden size
 
 
-def shard_command(lake: Path, ckpt: Path, data: Path, k: int, n: int, run: str = "big") -> list[str]:
+def shard_command(lake: Path, ckpt: Path, data: Path, k: int, n: int, run: str = "big", every: int = 16) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -48,16 +48,9 @@ def shard_command(lake: Path, ckpt: Path, data: Path, k: int, n: int, run: str =
         "--batch-size",
         "1",  # one sentence per forward pass: the same floats as the direct extraction below
         "--commit-every",
-        "16",
+        str(every),
         "--quiet",
     ]
-
-
-@pytest.fixture
-def big_csv(tmp_path, sample) -> Path:
-    path = tmp_path / "big.csv"
-    pl.concat([sample] * 3).write_csv(path)  # 630 sentences
-    return path
 
 
 def lake_values(lake: Path, run: str) -> pl.DataFrame:
@@ -101,14 +94,15 @@ def compare_views(db: Path, a: str, b: str, tol: float = 1e-9) -> None:
 
 
 def test_parallel_shards_one_killed_commit_exactly_once_and_attach_equals_direct(
-    tmp_path, checkpoint, big_csv, neurons
+    tmp_path, checkpoint, data_csv, neurons
 ):
     ckpt = checkpoint("xlm-roberta", True)
     lake = tmp_path / "lake"
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}  # three processes on two cores
     # shard 1 twice at once, as when a scheduler requeues a task whose first copy still runs
     procs = [
-        subprocess.Popen(shard_command(lake, ckpt, big_csv, k, 2), env=env, stderr=subprocess.PIPE) for k in (0, 1, 1)
+        subprocess.Popen(shard_command(lake, ckpt, data_csv, k, 2, every=8), env=env, stderr=subprocess.PIPE)
+        for k in (0, 1, 1)
     ]
     victim = procs[0]
     deadline = time.monotonic() + 120
@@ -130,21 +124,21 @@ def test_parallel_shards_one_killed_commit_exactly_once_and_attach_equals_direct
     assert_one_line_error(neurons("--db", db, "lake", "attach", lake, "--run", "big"), "0/2", "not committed")
     assert not db.exists()
 
-    opts = ExtractOptions(layers=LAYERS, batch_size=1, commit_every=16)
-    rerun = extract_shard(lake, str(ckpt), read_dataset(big_csv), "big", (0, 2), opts, progress=False)
-    assert 2 <= rerun.n_committed_before < rerun.n_chunks == 20  # went on after the committed chunks
-    again = extract_shard(lake, str(ckpt), read_dataset(big_csv), "big", (0, 2), opts, progress=False)
-    assert again.n_committed_before == again.n_chunks == 20  # a no-op
+    opts = ExtractOptions(layers=LAYERS, batch_size=1, commit_every=8)
+    rerun = extract_shard(lake, str(ckpt), read_dataset(data_csv), "big", (0, 2), opts, progress=False)
+    assert 2 <= rerun.n_committed_before < rerun.n_chunks == 14  # went on after the committed chunks
+    again = extract_shard(lake, str(ckpt), read_dataset(data_csv), "big", (0, 2), opts, progress=False)
+    assert again.n_committed_before == again.n_chunks == 14  # a no-op
     assert neurons("lake", "status", lake, "--run", "big").exit_code == 0
 
     values = lake_values(lake, "big")
-    assert values.height == 630 * 2 * WIDTH
+    assert values.height == 210 * 2 * WIDTH
     assert values.select("sentence_id", "layer", "neuron").n_unique() == values.height  # each value exactly once
     sentences = pl.from_arrow(Lake(lake).read("sentences", "big"))
-    assert sentences.height == 630 and sentences["sentence_id"].n_unique() == 630
+    assert sentences.height == 210 and sentences["sentence_id"].n_unique() == 210
 
     assert neurons("--db", db, "lake", "attach", lake, "--run", "big").exit_code == 0
-    direct_run(db, ckpt, big_csv)
+    direct_run(db, ckpt, data_csv)
     con = duckdb.connect(str(db), read_only=True)
     direct = con.sql(
         "select sentence_id, layer, neuron, value from activations join runs using (run_id) where name = 'direct'"
