@@ -90,12 +90,20 @@ SELECT run, layer, language, label, reliability, n_sentences, n_splits FROM spli
 -- values above 1 are kept as they are). interpretable is false where either reliability is below 0.3:
 -- such a rho says more about noise than about the languages.
 CREATE OR REPLACE VIEW crosslingual_ceiling AS
-SELECT c.run, c.layer, c.label, c.language_a, c.language_b, c.spearman,
-       a.reliability AS reliability_a, b.reliability AS reliability_b,
-       CASE WHEN a.reliability > 0 AND b.reliability > 0 THEN sqrt(a.reliability * b.reliability) END AS ceiling,
-       CASE WHEN a.reliability > 0 AND b.reliability > 0 THEN c.spearman / sqrt(a.reliability * b.reliability)
+WITH paired AS (   -- both reliabilities of a pair from one reference to profile_reliability: a self-join computes it twice
+    SELECT c.run, c.layer, c.label, c.language_a, c.language_b, c.spearman,
+           any_value(r.reliability) FILTER (WHERE r.language = c.language_a) AS reliability_a,
+           any_value(r.reliability) FILTER (WHERE r.language = c.language_b) AS reliability_b,
+           count(*) AS n_cells
+    FROM crosslingual_correlation AS c
+    JOIN profile_reliability AS r
+      ON r.run = c.run AND r.layer = c.layer AND r.label = c.label AND r.language IN (c.language_a, c.language_b)
+    GROUP BY c.run, c.layer, c.label, c.language_a, c.language_b, c.spearman
+)
+SELECT run, layer, label, language_a, language_b, spearman, reliability_a, reliability_b,
+       CASE WHEN reliability_a > 0 AND reliability_b > 0 THEN sqrt(reliability_a * reliability_b) END AS ceiling,
+       CASE WHEN reliability_a > 0 AND reliability_b > 0 THEN spearman / sqrt(reliability_a * reliability_b)
        END AS disattenuated,
-       coalesce(a.reliability >= 0.3 AND b.reliability >= 0.3, false) AS interpretable
-FROM crosslingual_correlation AS c
-JOIN profile_reliability AS a ON a.run = c.run AND a.layer = c.layer AND a.label = c.label AND a.language = c.language_a
-JOIN profile_reliability AS b ON b.run = c.run AND b.layer = c.layer AND b.label = c.label AND b.language = c.language_b;
+       coalesce(reliability_a >= 0.3 AND reliability_b >= 0.3, false) AS interpretable
+FROM paired
+WHERE n_cells = 2;   -- both languages' cells have a reliability row, as an inner join on each would require
