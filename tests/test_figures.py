@@ -72,6 +72,21 @@ def marks(spec: dict) -> set[str]:
     return found
 
 
+def test_the_noise_ceiling_is_computed_once_per_read_only_session(paper_sized, monkeypatch):
+    """The report's caveat, table and figure all read crosslingual_ceiling, whose split-half reliabilities take
+    seconds on a real run: a read-only warehouse computes each run and layer's rows once."""
+    from toolkit.stats.analysis import caveats
+
+    with Warehouse(paper_sized, read_only=True) as wh:
+        queried, sql = [], wh.sql
+        monkeypatch.setattr(wh, "sql", lambda q, p=None: queried.append(q) or sql(q, p))
+        caveats(wh, "paper", 11)
+        build(wh, "ceiling", ChartOptions(run="paper", layer=11))
+        rows = wh.crosslingual_ceiling("paper", 11)
+        assert rows.height == 36 and wh.crosslingual_ceiling("paper", 11) is rows
+    assert sum("crosslingual_ceiling" in q for q in queried) == 1
+
+
 def test_every_chart_draws_every_row_at_paper_size(paper_sized):
     with Warehouse(paper_sized, read_only=True) as wh:
         o = ChartOptions(run="paper", layer=11)
@@ -108,6 +123,15 @@ def test_every_chart_draws_every_row_at_paper_size(paper_sized):
         assert sum(c["text"] == "n/a" for c in cells) == missing and all(
             "†" not in c["text"] or float(c["text"].split("ρ* ")[1][:-1]) > 1 for c in cells
         )
+        truth = wh.sql(  # the view read directly: each cell's first line is its ceiling, and noise is said so
+            "select label, language_a || '–' || language_b as pair, ceiling, interpretable from crosslingual_ceiling "
+            "where run = 'paper' and layer = 11"
+        )
+        drawn = pl.DataFrame(cells).select("label", "pair", "text").join(truth, on=["label", "pair"], how="full")
+        assert drawn.height == truth.height == 36 and drawn["text"].null_count() == 0
+        for text, value, interpretable in drawn.select("text", "ceiling", "interpretable").rows():
+            assert text == "n/a" if value is None else text.split("\n")[0] == f"{value:.2f}"
+            assert ("too noisy" in text) == (value is not None and not interpretable)
         fig1 = build(wh, "label-variance", o).to_dict()
         assert marks(fig1) == {"rect", "rule", "circle"}  # the band of all neurons, the line at 1, the top neurons
         prof = build(wh, "profiles", ChartOptions(run="paper", layer=11, label="joy")).to_dict()

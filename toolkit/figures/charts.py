@@ -154,21 +154,18 @@ def ceiling_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     the disattenuated rho below it; pairs whose reliabilities fall under 0.3 are marked as uninterpretable. The
     subtitle says, from the run, how many cells have no ceiling and how many rho* exceed 1, and what each means."""
     layer = resolve(wh, o.run, o.layer).layer
-    df = wh.sql(
-        """select label, language_a || '–' || language_b as pair, ceiling as value,
-                  case when ceiling is null then 'n/a'
-                       else printf('%.2f
-%s', ceiling,
-                                   case when not interpretable then 'too noisy'
-                                        when disattenuated > 1 then printf('ρ* %.2f†', disattenuated)
-                                        else printf('ρ* %.2f', disattenuated) end)
-                  end as text,
-                  ceiling is null as missing, interpretable and disattenuated > 1 as above_one
-           from crosslingual_ceiling where run = ? and layer = ? order by label, pair""",
-        [o.run, layer],
+    rows = wh.crosslingual_ceiling(o.run, layer)
+    df = rows.select(
+        "label", pl.concat_str("language_a", pl.lit("–"), "language_b").alias("pair"), pl.col("ceiling").alias("value")
+    ).with_columns(
+        text=pl.Series(
+            [_ceiling_text(*r) for r in rows.select("ceiling", "disattenuated", "interpretable").rows()],
+            dtype=pl.String,
+        )
     )
     notes = [f"run {o.run}, layer {layer}"]
-    missing, above = int(df["missing"].sum()), int(df["above_one"].sum())
+    missing = rows["ceiling"].null_count()
+    above = int((rows["interpretable"] & (rows["disattenuated"] > 1)).sum())
     if missing:
         notes.append(
             f"n/a ({missing} of {df.height} cells): a profile's split-half reliability is 0 or below, so its "
@@ -182,7 +179,19 @@ def ceiling_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     title = alt.TitleParams(
         "Noise ceiling sqrt(r_a r_b) of each Spearman (ρ* = rho / ceiling)", subtitle=notes, subtitleColor="#666666"
     )
-    return _pair_heatmap(df.drop("missing", "above_one"), "ceiling", alt.Scale(scheme="greens", domain=[0, 1]), title)
+    return _pair_heatmap(df, "ceiling", alt.Scale(scheme="greens", domain=[0, 1]), title)
+
+
+def _ceiling_text(ceiling: float | None, disattenuated: float | None, interpretable: bool) -> str:
+    """A ceiling cell's two lines: the ceiling, then rho* (marked † above 1) or why it is not read (n/a: the
+    Spearman itself is undefined, a constant profile)."""
+    if ceiling is None:
+        return "n/a"
+    if not interpretable:
+        return f"{ceiling:.2f}\ntoo noisy"
+    if disattenuated is None:
+        return f"{ceiling:.2f}\nρ* n/a"
+    return f"{ceiling:.2f}\nρ* {disattenuated:.2f}{'†' if disattenuated > 1 else ''}"
 
 
 def _pair_heatmap(df: pl.DataFrame, value_title: str, scale: alt.Scale, title) -> alt.Chart:

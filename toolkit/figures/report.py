@@ -215,12 +215,7 @@ def _finding_tables(wh: Warehouse, run: str, layer: int, threshold: float, absol
             "ceiling",
             "Noise ceilings: split-half reliabilities, ceiling and disattenuated Spearman",
             "crosslingual_ceiling",
-            wh.sql(
-                "select label, language_a, language_b, spearman, reliability_a, reliability_b, ceiling, "
-                "disattenuated, interpretable from crosslingual_ceiling where run = ? and layer = ? "
-                "order by label, language_a, language_b",
-                [run, layer],
-            ),
+            wh.crosslingual_ceiling(run, layer),
         ),
         Table(
             "classes",

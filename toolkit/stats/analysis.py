@@ -206,14 +206,11 @@ def caveats(wh: Warehouse, run: str, layer: int) -> list[str]:
             f"against {majority:.3f} on its held-out sentences): its weight ranking may be noise, so its top-k test "
             "and its agreement with the other criteria say nothing (view probe_topk)."
         )
-    noisy = wh.sql(
-        "select count(*) filter (where not interpretable) as noisy, count(*) as n from crosslingual_ceiling "
-        "where run = ? and layer = ?",
-        [run, layer],
-    ).row(0)
-    if noisy[0]:
+    ceilings = wh.crosslingual_ceiling(run, layer)
+    noisy = int((~ceilings["interpretable"]).sum())
+    if noisy:
         notes.append(
-            f"{noisy[0]} of {noisy[1]} label x language-pair correlations have a profile with split-half "
+            f"{noisy} of {ceilings.height} label x language-pair correlations have a profile with split-half "
             "reliability below 0.3: a low rho there may be noise rather than disagreement between languages "
             "(view crosslingual_ceiling)."
         )
