@@ -167,10 +167,11 @@ def ceiling_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     missing = rows["ceiling"].null_count()
     above = int((rows["interpretable"] & (rows["disattenuated"] > 1)).sum())
     if missing:
-        notes.append(
-            f"n/a ({missing} of {df.height} cells): a profile's split-half reliability is 0 or below, so its "
-            "Spearman is noise at this number of sentences"
-        )
+        notes += [
+            f"n/a ({missing} of {df.height} cells): a profile's split-half reliability is 0 or below (its Spearman is "
+            "noise at this number of sentences),",
+            "or undefined (a constant profile, or a cell of under 4 sentences)",
+        ]
     if above:
         notes.append(
             f"†: rho* above 1 ({above} cells): the reliabilities, estimated from half the sentences, came out low "
