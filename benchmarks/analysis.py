@@ -5,6 +5,8 @@ Times, in one run on this machine:
   - filling the run's statistics cache (`moments`, done once when a run completes), all layers and
     one layer's worth;
   - `neurons analyze` for one layer and for every layer, from the cache;
+  - the noise ceilings of one layer (view `crosslingual_ceiling`: split-half reliabilities over the activations)
+    and `neurons report` of one layer;
 and the peak memory of the process that does the analysis (a child process, so data generation does not
 count).
 
@@ -87,6 +89,7 @@ def timed(fn, repeats: int = 1) -> float:
 
 def measure(db: Path, layers: int) -> dict:
     """Runs in a child process: every timing, then this process's peak RSS."""
+    from toolkit.figures.report import build_report
     from toolkit.stats.analysis import analyze
 
     wh = Warehouse(db)
@@ -115,8 +118,13 @@ def measure(db: Path, layers: int) -> dict:
     out["moments_all"] = timed(fill)
     out["analyze_one"] = timed(lambda: analyze(wh, "bench", 11), 2)
     out["analyze_all"] = timed(lambda: [analyze(wh, "bench", k) for k in range(layers)])
+    out["ceiling_one"] = timed(
+        lambda: con.execute("select count(*) from crosslingual_ceiling where run = 'bench' and layer = 11").fetchall()
+    )
     out["n_values"] = con.execute("select count(*) from activations").fetchall()[0][0]
     wh.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        out["report_one"] = timed(lambda: build_report(db, "bench", Path(tmp) / "report", layer=11))
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 
@@ -161,6 +169,8 @@ def main() -> None:
         ("statistics cache for the whole run (materialize)", m["moments_all"], m["scan_all"]),
         ("neurons analyze, one layer, from the cache", m["analyze_one"], m["scan_one"]),
         (f"neurons analyze, each of the {args.layers} layers, from the cache", m["analyze_all"], m["scan_all"]),
+        ("noise ceilings of one layer (crosslingual_ceiling)", m["ceiling_one"], m["scan_one"]),
+        ("neurons report of one layer (figures, tables, explorer)", m["report_one"], m["scan_one"]),
     ]
     print(f"{'step':58s} {'seconds':>8s} {'x scan':>7s}")
     for name, sec, base in rows:

@@ -260,43 +260,52 @@ def neighbour_lines(c: Cards) -> list[str]:
     return lines
 
 
+def _by_neuron(frame: pl.DataFrame, *columns: str) -> dict[int, list[tuple]]:
+    """COLUMNS of each row of FRAME, grouped by its neuron in the frame's order (one pass, not a filter per neuron)."""
+    grouped: dict[int, list[tuple]] = {}
+    for neuron, *values in frame.select("neuron", *columns).iter_rows():
+        grouped.setdefault(neuron, []).append(tuple(values))
+    return grouped
+
+
 def cards_json(cards: Cards) -> dict:
     """Every card as plain data for the report's explorer: per neuron its numbers, with sentence texts once."""
-    by = {name: {k[0]: g.drop("neuron") for k, g in getattr(cards, name).group_by("neuron")} for name in PER_NEURON}
+    columns = {name: [c for c in getattr(cards, name).columns if c != "neuron"] for name in PER_NEURON}
+    part = {
+        "profile": _by_neuron(cards.profile, "label", "language", "mean_z"),
+        "classes": _by_neuron(cards.classes, *columns["classes"]),
+        "significance": _by_neuron(cards.significance, *columns["significance"]),
+        "ablations": _by_neuron(cards.ablations, *columns["ablations"]),
+        "sentences": _by_neuron(cards.sentences, "language", "rank", "sentence_id", "label", "z", "value"),
+        "density": _by_neuron(cards.density, "language", "density"),
+        "histogram": _by_neuron(cards.histogram, "language", "bin", "n"),
+        "range": _by_neuron(cards.histogram, "lo", "hi"),
+        "neighbours": _by_neuron(cards.neighbours, "by", "other", "r"),
+        "token_values": _by_neuron(cards.token_values, "sentence_id", "vector", "best"),
+        "logit_effects": _by_neuron(cards.logit_effects, "direction", "token", "effect"),
+    }
 
-    def part(name: str, neuron: int) -> pl.DataFrame:
-        return by[name].get(neuron, getattr(cards, name).clear())
+    def rows(name: str, neuron: int) -> list[tuple]:
+        return part[name].get(neuron, [])
 
     out = {}
     for neuron, variance, rank in cards.variance.iter_rows():
-        profile = part("profile", neuron)
+        token_rows = rows("token_values", neuron)
         out[str(neuron)] = {
             "variance": variance,
             "rank": rank,
-            "profile": [list(r) for r in profile.select("label", "language", "mean_z").iter_rows()],
-            "classes": [list(r) for r in part("classes", neuron).iter_rows()],
-            "significance": next(iter(part("significance", neuron).to_dicts()), None),
-            "ablations": part("ablations", neuron).to_dicts(),
-            "sentences": [
-                list(r)
-                for r in part("sentences", neuron)
-                .select("language", "rank", "sentence_id", "label", "z", "value")
-                .iter_rows()
-            ],
-            "density": [list(r) for r in part("density", neuron).select("language", "density").iter_rows()],
-            "histogram": [list(r) for r in part("histogram", neuron).select("language", "bin", "n").iter_rows()],
-            "range": next(iter(part("histogram", neuron).select("lo", "hi").head(1).rows()), None),
-            "neighbours": [list(r) for r in part("neighbours", neuron).select("by", "other", "r").iter_rows()],
-            "token_values": {
-                str(sid): [round(float(x), 4) for x in vec]
-                for sid, vec in part("token_values", neuron).select("sentence_id", "vector").iter_rows()
-            },
-            "token_best": dict(
-                part("token_values", neuron).select(pl.col("sentence_id").cast(pl.String), "best").iter_rows()
-            ),
-            "logit_effects": [
-                list(r) for r in part("logit_effects", neuron).select("direction", "token", "effect").iter_rows()
-            ],
+            "profile": [list(r) for r in rows("profile", neuron)],
+            "classes": [list(r) for r in rows("classes", neuron)],
+            "significance": next((dict(zip(columns["significance"], r)) for r in rows("significance", neuron)), None),
+            "ablations": [dict(zip(columns["ablations"], r)) for r in rows("ablations", neuron)],
+            "sentences": [list(r) for r in rows("sentences", neuron)],
+            "density": [list(r) for r in rows("density", neuron)],
+            "histogram": [list(r) for r in rows("histogram", neuron)],
+            "range": next(iter(rows("range", neuron)), None),
+            "neighbours": [list(r) for r in rows("neighbours", neuron)],
+            "token_values": {str(sid): [round(float(x), 4) for x in vec] for sid, vec, _ in token_rows},
+            "token_best": {str(sid): best for sid, _, best in token_rows},
+            "logit_effects": [list(r) for r in rows("logit_effects", neuron)],
         }
     texts = dict(cards.sentences.select("sentence_id", "text").unique("sentence_id").iter_rows())
     tokens = {
