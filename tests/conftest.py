@@ -126,8 +126,9 @@ def pytest_configure(config):
     caches, and six workers starting at once would each compile torch's, transformers' and the toolkit's sources
     (with the caches this writes, a fresh clone's suite takes about 40 CPU-seconds less). The work is split in two
     processes, one per core: a helper imports torch, the tiny models' transformers classes and the toolkit's modules
-    that import torch, while the controller imports the rest (scipy, scikit-learn, altair, DuckDB, ...)."""
-    if os.environ.get("PYTEST_XDIST_WORKER") or not getattr(config.option, "numprocesses", None):
+    that import torch, while the controller imports the rest (scipy, scikit-learn, altair, DuckDB, ...). Skipped
+    where the caches are there already (`_compiled`)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or not getattr(config.option, "numprocesses", None) or _compiled():
         return
     import pkgutil
     import subprocess
@@ -145,6 +146,31 @@ def pytest_configure(config):
     rest += [m for m in modules if not m.startswith(with_torch)]
     with subprocess.Popen([sys.executable, __file__, *helper]):  # runs _import_each(helper); waited for on leaving
         _import_each(rest)
+
+
+COMPILED_LAST = (
+    ("torch", "__init__.py"),
+    ("scipy", "stats", "_stats_py.py"),
+    ("transformers", "modeling_utils.py"),
+    ("transformers", "models", "gpt_neox", "modeling_gpt_neox.py"),  # the helper's last import
+    ("toolkit", "cli", "demo.py"),
+    ("toolkit", "store", "warehouse.py"),
+)
+"""Modules whose bytecode caches say that a warm-up ran to its end: with all of them present it is skipped (it
+takes 8 s of wall time even when there is nothing left to compile)."""
+
+
+def _compiled() -> bool:
+    """Whether every module of COMPILED_LAST has its bytecode cache (looked up without importing the packages)."""
+    import importlib.util
+
+    for package, *parts in COMPILED_LAST:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            return False
+        if not Path(importlib.util.cache_from_source(str(Path(spec.submodule_search_locations[0], *parts)))).exists():
+            return False
+    return True
 
 
 def _import_each(names: list[str]) -> None:
