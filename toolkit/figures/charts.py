@@ -192,7 +192,7 @@ def _ceiling_text(ceiling: float | None, disattenuated: float | None, interpreta
         return f"{ceiling:.2f}\ntoo noisy"
     if disattenuated is None:
         return f"{ceiling:.2f}\nρ* n/a"
-    return f"{ceiling:.2f}\nρ* {disattenuated:.2f}{'†' if disattenuated > 1 else ''}"
+    return f"{ceiling:.2f}\nρ* {round(disattenuated, 2) + 0.0:.2f}{'†' if disattenuated > 1 else ''}"  # never -0.00
 
 
 def _pair_heatmap(df: pl.DataFrame, value_title: str, scale: alt.Scale, title) -> alt.Chart:
