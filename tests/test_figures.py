@@ -87,6 +87,29 @@ def test_the_noise_ceiling_is_computed_once_per_read_only_session(paper_sized, m
     assert sum("crosslingual_ceiling" in q for q in queried) == 1
 
 
+def test_ceiling_cells_say_what_is_undefined(paper_sized, monkeypatch):
+    """A NaN or null rho* (an undefined Spearman) reads "ρ* n/a" and is not counted above 1 (Polars orders NaN above
+    every number); a null ceiling reads "n/a"; rho* is never "-0.00"."""
+    nan = float("nan")
+    rows = pl.DataFrame(
+        {
+            "label": ["a"] * 5,
+            "language_a": ["x"] * 5,
+            "language_b": ["p", "q", "r", "s", "t"],
+            "ceiling": [0.8, 0.8, None, 0.8, 0.5],
+            "disattenuated": [nan, None, None, -0.001, 1.5],
+            "interpretable": [True, True, False, True, True],
+        }
+    )
+    with Warehouse(paper_sized, read_only=True) as wh:
+        monkeypatch.setattr(wh, "crosslingual_ceiling", lambda run, layer: rows)
+        spec = build(wh, "ceiling", ChartOptions(run="paper", layer=11)).to_dict()
+    texts = [c["text"] for c in next(iter(spec["datasets"].values()))]
+    assert texts == ["0.80\nρ* n/a", "0.80\nρ* n/a", "n/a", "0.80\nρ* 0.00", "0.50\nρ* 1.50†"]
+    said = " ".join(spec["title"]["subtitle"])
+    assert "n/a (1 of 5 cells)" in said and "above 1 (1 cells)" in said
+
+
 def test_every_chart_draws_every_row_at_paper_size(paper_sized):
     with Warehouse(paper_sized, read_only=True) as wh:
         o = ChartOptions(run="paper", layer=11)

@@ -7,6 +7,7 @@ an `alt.Chart`; every row the view returns is drawn (Altair's row limit is lifte
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -165,7 +166,7 @@ def ceiling_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     )
     notes = [f"run {o.run}, layer {layer}"]
     missing = rows["ceiling"].null_count()
-    above = int((rows["interpretable"] & (rows["disattenuated"] > 1)).sum())
+    above = int((rows["interpretable"] & (rows["disattenuated"].fill_nan(None) > 1)).sum())  # Polars ranks NaN top
     if missing:
         notes += [
             f"n/a ({missing} of {df.height} cells): a profile's split-half reliability is 0 or below (its Spearman is "
@@ -190,7 +191,7 @@ def _ceiling_text(ceiling: float | None, disattenuated: float | None, interpreta
         return "n/a"
     if not interpretable:
         return f"{ceiling:.2f}\ntoo noisy"
-    if disattenuated is None:
+    if disattenuated is None or math.isnan(disattenuated):
         return f"{ceiling:.2f}\nρ* n/a"
     return f"{ceiling:.2f}\nρ* {round(disattenuated, 2) + 0.0:.2f}{'†' if disattenuated > 1 else ''}"  # never -0.00
 
