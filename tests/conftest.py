@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -89,6 +91,32 @@ def assert_report_figures_valid(db: Path, run: str) -> set[str]:
     for f in figures:
         f.chart.to_dict()  # validates against the schema: raises on a spec outside it
     return {f.view for f in figures}
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def render_in_chromium(index, tmp_path, fragment: str = "") -> str:
+    """The page's DOM after headless Chromium loaded it from disk (at #FRAGMENT) and ran its scripts."""
+    return subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / ('profile' + fragment.replace(':', '-').replace('=', '-'))}",
+            "--virtual-time-budget=60000",
+            "--dump-dom",
+            index.as_uri() + (f"#{fragment}" if fragment else ""),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    ).stdout
 
 
 def assert_one_line_error(result, *fragments: str) -> None:

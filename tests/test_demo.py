@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import assert_report_figures_valid
+from conftest import CHROMIUM, assert_report_figures_valid, render_in_chromium
 
 from toolkit.cli.demo import LABELS, sample_path
 
@@ -82,6 +84,25 @@ def test_every_figure_of_the_demo_report_is_valid_vega_lite(demo):
     # every kind of figure an encoder's run can have: significance, agreement, the layer sweep and an ablation
     assert {"class_significance", "language_sensitive_counts", "criteria_agreement", "summarize_layers"} <= drawn
     assert "ablation_summary" in drawn
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Chromium is not installed on this machine")
+def test_the_demo_report_renders_every_figure_legibly(demo, tmp_path):
+    """The demo's report, with every kind of figure (significance, ablation, comparison), in headless Chromium:
+    every chart draws, no script fails, and no two text marks touch (the page measures each box once drawn).
+    Figure 1 wraps its label panels in rows of four: each panel has its own axis and no axis stands under an empty
+    grid cell."""
+    assert CHROMIUM, "CI must install Chromium (see .ci/run)"
+    out, _ = demo
+    report = out / "demo-report"
+    dom = render_in_chromium(report / "index.html", tmp_path)
+    body = re.search(r"<body [^>]*data-charts[^>]*>", dom).group(0)
+    assert int(re.search(r'data-charts="(\d+)"', body).group(1)) >= 17, body
+    assert re.search(r'data-rendered="(\d+)"', body).group(1) == re.search(r'data-charts="(\d+)"', body).group(1)
+    assert "data-failed" not in body and "data-overlaps" not in body, body
+    svg = (report / "figures" / "label-variance.svg").read_text()
+    panels = len(re.findall(r'aria-label="X-axis titled .variance of z within the label', svg))
+    assert panels == len(LABELS) == 6
 
 
 def test_readme_sql_examples_run_on_the_demo(demo, neurons):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import altair as alt
@@ -14,15 +12,13 @@ import numpy as np
 import polars as pl
 import pytest
 import synthetic as syn
-from conftest import assert_one_line_error
+from conftest import CHROMIUM, assert_one_line_error, render_in_chromium
 
 from toolkit.capture.load import load_long
 from toolkit.figures.charts import ChartOptions, build
 from toolkit.figures.export import latex_escape, to_latex
 from toolkit.figures.report import build_report
 from toolkit.store.warehouse import Warehouse
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -88,26 +84,36 @@ def test_the_noise_ceiling_is_computed_once_per_read_only_session(paper_sized, m
 
 
 def test_ceiling_cells_say_what_is_undefined(paper_sized, monkeypatch):
-    """A NaN or null rho* (an undefined Spearman) reads "ρ* n/a" and is not counted above 1 (Polars orders NaN above
-    every number); a null ceiling reads "n/a"; rho* is never "-0.00"."""
+    """A NaN or null rho* (an undefined Spearman) reads "ρ* n/a" and is not counted beyond ±1 (Polars orders NaN
+    above every number); a null ceiling reads "n/a"; rho* is never "-0.00"; a rho* beyond ±1 on either side is
+    marked, and never reads ±1.00."""
     nan = float("nan")
     rows = pl.DataFrame(
         {
-            "label": ["a"] * 5,
-            "language_a": ["x"] * 5,
-            "language_b": ["p", "q", "r", "s", "t"],
-            "ceiling": [0.8, 0.8, None, 0.8, 0.5],
-            "disattenuated": [nan, None, None, -0.001, 1.5],
-            "interpretable": [True, True, False, True, True],
+            "label": ["a"] * 8,
+            "language_a": ["x"] * 8,
+            "language_b": ["p", "q", "r", "s", "t", "u", "v", "w"],
+            "ceiling": [0.8, 0.8, None, 0.8, 0.5, 0.4, 0.9, 0.9],
+            "disattenuated": [nan, None, None, -0.001, 1.5, -1.04, 1.003, 0.996],
+            "interpretable": [True, True, False, True, True, True, True, True],
         }
     )
     with Warehouse(paper_sized, read_only=True) as wh:
         monkeypatch.setattr(wh, "crosslingual_ceiling", lambda run, layer: rows)
         spec = build(wh, "ceiling", ChartOptions(run="paper", layer=11)).to_dict()
     texts = [c["text"] for c in next(iter(spec["datasets"].values()))]
-    assert texts == ["0.80\nρ* n/a", "0.80\nρ* n/a", "n/a", "0.80\nρ* 0.00", "0.50\nρ* 1.50†"]
+    assert texts == [
+        "0.80\nρ* n/a",
+        "0.80\nρ* n/a",
+        "n/a",
+        "0.80\nρ* 0.00",
+        "0.50\nρ* 1.50†",
+        "0.40\nρ* -1.04†",
+        "0.90\nρ* 1.003†",
+        "0.90\nρ* 1.00",
+    ]
     said = " ".join(spec["title"]["subtitle"])
-    assert "n/a (1 of 5 cells)" in said and "above 1 (1 cells)" in said
+    assert "n/a (1 of 8 cells)" in said and "above 1 (3 cells)" in said
 
 
 def test_every_chart_draws_every_row_at_paper_size(paper_sized):
@@ -144,7 +150,7 @@ def test_every_chart_draws_every_row_at_paper_size(paper_sized):
         assert (f"n/a ({missing} of 36 cells)" in said) == bool(missing)
         cells = next(iter(ceiling["datasets"].values()))
         assert sum(c["text"] == "n/a" for c in cells) == missing and all(
-            "†" not in c["text"] or float(c["text"].split("ρ* ")[1][:-1]) > 1 for c in cells
+            "†" not in c["text"] or abs(float(c["text"].split("ρ* ")[1][:-1])) > 1 for c in cells
         )
         truth = wh.sql(  # the view read directly: each cell's first line is its ceiling, and noise is said so
             "select label, language_a || '–' || language_b as pair, ceiling, interpretable from crosslingual_ceiling "
@@ -374,29 +380,6 @@ def test_report_with_undefined_correlations_renders(tmp_path):
     assert not (tmp_path / "up").exists()
     files = [p.relative_to(tmp_path / "rep" / "figures") for p in (tmp_path / "rep" / "figures").rglob("*")]
     assert all(len(f.parts) == 1 for f in files) and len({f.stem for f in files if f.stem.startswith("profiles")}) == 4
-
-
-def render_in_chromium(index, tmp_path, fragment: str = "") -> str:
-    """The page's DOM after headless Chromium loaded it from disk (at #FRAGMENT) and ran its scripts."""
-    return subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / ('profile' + fragment.replace(':', '-').replace('=', '-'))}",
-            "--virtual-time-budget=60000",
-            "--dump-dom",
-            index.as_uri() + (f"#{fragment}" if fragment else ""),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    ).stdout
 
 
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Chromium is not installed on this machine")

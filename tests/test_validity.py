@@ -339,3 +339,76 @@ def test_constant_layers_and_agreement_by_construction_are_named(tmp_path, neuro
     assert "Layer 0 is constant" in out.stdout
     out = neurons("--db", db, "analyze", "--run", "balanced", "--layer", "3")
     assert "1 of the 10 neurons are constant" in out.stdout and "by construction" in out.stdout
+
+
+def test_normal_tail_matches_scipy(tmp_path):
+    """normal_sf, the SQL's normal tail (DuckDB has none), against scipy over both tails."""
+    x = np.linspace(-8, 8, 641)
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        got = wh.sql("select normal_sf(x) as p from unnest(?) as t(x)", [x.tolist()])["p"].to_numpy()
+    np.testing.assert_allclose(got, stats.norm.sf(x), rtol=0, atol=1e-7)
+
+
+def test_class_chance_level_is_what_noise_gives(tmp_path):
+    """Definition 24 on pure noise (no label effect; cells of 10 of a language's 30 sentences; one neuron constant
+    in ar): n_past equals numpy's count of profiles past the threshold, n_chance the formula computed with scipy, and
+    the profiles that pass are as many as n_chance expects, plain and with absolute (within 15 %, the count's
+    sampling error being about 4 %). Leaving out the finite-population factor (N - n) / (N - 1) would expect about
+    twice as many."""
+    labels = ["anger", "fear", "joy"]
+    values, lang, lab = syn.make(
+        seed=7, per_cell=10, neurons=2000, labels=labels, planted=syn.Planted(polyglot={}, monolingual={})
+    )
+    values[lang == "ar", 0] = 3.0
+    db = tmp_path / "w.duckdb"
+    load_long(db, syn.write_long(tmp_path / "n.parquet", [_long(values, lang, lab)]), "noise")
+    z = syn.zscore(values, lang)
+    with Warehouse(db, read_only=True) as wh:
+        for absolute in (False, True):
+            got = wh.sql(
+                "select * from profile_chance(0.5, absolute := ?) where run = 'noise' order by language", [absolute]
+            )
+            assert got["language"].to_list() == syn.LANGS and got["mostly_chance"].all()
+            for row in got.iter_rows(named=True):
+                m = lang == row["language"]
+                means = np.stack([z[m & (lab == label)].mean(axis=0) for label in labels])
+                assert row["n_past"] == int(((np.abs(means) if absolute else means) > 0.5).sum())
+                n, big_n = 10, int(m.sum())
+                sd = np.sqrt((big_n - n) / (n * (big_n - 1)))
+                live = int((values[m].std(axis=0) > 0).sum())
+                expected = live * len(labels) * (2 if absolute else 1) * stats.norm.sf(0.5 / sd)
+                tail_error = row["n_profiles"] * (2 if absolute else 1) * 1e-7
+                assert row["n_chance"] == pytest.approx(expected, abs=tail_error)
+                assert (row["min_cell"], row["max_cell"], row["n_profiles"]) == (n, n, 2000 * len(labels))
+            assert got["n_past"].sum() == pytest.approx(got["n_chance"].sum(), rel=0.15)
+
+
+def test_languages_whose_classes_are_chance_are_named(tmp_path, neurons):
+    """ar and nl hold 60 sentences per cell and planted neurons; ja 3 per cell of pure noise. analyze names ja alone
+    as mostly chance and asks for the permutation test; once `significance` has run, the note gives its verdict on
+    ja's monolingual count."""
+    big, big_lang, big_lab = syn.make(seed=8, per_cell=60, neurons=40, langs=["ar", "nl"])
+    small, small_lang, small_lab = syn.make(
+        seed=9, per_cell=3, neurons=40, langs=["ja"], planted=syn.Planted(polyglot={}, monolingual={})
+    )
+    values, lang, lab = (
+        np.vstack([big, small]),
+        np.concatenate([big_lang, small_lang]),
+        np.concatenate([big_lab, small_lab]),
+    )
+    db = tmp_path / "w.duckdb"
+    load_long(db, syn.write_long(tmp_path / "m.parquet", [_long(values, lang, lab)]), "mixed")
+
+    def chance_notes() -> list[str]:
+        out = neurons("--db", db, "analyze", "--run", "mixed", "--json")
+        assert out.exit_code == 0, out.output
+        return [c for c in json.loads(out.stdout)["caveats"] if "may be chance" in c]
+
+    notes = chance_notes()
+    assert len(notes) == 1 and notes[0].startswith("Neuron classes in ja may be chance")
+    assert "`neurons significance`" in notes[0]
+    with Warehouse(db) as wh:
+        store(wh, significance(wh, "mixed", 11, SignificanceOptions(permutations=200, bootstraps=0, seed=0)))
+        observed = wh.monolingual_counts("mixed", 11).filter(pl.col("language") == "ja")["n_neurons"].item()
+    notes = chance_notes()
+    assert len(notes) == 1 and f"The permutation test of the monolingual counts: ja {observed} against" in notes[0]

@@ -87,7 +87,7 @@ SELECT run, layer, language, label, reliability, n_sentences, n_splits FROM spli
 
 -- Definition 9: each label x pair's Spearman (definition 5) beside its noise ceiling sqrt(r_a r_b) and
 -- the disattenuated correlation rho / sqrt(r_a r_b) (NULL where either reliability is <= 0 or missing;
--- values above 1 are kept as they are). interpretable is false where either reliability is below 0.3:
+-- values beyond ±1 are kept as they are). interpretable is false where either reliability is below 0.3:
 -- such a rho says more about noise than about the languages.
 CREATE OR REPLACE VIEW crosslingual_ceiling AS
 WITH paired AS (   -- both reliabilities of a pair from one reference to profile_reliability: a self-join computes it twice
@@ -107,3 +107,50 @@ SELECT run, layer, label, language_a, language_b, spearman, reliability_a, relia
        coalesce(reliability_a >= 0.3 AND reliability_b >= 0.3, false) AS interpretable
 FROM paired
 WHERE n_cells = 2;   -- both languages' cells have a reliability row, as an inner join on each would require
+
+-- P(Z > x) for a standard normal Z: Abramowitz & Stegun 7.1.26 for erfc (absolute error under 1e-7 here),
+-- reflected for x < 0. DuckDB has no normal distribution function.
+CREATE OR REPLACE MACRO erfc_polynomial(u) AS
+    u * (0.254829592 + u * (-0.284496736 + u * (1.421413741 + u * (-1.453152027 + u * 1.061405429))));
+CREATE OR REPLACE MACRO normal_sf(x) AS
+    CASE WHEN x >= 0 THEN 0.5 * exp(-x * x / 2) * erfc_polynomial(1 / (1 + 0.3275911 * x / sqrt(2)))
+         ELSE 1 - 0.5 * exp(-x * x / 2) * erfc_polynomial(1 / (1 - 0.3275911 * x / sqrt(2))) END;
+
+-- Definition 24: the chance level of definition 6's classes (paper Section 3.3 counts profiles past a
+-- threshold; how many would pass with no label effect at all is left open). With none, a profile P[L, l, n] is
+-- the mean of z over the cell's n sentences drawn at random from the language's N: mean 0 and standard
+-- deviation sqrt((N - n) / (n (N - 1))) (drawn without replacement from values of mean 0 and variance 1),
+-- about normal. Per language: its profiles (labels x neurons), how many pass the threshold (n_past), and how
+-- many would pass by chance alone (n_chance, expected; a constant neuron has z = 0 and passes only a negative
+-- threshold). mostly_chance: at least one profile is expected to pass by chance and fewer than twice as many
+-- pass, so half or more of those that do may be noise; the language's classes and monolingual count then say
+-- little without a test against chance (class_significance).
+CREATE OR REPLACE MACRO profile_chance(threshold, absolute := false) AS TABLE
+WITH cells AS (
+    SELECT p.run, p.layer, p.language, p.label, any_value(p.n_sentences) AS n, count(*) AS n_neurons,
+           count(*) FILTER (WHERE s.std > 0) AS n_live, any_value(s.n_sentences) AS n_language,
+           count(*) FILTER (WHERE (CASE WHEN absolute THEN abs(p.mean_z) ELSE p.mean_z END) > threshold) AS n_past
+    FROM label_profiles AS p
+    JOIN language_stats AS s USING (run, layer, language, neuron)
+    GROUP BY p.run, p.layer, p.language, p.label
+),
+noise AS (
+    SELECT *, CASE WHEN n < n_language THEN sqrt((n_language - n) / (n * (n_language - 1.0))) ELSE 0.0 END AS noise_sd
+    FROM cells
+),
+chance AS (   -- the probability that one live neuron's profile passes by chance, and that a constant one does
+    SELECT *,
+           CASE WHEN noise_sd = 0 OR (absolute AND threshold < 0) THEN (0 > threshold)::DOUBLE
+                WHEN absolute THEN 2 * normal_sf(threshold / noise_sd)
+                ELSE normal_sf(threshold / noise_sd) END AS p_live,
+           (0 > threshold)::DOUBLE AS p_constant
+    FROM noise
+)
+SELECT *, n_chance >= 1 AND n_past < 2 * n_chance AS mostly_chance
+FROM (
+    SELECT run, layer, language, any_value(n_language) AS n_sentences, count(*) AS n_labels, min(n) AS min_cell,
+           max(n) AS max_cell, max(noise_sd) AS max_noise_sd, sum(n_neurons)::BIGINT AS n_profiles,
+           sum(n_past)::BIGINT AS n_past, sum(n_live * p_live + (n_neurons - n_live) * p_constant) AS n_chance
+    FROM chance
+    GROUP BY run, layer, language
+);

@@ -88,7 +88,7 @@ def analyze(
             click.echo(render(table, "json" if as_json else "table", float_precision=3), nl=False)
             return
         f = run_analyze(wh, run, layer, threshold, absolute, top)
-        notes = caveats(wh, f.run, f.layer)
+        notes = caveats(wh, f.run, f.layer, threshold, absolute)
         agreement = criteria_headline(wh, f.run, f.layer)
         accuracy = wh.sql(
             f"select {EVALUATION_COLUMNS} from evaluation where run = ? order by language",

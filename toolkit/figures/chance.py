@@ -29,13 +29,15 @@ def classes_null(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     order = [c for c in CLASSES if c != "inactive"]
     panels = [*order, "monolingual, per language"]
     base = alt.Chart().encode(y=alt.Y("row:N", title=None, sort=None))
+    # whole neurons only (the renderer ignores tickMinStep), the last label centred on its tick, not flush
+    counts = alt.Axis(format="d", labelExpr="datum.value % 1 ? '' : datum.label", labelFlush=False, tickCount=5)
     # round caps keep a null interval of zero width visible as a grey dot under the observed count
     band = base.mark_rule(strokeWidth=12, strokeCap="round", opacity=0.8, color="#c4c4c4").encode(
-        x=alt.X("null_low:Q", title="neurons"), x2="null_high:Q"
+        x=alt.X("null_low:Q", title="neurons", axis=counts), x2="null_high:Q"
     )
-    null_mean = base.mark_tick(color="#333333", thickness=2, size=16).encode(x="null_mean:Q")
+    null_mean = base.mark_tick(color="#333333", thickness=2, size=16).encode(x=alt.X("null_mean:Q", axis=counts))
     observed = base.mark_point(filled=True, size=70, opacity=1).encode(
-        x="observed:Q",
+        x=alt.X("observed:Q", axis=counts),
         color=alt.Color(
             "neuron_class:N",
             title="class",

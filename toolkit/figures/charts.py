@@ -114,6 +114,7 @@ def label_variance(wh: Warehouse, o: ChartOptions) -> alt.Chart:
             columns=4,
         )
         .resolve_scale(y="independent")
+        .resolve_axis(x="independent")  # each panel its own axis: a shared one is also drawn under empty grid cells
         .properties(
             title=chart_title(
                 f"The {FIGURE1_NEURONS} neurons whose z varies most within each label (dots); grey band: the middle "
@@ -166,7 +167,7 @@ def ceiling_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     )
     notes = [f"run {o.run}, layer {layer}"]
     missing = rows["ceiling"].null_count()
-    above = int((rows["interpretable"] & (rows["disattenuated"].fill_nan(None) > 1)).sum())  # Polars ranks NaN top
+    above = int((rows["interpretable"] & (rows["disattenuated"].fill_nan(None).abs() > 1)).sum())  # NaN ranks top
     if missing:
         notes += [
             f"n/a ({missing} of {df.height} cells): a profile's split-half reliability is 0 or below (its Spearman is "
@@ -174,10 +175,11 @@ def ceiling_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
             "or undefined (a constant profile, or a cell of under 4 sentences)",
         ]
     if above:
-        notes.append(
-            f"†: rho* above 1 ({above} cells): the reliabilities, estimated from half the sentences, came out low "
-            "by chance; read as consistent as the noise allows"
-        )
+        notes += [
+            f"†: |rho*| above 1 ({above} cells): the reliabilities, estimated from half the sentences, came out low "
+            "by chance;",
+            "read as agreeing (below -1: opposing) as fully as the noise allows",
+        ]
     title = alt.TitleParams(
         "Noise ceiling sqrt(r_a r_b) of each Spearman (ρ* = rho / ceiling)", subtitle=notes, subtitleColor="#666666"
     )
@@ -185,15 +187,17 @@ def ceiling_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
 
 
 def _ceiling_text(ceiling: float | None, disattenuated: float | None, interpretable: bool) -> str:
-    """A ceiling cell's two lines: the ceiling, then rho* (marked † above 1) or why it is not read (n/a: the
-    Spearman itself is undefined, a constant profile)."""
+    """A ceiling cell's two lines: the ceiling, then rho* (marked † beyond ±1, with a third decimal where two would
+    read ±1.00) or why it is not read (n/a: the Spearman itself is undefined, a constant profile)."""
     if ceiling is None:
         return "n/a"
     if not interpretable:
         return f"{ceiling:.2f}\ntoo noisy"
     if disattenuated is None or math.isnan(disattenuated):
         return f"{ceiling:.2f}\nρ* n/a"
-    return f"{ceiling:.2f}\nρ* {round(disattenuated, 2) + 0.0:.2f}{'†' if disattenuated > 1 else ''}"  # never -0.00
+    beyond = abs(disattenuated) > 1
+    digits = 3 if beyond and abs(round(disattenuated, 2)) == 1 else 2
+    return f"{ceiling:.2f}\nρ* {round(disattenuated, digits) + 0.0:.{digits}f}{'†' if beyond else ''}"  # never -0.00
 
 
 def _pair_heatmap(df: pl.DataFrame, value_title: str, scale: alt.Scale, title) -> alt.Chart:

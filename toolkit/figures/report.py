@@ -438,7 +438,7 @@ def build_report(
             meta=meta,
             figures=_figures(wh, rl.run, rl.layer, threshold, absolute),
             tables=_tables(wh, rl.run, rl.layer, threshold, absolute, redact_paths),
-            notes=caveats(wh, rl.run, rl.layer),
+            notes=caveats(wh, rl.run, rl.layer, threshold, absolute),
             explorer=cards_json(neuron_cards(wh, rl.run, rl.layer, None, EXPLORER_SENTENCES, threshold, absolute)),
             threshold=threshold,
             absolute=absolute,

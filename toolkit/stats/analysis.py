@@ -133,11 +133,12 @@ def layer_sweep(wh: Warehouse, run: str, threshold: float = THRESHOLD, absolute:
 
 
 @reads
-def caveats(wh: Warehouse, run: str, layer: int) -> list[str]:
+def caveats(wh: Warehouse, run: str, layer: int, threshold: float = THRESHOLD, absolute: bool = False) -> list[str]:
     """What the run's figures can and cannot claim, in sentences: languages whose model is at chance (view
-    `evaluation`), languages the tokenizer serves poorly (`tokenizer_fitness`), a probe that learnt nothing
-    (`probe_topk`), label-sensitive neurons by q alone and by q plus effect size (`neuron_significance`), and
-    label x pair correlations too noisy to interpret (`crosslingual_ceiling`)."""
+    `evaluation`), languages the tokenizer serves poorly (`tokenizer_fitness`), label-sensitive neurons by q
+    alone and by q plus effect size (`neuron_significance`), languages whose classes at THRESHOLD are mostly chance
+    (`profile_chance`), a probe that learnt nothing (`probe_topk`), and label x pair correlations too noisy to
+    interpret (`crosslingual_ceiling`)."""
     notes = []
     chance = wh.sql(
         "select language, macro_f1, macro_f1_null_high, macro_f1_p from evaluation where run = ? and at_chance "
@@ -174,6 +175,9 @@ def caveats(wh: Warehouse, run: str, layer: int) -> list[str]:
             f"label-sensitive neurons). Per language (each language's own test): {by_language}. With many "
             "sentences a tiny effect is significant, so q alone says nothing about size."
         )
+    chance = chance_note(wh, run, layer, threshold, absolute)
+    if chance:
+        notes.append(chance)
     constant, n = wh.sql(
         "select count(*) filter (where constant), count(*) from between_label_variance where run = ? and layer = ?",
         [run, layer],
@@ -215,3 +219,47 @@ def caveats(wh: Warehouse, run: str, layer: int) -> list[str]:
             "(view crosslingual_ceiling)."
         )
     return notes
+
+
+def chance_note(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bool) -> str | None:
+    """The languages whose profiles pass the class threshold hardly more often than noise would (definition 24,
+    view `profile_chance`), with their monolingual counts and, where `neurons significance` tested them at this
+    threshold, the permutation test's verdict; None where every language clears chance."""
+    chance = wh.sql(
+        "select language, n_sentences, min_cell, max_noise_sd, n_profiles, n_past, n_chance "
+        "from profile_chance(?, absolute := ?) "
+        "where run = ? and layer = ? and mostly_chance order by language",
+        [threshold, absolute, run, layer],
+    )
+    if not chance.height:
+        return None
+    rule = f"{'|P|' if absolute else 'P'} > {threshold:g}"
+    noisiest = chance.sort("max_noise_sd", descending=True).row(0, named=True)
+    names = ", ".join(chance["language"])
+    counts = ", ".join(
+        f"{r['language']} {r['n_past']:,} against {r['n_chance']:,.0f} of {r['n_profiles']:,}"
+        for r in chance.iter_rows(named=True)
+    )
+    mono = wh.monolingual_counts(run, layer, threshold, absolute).join(chance.select("language"), on="language")
+    tested = wh.sql(
+        "select language, observed, null_mean, p_value from class_significance where run = ? and layer = ? "
+        "and label is null and threshold = ? and absolute = ? order by language",
+        [run, layer, threshold, absolute],
+    ).join(chance.select("language"), on="language")
+    note = (
+        f"Neuron classes in {names} may be chance: a label profile of few sentences is noisy (with no label effect "
+        f"at all, its standard deviation reaches {noisiest['max_noise_sd']:.2f} in {noisiest['language']}'s smallest "
+        f"cell, {noisiest['min_cell']} of its {noisiest['n_sentences']} sentences), so many profiles pass {rule} by "
+        f"chance alone. Profiles past it, observed against expected by chance: {counts} (view profile_chance). "
+    )
+    if tested.height:
+        verdicts = ", ".join(
+            f"{r['language']} {r['observed']} against {r['null_mean']:.0f} expected, p = {r['p_value']:.3f}"
+            for r in tested.iter_rows(named=True)
+        )
+        return note + f"The permutation test of the monolingual counts: {verdicts} (view class_significance)."
+    each = ", ".join(f"{r['language']} {r['n_neurons']}" for r in mono.sort("language").iter_rows(named=True))
+    return note + (
+        f"Their monolingual counts ({each}) say nothing until `neurons significance` tests them against chance "
+        "(view class_significance)."
+    )
