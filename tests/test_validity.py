@@ -412,3 +412,62 @@ def test_languages_whose_classes_are_chance_are_named(tmp_path, neurons):
         observed = wh.monolingual_counts("mixed", 11).filter(pl.col("language") == "ja")["n_neurons"].item()
     notes = chance_notes()
     assert len(notes) == 1 and f"The permutation test of the monolingual counts: ja {observed} against" in notes[0]
+
+
+def test_length_adjusted_variance_is_the_ancova_of_z_on_length(tmp_path, neurons):
+    """Definition 25 against numpy on data where labels differ in length: neuron 0 follows length alone, neuron 1
+    the label alone (its label happens to hold the longest sentences), neuron 2 both, neuron 3 is constant in ar.
+    Each cell's mean z is moved to its language's mean length along the pooled within-label slope; the
+    between-label variance of those means, length_share and length_r equal numpy's. Length explains nearly all of
+    neuron 0's label differences and almost none of neuron 1's: a slope taken across labels would have taken
+    neuron 1's effect for length. analyze names neuron 0, and neither 1 nor 2."""
+    rng = np.random.default_rng(11)
+    langs, labels, per = ["ar", "nl", "sl"], ["anger", "fear", "joy", "sadness"], 40
+    lang = np.repeat(langs, len(labels) * per)
+    lab = np.tile(np.repeat(labels, per), len(langs))
+    typical = {"anger": 8, "fear": 12, "joy": 30, "sadness": 16}
+    tokens = np.maximum(1, np.round([typical[l] * rng.lognormal(0, 0.35) for l in lab])).astype(int)
+    x = np.log(tokens)
+    values = rng.normal(size=(lab.size, 8))
+    values[:, 0] += 2.0 * x
+    values[:, 1] += 1.5 * (lab == "joy")
+    values[:, 2] += 1.0 * x + 1.0 * (lab == "fear")
+    values[lang == "ar", 3] = 5.0
+    frame = _long(values, lang, lab).with_columns(n_tokens=pl.Series(np.repeat(tokens, 8)).cast(pl.Int64))
+    db = tmp_path / "w.duckdb"
+    load_long(db, syn.write_long(tmp_path / "l.parquet", [frame]), "lengths")
+    with Warehouse(db, read_only=True) as wh:
+        got = wh.sql("select * from length_confound where run = 'lengths' order by neuron")
+        eta = dict(wh.sql("select language, any_value(eta_squared) from label_lengths group by language").iter_rows())
+
+    z = syn.zscore(values.astype(np.float32).astype(np.float64), lang)
+    xc = x - np.array([x[lang == L].mean() for L in lang])  # centred within language
+    cells = [(L, l, (lang == L) & (lab == l)) for L in langs for l in labels]
+    adjusted = np.zeros((len(labels), z.shape[1]))
+    raw = np.zeros_like(adjusted)
+    for L in langs:
+        in_l = [(l, m) for L2, l, m in cells if L2 == L]
+        szx = sum(((z[m] - z[m].mean(axis=0)) * (xc[m] - xc[m].mean())[:, None]).sum(axis=0) for _, m in in_l)
+        sxx = sum(((xc[m] - xc[m].mean()) ** 2).sum() for _, m in in_l)
+        slope = szx / sxx  # pooled within-label slope (ANCOVA)
+        for l, m in in_l:
+            i = labels.index(l)
+            adjusted[i] += m.sum() * (z[m].mean(axis=0) - slope * xc[m].mean())
+            raw[i] += m.sum() * z[m].mean(axis=0)
+        ss = sum(m.sum() * xc[m].mean() ** 2 for _, m in in_l)
+        assert eta[L] == pytest.approx(ss / (xc[lang == L] ** 2).sum(), rel=1e-9)
+    counts = np.array([(lab == l).sum() for l in labels])[:, None]
+    variance, adjusted_variance = (raw / counts).var(axis=0), (adjusted / counts).var(axis=0)
+    length_r = (z * xc[:, None]).sum(axis=0) / np.sqrt((z**2).sum(axis=0) * (xc**2).sum())
+    np.testing.assert_allclose(got["variance"], variance, rtol=1e-6)
+    np.testing.assert_allclose(got["adjusted_variance"], adjusted_variance, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(got["length_share"], 1 - adjusted_variance / variance, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(got["length_r"], length_r, rtol=1e-6, atol=1e-9)
+    share = got["length_share"].to_list()
+    assert share[0] > 0.8 and abs(share[1]) < 0.2 and 0.2 < share[2] < 0.8
+    assert got["length_driven"].to_list()[:3] == [True, False, False]  # noise neurons (3-7) may be either
+
+    out = neurons("--db", db, "analyze", "--run", "lengths", "--json")
+    assert out.exit_code == 0, out.output
+    notes = [c for c in json.loads(out.stdout)["caveats"] if "sentence length" in c]
+    assert len(notes) == 1 and ": 0 (" in notes[0] and " 1 (" not in notes[0] and " 2 (" not in notes[0]

@@ -103,7 +103,11 @@ def analyze(
         return
     rule = "|P|" if absolute else "P"
     sections = [
-        (f"Top {top} neurons by between-label variance (Section 2.3)", f.top_variance),
+        (
+            f"Top {top} neurons by between-label variance (Section 2.3"
+            + ("; length_share and length_r: definition 25)" if "length_share" in f.top_variance.columns else ")"),
+            f.top_variance,
+        ),
         ("Cross-lingual consistency per language pair, mean over labels (Section 3.2)", f.language_pairs),
         (f"Neuron classes per label, share of the layer's neurons ({rule} > {threshold}; Section 3.3)", f.class_shares),
         (f"Monolingual neurons per language ({rule} > {threshold}; Section 4)", f.monolingual),

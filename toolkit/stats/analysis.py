@@ -40,12 +40,16 @@ def resolve(wh: Warehouse, run: str, layer: int | None) -> RunLayer:
 
 
 def top_variance_neurons(wh: Warehouse, run: str, layer: int, k: int) -> pl.DataFrame:
-    """The K neurons of highest between-label variance (definition 3): rank, neuron, variance, best first."""
-    return wh.sql(
-        "select rank, neuron, variance from between_label_variance where run = ? and layer = ? and rank <= ? "
-        "order by rank",
+    """The K neurons of highest between-label variance (definition 3): rank, neuron, variance, best first; with the
+    share of it that is sentence length and their correlation with it (definition 25) where the run has token
+    counts."""
+    top = wh.sql(
+        "select b.rank, b.neuron, b.variance, l.length_share, l.length_r from between_label_variance b "
+        "left join length_confound l using (run, layer, neuron) where b.run = ? and b.layer = ? and b.rank <= ? "
+        "order by b.rank",
         [run, layer, k],
     )
+    return top if top["length_share"].null_count() < top.height else top.drop("length_share", "length_r")
 
 
 @dataclass
@@ -137,8 +141,8 @@ def caveats(wh: Warehouse, run: str, layer: int, threshold: float = THRESHOLD, a
     """What the run's figures can and cannot claim, in sentences: languages whose model is at chance (view
     `evaluation`), languages the tokenizer serves poorly (`tokenizer_fitness`), label-sensitive neurons by q
     alone and by q plus effect size (`neuron_significance`), languages whose classes at THRESHOLD are mostly chance
-    (`profile_chance`), a probe that learnt nothing (`probe_topk`), and label x pair correlations too noisy to
-    interpret (`crosslingual_ceiling`)."""
+    (`profile_chance`), top neurons whose label differences are mostly sentence length (`length_confound`), a probe
+    that learnt nothing (`probe_topk`), and label x pair correlations too noisy to interpret (`crosslingual_ceiling`)."""
     notes = []
     chance = wh.sql(
         "select language, macro_f1, macro_f1_null_high, macro_f1_p from evaluation where run = ? and at_chance "
@@ -175,9 +179,9 @@ def caveats(wh: Warehouse, run: str, layer: int, threshold: float = THRESHOLD, a
             f"label-sensitive neurons). Per language (each language's own test): {by_language}. With many "
             "sentences a tiny effect is significant, so q alone says nothing about size."
         )
-    chance = chance_note(wh, run, layer, threshold, absolute)
-    if chance:
-        notes.append(chance)
+    for note in (chance_note(wh, run, layer, threshold, absolute), length_note(wh, run, layer)):
+        if note:
+            notes.append(note)
     constant, n = wh.sql(
         "select count(*) filter (where constant), count(*) from between_label_variance where run = ? and layer = ?",
         [run, layer],
@@ -262,4 +266,33 @@ def chance_note(wh: Warehouse, run: str, layer: int, threshold: float, absolute:
     return note + (
         f"Their monolingual counts ({each}) say nothing until `neurons significance` tests them against chance "
         "(view class_significance)."
+    )
+
+
+LENGTH_TOP = 10
+"""The top-variance neurons whose length share the length note checks (analyze's default --top)."""
+
+
+def length_note(wh: Warehouse, run: str, layer: int) -> str | None:
+    """The top-variance neurons of which half or more of the between-label variance is sentence length (definition
+    25, view `length_confound`), with how much the labels differ in length per language; None where none is."""
+    driven = wh.sql(
+        "select neuron, length_share from length_confound where run = ? and layer = ? and rank <= ? and length_driven "
+        "order by rank",
+        [run, layer, LENGTH_TOP],
+    )
+    if not driven.height:
+        return None
+    lengths = wh.sql(
+        "select language, any_value(eta_squared) as eta_squared from label_lengths where run = ? group by language "
+        "order by eta_squared desc, language",
+        [run],
+    )
+    each = ", ".join(f"{n} ({share:.0%})" for n, share in driven.iter_rows())
+    by_language = ", ".join(f"{language} {eta:.3f}" for language, eta in lengths.iter_rows())
+    return (
+        f"{driven.height} of the {LENGTH_TOP} top-variance neurons may track sentence length rather than the label: "
+        f"once length (log tokens) is regressed out within each language, they lose half or more of their "
+        f"between-label variance: {each} of it is length (view length_confound). Labels differ in length (share of "
+        f"the variance of log tokens between labels: {by_language}; view label_lengths)."
     )

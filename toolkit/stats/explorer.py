@@ -2,7 +2,8 @@
 Polars frames read from the views (no statistic is computed here).
 
 A card holds the neuron's label x language profile (definition 2), its class per label (definition 6), its
-between-label variance and rank (definition 3), its significance and effect size (definition 10, after
+between-label variance and rank (definition 3) and the share of it that is sentence length (definition 25, where the
+run has token counts), its significance and effect size (definition 10, after
 `neurons significance`), the ablations whose target set held it, and the sentences that activate it most and
 least in each language (view `top_sentences`). `neurons neuron` prints one card; the report embeds them all.
 """
@@ -28,7 +29,7 @@ class Cards:
     run: str
     layer: int
     n_neurons: int  # neurons in the layer
-    variance: pl.DataFrame  # neuron, variance, rank
+    variance: pl.DataFrame  # neuron, variance, rank, adjusted_variance, length_share, length_r (definition 25)
     profile: pl.DataFrame  # neuron, language, label, mean_z, n_sentences
     classes: pl.DataFrame  # neuron, label, neuron_class, language
     significance: pl.DataFrame  # neuron, q_value, omega/eta squared, sensitive (empty before `neurons significance`)
@@ -104,8 +105,11 @@ def neuron_cards(
         rl.run,
         rl.layer,
         known.len(),
-        variance=wh.sql(
-            f"select neuron, variance, rank from between_label_variance where {where} order by neuron", params
+        variance=wh.sql(  # with definition 25's length adjustment where the run has token counts
+            "select b.neuron, b.variance, b.rank, l.adjusted_variance, l.length_share, l.length_r "
+            "from between_label_variance b left join length_confound l using (run, layer, neuron) "
+            "where b.run = ? and b.layer = ? and list_contains(?, b.neuron) order by b.neuron",
+            params,
         ),
         profile=wh.sql(
             f"select neuron, language, label, mean_z, n_sentences from label_profiles where {where} "
@@ -188,6 +192,11 @@ def card_text(cards: Cards, neuron: int, render) -> str:
         v = c.variance.row(0, named=True)
         rank = f"rank {v['rank']} of {cards.n_neurons}" if v["rank"] is not None else "constant in every language"
         lines.append(f"between-label variance {v['variance']:.4f}, {rank}")
+        if v["length_share"] is not None:
+            lines.append(
+                f"length (definition 25): r {v['length_r']:+.2f} with log tokens within language; without it, "
+                f"between-label variance {v['adjusted_variance']:.4f} ({v['length_share']:.0%} of it is length)"
+            )
     if c.significance.height:
         s = c.significance.row(0, named=True)
         effect = {k: "--" if s[k] is None else f"{s[k]:.4f}" for k in ("omega_squared", "eta_squared")}
@@ -289,11 +298,12 @@ def cards_json(cards: Cards) -> dict:
         return part[name].get(neuron, [])
 
     out = {}
-    for neuron, variance, rank in cards.variance.iter_rows():
+    for neuron, variance, rank, adjusted, share, length_r in cards.variance.iter_rows():
         token_rows = rows("token_values", neuron)
         out[str(neuron)] = {
             "variance": variance,
             "rank": rank,
+            "length": None if share is None else {"adjusted_variance": adjusted, "share": share, "r": length_r},
             "profile": [list(r) for r in rows("profile", neuron)],
             "classes": [list(r) for r in rows("classes", neuron)],
             "significance": next((dict(zip(columns["significance"], r)) for r in rows("significance", neuron)), None),
