@@ -77,6 +77,7 @@ def compare_views(db: Path, a: str, b: str, tol: float = 1e-9) -> None:
         "neuron_classes": ("layer, label, neuron", ["neuron_class", "language"]),
         "zscores": ("layer, sentence_id, neuron", ["z"]),
         "profile_reliability": ("layer, language, label", ["reliability"]),
+        "length_confound": ("layer, neuron", ["adjusted_variance", "length_share", "length_r"]),
     }
     for source, (keys, cols) in checks.items():
         frames = [

@@ -192,13 +192,12 @@ def _tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: boo
 def _finding_tables(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bool) -> list[Table]:
     """The paper's findings: top-variance neurons, cross-lingual consistency, ceilings, classes, top neurons."""
     wide = _wide(wh.class_counts(run, layer, threshold, absolute))
+    top = top_variance_neurons(wh, run, layer, 20)
+    length = " (length_share: the share that is sentence length, view length_confound)" * (
+        "length_share" in top.columns
+    )
     return [
-        Table(
-            "top-variance",
-            "Top 20 neurons by between-label variance",
-            "between_label_variance",
-            top_variance_neurons(wh, run, layer, 20),
-        ),
+        Table("top-variance", f"Top 20 neurons by between-label variance{length}", "between_label_variance", top),
         Table(
             "language-pairs",
             "Cross-lingual consistency per language pair (mean over labels)",
