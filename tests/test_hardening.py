@@ -256,6 +256,11 @@ def test_unknown_tokens_are_reported_and_refused(db, neurons, checkpoint, tmp_pa
     assert r.exit_code == 0, r.stderr
     line = next(ln for ln in r.stdout.splitlines() if "unknown tok" in ln)
     assert "nl 0.0%" in line and "ko " in line and "ko 0.0%" not in line
+    r = neurons("--db", db, "analyze", "--run", "x")  # what the run cannot claim says so after --allow-unk too
+    assert r.exit_code == 0, r.stderr
+    note = next(ln for ln in r.stdout.splitlines() if "cannot spell" in ln)
+    assert note.startswith("note: The tokenizer cannot spell ") and "ko" in note and "hi" in note
+    assert "nl" not in note.split(":")[1]
 
 
 def test_unknown_share_matches_a_direct_count(checkpoint, sample):

@@ -15,6 +15,10 @@ MIN_EFFECT = 0.01
 on average; eta squared, its biased cousin, is about (k - 1) / (N - 1) under noise (0.0175 at 400 sentences
 and 8 labels), above this floor."""
 
+UNKNOWN_LIMIT = 0.05
+"""Largest share of a language's (non-special) tokens that may be the unknown token: extraction refuses more
+without --allow-unk, and analyze and the report name a language above it (definition 18)."""
+
 PERMUTATIONS = 1000
 BOOTSTRAPS = 1000
 

@@ -9,10 +9,8 @@ import numpy as np
 import polars as pl
 import torch
 
+from toolkit.defaults import UNKNOWN_LIMIT
 from toolkit.errors import UserError
-
-UNKNOWN_LIMIT = 0.05
-"""Largest share of a language's (non-special) tokens that may be unknown before the data is refused."""
 
 
 def tokenize(loaded, texts: list[str], max_length: int, special: bool = True) -> tuple[list[list[int]], np.ndarray]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from toolkit.defaults import CLASSES, THRESHOLD
+from toolkit.defaults import CLASSES, THRESHOLD, UNKNOWN_LIMIT
 from toolkit.store.runs import default_layer  # noqa: F401 - re-exported for library callers
 from toolkit.store.warehouse import Warehouse, reads
 
@@ -139,7 +139,7 @@ def layer_sweep(wh: Warehouse, run: str, threshold: float = THRESHOLD, absolute:
 @reads
 def caveats(wh: Warehouse, run: str, layer: int, threshold: float = THRESHOLD, absolute: bool = False) -> list[str]:
     """What the run's figures can and cannot claim, in sentences: languages whose model is at chance (view
-    `evaluation`), languages the tokenizer serves poorly (`tokenizer_fitness`), label-sensitive neurons by q
+    `evaluation`), languages the tokenizer cannot spell or serves poorly (`tokenizer_fitness`), label-sensitive neurons by q
     alone and by q plus effect size (`neuron_significance`), languages whose classes at THRESHOLD are mostly chance
     (`profile_chance`), top neurons whose label differences are mostly sentence length (`length_confound`), a probe
     that learnt nothing (`probe_topk`), and label x pair correlations too noisy to interpret (`crosslingual_ceiling`)."""
@@ -157,6 +157,15 @@ def caveats(wh: Warehouse, run: str, layer: int, threshold: float = THRESHOLD, a
             "with that in mind."
         )
     fitness = wh.tokenizer_fitness(run)
+    unreadable = fitness.filter(pl.col("unknown_share") > UNKNOWN_LIMIT).sort("unknown_share", descending=True)
+    if unreadable.height:
+        each = ", ".join(f"{r['unknown_share']:.1%} of {r['language']}'s" for r in unreadable.iter_rows(named=True))
+        notes.append(
+            f"The tokenizer cannot spell {', '.join(unreadable['language'])}: the unknown token is {each} tokens, "
+            f"above the {UNKNOWN_LIMIT:.0%} extraction allows without --allow-unk (view "
+            "tokenizer_fitness). The model read those sentences with holes in them, so their profiles describe "
+            "what little it saw."
+        )
     poor = fitness.filter("underserved")
     if poor.height:
         best = fitness.filter(pl.col("language") == pl.col("reference_language")).row(0, named=True)
