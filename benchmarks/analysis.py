@@ -5,8 +5,9 @@ Times, in one run on this machine:
   - filling the run's statistics cache (`moments`, done once when a run completes), all layers and
     one layer's worth;
   - `neurons analyze` for one layer and for every layer, from the cache;
-  - the noise ceilings of one layer (view `crosslingual_ceiling`: split-half reliabilities over the activations)
-    and `neurons report` of one layer;
+  - the noise ceilings of one layer (view `crosslingual_ceiling`: split-half reliabilities over the activations),
+    its length confound (`length_confound`: one pass over the layer's values with each sentence's length), the
+    chance level of its classes (`profile_chance`, from the cache) and `neurons report` of one layer;
 and the peak memory of the process that does the analysis (a child process, so data generation does not
 count).
 
@@ -63,7 +64,14 @@ def build(db: Path, n: int, layers: int, hidden: int) -> None:
         insert_table(
             con,
             "sentences",
-            pa.table({"sentence_id": np.arange(n, dtype=np.uint32), "language": lang, "label": lab}),
+            pa.table(
+                {
+                    "sentence_id": np.arange(n, dtype=np.uint32),
+                    "language": lang,
+                    "label": lab,
+                    "n_tokens": rng.integers(3, 64, n).astype(np.int32),
+                }
+            ),
             "run_id",
             1,
         )
@@ -121,6 +129,12 @@ def measure(db: Path, layers: int) -> dict:
     out["ceiling_one"] = timed(
         lambda: con.execute("select count(*) from crosslingual_ceiling where run = 'bench' and layer = 11").fetchall()
     )
+    out["length_one"] = timed(
+        lambda: con.execute("select count(*) from length_confound where run = 'bench' and layer = 11").fetchall()
+    )
+    out["chance_one"] = timed(
+        lambda: con.execute("select * from profile_chance(0.5) where run = 'bench' and layer = 11").fetchall(), 2
+    )
     out["n_values"] = con.execute("select count(*) from activations").fetchall()[0][0]
     wh.close()
     with tempfile.TemporaryDirectory() as tmp:
@@ -170,6 +184,8 @@ def main() -> None:
         ("neurons analyze, one layer, from the cache", m["analyze_one"], m["scan_one"]),
         (f"neurons analyze, each of the {args.layers} layers, from the cache", m["analyze_all"], m["scan_all"]),
         ("noise ceilings of one layer (crosslingual_ceiling)", m["ceiling_one"], m["scan_one"]),
+        ("length confound of one layer (length_confound)", m["length_one"], m["scan_one"]),
+        ("chance level of the classes, one layer (profile_chance)", m["chance_one"], m["scan_one"]),
         ("neurons report of one layer (figures, tables, explorer)", m["report_one"], m["scan_one"]),
     ]
     print(f"{'step':58s} {'seconds':>8s} {'x scan':>7s}")
