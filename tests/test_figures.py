@@ -253,6 +253,11 @@ def test_chart_bad_input(tmp_path, paper_sized, neurons):
         neurons("--db", paper_sized, "chart", "classes", "--run", "paper", "--layer", "3", "--out", tmp_path / "x.png"),
         "has no layer 3",
     )
+    assert_one_line_error(  # imported without token counts: no length to draw, and no file
+        neurons("--db", paper_sized, "chart", "length", "--run", "paper", "--out", tmp_path / "l.png"),
+        "has no sentence lengths",
+    )
+    assert not (tmp_path / "l.png").exists()
 
 
 def test_latex_is_booktabs_and_escaped():

@@ -14,6 +14,7 @@ import synthetic as syn
 from scipy import stats
 
 from toolkit.capture.load import load_long
+from toolkit.figures.charts import ChartOptions, build
 from toolkit.stats.significance import (
     SignificanceOptions,
     correlation_intervals,
@@ -466,6 +467,13 @@ def test_length_adjusted_variance_is_the_ancova_of_z_on_length(tmp_path, neurons
     share = got["length_share"].to_list()
     assert share[0] > 0.8 and abs(share[1]) < 0.2 and 0.2 < share[2] < 0.8
     assert got["length_driven"].to_list()[:3] == [True, False, False]  # noise neurons (3-7) may be either
+
+    with Warehouse(db, read_only=True) as wh:  # the figure draws every neuron and counts the length-driven ones
+        spec = build(wh, "length", ChartOptions(run="lengths", top=3)).to_dict()
+    drawn = max((d for d in spec["datasets"].values()), key=len)
+    assert sorted(r["neuron"] for r in drawn) == list(range(8))
+    assert [r["neuron"] for r in drawn if r["is_top"]] == got.filter(pl.col("rank") <= 3)["neuron"].sort().to_list()
+    assert f"({got['length_driven'].sum()} of 8 neurons)" in " ".join(spec["title"]["subtitle"])
 
     out = neurons("--db", db, "analyze", "--run", "lengths", "--json")
     assert out.exit_code == 0, out.output

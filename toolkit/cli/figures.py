@@ -29,6 +29,7 @@ CHARTS = [
     "classes",
     "monolingual",
     "variance-ranking",
+    "length",
     "classes-null",
     "sensitivity",
     "layers",
@@ -72,6 +73,7 @@ def chart(ctx: Context, name: str, out: Path, ablation_id: int | None, labels: s
     classes           neuron classes per label, stacked
     monolingual       monolingual neurons per language
     variance-ranking  between-label variance in rank order
+    length            between-label variance against the same at equal sentence length
     classes-null      class counts against the permutation null (after `neurons significance`)
     sensitivity       label-sensitive neurons per language beside the pooled count (after significance)
     layers            class shares and mean Spearman per pair across layers

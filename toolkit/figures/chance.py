@@ -30,7 +30,9 @@ def classes_null(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     panels = [*order, "monolingual, per language"]
     base = alt.Chart().encode(y=alt.Y("row:N", title=None, sort=None))
     # whole neurons only (the renderer ignores tickMinStep), the last label centred on its tick, not flush
-    counts = alt.Axis(format="d", labelExpr="datum.value % 1 ? '' : datum.label", labelFlush=False, tickCount=5)
+    counts = alt.Axis(
+        format="d", labelExpr="datum.value % 1 ? '' : datum.label", labelFlush=False, labelOverlap=True, tickCount=5
+    )
     # round caps keep a null interval of zero width visible as a grey dot under the observed count
     band = base.mark_rule(strokeWidth=12, strokeCap="round", opacity=0.8, color="#c4c4c4").encode(
         x=alt.X("null_low:Q", title="neurons", axis=counts), x2="null_high:Q"

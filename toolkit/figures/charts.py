@@ -18,6 +18,7 @@ from toolkit.defaults import CLASSES
 from toolkit.errors import UserError
 from toolkit.figures.chance import classes_null, sensitivity_by_language
 from toolkit.figures.deactivation import deactivation_chart
+from toolkit.figures.length import length_confound
 from toolkit.figures.options import ChartOptions
 from toolkit.figures.scales import CLASS_COLORS, chart_title, diverging, diverging_legend
 from toolkit.stats.analysis import resolve
@@ -484,6 +485,7 @@ CHARTS: dict[str, tuple[Callable[[Warehouse, ChartOptions], alt.Chart], str]] = 
     "classes": (class_distribution, "neuron classes per label, stacked"),
     "monolingual": (monolingual_counts, "monolingual neurons per language"),
     "variance-ranking": (variance_ranking, "between-label variance, neurons in rank order"),
+    "length": (length_confound, "between-label variance against the same at equal sentence length (definition 25)"),
     "sensitivity": (sensitivity_by_language, "label-sensitive neurons per language beside the pooled count"),
     "classes-null": (classes_null, "class counts against the permutation null (after `neurons significance`)"),
     "layers": (layer_sweep, "the layer sweep: class shares and mean Spearman per pair across layers"),

@@ -133,6 +133,15 @@ def _figures(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bo
             build(wh, "variance-ranking", o),
         ),
     ]
+    if wh.scalar("select count(*) from label_lengths where run = ?", [run]):  # the run has token counts
+        figs.append(
+            Figure(
+                "length",
+                "Sentence length: between-label variance before and after regressing it out",
+                "length_confound",
+                build(wh, "length", o),
+            )
+        )
     if wh.scalar("select count(k) from criteria_agreement where run = ? and layer = ?", [run, o.layer]):
         figs.append(  # none where no top-k is defined (fewer than 10 neurons, or one criterion)
             Figure(
