@@ -139,10 +139,11 @@ def layer_sweep(wh: Warehouse, run: str, threshold: float = THRESHOLD, absolute:
 @reads
 def caveats(wh: Warehouse, run: str, layer: int, threshold: float = THRESHOLD, absolute: bool = False) -> list[str]:
     """What the run's figures can and cannot claim, in sentences: languages whose model is at chance (view
-    `evaluation`), languages the tokenizer cannot spell or serves poorly (`tokenizer_fitness`), label-sensitive neurons by q
-    alone and by q plus effect size (`neuron_significance`), languages whose classes at THRESHOLD are mostly chance
-    (`profile_chance`), top neurons whose label differences are mostly sentence length (`length_confound`), a probe
-    that learnt nothing (`probe_topk`), and label x pair correlations too noisy to interpret (`crosslingual_ceiling`)."""
+    `evaluation`), languages the tokenizer cannot spell or serves poorly (`tokenizer_fitness`), label-sensitive
+    neurons by q alone and by q plus effect size (`neuron_significance`), languages whose classes at THRESHOLD are
+    mostly chance (`profile_chance`), top neurons whose label differences are mostly sentence length
+    (`length_confound`), a probe that learnt nothing (`probe_topk`), and label x pair correlations too noisy to
+    interpret (`crosslingual_ceiling`)."""
     notes = []
     chance = wh.sql(
         "select language, macro_f1, macro_f1_null_high, macro_f1_p from evaluation where run = ? and at_chance "
@@ -272,9 +273,10 @@ def chance_note(wh: Warehouse, run: str, layer: int, threshold: float, absolute:
         )
         return note + f"The permutation test of the monolingual counts: {verdicts} (view class_significance)."
     each = ", ".join(f"{r['language']} {r['n_neurons']}" for r in mono.sort("language").iter_rows(named=True))
+    command = "neurons significance" + (f" --threshold {threshold:g}" if threshold != THRESHOLD else "")
     return note + (
-        f"Their monolingual counts ({each}) say nothing until `neurons significance` tests them against chance "
-        "(view class_significance)."
+        f"Their monolingual counts ({each}) say nothing until `{command}{' --abs' * absolute}` tests them against "
+        "chance (view class_significance)."
     )
 
 
