@@ -103,6 +103,19 @@ def test_token_values_equal_a_hooked_forward_of_each_sentence(
         assert got_bins == middles
 
 
+def test_neighbours_of_nothing_are_none_and_quiet():
+    """No complete row to correlate (an empty run, or a missing value in every row): no neighbours, and no numpy
+    warning about the mean of an empty slice."""
+    import warnings
+
+    from toolkit.stats.neighbours import _top
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for rows in (np.zeros((0, 3)), np.array([[1.0, np.nan, 2.0]])):
+            assert _top(np.arange(3), rows, [0, 1], "sentences", 10).height == 0
+
+
 def test_density_histogram_and_neighbours_equal_numpy(tmp_path, neurons, checkpoint, data_csv):
     """The card's density (share above 0), its 20-bin histogram per language, and its ten nearest neurons by |r|
     of z across sentences and of label profiles, each computed here from the stored values."""

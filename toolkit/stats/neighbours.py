@@ -45,6 +45,8 @@ def _top(ids: np.ndarray, matrix: np.ndarray, wanted: list[int], by: str, k: int
     """The K neurons most correlated (|r|) with each of WANTED over the rows of MATRIX [observations, neurons]
     (rows with a missing value left out)."""
     matrix = matrix[~np.isnan(matrix).any(axis=1)]
+    if not matrix.shape[0]:  # no complete row: nothing to correlate (and no mean of an empty slice)
+        return pl.DataFrame(schema=SCHEMA)
     centred = matrix - matrix.mean(axis=0)
     norms = np.sqrt((centred**2).sum(axis=0))
     live = norms > 1e-12 * max(float(norms.max(initial=0.0)), 1.0)  # a constant neuron has no correlation
