@@ -26,7 +26,12 @@ CALLS = {  # calls of each table macro besides the views that call it at the pap
     "count_classes": [],
     "count_monolingual": [],
     "summarize_layers": [],
+    "profile_correlation": [],  # its default is crosslingual_correlation; at equal length it reads the view below
 }
+
+DUCKDB_ONLY = {"length_adjusted_profiles"}
+"""Views of the file whose DuckDB definition a later file replaces (sql/views/013_length.sql), which Spark does not
+read: on Spark they stay empty, so there is nothing to compare."""
 
 
 JIT_LIGHT = "-XX:TieredStopAtLevel=1 -XX:CICompilerCount=1 -XX:+UseSerialGC"
@@ -85,6 +90,8 @@ def lake_and_db(tmp_path_factory, checkpoint, sample):
 
 
 def statements(d) -> list[str]:
+    if d.name in DUCKDB_ONLY:
+        return []
     return [f"select * from {c}" for c in CALLS[d.name]] if d.kind == "function" else [f"select * from {d.name}"]
 
 

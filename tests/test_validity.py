@@ -446,6 +446,7 @@ def test_length_adjusted_variance_is_the_ancova_of_z_on_length(tmp_path, neurons
     cells = [(L, l, (lang == L) & (lab == l)) for L in langs for l in labels]
     adjusted = np.zeros((len(labels), z.shape[1]))
     raw = np.zeros_like(adjusted)
+    cell = {}  # (language, label): the profile at the language's mean length
     for L in langs:
         in_l = [(l, m) for L2, l, m in cells if L2 == L]
         szx = sum(((z[m] - z[m].mean(axis=0)) * (xc[m] - xc[m].mean())[:, None]).sum(axis=0) for _, m in in_l)
@@ -453,7 +454,8 @@ def test_length_adjusted_variance_is_the_ancova_of_z_on_length(tmp_path, neurons
         slope = szx / sxx  # pooled within-label slope (ANCOVA)
         for l, m in in_l:
             i = labels.index(l)
-            adjusted[i] += m.sum() * (z[m].mean(axis=0) - slope * xc[m].mean())
+            cell[L, l] = z[m].mean(axis=0) - slope * xc[m].mean()
+            adjusted[i] += m.sum() * cell[L, l]
             raw[i] += m.sum() * z[m].mean(axis=0)
         ss = sum(m.sum() * xc[m].mean() ** 2 for _, m in in_l)
         assert eta[L] == pytest.approx(ss / (xc[lang == L] ** 2).sum(), rel=1e-9)
@@ -464,6 +466,17 @@ def test_length_adjusted_variance_is_the_ancova_of_z_on_length(tmp_path, neurons
     np.testing.assert_allclose(got["adjusted_variance"], adjusted_variance, rtol=1e-6, atol=1e-12)
     np.testing.assert_allclose(got["length_share"], 1 - adjusted_variance / variance, rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(got["length_r"], length_r, rtol=1e-6, atol=1e-9)
+    with Warehouse(db, read_only=True) as wh:  # definition 5 on those profiles, and its pair means
+        rho = wh.sql("select * from profile_correlation(at_equal_length := true) where run = 'lengths'")
+        pairs = wh.sql("select * from length_pair_summary where run = 'lengths'")
+    assert rho.height == len(labels) * 3
+    for r in rho.iter_rows(named=True):
+        a, b = cell[r["language_a"], r["label"]], cell[r["language_b"], r["label"]]
+        assert r["spearman"] == pytest.approx(stats.spearmanr(a, b)[0], abs=1e-9)
+        assert r["cosine"] == pytest.approx(a @ b / np.linalg.norm(a) / np.linalg.norm(b), abs=1e-9)
+    for p in pairs.iter_rows(named=True):
+        mean = np.mean([stats.spearmanr(cell[p["language_a"], l], cell[p["language_b"], l])[0] for l in labels])
+        assert p["mean_spearman_at_equal_length"] == pytest.approx(mean, abs=1e-9)
     share = got["length_share"].to_list()
     assert share[0] > 0.8 and abs(share[1]) < 0.2 and 0.2 < share[2] < 0.8
     assert got["length_driven"].to_list()[:3] == [True, False, False]  # noise neurons (3-7) may be either
@@ -477,5 +490,29 @@ def test_length_adjusted_variance_is_the_ancova_of_z_on_length(tmp_path, neurons
 
     out = neurons("--db", db, "analyze", "--run", "lengths", "--json")
     assert out.exit_code == 0, out.output
-    notes = [c for c in json.loads(out.stdout)["caveats"] if "sentence length" in c]
+    notes = [c for c in json.loads(out.stdout)["caveats"] if "top-variance neurons may track sentence length" in c]
     assert len(notes) == 1 and ": 0 (" in notes[0] and " 1 (" not in notes[0] and " 2 (" not in notes[0]
+
+
+def test_agreement_that_is_only_length_is_named(tmp_path, neurons):
+    """Forty neurons follow sentence length alone, each with the same coefficient in every language, and labels
+    differ in length alike across languages: the profiles agree across languages (high Spearman), and at equal
+    length the agreement is gone. length_pair_summary flags every pair, and analyze names them."""
+    rng = np.random.default_rng(12)
+    langs, labels, per = ["ar", "nl", "sl"], ["anger", "fear", "joy", "sadness"], 30
+    lang = np.repeat(langs, len(labels) * per)
+    lab = np.tile(np.repeat(labels, per), len(langs))
+    typical = {"anger": 6, "fear": 10, "joy": 24, "sadness": 14}
+    tokens = np.maximum(1, np.round([typical[l] * rng.lognormal(0, 0.3) for l in lab])).astype(int)
+    values = np.log(tokens)[:, None] * rng.normal(size=40)[None, :] + 0.5 * rng.normal(size=(lab.size, 40))
+    frame = _long(values, lang, lab).with_columns(n_tokens=pl.Series(np.repeat(tokens, 40)).cast(pl.Int64))
+    db = tmp_path / "w.duckdb"
+    load_long(db, syn.write_long(tmp_path / "p.parquet", [frame]), "echo")
+    with Warehouse(db, read_only=True) as wh:
+        pairs = wh.sql("select * from length_pair_summary where run = 'echo' order by language_a, language_b")
+    assert pairs.height == 3 and pairs["length_carried"].all()
+    assert (pairs["mean_spearman"] > 0.5).all() and (pairs["mean_spearman_at_equal_length"].abs() < 0.2).all()
+    out = neurons("--db", db, "analyze", "--run", "echo", "--json")
+    assert out.exit_code == 0, out.output
+    notes = [c for c in json.loads(out.stdout)["caveats"] if c.startswith("Part of the cross-lingual agreement")]
+    assert len(notes) == 1 and all(f"{a}–{b}" in notes[0] for a, b in (("ar", "nl"), ("ar", "sl"), ("nl", "sl")))

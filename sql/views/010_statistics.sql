@@ -179,16 +179,26 @@ SELECT r.name AS run, ss.layer, ss.language, ss.neuron, ss.k - 1 AS df_between, 
 FROM ss
 JOIN runs AS r USING (run_id);
 
+-- The profiles of definition 25, moved to each language's mean sentence length: sql/views/013_length.sql
+-- defines them; this empty one stands where that file is not read (Spark reads this file alone).
+CREATE OR REPLACE VIEW length_adjusted_profiles AS
+SELECT run, layer, language, label, neuron, mean_z, n_sentences FROM label_profiles WHERE false;
+
 -- Definition 5, paper Section 3.2 and Figure 2 ("Cross-Lingual Consistency"): for each label and each
 -- unordered language pair (language_a < language_b) that both have the label, Spearman's rho between
 -- P[a, l, :] and P[b, l, :] over neurons (Pearson correlation of average ranks, so ties get the mean of
 -- the ranks they span) and their cosine similarity. A constant profile has no rank order: rho is NULL (undefined).
-CREATE OR REPLACE VIEW crosslingual_correlation AS
+-- With at_equal_length := true, the same of the length-adjusted profiles P~ (definition 25).
+CREATE OR REPLACE MACRO profile_correlation(at_equal_length := false) AS TABLE
 WITH ranked AS (
     SELECT run, layer, language, label, neuron, mean_z,
            rank() OVER (PARTITION BY run, layer, language, label ORDER BY mean_z)
              + (count(*) OVER (PARTITION BY run, layer, language, label, mean_z) - 1) / 2.0 AS avg_rank
-    FROM label_profiles
+    FROM (
+        SELECT run, layer, language, label, neuron, mean_z FROM label_profiles WHERE NOT at_equal_length
+        UNION ALL
+        SELECT run, layer, language, label, neuron, mean_z FROM length_adjusted_profiles WHERE at_equal_length
+    ) AS p
 )
 SELECT a.run, a.layer, a.label, a.language AS language_a, b.language AS language_b,
        CASE WHEN var_pop(a.avg_rank) > 0 AND var_pop(b.avg_rank) > 0 THEN corr(a.avg_rank, b.avg_rank) END AS spearman,
@@ -200,6 +210,9 @@ JOIN ranked AS b
   ON a.run = b.run AND a.layer = b.layer AND a.label = b.label AND a.neuron = b.neuron
  AND a.language < b.language
 GROUP BY a.run, a.layer, a.label, a.language, b.language;
+
+-- Definition 5 on the profiles themselves.
+CREATE OR REPLACE VIEW crosslingual_correlation AS SELECT * FROM profile_correlation();
 
 -- Definition 5, pair summary (paper Section 3.2, the mean rho per language pair): averages over labels.
 CREATE OR REPLACE VIEW language_pair_summary AS

@@ -67,20 +67,26 @@ FROM sums
 JOIN between_labels USING (run, layer, language, neuron)
 WINDOW n AS (PARTITION BY run, layer, neuron);
 
+-- Definition 25 (adjusted profiles): P~[L, l, n] = P[L, l, n] - slope[L, n] * mean_x[L, l], each cell's mean z
+-- at its language's mean length (x = 0), with the cell's sentences; it replaces the empty definition of
+-- sql/views/010_statistics.sql, so profile_correlation(at_equal_length := true) reads it.
+CREATE OR REPLACE VIEW length_adjusted_profiles AS
+SELECT p.run, p.layer, p.language, p.label, p.neuron,
+       (p.mean_z - coalesce(s.slope, 0.0) * g.mean_x)::DOUBLE AS mean_z, p.n_sentences, s.length_r
+FROM label_profiles AS p
+JOIN length_slopes AS s USING (run, layer, language, neuron)
+JOIN label_lengths AS g USING (run, language, label);
+
 -- Definition 25: per neuron, its between-label variance (definition 3) beside the same variance of the
--- length-adjusted profiles P~[L, l, n] = P[L, l, n] - slope[L, n] * mean_x[L, l] (each cell's mean at its
--- language's mean length, x = 0; pooled over languages by sentences as definition 3 pools),
--- length_share = 1 - adjusted_variance / variance (the share of the label differences that length accounts
--- for; negative where length hides them), length_driven where that share is half or more, and length_r
--- (above).
+-- length-adjusted profiles (pooled over languages by sentences as definition 3 pools), length_share =
+-- 1 - adjusted_variance / variance (the share of the label differences that length accounts for; negative
+-- where length hides them), length_driven where that share is half or more, and length_r (above).
 CREATE OR REPLACE VIEW length_confound AS
-WITH adjusted AS (   -- length_slopes is read once: two reads would compute it twice
-    SELECT p.run, p.layer, p.label, p.neuron, any_value(s.length_r) AS length_r,
-           sum(p.n_sentences * (p.mean_z - coalesce(s.slope, 0.0) * g.mean_x)) / sum(p.n_sentences) AS mean_z
-    FROM label_profiles AS p
-    JOIN length_slopes AS s USING (run, layer, language, neuron)
-    JOIN label_lengths AS g USING (run, language, label)
-    GROUP BY p.run, p.layer, p.label, p.neuron
+WITH adjusted AS (   -- length_slopes is read once (through length_adjusted_profiles): two reads compute it twice
+    SELECT run, layer, label, neuron, any_value(length_r) AS length_r,
+           sum(n_sentences * mean_z) / sum(n_sentences) AS mean_z
+    FROM length_adjusted_profiles
+    GROUP BY run, layer, label, neuron
 ),
 v AS (
     SELECT run, layer, neuron, var_pop(mean_z) AS adjusted_variance, any_value(length_r) AS length_r
@@ -92,3 +98,20 @@ SELECT b.run, b.layer, b.neuron, b.variance, b.rank, v.adjusted_variance,
        coalesce(b.variance > 0 AND v.adjusted_variance <= b.variance / 2, false) AS length_driven, v.length_r
 FROM between_label_variance AS b
 JOIN v USING (run, layer, neuron);
+
+-- Definition 25 (pairs): per language pair, definition 5's mean Spearman over labels beside the same of the
+-- length-adjusted profiles (profile_correlation(at_equal_length := true)). Where labels differ in length alike
+-- in two languages, neurons that follow length agree across them for that reason alone. length_carried: the
+-- pair agrees (mean Spearman at least 0.1) and a fifth or more of it is gone at equal length.
+CREATE OR REPLACE VIEW length_pair_summary AS
+WITH adjusted AS (
+    SELECT run, layer, language_a, language_b, avg(spearman) AS mean_spearman_at_equal_length
+    FROM profile_correlation(at_equal_length := true)
+    GROUP BY run, layer, language_a, language_b
+)
+SELECT s.run, s.layer, s.language_a, s.language_b, s.mean_spearman, a.mean_spearman_at_equal_length,
+       coalesce(s.mean_spearman >= 0.1 AND a.mean_spearman_at_equal_length <= 0.8 * s.mean_spearman, false)
+         AS length_carried,
+       s.n_labels
+FROM language_pair_summary AS s
+JOIN adjusted AS a USING (run, layer, language_a, language_b);

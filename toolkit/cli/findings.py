@@ -108,7 +108,15 @@ def analyze(
             + ("; length_share and length_r: definition 25)" if "length_share" in f.top_variance.columns else ")"),
             f.top_variance,
         ),
-        ("Cross-lingual consistency per language pair, mean over labels (Section 3.2)", f.language_pairs),
+        (
+            "Cross-lingual consistency per language pair, mean over labels (Section 3.2"
+            + (
+                "; at equal length: definition 25)"
+                if "mean_spearman_at_equal_length" in f.language_pairs.columns
+                else ")"
+            ),
+            f.language_pairs,
+        ),
         (f"Neuron classes per label, share of the layer's neurons ({rule} > {threshold}; Section 3.3)", f.class_shares),
         (f"Monolingual neurons per language ({rule} > {threshold}; Section 4)", f.monolingual),
     ]

@@ -25,7 +25,7 @@ from toolkit.figures.charts import ChartOptions, build, images
 from toolkit.figures.deactivation import latest_deactivation
 from toolkit.figures.export import human_names, write_table
 from toolkit.figures.report_sections import Table, method_tables, shown_path
-from toolkit.stats.analysis import EVALUATION_COLUMNS, caveats, resolve, top_variance_neurons
+from toolkit.stats.analysis import EVALUATION_COLUMNS, caveats, language_pairs, resolve, top_variance_neurons
 from toolkit.stats.explorer import cards_json, neuron_cards
 from toolkit.store.catalog import definitions
 from toolkit.store.output import atomic_dir, check_output_dir
@@ -209,9 +209,9 @@ def _finding_tables(wh: Warehouse, run: str, layer: int, threshold: float, absol
         Table("top-variance", f"Top 20 neurons by between-label variance{length}", "between_label_variance", top),
         Table(
             "language-pairs",
-            "Cross-lingual consistency per language pair (mean over labels)",
+            "Cross-lingual consistency per language pair (mean over labels; at equal length: view length_pair_summary)",
             "language_pair_summary",
-            wh.language_pair_summary(run, layer).drop("run", "layer"),
+            language_pairs(wh, run, layer),
         ),
         Table(
             "crosslingual",

@@ -52,6 +52,20 @@ def top_variance_neurons(wh: Warehouse, run: str, layer: int, k: int) -> pl.Data
     return top if top["length_share"].null_count() < top.height else top.drop("length_share", "length_r")
 
 
+def language_pairs(wh: Warehouse, run: str, layer: int) -> pl.DataFrame:
+    """Definition 5's summary per language pair (view `language_pair_summary`), with the mean Spearman at equal
+    sentence length (definition 25, `length_pair_summary`) where the run has token counts."""
+    pairs = wh.language_pair_summary(run, layer).drop("run", "layer")
+    at_equal_length = wh.sql(
+        "select language_a, language_b, mean_spearman_at_equal_length from length_pair_summary "
+        "where run = ? and layer = ?",
+        [run, layer],
+    )
+    if not at_equal_length.height:
+        return pairs
+    return pairs.join(at_equal_length, on=["language_a", "language_b"], how="left", maintain_order="left")
+
+
 @dataclass
 class Findings:
     """The paper's findings for one run and layer, each a small DataFrame."""
@@ -90,7 +104,7 @@ def analyze(
     """Top between-label-variance neurons, language-pair consistency, class shares and monolingual counts."""
     rl = resolve(wh, run, layer)
     top_variance = top_variance_neurons(wh, rl.run, rl.layer, top)
-    pairs = wh.language_pair_summary(rl.run, rl.layer).drop("run", "layer")
+    pairs = language_pairs(wh, rl.run, rl.layer)
     counts = wh.class_counts(rl.run, rl.layer, threshold, absolute)
     shares = (
         counts.pivot(on="neuron_class", index="label", values="share").select("label", *CLASSES).sort("label")
@@ -142,7 +156,7 @@ def caveats(wh: Warehouse, run: str, layer: int, threshold: float = THRESHOLD, a
     `evaluation`), languages the tokenizer cannot spell or serves poorly (`tokenizer_fitness`), label-sensitive
     neurons by q alone and by q plus effect size (`neuron_significance`), languages whose classes at THRESHOLD are
     mostly chance (`profile_chance`), top neurons whose label differences are mostly sentence length
-    (`length_confound`), a probe that learnt nothing (`probe_topk`), and label x pair correlations too noisy to
+    (`length_confound`) and language pairs whose agreement is partly length (`length_pair_summary`), a probe that learnt nothing (`probe_topk`), and label x pair correlations too noisy to
     interpret (`crosslingual_ceiling`)."""
     notes = []
     chance = wh.sql(
@@ -189,7 +203,11 @@ def caveats(wh: Warehouse, run: str, layer: int, threshold: float = THRESHOLD, a
             f"label-sensitive neurons). Per language (each language's own test): {by_language}. With many "
             "sentences a tiny effect is significant, so q alone says nothing about size."
         )
-    for note in (chance_note(wh, run, layer, threshold, absolute), length_note(wh, run, layer)):
+    for note in (
+        chance_note(wh, run, layer, threshold, absolute),
+        length_note(wh, run, layer),
+        length_pairs_note(wh, run, layer),
+    ):
         if note:
             notes.append(note)
     constant, n = wh.sql(
@@ -306,4 +324,22 @@ def length_note(wh: Warehouse, run: str, layer: int) -> str | None:
         f"once length (log tokens) is regressed out within each language, they lose half or more of their "
         f"between-label variance: {each} of it is length (view length_confound). Labels differ in length (share of "
         f"the variance of log tokens between labels: {by_language}; view label_lengths)."
+    )
+
+
+def length_pairs_note(wh: Warehouse, run: str, layer: int) -> str | None:
+    """The language pairs a fifth or more of whose mean Spearman is gone once the profiles are compared at equal
+    sentence length (definition 25, view `length_pair_summary`); None where no pair's is."""
+    carried = wh.sql(
+        "select language_a, language_b, mean_spearman, mean_spearman_at_equal_length from length_pair_summary "
+        "where run = ? and layer = ? and length_carried order by mean_spearman desc",
+        [run, layer],
+    )
+    if not carried.height:
+        return None
+    each = ", ".join(f"{a}–{b} {rho:.2f} → {adjusted:.2f}" for a, b, rho, adjusted in carried.iter_rows())
+    return (
+        f"Part of the cross-lingual agreement is sentence length: at equal length the mean Spearman falls for {each} "
+        "(view length_pair_summary). Labels differ in length alike in these languages, so neurons that follow length "
+        "agree across them for that reason alone; profile_correlation(at_equal_length := true) gives each label's rho."
     )
