@@ -258,6 +258,20 @@ def test_chart_bad_input(tmp_path, paper_sized, neurons):
         "has no sentence lengths",
     )
     assert not (tmp_path / "l.png").exists()
+    assert_one_line_error(
+        neurons(
+            "--db",
+            paper_sized,
+            "chart",
+            "correlation",
+            "--run",
+            "paper",
+            "--at-equal-length",
+            "--out",
+            tmp_path / "e.png",
+        ),
+        "has no sentence lengths",
+    )
 
 
 def test_latex_is_booktabs_and_escaped():

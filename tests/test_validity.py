@@ -477,6 +477,13 @@ def test_length_adjusted_variance_is_the_ancova_of_z_on_length(tmp_path, neurons
     for p in pairs.iter_rows(named=True):
         mean = np.mean([stats.spearmanr(cell[p["language_a"], l], cell[p["language_b"], l])[0] for l in labels])
         assert p["mean_spearman_at_equal_length"] == pytest.approx(mean, abs=1e-9)
+    with Warehouse(db, read_only=True) as wh:  # Figure 2 at equal length draws those rhos
+        heat = build(wh, "correlation", ChartOptions(run="lengths", at_equal_length=True)).to_dict()
+    cells = max(heat["datasets"].values(), key=len)
+    for c in cells:
+        a, b = c["pair"].split("–")
+        assert c["value"] == pytest.approx(stats.spearmanr(cell[a, c["label"]], cell[b, c["label"]])[0], abs=1e-9)
+    assert len(cells) == rho.height and "at equal sentence length" in heat["title"]["text"]
     share = got["length_share"].to_list()
     assert share[0] > 0.8 and abs(share[1]) < 0.2 and 0.2 < share[2] < 0.8
     assert got["length_driven"].to_list()[:3] == [True, False, False]  # noise neurons (3-7) may be either

@@ -52,6 +52,11 @@ CHARTS = [
     help="correlation: which similarity.",
 )
 @click.option(
+    "--at-equal-length",
+    is_flag=True,
+    help="correlation: of the profiles at equal sentence length (definition 25; runs with token counts).",
+)
+@click.option(
     "--top", type=int, default=5, show_default=True, callback=at_least(1), help="Top neurons marked per panel."
 )
 @threshold_option("classes, monolingual: threshold.")
@@ -66,7 +71,7 @@ def chart(ctx: Context, name: str, out: Path, ablation_id: int | None, labels: s
 
     \b
     label-variance    Figure 1: the neurons whose z varies most within each label, against all
-    correlation       Figure 2: cross-lingual Spearman (or cosine) heatmap
+    correlation       Figure 2: cross-lingual Spearman (or cosine) heatmap (--at-equal-length)
     ceiling           beside Figure 2: noise ceiling and disattenuated Spearman
     agreement         neuron criteria (variance, eta squared, probe): Jaccard of top-k sets
     profiles          Figure 3: mean z of each language's top neurons for one label (heatmap)

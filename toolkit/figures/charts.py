@@ -128,27 +128,31 @@ def label_variance(wh: Warehouse, o: ChartOptions) -> alt.Chart:
 
 
 def crosslingual_heatmap(wh: Warehouse, o: ChartOptions) -> alt.Chart:
-    """Figure 2: Spearman (or cosine) of label profiles per label and language pair, values annotated."""
+    """Figure 2: Spearman (or cosine) of label profiles per label and language pair, values annotated; with
+    O.at_equal_length, of the profiles moved to their language's mean sentence length (definition 25)."""
     if o.metric not in ("spearman", "cosine"):
         raise UserError(f"unknown --metric {o.metric}; use spearman or cosine")
     layer = resolve(wh, o.run, o.layer).layer
-    # with bootstrap intervals stored (`neurons significance`), Spearman cells also show their 95 % interval
+    if o.at_equal_length and not wh.scalar("select count(*) from label_lengths where run = ?", [o.run]):
+        raise UserError(
+            f"run '{o.run}' has no sentence lengths (a token count for every sentence), so no profiles at equal length"
+        )
+    # with bootstrap intervals stored (`neurons significance`), Spearman cells also show their 95 % interval; the
+    # intervals resample the profiles themselves, so the profiles at equal length have none
     df = wh.sql(
         f"""select c.label, c.language_a || '–' || c.language_b as pair, c.{o.metric} as value,
-                   case when ? = 'spearman' and i.low is not null
+                   case when ? = 'spearman' and i.low is not null and not ?
                         then printf('%.2f\n[%.2f, %.2f]', round(c.spearman, 2) + 0.0, round(i.low, 2) + 0.0, round(i.high, 2) + 0.0)
                         else printf('%.2f', round(c.{o.metric}, 2) + 0.0) end as text
-            from crosslingual_correlation c
+            from profile_correlation(at_equal_length := ?) c
             left join correlation_intervals i using (run, layer, label, language_a, language_b)
             where c.run = ? and c.layer = ? order by c.label, pair""",
-        [o.metric, o.run, layer],
+        [o.metric, o.at_equal_length, o.at_equal_length, o.run, layer],
     )
     name = "Spearman's rho" if o.metric == "spearman" else "cosine similarity"
+    what = "label profiles at equal sentence length" if o.at_equal_length else "label profiles"
     return _pair_heatmap(
-        df,
-        o.metric.capitalize(),
-        diverging(1.0),
-        chart_title(f"Cross-lingual {name} of label profiles", o, layer),
+        df, o.metric.capitalize(), diverging(1.0), chart_title(f"Cross-lingual {name} of {what}", o, layer)
     )
 
 

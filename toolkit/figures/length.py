@@ -15,6 +15,24 @@ from toolkit.store.warehouse import Warehouse
 SIZE = 420
 """Width and height of the square plotting area in px."""
 
+REPORT_FIGURES = (
+    (
+        "length",
+        "Sentence length: between-label variance before and after regressing it out",
+        "length_confound",
+        "length",
+        {},
+    ),
+    (
+        "correlation-equal-length",
+        "Figure 2 at equal sentence length: Spearman of the length-adjusted profiles",
+        "profile_correlation",
+        "correlation",
+        {"at_equal_length": True},
+    ),
+)
+"""The report's figures of a run with token counts (definition 25): file key, title, view, chart and its options."""
+
 
 def length_confound(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     """Every neuron of the layer as a point (between-label variance, the same at equal length): on the solid

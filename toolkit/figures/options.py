@@ -14,6 +14,7 @@ class ChartOptions:
     label: str | None = None  # Figure 3: the label whose profiles are drawn
     labels: list[str] | None = None  # Figure 1: labels to draw (default: all)
     metric: str = "spearman"  # Figure 2: spearman or cosine
+    at_equal_length: bool = False  # Figure 2: of the length-adjusted profiles (definition 25)
     top: int = 5  # neurons marked as top per panel
     threshold: float = THRESHOLD  # neuron classes
     absolute: bool = False

@@ -24,6 +24,7 @@ from toolkit.figures import vega
 from toolkit.figures.charts import ChartOptions, build, images
 from toolkit.figures.deactivation import latest_deactivation
 from toolkit.figures.export import human_names, write_table
+from toolkit.figures.length import REPORT_FIGURES
 from toolkit.figures.report_sections import Table, method_tables, shown_path
 from toolkit.stats.analysis import EVALUATION_COLUMNS, caveats, language_pairs, resolve, top_variance_neurons
 from toolkit.stats.explorer import cards_json, neuron_cards
@@ -134,14 +135,8 @@ def _figures(wh: Warehouse, run: str, layer: int, threshold: float, absolute: bo
         ),
     ]
     if wh.scalar("select count(*) from label_lengths where run = ?", [run]):  # the run has token counts
-        figs.append(
-            Figure(
-                "length",
-                "Sentence length: between-label variance before and after regressing it out",
-                "length_confound",
-                build(wh, "length", o),
-            )
-        )
+        for key, title, view, chart, extra in REPORT_FIGURES:
+            figs.append(Figure(key, title, view, build(wh, chart, ChartOptions(**{**o.__dict__, **extra}))))
     if wh.scalar("select count(k) from criteria_agreement where run = ? and layer = ?", [run, o.layer]):
         figs.append(  # none where no top-k is defined (fewer than 10 neurons, or one criterion)
             Figure(
