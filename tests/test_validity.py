@@ -415,6 +415,20 @@ def test_languages_whose_classes_are_chance_are_named(tmp_path, neurons):
     assert len(notes) == 1 and f"The permutation test of the monolingual counts: ja {observed} against" in notes[0]
 
 
+LENGTH_LANGS = ["ar", "nl", "sl"]
+LENGTH_TYPICAL = {"anger": 8, "fear": 12, "joy": 30, "sadness": 16}
+"""Languages, and each label's typical sentence length in tokens, alike in every language."""
+
+
+def _lengths(rng, per: int, spread: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PER sentences per language x label: their languages, labels and token counts (the label's typical length
+    times a log-normal factor of SPREAD)."""
+    lang = np.repeat(LENGTH_LANGS, len(LENGTH_TYPICAL) * per)
+    lab = np.tile(np.repeat(list(LENGTH_TYPICAL), per), len(LENGTH_LANGS))
+    tokens = np.maximum(1, np.round([LENGTH_TYPICAL[l] * rng.lognormal(0, spread) for l in lab])).astype(int)
+    return lang, lab, tokens
+
+
 def test_length_adjusted_variance_is_the_ancova_of_z_on_length(tmp_path, neurons):
     """Definition 25 against numpy on data where labels differ in length: neuron 0 follows length alone, neuron 1
     the label alone (its label happens to hold the longest sentences), neuron 2 both, neuron 3 is constant in ar.
@@ -423,11 +437,8 @@ def test_length_adjusted_variance_is_the_ancova_of_z_on_length(tmp_path, neurons
     neuron 0's label differences and almost none of neuron 1's: a slope taken across labels would have taken
     neuron 1's effect for length. analyze names neuron 0, and neither 1 nor 2."""
     rng = np.random.default_rng(11)
-    langs, labels, per = ["ar", "nl", "sl"], ["anger", "fear", "joy", "sadness"], 40
-    lang = np.repeat(langs, len(labels) * per)
-    lab = np.tile(np.repeat(labels, per), len(langs))
-    typical = {"anger": 8, "fear": 12, "joy": 30, "sadness": 16}
-    tokens = np.maximum(1, np.round([typical[l] * rng.lognormal(0, 0.35) for l in lab])).astype(int)
+    langs, labels = LENGTH_LANGS, list(LENGTH_TYPICAL)
+    lang, lab, tokens = _lengths(rng, 40, 0.35)
     x = np.log(tokens)
     values = rng.normal(size=(lab.size, 8))
     values[:, 0] += 2.0 * x
@@ -506,11 +517,7 @@ def test_agreement_that_is_only_length_is_named(tmp_path, neurons):
     differ in length alike across languages: the profiles agree across languages (high Spearman), and at equal
     length the agreement is gone. length_pair_summary flags every pair, and analyze names them."""
     rng = np.random.default_rng(12)
-    langs, labels, per = ["ar", "nl", "sl"], ["anger", "fear", "joy", "sadness"], 30
-    lang = np.repeat(langs, len(labels) * per)
-    lab = np.tile(np.repeat(labels, per), len(langs))
-    typical = {"anger": 6, "fear": 10, "joy": 24, "sadness": 14}
-    tokens = np.maximum(1, np.round([typical[l] * rng.lognormal(0, 0.3) for l in lab])).astype(int)
+    lang, lab, tokens = _lengths(rng, 30, 0.3)
     values = np.log(tokens)[:, None] * rng.normal(size=40)[None, :] + 0.5 * rng.normal(size=(lab.size, 40))
     frame = _long(values, lang, lab).with_columns(n_tokens=pl.Series(np.repeat(tokens, 40)).cast(pl.Int64))
     db = tmp_path / "w.duckdb"
