@@ -1,6 +1,7 @@
-"""The length figure (definition 25): each neuron's between-label variance against the same variance once its
-profiles are compared at equal sentence length, so the neurons whose label differences are mostly length stand
-apart from those whose differences survive."""
+"""The figures of sentence length (definition 25): each neuron's between-label variance against the same variance
+once its profiles are compared at equal sentence length, so the neurons whose label differences are mostly length
+stand apart from those whose differences survive; and which of them the report draws (with Figure 2 at equal
+length, `crosslingual_heatmap` with `at_equal_length`)."""
 
 from __future__ import annotations
 
