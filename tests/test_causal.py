@@ -123,6 +123,7 @@ def test_ablating_the_planted_set_beats_every_control(planted_db, planted_model,
             "control_max_delta_macro_f1"
         ] == pytest.approx(0.0)
         assert row["target_rank"] == 1 and row["n_controls"] == 10
+        assert row["baseline_at_chance"] is False  # the trained model beats guessing: a drop can show
     with Warehouse(db, read_only=True) as wh:
         base = wh.sql("select language, accuracy, macro_f1 from ablation_scores where set_index = 0 order by language")
         ev = wh.sql("select language, accuracy, macro_f1 from evaluation where run = 'p' order by language")
@@ -528,3 +529,28 @@ def test_replaying_the_lower_blocks_gives_the_full_passes_logits(checkpoint, sam
     with_reuse = predict_sets(loaded, prep, module, sets, "all", means, replay=replay)
     without = predict_sets(loaded, prep, module, sets, "all", means)
     assert all(np.array_equal(a, b) for a, b in zip(with_reuse, without))
+
+
+def test_an_ablation_where_the_model_is_at_chance_says_so(tmp_path, planted_db, checkpoint, neurons):
+    """An untrained classifier guesses: on every language its accuracy is within definition 13's bound of guessing
+    (1/k + 1.96 sqrt((1/k)(1 - 1/k)/n), computed here), so ablate, its summary view and analyze say that no drop
+    can show there (the trained model's is not at chance: test_ablating_the_planted_set_beats_every_control)."""
+    import shutil
+
+    db, data = tmp_path / "w.duckdb", planted_db[1]
+    shutil.copy(planted_db[0], db)
+    r = neurons("--db", db, "ablate", checkpoint("bert", True), data, "--run", "p", "--layer", "2", "--neurons", "3,9",
+                "--controls", "2", "--quiet")  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    frame = pl.read_csv(data)
+    with Warehouse(db, read_only=True) as wh:
+        rows = wh.sql("select ablation_id, language, baseline_accuracy, baseline_at_chance from ablation_summary")
+    newest = rows["ablation_id"].max()
+    for ablation_id, language, accuracy, at_chance in rows.iter_rows():
+        mine = frame.filter(pl.col("language") == language)
+        k, n = mine["label"].n_unique(), mine.height
+        if ablation_id == newest:  # the other tests' ablations ran on subsets: only the newest has all of them
+            assert at_chance == (accuracy <= 1 / k + 1.959964 * np.sqrt((1 / k) * (1 - 1 / k) / n)) and at_chance
+    assert "the model is at chance on these sentences in ar, en, ja, nl, sl" in r.stdout
+    notes = json.loads(neurons("--db", db, "analyze", "--run", "p", "--json").stdout)["caveats"]
+    assert any(c.startswith(f"Ablation {newest} ran where the model is at chance in ar, en, ja, nl, sl") for c in notes)

@@ -82,6 +82,10 @@ SELECT d.run, NULL::USMALLINT AS ablation_id, d.draw::INTEGER AS set_index, d.la
 FROM draws AS d
 JOIN base AS g ON g.run = d.run AND g.language = d.language AND g.i = d.j;
 
+-- Definition 13's bound of guessing: with K gold labels a guess is right with probability 1/K; the upper end of
+-- the 95 % binomial interval of that proportion over N sentences (normal approximation).
+CREATE OR REPLACE MACRO guessing_bound(k, n) AS 1.0 / k + 1.959964 * sqrt((1.0 / k) * (1.0 - 1.0 / k) / n);
+
 -- The null distribution of accuracy and macro-F1 per language: one row per draw.
 CREATE OR REPLACE VIEW chance_scores AS
 SELECT run, language, set_index AS draw, accuracy, macro_f1 FROM prediction_scores_of('permuted_predictions');
@@ -111,8 +115,7 @@ null_f1 AS (
 ),
 tested AS (
     SELECT p.run, p.language, p.n_sentences, p.accuracy, p.macro_f1, k.n_labels, 1.0 / k.n_labels AS chance,
-           1.0 / k.n_labels + 1.959964 * sqrt((1.0 / k.n_labels) * (1.0 - 1.0 / k.n_labels) / p.n_sentences)
-               AS accuracy_chance_high,
+           guessing_bound(k.n_labels, p.n_sentences) AS accuracy_chance_high,
            n.macro_f1_null_high, n.macro_f1_p
     FROM observed AS p
     JOIN k USING (run, language)
@@ -135,10 +138,18 @@ WHERE s.ablation_id IS NOT NULL;
 
 -- Per ablation and language: the target set's change in macro-F1 and accuracy beside the random
 -- controls' (mean, min, max), and the target's rank among target + controls by drop in macro-F1
--- (1 = the largest drop; ties count against the target).
+-- (1 = the largest drop; ties count against the target). baseline_at_chance: the unablated model's accuracy on
+-- these sentences is within definition 13's bound of guessing (baseline_accuracy_chance_high), so no drop can
+-- show there and the ablation says nothing about the neurons in that language.
 CREATE OR REPLACE VIEW ablation_summary AS
 WITH t AS (SELECT * FROM ablation_scores WHERE kind = 'target'),
-c AS (SELECT * FROM ablation_scores WHERE kind = 'control')
+c AS (SELECT * FROM ablation_scores WHERE kind = 'control'),
+guess AS (
+    SELECT ablation_id, language, guessing_bound(count(DISTINCT gold), count(*)) AS bound
+    FROM prediction_rows
+    WHERE ablation_id IS NOT NULL AND set_index = 0
+    GROUP BY ablation_id, language
+)
 SELECT t.run, t.ablation_id, t.language, t.n_sentences,
        t.macro_f1 - t.delta_macro_f1 AS baseline_macro_f1, t.macro_f1 AS target_macro_f1,
        t.delta_macro_f1, avg(c.delta_macro_f1) AS control_mean_delta_macro_f1,
@@ -146,10 +157,13 @@ SELECT t.run, t.ablation_id, t.language, t.n_sentences,
        t.accuracy - t.delta_accuracy AS baseline_accuracy, t.accuracy AS target_accuracy, t.delta_accuracy,
        avg(c.delta_accuracy) AS control_mean_delta_accuracy,
        1 + count(*) FILTER (WHERE c.delta_macro_f1 <= t.delta_macro_f1) AS target_rank,
-       count(c.set_index) AS n_controls
+       count(c.set_index) AS n_controls, g.bound AS baseline_accuracy_chance_high,
+       t.accuracy - t.delta_accuracy <= g.bound AS baseline_at_chance
 FROM t
+JOIN guess AS g ON g.ablation_id = t.ablation_id AND g.language = t.language
 LEFT JOIN c ON c.ablation_id = t.ablation_id AND c.language = t.language
-GROUP BY t.run, t.ablation_id, t.language, t.n_sentences, t.macro_f1, t.delta_macro_f1, t.accuracy, t.delta_accuracy;
+GROUP BY t.run, t.ablation_id, t.language, t.n_sentences, t.macro_f1, t.delta_macro_f1, t.accuracy, t.delta_accuracy,
+         g.bound;
 
 -- Per ablation, language and gold label: recall under the target set and the controls against the
 -- baseline, so "ablating sadness neurons hurts sadness most" can be read off.

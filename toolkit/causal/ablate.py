@@ -219,9 +219,18 @@ def check_sentences(wh: Warehouse, run: str, dataset: Dataset) -> None:
 
 
 def rank_in_words(summary: pl.DataFrame) -> str:
-    """Where the target set's drop in macro-F1 ranks among the random controls, per language, in a sentence."""
+    """Where the target set's drop in macro-F1 ranks among the random controls, per language, in a sentence; first,
+    the languages where the unablated model is at chance on these sentences (view `ablation_summary`,
+    `baseline_at_chance`), where no drop can show."""
+    at_chance = summary.filter("baseline_at_chance").sort("language") if "baseline_at_chance" in summary.columns else []
+    warning = (
+        f"the model is at chance on these sentences in {', '.join(at_chance['language'])} (its accuracy is within "
+        "the 95 % bound of guessing), so no drop can show there; "
+        if len(at_chance)
+        else ""
+    )
     if not summary.height or int(summary["n_controls"].max() or 0) == 0:
-        return "no random control sets: nothing to rank the target set against"
+        return warning + "no random control sets: nothing to rank the target set against"
     n = int(summary["n_controls"].max()) + 1
     firsts = summary.filter(pl.col("target_rank") == 1)["language"].to_list()
     parts = [
@@ -236,7 +245,7 @@ def rank_in_words(summary: pl.DataFrame) -> str:
         )
     chance = 1 / n
     parts.append(f"a random set would be the largest with probability 1/{n} = {chance:.2f} per language")
-    return "; ".join(parts) + "."
+    return warning + "; ".join(parts) + "."
 
 
 @dataclass

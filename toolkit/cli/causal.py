@@ -115,6 +115,7 @@ def ablate(ctx: Context, model: str | None, data: Path | None, run: str, spec, a
         "delta_accuracy",
         "target_rank",
         "n_controls",
+        "baseline_at_chance",
     ]
     click.echo(
         f"ablation {result.ablation_id}: macro-F1 and accuracy per language, target set against {options.controls} "

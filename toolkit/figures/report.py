@@ -336,7 +336,7 @@ def _causal_tables(wh: Warehouse, run: str) -> list[Table]:
                 wh.sql(
                     "select language, n_sentences, baseline_macro_f1, target_macro_f1, delta_macro_f1, "
                     "control_mean_delta_macro_f1, control_min_delta_macro_f1, control_max_delta_macro_f1, "
-                    "baseline_accuracy, target_accuracy, target_rank, n_controls from ablation_summary "
+                    "baseline_accuracy, target_accuracy, target_rank, n_controls, baseline_at_chance from ablation_summary "
                     "where ablation_id = ? order by language",
                     [ablation_id],
                 ),

@@ -156,7 +156,8 @@ def caveats(wh: Warehouse, run: str, layer: int, threshold: float = THRESHOLD, a
     `evaluation`), languages the tokenizer cannot spell or serves poorly (`tokenizer_fitness`), label-sensitive
     neurons by q alone and by q plus effect size (`neuron_significance`), languages whose classes at THRESHOLD are
     mostly chance (`profile_chance`), top neurons whose label differences are mostly sentence length
-    (`length_confound`) and language pairs whose agreement is partly length (`length_pair_summary`), a probe that learnt nothing (`probe_topk`), and label x pair correlations too noisy to
+    (`length_confound`) and language pairs whose agreement is partly length (`length_pair_summary`), ablations
+    run where the model is at chance (`ablation_summary`), a probe that learnt nothing (`probe_topk`), and label x pair correlations too noisy to
     interpret (`crosslingual_ceiling`)."""
     notes = []
     chance = wh.sql(
@@ -229,6 +230,16 @@ def caveats(wh: Warehouse, run: str, layer: int, threshold: float = THRESHOLD, a
         notes.append(
             "Between-label variance and eta squared rank the neurons identically by construction here (every "
             "language x label cell holds as many sentences), so their agreement is no finding."
+        )
+    for ablation_id, languages in wh.sql(
+        "select ablation_id, string_agg(language, ', ' order by language) from ablation_summary "
+        "where run = ? and baseline_at_chance group by ablation_id order by ablation_id",
+        [run],
+    ).iter_rows():
+        notes.append(
+            f"Ablation {ablation_id} ran where the model is at chance in {languages}: its accuracy on those sentences "
+            "is within the 95 % bound of guessing (view ablation_summary, baseline_at_chance), so no drop can show "
+            "there, and the ablation says nothing about the neurons in those languages."
         )
     probe = wh.sql(
         "select full_accuracy, majority_accuracy from probe_topk where run = ? and layer = ? and not informative "

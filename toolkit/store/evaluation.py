@@ -11,7 +11,7 @@ import polars as pl
 from toolkit.store.catalog import definition
 
 SCORED = ("label_scores_of", "label_scores", "prediction_scores_of", "prediction_scores")
-CHANCE = ("confusion", "permuted_predictions", "chance_scores", "evaluation")
+CHANCE = ("confusion", "guessing_bound", "permuted_predictions", "chance_scores", "evaluation")
 
 
 def _definitions(names: tuple[str, ...]) -> list[str]:
