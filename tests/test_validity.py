@@ -530,3 +530,21 @@ def test_agreement_that_is_only_length_is_named(tmp_path, neurons):
     assert out.exit_code == 0, out.output
     notes = [c for c in json.loads(out.stdout)["caveats"] if c.startswith("Part of the cross-lingual agreement")]
     assert len(notes) == 1 and all(f"{a}–{b}" in notes[0] for a, b in (("ar", "nl"), ("ar", "sl"), ("nl", "sl")))
+
+
+def test_sentences_of_one_length_confound_nothing(tmp_path, neurons):
+    """Every sentence has the same token count (texts cut at one max length): length explains nothing (share 0,
+    never length-driven), its correlation is undefined (null, "--" on the card), and analyze and the card run."""
+    values, lang, lab = syn.make(seed=13, per_cell=10, neurons=12, langs=["ar", "nl"], labels=["joy", "fear"],
+                                 planted=syn.Planted(polyglot={"joy": {3}}, monolingual={}))  # fmt: skip
+    frame = _long(values, lang, lab).with_columns(n_tokens=pl.lit(64, pl.Int64))
+    db = tmp_path / "w.duckdb"
+    load_long(db, syn.write_long(tmp_path / "o.parquet", [frame]), "flat")
+    with Warehouse(db, read_only=True) as wh:
+        got = wh.sql("select * from length_confound where run = 'flat'")
+    assert got.height == 12 and got["length_r"].null_count() == 12 and not got["length_driven"].any()
+    np.testing.assert_allclose(got["length_share"].to_numpy(), 0.0, atol=1e-12)
+    card = neurons("--db", db, "neuron", 3, "--run", "flat")
+    assert card.exit_code == 0, card.output
+    assert "length (definition 25): r -- with log tokens" in card.stdout
+    assert neurons("--db", db, "analyze", "--run", "flat").exit_code == 0

@@ -4,13 +4,17 @@
 -- Length is x = ln(n_tokens), the tokens fed to the model, centred within language; only runs whose every
 -- sentence has a token count are covered (a run imported with `neurons load` may have none).
 
--- Per sentence: its token count and x, ln(n_tokens) minus its language's mean of ln(n_tokens).
+-- Per sentence: its token count and x, ln(n_tokens) minus its language's mean of ln(n_tokens); exactly 0 where all
+-- the language's sentences have one length (the difference would leave rounding noise that a correlation
+-- would read as signal).
 CREATE OR REPLACE VIEW sentence_lengths AS
 SELECT r.name AS run, s.run_id, s.sentence_id, s.language, s.label, s.n_tokens,
-       ln(s.n_tokens) - avg(ln(s.n_tokens)) OVER (PARTITION BY r.name, s.language) AS x
+       CASE WHEN min(s.n_tokens) OVER w = max(s.n_tokens) OVER w THEN 0.0
+            ELSE ln(s.n_tokens) - avg(ln(s.n_tokens)) OVER w END AS x
 FROM sentences AS s
 JOIN runs AS r USING (run_id)
-WHERE s.run_id NOT IN (SELECT run_id FROM sentences WHERE n_tokens IS NULL OR n_tokens < 1);
+WHERE s.run_id NOT IN (SELECT run_id FROM sentences WHERE n_tokens IS NULL OR n_tokens < 1)
+WINDOW w AS (PARTITION BY r.name, s.language);
 
 -- Definition 25 (lengths): per language x label, the sentences, their mean token count and mean x; per
 -- language (repeated on its labels), eta_squared, the share of the variance of x between its labels

@@ -192,9 +192,10 @@ def card_text(cards: Cards, neuron: int, render) -> str:
         v = c.variance.row(0, named=True)
         rank = f"rank {v['rank']} of {cards.n_neurons}" if v["rank"] is not None else "constant in every language"
         lines.append(f"between-label variance {v['variance']:.4f}, {rank}")
-        if v["length_share"] is not None:
+        if v["length_share"] is not None:  # r is undefined (null) where every sentence has one length
+            r = "--" if v["length_r"] is None else f"{v['length_r']:+.2f}"
             lines.append(
-                f"length (definition 25): r {v['length_r']:+.2f} with log tokens within language; without it, "
+                f"length (definition 25): r {r} with log tokens within language; without it, "
                 f"between-label variance {v['adjusted_variance']:.4f} ({v['length_share']:.0%} of it is length)"
             )
     if c.significance.height:

@@ -28,7 +28,7 @@
     if (!d) { card.appendChild(el('p', 'Layer ' + ex.layer + ' has no neuron ' + n + '.')); return; }
     card.appendChild(el('h3', 'Neuron ' + n + ' (layer ' + ex.layer + ', run ' + ex.run + ')'));
     var s = d.significance, facts = 'between-label variance ' + num(d.variance, 4) + (d.rank === null ? ', constant in every language' : ', rank ' + d.rank + ' of ' + ex.n_neurons);
-    if (d.length) facts += '; length (definition 25): r ' + (d.length.r >= 0 ? '+' : '') + num(d.length.r, 2) + ' with log tokens within language; without it, between-label variance ' + num(d.length.adjusted_variance, 4) + ' (' + Math.round(100 * d.length.share) + ' % of it is length)';
+    if (d.length) facts += '; length (definition 25): r ' + (d.length.r !== null && d.length.r >= 0 ? '+' : '') + num(d.length.r, 2) + ' with log tokens within language; without it, between-label variance ' + num(d.length.adjusted_variance, 4) + ' (' + Math.round(100 * d.length.share) + ' % of it is length)';
     if (s) facts += '; q ' + num(s.q_value, 4) + ', omega squared ' + num(s.omega_squared, 4) + ' (eta squared ' + num(s.eta_squared, 4) + ')' + (s.sensitive ? ', label-sensitive' : ', not label-sensitive');
     card.appendChild(el('p', facts, 'facts'));
     var langs = [], labels = [], z = {};
