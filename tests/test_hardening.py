@@ -490,7 +490,8 @@ def test_readers_succeed_while_an_extraction_runs(tmp_path, checkpoint, sample, 
     try:
         progress = []
         deadline = time.monotonic() + 240
-        while job.poll() is None and time.monotonic() < deadline:
+        # read until the committed count has been seen to grow twice (then let the job finish uncontended)
+        while job.poll() is None and time.monotonic() < deadline and len(set(progress)) < 3:
             runs = neurons("--db", db, "runs", "--json", env=reader_env)
             if runs.exit_code and "does not exist" in runs.stderr:  # the job has not created the warehouse yet
                 time.sleep(0.05)
