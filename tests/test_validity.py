@@ -429,7 +429,7 @@ def _lengths(rng, per: int, spread: float) -> tuple[np.ndarray, np.ndarray, np.n
     return lang, lab, tokens
 
 
-def test_length_adjusted_variance_is_the_ancova_of_z_on_length(tmp_path, neurons):
+def test_length_adjusted_variance_is_the_ancova_of_z_on_length(tmp_path, neurons, monkeypatch):
     """Definition 25 against numpy on data where labels differ in length: neuron 0 follows length alone, neuron 1
     the label alone (its label happens to hold the longest sentences), neuron 2 both, neuron 3 is constant in ar.
     Each cell's mean z is moved to its language's mean length along the pooled within-label slope; the
@@ -510,6 +510,22 @@ def test_length_adjusted_variance_is_the_ancova_of_z_on_length(tmp_path, neurons
     assert out.exit_code == 0, out.output
     notes = [c for c in json.loads(out.stdout)["caveats"] if "top-variance neurons may track sentence length" in c]
     assert len(notes) == 1 and ": 0 (" in notes[0] and " 1 (" not in notes[0] and " 2 (" not in notes[0]
+
+    from toolkit.stats.analysis import caveats, language_pairs, top_variance_neurons
+    from toolkit.stats.explorer import neuron_cards
+
+    with Warehouse(db, read_only=True) as wh:  # a report's readers of the length views: each view computed once
+        queried, sql = [], wh.sql
+        monkeypatch.setattr(wh, "sql", lambda q, p=None: queried.append(q) or sql(q, p))
+        caveats(wh, "lengths", 11)
+        top = top_variance_neurons(wh, "lengths", 11, 5)
+        pairs = language_pairs(wh, "lengths", 11)
+        cards = neuron_cards(wh, "lengths", 11)
+        build(wh, "length", ChartOptions(run="lengths"))
+    assert sum("length_confound" in q for q in queried) == 1 and sum("length_pair_summary" in q for q in queried) == 1
+    np.testing.assert_allclose(top["length_share"], got.sort("rank")["length_share"].head(5), rtol=1e-9)
+    assert pairs["mean_spearman_at_equal_length"].null_count() == 0
+    np.testing.assert_allclose(cards.variance.sort("neuron")["length_r"], got["length_r"], rtol=1e-9)
 
 
 def test_agreement_that_is_only_length_is_named(tmp_path, neurons):

@@ -40,10 +40,8 @@ def length_confound(wh: Warehouse, o: ChartOptions) -> alt.Chart:
     diagonal length explains nothing, below the dashed half-line half or more is length (view `length_confound`,
     `length_driven`); the top O.top neurons by variance are filled red."""
     layer = resolve(wh, o.run, o.layer).layer
-    df = wh.sql(
-        "select neuron, rank, variance, adjusted_variance, length_share, length_r, length_driven, "
-        "coalesce(rank <= ?, false) as is_top from length_confound where run = ? and layer = ? order by neuron",
-        [o.top, o.run, layer],
+    df = wh.held("length_confound", o.run, layer, "neuron").with_columns(
+        is_top=(pl.col("rank") <= o.top).fill_null(False)
     )
     if not df.height:
         raise UserError(

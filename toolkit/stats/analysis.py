@@ -44,25 +44,24 @@ def top_variance_neurons(wh: Warehouse, run: str, layer: int, k: int) -> pl.Data
     share of it that is sentence length and their correlation with it (definition 25) where the run has token
     counts."""
     top = wh.sql(
-        "select b.rank, b.neuron, b.variance, l.length_share, l.length_r from between_label_variance b "
-        "left join length_confound l using (run, layer, neuron) where b.run = ? and b.layer = ? and b.rank <= ? "
-        "order by b.rank",
+        "select rank, neuron, variance from between_label_variance where run = ? and layer = ? and rank <= ? "
+        "order by rank",
         [run, layer, k],
     )
-    return top if top["length_share"].null_count() < top.height else top.drop("length_share", "length_r")
+    length = wh.held("length_confound", run, layer, "neuron")
+    if not length.height:
+        return top
+    return top.join(length.select("neuron", "length_share", "length_r"), on="neuron", how="left", maintain_order="left")
 
 
 def language_pairs(wh: Warehouse, run: str, layer: int) -> pl.DataFrame:
     """Definition 5's summary per language pair (view `language_pair_summary`), with the mean Spearman at equal
     sentence length (definition 25, `length_pair_summary`) where the run has token counts."""
     pairs = wh.language_pair_summary(run, layer).drop("run", "layer")
-    at_equal_length = wh.sql(
-        "select language_a, language_b, mean_spearman_at_equal_length from length_pair_summary "
-        "where run = ? and layer = ?",
-        [run, layer],
-    )
+    at_equal_length = wh.held("length_pair_summary", run, layer, "language_a, language_b")
     if not at_equal_length.height:
         return pairs
+    at_equal_length = at_equal_length.select("language_a", "language_b", "mean_spearman_at_equal_length")
     return pairs.join(at_equal_length, on=["language_a", "language_b"], how="left", maintain_order="left")
 
 
@@ -316,10 +315,11 @@ LENGTH_TOP = 10
 def length_note(wh: Warehouse, run: str, layer: int) -> str | None:
     """The top-variance neurons of which half or more of the between-label variance is sentence length (definition
     25, view `length_confound`), with how much the labels differ in length per language; None where none is."""
-    driven = wh.sql(
-        "select neuron, length_share from length_confound where run = ? and layer = ? and rank <= ? and length_driven "
-        "order by rank",
-        [run, layer, LENGTH_TOP],
+    driven = (
+        wh.held("length_confound", run, layer, "neuron")
+        .filter((pl.col("rank") <= LENGTH_TOP) & pl.col("length_driven"))
+        .sort("rank")
+        .select("neuron", "length_share")
     )
     if not driven.height:
         return None
@@ -341,10 +341,11 @@ def length_note(wh: Warehouse, run: str, layer: int) -> str | None:
 def length_pairs_note(wh: Warehouse, run: str, layer: int) -> str | None:
     """The language pairs a fifth or more of whose mean Spearman is gone once the profiles are compared at equal
     sentence length (definition 25, view `length_pair_summary`); None where no pair's is."""
-    carried = wh.sql(
-        "select language_a, language_b, mean_spearman, mean_spearman_at_equal_length from length_pair_summary "
-        "where run = ? and layer = ? and length_carried order by mean_spearman desc",
-        [run, layer],
+    carried = (
+        wh.held("length_pair_summary", run, layer, "language_a, language_b")
+        .filter("length_carried")
+        .sort("mean_spearman", descending=True)
+        .select("language_a", "language_b", "mean_spearman", "mean_spearman_at_equal_length")
     )
     if not carried.height:
         return None

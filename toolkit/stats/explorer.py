@@ -69,6 +69,9 @@ PER_NEURON = (
 )
 """The frames of Cards with one row set per neuron."""
 
+LENGTH_COLUMNS = ("neuron", "adjusted_variance", "length_share", "length_r")
+"""A card's columns of view `length_confound` (definition 25)."""
+
 BINS = 20
 """Bins of a card's histogram."""
 
@@ -105,11 +108,13 @@ def neuron_cards(
         rl.run,
         rl.layer,
         known.len(),
-        variance=wh.sql(  # with definition 25's length adjustment where the run has token counts
-            "select b.neuron, b.variance, b.rank, l.adjusted_variance, l.length_share, l.length_r "
-            "from between_label_variance b left join length_confound l using (run, layer, neuron) "
-            "where b.run = ? and b.layer = ? and list_contains(?, b.neuron) order by b.neuron",
-            params,
+        variance=wh.sql(
+            f"select neuron, variance, rank from between_label_variance where {where} order by neuron", params
+        ).join(  # with definition 25's length adjustment where the run has token counts (else nulls)
+            wh.held("length_confound", rl.run, rl.layer, "neuron").select(LENGTH_COLUMNS),
+            on="neuron",
+            how="left",
+            maintain_order="left",
         ),
         profile=wh.sql(
             f"select neuron, language, label, mean_z, n_sentences from label_profiles where {where} "

@@ -79,7 +79,7 @@ class Warehouse:
         self.path = Path(path) if path is not None else default_db()
         self.read_only = read_only
         self._runs: dict[str, Run] = {}
-        self._ceilings: dict[tuple[str, int], pl.DataFrame] = {}
+        self._held: dict[tuple[str, str, int], pl.DataFrame] = {}
         check_db_path(self.path, create and not read_only)
         if not read_only and not self.path.exists():
             try:
@@ -467,19 +467,20 @@ class Warehouse:
         """Definition 5: Spearman and cosine per label and language pair."""
         return self.view("crosslingual_correlation", run, layer)
 
-    def crosslingual_ceiling(self, run: str, layer: int) -> pl.DataFrame:
-        """Definition 9 by label and pair. Its split-half reliabilities take seconds on a real run (3.7 s for a layer
-        of 4,000 x 768), so a read-only warehouse computes them once (the report's caveat, table and figure)."""
-        found = self._ceilings.get((run, layer))
+    def held(self, view: str, run: str, layer: int, order: str) -> pl.DataFrame:
+        """VIEW's rows for RUN's LAYER (without those columns) by ORDER, once per read-only session: for views that pass
+        over the layer's values (crosslingual_ceiling, length_confound, ...) and that a report reads many times."""
+        found = self._held.get((view, run, layer))
         if found is None:
-            found = self.sql(
-                "select * exclude (run, layer) from crosslingual_ceiling where run = ? and layer = ? "
-                "order by label, language_a, language_b",
-                [run, layer],
-            )
+            query = f"select * exclude (run, layer) from {view} where run = ? and layer = ? order by {order}"
+            found = self.sql(query, [run, layer])
             if self.read_only:
-                self._ceilings[(run, layer)] = found
+                self._held[(view, run, layer)] = found
         return found
+
+    def crosslingual_ceiling(self, run: str, layer: int) -> pl.DataFrame:
+        """Definition 9 by label and pair (held once per read-only session)."""
+        return self.held("crosslingual_ceiling", run, layer, "label, language_a, language_b")
 
     def language_pair_summary(self, run: str, layer: int | None = None) -> pl.DataFrame:
         """Definition 5 averaged over labels."""
