@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import altair as alt
@@ -16,7 +18,7 @@ from conftest import CHROMIUM, assert_one_line_error, render_in_chromium
 
 from toolkit.capture.load import load_long
 from toolkit.figures.charts import ChartOptions, build
-from toolkit.figures.export import latex_escape, to_latex
+from toolkit.figures.export import latex_escape, to_latex, write_table
 from toolkit.figures.report import build_report
 from toolkit.store.warehouse import Warehouse
 
@@ -280,14 +282,73 @@ def test_latex_is_booktabs_and_escaped():
     )
     tex = to_latex(df, caption="Spearman's rho, 100% & more", label="tab:rho", precision=2)
     lines = tex.splitlines()
-    assert lines[:4] == ["\\begin{table}[ht]", "\\centering", "\\begin{tabular}{lrr}", "\\toprule"]
-    assert lines[4] == r"pair \% & rho & sentences \\" and lines[5] == "\\midrule"  # names for readers, escaped
-    assert lines[6] == r"ar\_nl & 0.12 & 1 \\"
-    assert lines[7] == r"50\% \& \#1 & -1.00 & 2 \\"
-    assert lines[8] == r"a\{b\} & -- & 3 \\"
-    assert "\\bottomrule" in lines and "\\end{tabular}" in lines
+    assert lines[:3] == ["\\begin{table}[ht]", "\\centering", FIT_TO_LINE]
+    assert lines[3:5] == ["\\begin{tabular}{lrr}", "\\toprule"]
+    assert lines[5] == r"pair \% & rho & sentences \\" and lines[6] == "\\midrule"  # names for readers, escaped
+    assert lines[7] == r"ar\_nl & 0.12 & 1 \\"
+    assert lines[8] == r"50\% \& \#1 & $-$1.00 & 2 \\"  # a minus sign, not a hyphen
+    assert lines[9] == r"a\{b\} & -- & 3 \\"
+    assert lines[10:12] == ["\\bottomrule", "\\end{tabular}}"]
     assert "\\caption{Spearman's rho, 100\\% \\& more}" in lines and "\\label{tab:rho}" in lines
     assert latex_escape("a\\b~^$") == r"a\textbackslash{}b\textasciitilde{}\textasciicircum{}\$"
+
+
+FIT_TO_LINE = "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%"
+
+
+def wide_table() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "language": ["ar", "nl"],
+            "delta_macro_f1": [-0.0004, -0.25],
+            "control_mean_delta_macro_f1": [0.5, -2.0],
+            "rank_change": [-3, 4],
+            "baseline_at_chance": [True, False],
+            **{f"mean_spearman_at_equal_length_{i}": [0.1 * i, -0.1 * i] for i in range(12)},
+        }
+    )
+
+
+def test_latex_and_markdown_tables_read_as_a_paper_prints_them(tmp_path):
+    """Tables for papers: minus signs (never '-0.000', which rounds a negative value to a sign), yes/no for flags,
+    one name per quantity ('macro-F1' inside longer names too), headers wider than their column's values broken
+    into lines, and a table wider than the line scaled to it."""
+    df = wide_table()
+    lines = to_latex(df, precision=3).splitlines()
+    rows = [ln.split(" & ") for ln in lines[lines.index("\\midrule") + 1 : lines.index("\\bottomrule")]]
+    assert [r[:5] for r in rows] == [["ar", "0.000", "0.500", "$-$3", "yes"], ["nl", "$-$0.250", "$-$2.000", "4", "no"]]
+    header = lines[lines.index("\\toprule") + 1]
+    assert header.startswith("language & \\begin{tabular}[b]{@{}r@{}}change in \\\\ macro-F1\\end{tabular} & ")
+    assert "control \\\\ mean \\\\ change in \\\\ macro-F1" in header and "Spearman \\\\ at equal" in header
+    assert FIT_TO_LINE in lines and lines[lines.index("\\bottomrule") + 1] == "\\end{tabular}}"
+    out = tmp_path / "t.md"
+    write_table(df.select("language", "delta_macro_f1", "baseline_at_chance"), out, precision=2)
+    assert out.read_text().splitlines()[0].split("|")[1:-1] == [
+        " language ",
+        " change in macro-F1 ",
+        " baseline at chance ",
+    ]
+    assert [ln.split("|")[2:4] for ln in out.read_text().splitlines()[2:]] == [
+        ["               0.00 ", " yes                "],
+        ["              -0.25 ", " no                 "],
+    ]
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="TeX is not installed (make test does not install it)")
+def test_a_wide_latex_table_compiles_within_the_line(tmp_path):
+    """The wide table above, set by pdflatex with the two packages the export names: no error, no overfull line
+    (it is twice the text width before scaling)."""
+    pdflatex = shutil.which("pdflatex")
+    (tmp_path / "t.tex").write_text(to_latex(wide_table(), caption="Wide", label="tab:wide"))
+    doc = tmp_path / "doc.tex"
+    doc.write_text(
+        "\\documentclass{article}\\usepackage{booktabs,graphicx}\\begin{document}\\input{t.tex}\\end{document}\n"
+    )
+    run = subprocess.run(
+        [pdflatex, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert "Overfull \\hbox" not in run.stdout, run.stdout[-2000:]
 
 
 def test_export_round_trips(tmp_path, paper_sized, neurons):
@@ -355,7 +416,7 @@ def test_report_files(paper_report):
         assert "\\toprule" in (rep / "tables" / f"{key}.tex").read_text()
     assert "sql/views/010_statistics.sql" in page and "Definition 5" in page
     summary = (rep / "summary.md").read_text()
-    assert summary.startswith("# Run `paper`, layer 11") and "| language_a" in summary
+    assert summary.startswith("# Run `paper`, layer 11") and "| language a" in summary
 
 
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Chromium is not installed on this machine")

@@ -102,8 +102,7 @@ def test_parallel_shards_one_killed_commit_exactly_once_and_attach_equals_direct
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}  # three processes on two cores
     # shard 1 twice at once, as when a scheduler requeues a task whose first copy still runs
     procs = [
-        subprocess.Popen(shard_command(lake, ckpt, data_csv, k, 2), env=env, stderr=subprocess.PIPE)
-        for k in (0, 1, 1)
+        subprocess.Popen(shard_command(lake, ckpt, data_csv, k, 2), env=env, stderr=subprocess.PIPE) for k in (0, 1, 1)
     ]
     victim = procs[0]
     deadline = time.monotonic() + 120

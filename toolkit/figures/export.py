@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 import polars as pl
@@ -10,7 +11,15 @@ import polars as pl
 from toolkit.errors import UserError
 from toolkit.store.catalog import literal
 from toolkit.store.output import atomic_file
-from toolkit.store.query import NULL_MARK, execute_read_only, flatten_nested, nan_to_null, render, run_query
+from toolkit.store.query import (
+    NULL_MARK,
+    execute_read_only,
+    fixed,
+    flatten_nested,
+    nan_to_null,
+    render,
+    run_query,
+)
 from toolkit.store.warehouse import Warehouse
 
 TABLE_FORMATS = (".csv", ".parquet", ".json", ".md", ".tex")
@@ -66,9 +75,39 @@ HUMAN_NAMES = {
 }
 
 
+HUMAN_PHRASES = (
+    ("delta_macro_f1", "change in macro-F1"),
+    ("macro_f1", "macro-F1"),
+    ("spearman", "Spearman"),
+    ("eta_squared", "eta²"),
+    ("omega_squared", "omega²"),
+)
+"""Parts of longer column names written as in HUMAN_NAMES ('control_mean_delta_macro_f1': 'control mean change in
+macro-F1'), so that one table does not name one quantity two ways."""
+
+
 def human_names(columns: list[str]) -> list[str]:
-    """Column names for readers (tables in papers and the report): HUMAN_NAMES, else underscores as spaces."""
-    return [HUMAN_NAMES.get(c, c.replace("_", " ")) for c in columns]
+    """Column names for readers (tables in papers and the report): HUMAN_NAMES, else HUMAN_PHRASES replaced and
+    underscores as spaces."""
+    return [HUMAN_NAMES.get(c) or _phrased(c) for c in columns]
+
+
+def _phrased(column: str) -> str:
+    for part, words in HUMAN_PHRASES:
+        column = column.replace(part, words)
+    return column.replace("_", " ")
+
+
+def for_readers(df: pl.DataFrame) -> pl.DataFrame:
+    """DF as a table for readers (Markdown beside the report, `export --out x.md`): human column names, and
+    true/false as yes/no, as the report's HTML tables show them."""
+    df = flatten_nested(df)
+    df = df.with_columns(
+        pl.when(pl.col(c)).then(pl.lit("yes")).when(pl.col(c).not_()).then(pl.lit("no")).alias(c)
+        for c, t in df.schema.items()
+        if t == pl.Boolean
+    )
+    return df.rename(dict(zip(df.columns, human_names(df.columns))))
 
 
 def latex_escape(text: str) -> str:
@@ -76,35 +115,55 @@ def latex_escape(text: str) -> str:
 
 
 def _cell(value, dtype: pl.DataType, precision: int) -> str:
+    """One LaTeX cell: undefined as NULL_MARK, true/false as yes/no, numbers with a minus sign ($-$, not the
+    hyphen that a bare '-' sets in text)."""
     if value is None or (isinstance(value, float) and value != value):
         return NULL_MARK
-    if dtype.is_float():
-        return f"{value:.{precision}f}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if dtype.is_numeric():
+        text = fixed(value, precision) if dtype.is_float() else str(value)
+        return "$-$" + text[1:] if text.startswith("-") else text
     return latex_escape(str(value))
 
 
 def to_latex(df: pl.DataFrame, caption: str | None = None, label: str | None = None, precision: int = 3) -> str:
-    """A booktabs table: numbers right-aligned at PRECISION decimals, text escaped, columns as in DF."""
+    """A booktabs table that fits the text width: numbers right-aligned at PRECISION decimals with true minus signs,
+    text escaped, columns as in DF. A header longer than its column's values is set on several lines, and a table
+    still wider than the line is scaled down to it (never up), so that it needs `\\usepackage{booktabs,graphicx}`
+    and nothing else."""
     df = flatten_nested(df)
-    align = "".join("r" if t.is_numeric() else "l" for t in df.dtypes)
+    aligns = ["r" if t.is_numeric() else "l" for t in df.dtypes]
+    rows = [[_cell(v, t, precision) for v, t in zip(row, df.dtypes)] for row in df.iter_rows()]
+    widths = [max([len(r[i].replace("$-$", "-")) for r in rows], default=0) for i in range(df.width)]
+    header = [_header(n, w, a) for n, w, a in zip(human_names(df.columns), widths, aligns)]
     lines = [
         "\\begin{table}[ht]",
         "\\centering",
-        f"\\begin{{tabular}}{{{align}}}",
+        "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%",
+        f"\\begin{{tabular}}{{{''.join(aligns)}}}",
         "\\toprule",
-        " & ".join(latex_escape(c) for c in human_names(df.columns)) + " \\\\",
+        " & ".join(header) + " \\\\",
         "\\midrule",
+        *(" & ".join(r) + " \\\\" for r in rows),
+        "\\bottomrule",
+        "\\end{tabular}}",
     ]
-    dtypes = df.dtypes
-    for row in df.iter_rows():
-        lines.append(" & ".join(_cell(v, t, precision) for v, t in zip(row, dtypes)) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}"]
     if caption:
         lines.append(f"\\caption{{{latex_escape(caption)}}}")
     if label:
         lines.append(f"\\label{{{label}}}")
     lines.append("\\end{table}")
     return "\n".join(lines) + "\n"
+
+
+def _header(name: str, width: int, align: str) -> str:
+    """Column NAME in LaTeX, broken between words into lines no wider than the column's values (WIDTH characters,
+    at least 10) and aligned as the column, bottom lines level across the header."""
+    parts = textwrap.wrap(name, max(width, 10), break_long_words=False, break_on_hyphens=False)
+    if len(parts) < 2:
+        return latex_escape(name)
+    return f"\\begin{{tabular}}[b]{{@{{}}{align}@{{}}}}" + " \\\\ ".join(map(latex_escape, parts)) + "\\end{tabular}"
 
 
 def write_table(
@@ -124,8 +183,7 @@ def write_table(
         elif suffix == ".json":
             tmp.write_text(render(df, "json"), encoding="utf-8")
         elif suffix == ".md":
-            named = df.rename(dict(zip(df.columns, human_names(df.columns))))
-            tmp.write_text(render(named, "markdown", float_precision=precision), encoding="utf-8")
+            tmp.write_text(render(for_readers(df), "markdown", float_precision=precision), encoding="utf-8")
         else:
             tmp.write_text(to_latex(df, caption, label, precision), encoding="utf-8")
     return out

@@ -23,14 +23,14 @@ from toolkit.defaults import CLASSES, THRESHOLD
 from toolkit.figures import vega
 from toolkit.figures.charts import ChartOptions, build, images
 from toolkit.figures.deactivation import latest_deactivation
-from toolkit.figures.export import human_names, write_table
+from toolkit.figures.export import for_readers, human_names, write_table
 from toolkit.figures.length import REPORT_FIGURES
 from toolkit.figures.report_sections import Table, method_tables, shown_path
 from toolkit.stats.analysis import EVALUATION_COLUMNS, caveats, language_pairs, resolve, top_variance_neurons
 from toolkit.stats.explorer import cards_json, neuron_cards
 from toolkit.store.catalog import definitions
 from toolkit.store.output import atomic_dir, check_output_dir
-from toolkit.store.query import NULL_MARK, json_value, render
+from toolkit.store.query import NULL_MARK, fixed, json_value, render
 from toolkit.store.warehouse import Warehouse
 
 STATISTICS_SQL = "sql/views/010_statistics.sql"
@@ -366,7 +366,7 @@ def _html_table(df: pl.DataFrame, precision: int = 3) -> str:
         cells = []
         for name, v in zip(df.columns, row):
             if isinstance(v, float) and math.isfinite(v):
-                cells.append(f'<td class="num">{v:.{precision}f}</td>')
+                cells.append(f'<td class="num">{fixed(v, precision)}</td>')
             elif isinstance(v, float) or v is None:
                 cells.append(f'<td class="num">{NULL_MARK}</td>')
             elif isinstance(v, bool):
@@ -581,7 +581,7 @@ def _summary(c: Contents, info: pl.DataFrame) -> str:
     """The Markdown summary beside the page: the run, every table, and the list of files."""
     summary = [f"# Run `{c.run}`, layer {c.layer}", "", render(info, "markdown")]
     for t in c.tables:
-        summary += [f"## {t.title}", "", render(t.frame, "markdown", float_precision=3)]
+        summary += [f"## {t.title}", "", render(for_readers(t.frame), "markdown", float_precision=3)]
     summary += [
         "## Files",
         "",

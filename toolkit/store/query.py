@@ -24,6 +24,13 @@ from toolkit.store.warehouse import Warehouse
 NULL_MARK = "--"
 
 
+def fixed(value: float, precision: int) -> str:
+    """VALUE at PRECISION decimals, without the sign of a value that rounds to zero: "-0.000" would read as a
+    negative result that is not there."""
+    text = f"{value:.{precision}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text
+
+
 def run_query(db: str | Path | None, sql: str) -> pl.DataFrame:
     """Run SQL (one or more statements; the last one's result is returned) without changing any file."""
     if not sql.strip():
@@ -110,7 +117,7 @@ def _cells(df: pl.DataFrame, float_precision: int | None) -> list[list[str]]:
     for name, dtype in df.schema.items():
         values = df[name].to_list()
         if dtype.is_float():
-            fmt = (lambda v: f"{v:.{float_precision}f}") if float_precision is not None else (lambda v: f"{v:.6g}")
+            fmt = (lambda v: fixed(v, float_precision)) if float_precision is not None else (lambda v: f"{v:.6g}")
             columns.append([NULL_MARK if v is None else fmt(v) for v in values])
         else:
             columns.append([NULL_MARK if v is None else str(v) for v in values])
