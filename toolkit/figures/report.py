@@ -197,7 +197,7 @@ def _finding_tables(wh: Warehouse, run: str, layer: int, threshold: float, absol
     """The paper's findings: top-variance neurons, cross-lingual consistency, ceilings, classes, top neurons."""
     wide = _wide(wh.class_counts(run, layer, threshold, absolute))
     top = top_variance_neurons(wh, run, layer, 20)
-    length = " (length_share: the share that is sentence length, view length_confound)" * (
+    length = " (length share: the share that is sentence length, view length_confound)" * (
         "length_share" in top.columns
     )
     return [
@@ -285,9 +285,9 @@ def _significance_tables(wh: Warehouse, run: str, layer: int, threshold: float, 
         ),
         Table(
             "pair-intervals",
-            "Mean Spearman per language pair with basic bootstrap 95 % intervals: spearman is the estimate from the "
-            "profiles (attenuated by their noise), corrected the bias-corrected estimate (spearman - bias) the "
-            "interval is built around; the interval may exclude spearman",
+            "Mean Spearman per language pair with basic bootstrap 95 % intervals: Spearman is the estimate from the "
+            "profiles (attenuated by their noise), corrected the bias-corrected estimate (Spearman - bias) the "
+            "interval is built around; the interval may exclude Spearman",
             "correlation_intervals",
             wh.sql(
                 "select language_a, language_b, spearman, corrected, low, high, bias, min_cell from correlation_intervals "

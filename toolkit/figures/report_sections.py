@@ -139,7 +139,7 @@ def _probe(wh: Warehouse, run: str, layer: int) -> list[Table]:
         tables.append(
             Table(
                 "probe-topk",
-                "Probes on the top-k neurons by weight mass against random k-sets (p_value: share of random sets "
+                "Probes on the top-k neurons by weight mass against random k-sets (p: share of random sets "
                 "scoring at least as well; informative: the probe on every neuron beats the majority label by more "
                 "than chance, so its ranking is evidence)",
                 "probe_topk",
