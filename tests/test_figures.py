@@ -18,7 +18,7 @@ from conftest import CHROMIUM, assert_one_line_error, render_in_chromium
 
 from toolkit.capture.load import load_long
 from toolkit.figures.charts import ChartOptions, build
-from toolkit.figures.export import latex_escape, to_latex, write_table
+from toolkit.figures.export import PAGE_ROWS, latex_escape, to_latex, write_table
 from toolkit.figures.report import build_report
 from toolkit.store.warehouse import Warehouse
 
@@ -334,21 +334,50 @@ def test_latex_and_markdown_tables_read_as_a_paper_prints_them(tmp_path):
     ]
 
 
+def tall_table(rows: int) -> pl.DataFrame:
+    return pl.DataFrame({"neuron": range(rows), "mean_z": np.linspace(-1, 1, rows), "label": ["joy"] * rows})
+
+
+def test_a_table_taller_than_a_page_is_a_longtable_with_its_header_on_every_page():
+    """A float holds one page and drops what does not fit; past PAGE_ROWS rows the table breaks across pages."""
+    assert "\\begin{table}" in to_latex(tall_table(PAGE_ROWS))
+    lines = to_latex(tall_table(PAGE_ROWS + 1), caption="All", label="tab:all").splitlines()
+    start, end = lines.index("\\begin{longtable}{rrl}"), lines.index("\\end{longtable}")
+    assert lines[start + 1] == "\\caption{All} \\label{tab:all} \\\\"
+    head = lines[start + 2 : lines.index("\\endfirsthead")]
+    assert head == ["\\toprule", "neuron & mean z & label \\\\", "\\midrule"]
+    assert lines[lines.index("\\endfirsthead") + 1 : lines.index("\\endhead")] == head  # repeated on each page
+    rows = lines[lines.index("\\endfoot") + 1 : end]
+    assert len(rows) == PAGE_ROWS + 1 and rows[0] == "0 & $-$1.000 & joy \\\\" and rows[-1] == "40 & 1.000 & joy \\\\"
+
+
+def pdflatex(tmp_path: Path, table: str) -> str:
+    """pdflatex's log of an article that inputs TABLE with the packages the export names."""
+    (tmp_path / "t.tex").write_text(table)
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\\usepackage{booktabs,graphicx,longtable}\\begin{document}\\input{t.tex}"
+        "\\end{document}\n"
+    )
+    for _ in range(2):  # longtable settles its column widths on the second run
+        run = subprocess.run(
+            [shutil.which("pdflatex"), "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
+        assert run.returncode == 0, run.stdout[-2000:]
+    return run.stdout
+
+
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="TeX is not installed (make test does not install it)")
-def test_a_wide_latex_table_compiles_within_the_line(tmp_path):
-    """The wide table above, set by pdflatex with the two packages the export names: no error, no overfull line
-    (it is twice the text width before scaling)."""
-    pdflatex = shutil.which("pdflatex")
-    (tmp_path / "t.tex").write_text(to_latex(wide_table(), caption="Wide", label="tab:wide"))
-    doc = tmp_path / "doc.tex"
-    doc.write_text(
-        "\\documentclass{article}\\usepackage{booktabs,graphicx}\\begin{document}\\input{t.tex}\\end{document}\n"
-    )
-    run = subprocess.run(
-        [pdflatex, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path, capture_output=True, text=True
-    )
-    assert run.returncode == 0, run.stdout[-2000:]
-    assert "Overfull \\hbox" not in run.stdout, run.stdout[-2000:]
+def test_wide_and_tall_latex_tables_compile_within_the_page(tmp_path):
+    """Set by pdflatex: the wide table above (twice the text width before scaling) has no overfull line; a table
+    of 150 rows runs over four pages and nothing is lost off a page's end."""
+    log = pdflatex(tmp_path, to_latex(wide_table(), caption="Wide", label="tab:wide"))
+    assert "Overfull \\hbox" not in log, log[-2000:]
+    log = pdflatex(tmp_path, to_latex(tall_table(150), caption="Tall"))
+    assert "Overfull" not in log and "Float too large" not in log, log[-2000:]
+    assert re.search(r"Output written on doc.pdf \((\d+) pages", log).group(1) == "4", log[-500:]
 
 
 def test_export_round_trips(tmp_path, paper_sized, neurons):
@@ -386,7 +415,10 @@ def test_export_round_trips(tmp_path, paper_sized, neurons):
         "--label",
         "tab:mono",
     )
-    assert r.exit_code == 0 and "\\caption{Monolingual neurons}" in tex.read_text()
+    assert r.exit_code == 0 and "\\caption{Monolingual neurons}" in tex.read_text() and not r.stderr
+    r = neurons("--db", paper_sized, "export", "label_profiles", "--run", "paper", "--out", tex)
+    assert r.exit_code == 0 and "\\begin{longtable}" in tex.read_text()
+    assert r.stderr.startswith("note: ") and "\\usepackage{longtable}" in r.stderr  # the package it now needs
     assert_one_line_error(
         neurons("--db", paper_sized, "export", "runs", "--out", tmp_path / "x.xlsx"), "unsupported extension"
     )

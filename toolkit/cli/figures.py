@@ -142,7 +142,7 @@ def export(
     precision: int,
 ) -> None:
     """Export a view or table (by name) or a read-only SQL query (`-` for stdin) to a file for a paper."""
-    from toolkit.figures.export import TABLE_FORMATS, export_query, write_table
+    from toolkit.figures.export import PAGE_ROWS, TABLE_FORMATS, export_query, write_table
 
     if out.suffix.lower() not in TABLE_FORMATS:
         raise UserError(f"--out {out}: unsupported extension '{out.suffix}'; use one of {', '.join(TABLE_FORMATS)}")
@@ -151,6 +151,12 @@ def export(
     df = export_query(ctx.db, what, run, layer)
     write_table(df, out, caption, tex_label, precision)
     click.echo(f"wrote {df.height} rows to {out}")
+    if out.suffix.lower() == ".tex" and df.height > PAGE_ROWS:
+        click.echo(
+            f"note: {df.height} rows do not fit one page, so the table is a longtable that continues over the next "
+            "pages: it needs \\usepackage{longtable} beside booktabs and graphicx, and one-column pages",
+            err=True,
+        )
 
 
 COMMANDS = [chart, report, export]

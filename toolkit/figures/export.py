@@ -127,33 +127,56 @@ def _cell(value, dtype: pl.DataType, precision: int) -> str:
     return latex_escape(str(value))
 
 
+PAGE_ROWS = 40
+"""Rows beyond which a LaTeX table is set as a longtable, which breaks across pages: a float holds one page, about 50
+rows of text at 10 pt in an article, and silently drops the rows below the page's end."""
+
+
 def to_latex(df: pl.DataFrame, caption: str | None = None, label: str | None = None, precision: int = 3) -> str:
-    """A booktabs table that fits the text width: numbers right-aligned at PRECISION decimals with true minus signs,
-    text escaped, columns as in DF. A header longer than its column's values is set on several lines, and a table
-    still wider than the line is scaled down to it (never up), so that it needs `\\usepackage{booktabs,graphicx}`
-    and nothing else."""
+    """A booktabs table that fits the page: numbers right-aligned at PRECISION decimals with true minus signs, text
+    escaped, columns as in DF. A header longer than its column's values is set on several lines. Up to PAGE_ROWS
+    rows, a float scaled down to the line when wider than it (never up); needs `\\usepackage{booktabs,graphicx}`.
+    Longer, a longtable in small type that continues on the next pages with its header repeated (it cannot be
+    scaled); needs `\\usepackage{longtable}` too, and one-column pages (`\\onecolumn` in a two-column paper)."""
     df = flatten_nested(df)
-    aligns = ["r" if t.is_numeric() else "l" for t in df.dtypes]
+    aligns = "".join("r" if t.is_numeric() else "l" for t in df.dtypes)
     rows = [[_cell(v, t, precision) for v, t in zip(row, df.dtypes)] for row in df.iter_rows()]
     widths = [max([len(r[i].replace("$-$", "-")) for r in rows], default=0) for i in range(df.width)]
-    header = [_header(n, w, a) for n, w, a in zip(human_names(df.columns), widths, aligns)]
-    lines = [
-        "\\begin{table}[ht]",
-        "\\centering",
-        "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%",
-        f"\\begin{{tabular}}{{{''.join(aligns)}}}",
+    header = [
         "\\toprule",
-        " & ".join(header) + " \\\\",
+        " & ".join(_header(n, w, a) for n, w, a in zip(human_names(df.columns), widths, aligns)) + " \\\\",
         "\\midrule",
-        *(" & ".join(r) + " \\\\" for r in rows),
-        "\\bottomrule",
-        "\\end{tabular}}",
     ]
-    if caption:
-        lines.append(f"\\caption{{{latex_escape(caption)}}}")
-    if label:
-        lines.append(f"\\label{{{label}}}")
-    lines.append("\\end{table}")
+    body = [" & ".join(r) + " \\\\" for r in rows]
+    named = ([f"\\caption{{{latex_escape(caption)}}}"] if caption else []) + ([f"\\label{{{label}}}"] if label else [])
+    if len(rows) > PAGE_ROWS:
+        lines = [
+            "\\begingroup\\small\\setlength{\\tabcolsep}{4pt}",
+            f"\\begin{{longtable}}{{{aligns}}}",
+            *([" ".join(named) + " \\\\"] if named else []),
+            *header,
+            "\\endfirsthead",
+            *header,
+            "\\endhead",
+            "\\bottomrule",
+            "\\endfoot",
+            *body,
+            "\\end{longtable}",
+            "\\endgroup",
+        ]
+    else:
+        lines = [
+            "\\begin{table}[ht]",
+            "\\centering",
+            "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%",
+            f"\\begin{{tabular}}{{{aligns}}}",
+            *header,
+            *body,
+            "\\bottomrule",
+            "\\end{tabular}}",
+            *named,
+            "\\end{table}",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -23,7 +23,7 @@ from toolkit.defaults import CLASSES, THRESHOLD
 from toolkit.figures import vega
 from toolkit.figures.charts import ChartOptions, build, images
 from toolkit.figures.deactivation import latest_deactivation
-from toolkit.figures.export import for_readers, human_names, write_table
+from toolkit.figures.export import PAGE_ROWS, for_readers, human_names, write_table
 from toolkit.figures.length import REPORT_FIGURES
 from toolkit.figures.report_sections import Table, method_tables, shown_path
 from toolkit.stats.analysis import EVALUATION_COLUMNS, caveats, language_pairs, resolve, top_variance_neurons
@@ -588,5 +588,7 @@ def _summary(c: Contents, info: pl.DataFrame) -> str:
         "- `index.html`: the self-contained report",
         *[f"- `figures/{f.key}.png`, `figures/{f.key}.svg`: {f.title}" for f in c.figures],
         *[f"- `tables/{t.key}.csv`, `tables/{t.key}.tex`: {t.title}" for t in c.tables],
+        "",
+        f"The LaTeX tables need `\\usepackage{{booktabs,graphicx,longtable}}` (longtable: over {PAGE_ROWS} rows).",
     ]
     return "\n".join(summary) + "\n"
