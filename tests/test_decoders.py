@@ -205,6 +205,15 @@ def test_decoder_demo_runs_the_lape_study_end_to_end(tmp_path, neurons):
     assert {k: v for k, v in shown.items() if v} == {(layer, lang): n for layer, lang, n in counts}
 
 
+def test_decoder_demo_trained_too_briefly_says_to_train_longer(tmp_path, neurons):
+    """One epoch leaves the tiny LM without language-specific neurons: the demo, which has no --top-rate, says
+    what helps (more epochs) in its last line instead of pointing at a flag it does not take."""
+    r = neurons("demo", "--decoder", "--out", tmp_path / "d", "--epochs", "1")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("neurons: after 1 epoch the tiny LM") and "--epochs 30" in last and "--top-rate" not in last
+
+
 def test_steering_equals_hand_hooked_generation(tmp_path, neurons, checkpoint, sample):
     """`neurons steer`: the steered outputs equal greedy generation with the language's LAPE neurons set by hand
     to their mean FFN value over its tokens (BOS left out); unsteered outputs equal plain generation; each output's

@@ -19,6 +19,7 @@ from toolkit.capture.extract import ExtractOptions, extract
 from toolkit.capture.finetune import train_classifier
 from toolkit.capture.tinymodels import build_model, save_checkpoint, train_tokenizer
 from toolkit.causal.ablate import AblateOptions, ablate, rank_in_words
+from toolkit.errors import UserError
 from toolkit.figures.report import build_report
 from toolkit.figures.report_text import extraction_summary
 from toolkit.stats.compare import compare
@@ -177,7 +178,7 @@ def run_decoder_demo(out: Path, epochs: int = 30, seed: int = 0) -> Path:
     the sample's five scripts, its FFN token shares, LAPE's language-specific neurons, the deactivation test on
     the test split, and the report. Returns the warehouse path."""
     from toolkit.capture.finetune import train_language_model
-    from toolkit.causal.deactivate import DeactivateOptions, deactivate
+    from toolkit.causal.deactivate import DeactivateOptions, deactivate, lape_sets
 
     out.mkdir(parents=True, exist_ok=True)
     data = sample_path()
@@ -196,6 +197,14 @@ def run_decoder_demo(out: Path, epochs: int = 30, seed: int = 0) -> Path:
     extract_shares(db, checkpoint, everything, "decoder-ffn")
     test_split = read_dataset(data, id_column="id", split_column="split", splits=["test"])
     options = DeactivateOptions(top_rate=0.05, controls=3, seed=seed)  # 5 % of a tiny model's 512 FFN neurons
+    with Warehouse(db, read_only=True) as wh:
+        try:
+            lape_sets(wh, "decoder-ffn", options)
+        except UserError:  # the demo has no --top-rate to raise: what helps is training
+            raise UserError(
+                f"after {epochs} epoch{'s' * (epochs != 1)} the tiny LM's FFN does not yet tell its languages apart: LAPE finds no "
+                "language-specific neurons at top rate 0.05; train it longer (--epochs 30, the default, finds them)"
+            ) from None
     result = deactivate(db, str(checkpoint), test_split, "decoder-ffn", options, progress=False)
     m = result.matrix
     own = m.filter(pl.col("deactivated_language") == pl.col("evaluated_language")).sort("evaluated_language")
