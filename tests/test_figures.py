@@ -373,7 +373,7 @@ def pdflatex(tmp_path: Path, table: str) -> str:
     shutil.which("pdflatex") is None and not os.environ.get("CI"), reason="TeX is not installed (.ci/run installs it)"
 )
 def test_wide_and_tall_latex_tables_compile_within_the_page(tmp_path):
-    """Set by pdflatex: the wide table above (twice the text width before scaling) has no overfull line; a table
+    """Set by pdflatex: the wide table above (2.7 times the text width before scaling) has no overfull line; a table
     of 150 rows runs over four pages and nothing is lost off a page's end."""
     assert shutil.which("pdflatex"), "CI must install TeX (see .ci/run)"
     log = pdflatex(tmp_path, to_latex(wide_table(), caption="Wide", label="tab:wide"))
