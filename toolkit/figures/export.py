@@ -189,6 +189,16 @@ def _header(name: str, width: int, align: str) -> str:
     return f"\\begin{{tabular}}[b]{{@{{}}{align}@{{}}}}" + " \\\\ ".join(map(latex_escape, parts)) + "\\end{tabular}"
 
 
+def _constants_to_caption(df: pl.DataFrame, caption: str | None) -> tuple[pl.DataFrame, str | None]:
+    """A paper's table names its run and layer once, in the caption, not in a column that repeats one value on
+    every row: the `run` and `layer` columns that hold one value each leave the table for the caption."""
+    constant = [c for c in ("run", "layer") if c in df.columns and df.height and df[c].n_unique() == 1]
+    if not constant:
+        return df, caption
+    said = ", ".join(f"{c} {df[c][0]}" for c in constant)
+    return df.drop(constant), f"{caption} ({said})" if caption else said[0].upper() + said[1:]
+
+
 def write_table(
     df: pl.DataFrame, out: str | Path, caption: str | None = None, label: str | None = None, precision: int = 3
 ) -> Path:
@@ -208,6 +218,7 @@ def write_table(
         elif suffix == ".md":
             tmp.write_text(render(for_readers(df), "markdown", float_precision=precision), encoding="utf-8")
         else:
+            df, caption = _constants_to_caption(df, caption)
             tmp.write_text(to_latex(df, caption, label, precision), encoding="utf-8")
     return out
 
