@@ -432,6 +432,10 @@ def test_export_round_trips(tmp_path, paper_sized, neurons):
     text = tex.read_text()  # one run and one layer: said once, in the caption, not in two constant columns
     assert "\\caption{Monolingual neurons (run paper, layer 11)}" in text
     assert "\\toprule\nlanguage & neurons \\\\\n" in text
+    r = neurons(
+        "--db", paper_sized, "export", "language_pair_summary", "--run", "paper", "--out", tex, "--caption", "Pairs."
+    )
+    assert r.exit_code == 0 and "\\caption{Pairs (run paper, layer 11).}" in tex.read_text()
     r = neurons("--db", paper_sized, "export", "label_profiles", "--run", "paper", "--out", tex)
     assert r.exit_code == 0 and "\\begin{longtable}" in tex.read_text()
     assert r.stderr.startswith("note: ") and "\\usepackage{longtable}" in r.stderr  # the package it now needs

@@ -201,8 +201,9 @@ def run_decoder_demo(out: Path, epochs: int = 30, seed: int = 0) -> Path:
         try:
             lape_sets(wh, "decoder-ffn", options)
         except UserError:  # the demo has no --top-rate to raise: what helps is training
+            trained = f"{epochs} epoch{'s' * (epochs != 1)}"
             raise UserError(
-                f"after {epochs} epoch{'s' * (epochs != 1)} the tiny LM's FFN does not yet tell its languages apart: LAPE finds no "
+                f"after {trained} the tiny LM's FFN does not yet tell its languages apart: LAPE finds no "
                 "language-specific neurons at top rate 0.05; train it longer (--epochs 30, the default, finds them)"
             ) from None
     result = deactivate(db, str(checkpoint), test_split, "decoder-ffn", options, progress=False)

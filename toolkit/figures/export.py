@@ -196,7 +196,10 @@ def _constants_to_caption(df: pl.DataFrame, caption: str | None) -> tuple[pl.Dat
     if not constant:
         return df, caption
     said = ", ".join(f"{c} {df[c][0]}" for c in constant)
-    return df.drop(constant), f"{caption} ({said})" if caption else said[0].upper() + said[1:]
+    if not caption:
+        return df.drop(constant), said[0].upper() + said[1:]
+    stop = "." if caption.endswith(".") else ""  # "Pairs." -> "Pairs (run r, layer 11)."
+    return df.drop(constant), f"{caption.removesuffix('.')} ({said}){stop}"
 
 
 def write_table(
