@@ -156,8 +156,8 @@ def caveats(wh: Warehouse, run: str, layer: int, threshold: float = THRESHOLD, a
     neurons by q alone and by q plus effect size (`neuron_significance`), languages whose classes at THRESHOLD are
     mostly chance (`profile_chance`), top neurons whose label differences are mostly sentence length
     (`length_confound`) and language pairs whose agreement is partly length (`length_pair_summary`), ablations
-    run where the model is at chance (`ablation_summary`), a probe that learnt nothing (`probe_topk`), and label x pair correlations too noisy to
-    interpret (`crosslingual_ceiling`)."""
+    run where the model is at chance (`ablation_summary`), a probe that learnt nothing (`probe_topk`), and label x
+    pair correlations too noisy to interpret (`crosslingual_ceiling`)."""
     notes = []
     chance = wh.sql(
         "select language, macro_f1, macro_f1_null_high, macro_f1_p from evaluation where run = ? and at_chance "
